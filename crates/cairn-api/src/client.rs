@@ -1,0 +1,544 @@
+//! The [`Client`]: address and token handling, one method per Consul endpoint that Cairn's
+//! tools need, and a generic JSON escape hatch for the rest.
+
+use crate::encode::{encode_component, encode_key_path, format_wait, Query};
+use crate::error::ApiError;
+use crate::types::{
+    AgentService, CatalogService, KvPair, Member, Node, ServiceDefinition, ServiceEntry,
+};
+use reqwest::{Method, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The agent address used when neither the caller nor the environment names one.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8500";
+
+/// Response header carrying the blocking-query index.
+const INDEX_HEADER: &str = "X-Consul-Index";
+/// Request header carrying the ACL token.
+const TOKEN_HEADER: &str = "X-Consul-Token";
+
+/// A body to send with a request.
+enum Body {
+    None,
+    Json(Vec<u8>),
+    Raw(Vec<u8>),
+}
+
+/// An HTTP client for one agent. Cheap to clone (the connection pool is shared).
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the agent at `addr`: `host:port`, `http://host:port` or `https://...`.
+    ///
+    /// A trailing `/` is ignored. No request is made.
+    pub fn new(addr: &str) -> Result<Self, ApiError> {
+        let base = normalize_addr(addr)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ApiError::InvalidAddress {
+                addr: addr.to_string(),
+                reason: format!("cannot build HTTP client: {e}"),
+            })?;
+        Ok(Client {
+            base,
+            token: None,
+            http,
+        })
+    }
+
+    /// A client configured from the environment: address from `CAIRN_HTTP_ADDR`, then
+    /// `CONSUL_HTTP_ADDR`, then [`DEFAULT_HTTP_ADDR`]; token from `CAIRN_HTTP_TOKEN`, then
+    /// `CONSUL_HTTP_TOKEN`. Empty variables count as unset.
+    pub fn from_env() -> Result<Self, ApiError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`Client::from_env`], reading variables through `lookup` (for tests and for
+    /// callers layering flags over the environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ApiError> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let addr = get("CAIRN_HTTP_ADDR")
+            .or_else(|| get("CONSUL_HTTP_ADDR"))
+            .unwrap_or_else(|| DEFAULT_HTTP_ADDR.to_string());
+        let token = get("CAIRN_HTTP_TOKEN").or_else(|| get("CONSUL_HTTP_TOKEN"));
+        Ok(Self::new(&addr)?.with_token(token))
+    }
+
+    /// Sets (or clears) the ACL token sent as `X-Consul-Token`.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:8500`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The ACL token, if one is set.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    // ---- plumbing -------------------------------------------------------------------------
+
+    fn url(&self, path_and_query: &str) -> String {
+        let p = path_and_query.trim_start_matches('/');
+        if p.starts_with("v1/") || p == "v1" {
+            format!("{}/{p}", self.base)
+        } else {
+            format!("{}/v1/{p}", self.base)
+        }
+    }
+
+    /// Sends a request and returns the response whatever its status.
+    async fn send(&self, method: Method, path: &str, body: Body) -> Result<Response, ApiError> {
+        let url = self.url(path);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.header(TOKEN_HEADER, t);
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(b) => req.header("Content-Type", "application/json").body(b),
+            Body::Raw(b) => req.body(b),
+        };
+        req.send()
+            .await
+            .map_err(|source| ApiError::Transport { url, source })
+    }
+
+    /// Sends a request; non-2xx statuses become [`ApiError::Status`].
+    async fn send_ok(&self, method: Method, path: &str, body: Body) -> Result<Response, ApiError> {
+        check_status(self.send(method, path, body).await?).await
+    }
+
+    /// Like [`Client::send`], but a 404 becomes `Ok(None)`.
+    async fn send_optional(&self, path: &str) -> Result<Option<Response>, ApiError> {
+        let resp = self.send(Method::GET, path, Body::None).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        check_status(resp).await.map(Some)
+    }
+
+    fn json_body<B: Serialize + ?Sized>(body: &B) -> Result<Body, ApiError> {
+        serde_json::to_vec(body)
+            .map(Body::Json)
+            .map_err(ApiError::Encode)
+    }
+
+    // ---- generic escape hatch -------------------------------------------------------------
+
+    /// `GET` any endpoint and decode its JSON. `path_and_query` is e.g. `/v1/agent/checks` or
+    /// `agent/checks?filter=...` (`/v1/` is added when missing); the caller encodes it.
+    pub async fn get_json<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T, ApiError> {
+        Ok(self.get_json_with_index(path_and_query).await?.0)
+    }
+
+    /// Like [`Client::get_json`], also returning `X-Consul-Index` (0 when absent).
+    pub async fn get_json_with_index<T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> Result<(T, u64), ApiError> {
+        let resp = self.send_ok(Method::GET, path_and_query, Body::None).await?;
+        let index = index_of(&resp);
+        Ok((decode(resp).await?, index))
+    }
+
+    /// `PUT` a JSON body to any endpoint and decode the JSON answer (an empty answer decodes
+    /// as `null`, so `T = ()` or `Option<_>` work for endpoints that return nothing).
+    pub async fn put_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let resp = self
+            .send_ok(Method::PUT, path_and_query, Self::json_body(body)?)
+            .await?;
+        decode(resp).await
+    }
+
+    /// `PUT` with no body and decode the JSON answer (as [`Client::put_json`]).
+    pub async fn put_empty<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T, ApiError> {
+        let resp = self.send_ok(Method::PUT, path_and_query, Body::None).await?;
+        decode(resp).await
+    }
+
+    // ---- agent ----------------------------------------------------------------------------
+
+    /// `GET /v1/agent/self`: the agent's configuration and member record.
+    pub async fn agent_self(&self) -> Result<serde_json::Value, ApiError> {
+        self.get_json("/v1/agent/self").await
+    }
+
+    /// `GET /v1/agent/members`: the LAN gossip members.
+    pub async fn agent_members(&self) -> Result<Vec<Member>, ApiError> {
+        self.agent_members_opts(false).await
+    }
+
+    /// `GET /v1/agent/members[?wan]`.
+    pub async fn agent_members_opts(&self, wan: bool) -> Result<Vec<Member>, ApiError> {
+        let path = Query::new().flag_if("wan", wan).to_path("/v1/agent/members");
+        self.get_json(&path).await
+    }
+
+    /// `PUT /v1/agent/service/register`.
+    pub async fn agent_service_register(&self, def: &ServiceDefinition) -> Result<(), ApiError> {
+        self.send_ok(
+            Method::PUT,
+            "/v1/agent/service/register",
+            Self::json_body(def)?,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `PUT /v1/agent/service/deregister/:id` (a no-op for unknown IDs on Consul).
+    pub async fn agent_service_deregister(&self, id: &str) -> Result<(), ApiError> {
+        let path = format!("/v1/agent/service/deregister/{}", encode_component(id));
+        self.send_ok(Method::PUT, &path, Body::None).await.map(drop)
+    }
+
+    /// `GET /v1/agent/services`: service ID → service, for this agent only.
+    pub async fn agent_services(&self) -> Result<BTreeMap<String, AgentService>, ApiError> {
+        self.get_json("/v1/agent/services").await
+    }
+
+    // ---- catalog / health -----------------------------------------------------------------
+
+    /// `GET /v1/catalog/services`: service name → union of its tags.
+    pub async fn catalog_services(&self) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+        let raw: BTreeMap<String, Option<Vec<String>>> =
+            self.get_json("/v1/catalog/services").await?;
+        Ok(raw
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect())
+    }
+
+    /// `GET /v1/catalog/nodes`.
+    pub async fn catalog_nodes(&self) -> Result<Vec<Node>, ApiError> {
+        self.get_json("/v1/catalog/nodes").await
+    }
+
+    /// `GET /v1/catalog/service/:name`: every registered instance, healthy or not.
+    pub async fn catalog_service(&self, name: &str) -> Result<Vec<CatalogService>, ApiError> {
+        let path = format!("/v1/catalog/service/{}", encode_component(name));
+        self.get_json(&path).await
+    }
+
+    /// `GET /v1/health/service/:name[?passing]`.
+    pub async fn health_service(
+        &self,
+        name: &str,
+        passing: bool,
+    ) -> Result<Vec<ServiceEntry>, ApiError> {
+        Ok(self.health_service_query(name, passing, None, None).await?.0)
+    }
+
+    /// A blocking `GET /v1/health/service/:name?index=&wait=`: returns when the result may
+    /// have changed since `index` or after `wait`, with the new `X-Consul-Index`.
+    ///
+    /// Per Consul's client rules, an index below 1 is sent as 1... except 0, which means
+    /// "don't block" and returns immediately.
+    pub async fn health_service_blocking(
+        &self,
+        name: &str,
+        index: u64,
+        wait: Duration,
+    ) -> Result<(Vec<ServiceEntry>, u64), ApiError> {
+        self.health_service_query(name, false, Some(index), Some(wait))
+            .await
+    }
+
+    /// The general form of the health-service query: `passing`, and optional blocking
+    /// `index`/`wait`. Returns the entries and `X-Consul-Index`.
+    pub async fn health_service_query(
+        &self,
+        name: &str,
+        passing: bool,
+        index: Option<u64>,
+        wait: Option<Duration>,
+    ) -> Result<(Vec<ServiceEntry>, u64), ApiError> {
+        let path = Query::new()
+            .flag_if("passing", passing)
+            .opt("index", index.filter(|i| *i > 0))
+            .opt("wait", wait.filter(|_| index.unwrap_or(0) > 0).map(format_wait))
+            .to_path(&format!("/v1/health/service/{}", encode_component(name)));
+        self.get_json_with_index(&path).await
+    }
+
+    // ---- KV -------------------------------------------------------------------------------
+
+    fn kv_path(key: &str) -> String {
+        format!("/v1/kv/{}", encode_key_path(key))
+    }
+
+    /// `GET /v1/kv/:key`; `None` when the key does not exist.
+    pub async fn kv_get(&self, key: &str) -> Result<Option<KvPair>, ApiError> {
+        Ok(self.kv_get_with_index(key).await?.0)
+    }
+
+    /// `GET /v1/kv/:key` returning `X-Consul-Index` too (present on 404 as well).
+    pub async fn kv_get_with_index(&self, key: &str) -> Result<(Option<KvPair>, u64), ApiError> {
+        let resp = self.send(Method::GET, &Self::kv_path(key), Body::None).await?;
+        let index = index_of(&resp);
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok((None, index));
+        }
+        let pairs: Vec<KvPair> = decode(check_status(resp).await?).await?;
+        // A plain GET returns exactly the key; guard against servers answering a prefix.
+        let want = key.strip_prefix('/').unwrap_or(key);
+        let pair = pairs
+            .iter()
+            .position(|p| p.key == want)
+            .map(|i| pairs[i].clone())
+            .or_else(|| pairs.into_iter().next());
+        Ok((pair, index))
+    }
+
+    /// `GET /v1/kv/:key?raw`: just the value bytes; `None` when the key does not exist.
+    pub async fn kv_get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
+        let path = Query::new().flag("raw").to_path(&Self::kv_path(key));
+        match self.send_optional(&path).await? {
+            None => Ok(None),
+            Some(resp) => {
+                let url = resp.url().to_string();
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|source| ApiError::Transport { url, source })?;
+                Ok(Some(bytes.to_vec()))
+            }
+        }
+    }
+
+    /// `GET /v1/kv/:prefix?recurse`: every pair under `prefix` (empty when none).
+    pub async fn kv_list(&self, prefix: &str) -> Result<Vec<KvPair>, ApiError> {
+        let path = Query::new().flag("recurse").to_path(&Self::kv_path(prefix));
+        match self.send_optional(&path).await? {
+            None => Ok(Vec::new()),
+            Some(resp) => decode(resp).await,
+        }
+    }
+
+    /// `GET /v1/kv/:prefix?keys[&separator=]`: the key names under `prefix`, rolled up at
+    /// `separator` when given (empty when none).
+    pub async fn kv_keys(
+        &self,
+        prefix: &str,
+        separator: Option<&str>,
+    ) -> Result<Vec<String>, ApiError> {
+        let path = Query::new()
+            .flag("keys")
+            .opt("separator", separator.filter(|s| !s.is_empty()))
+            .to_path(&Self::kv_path(prefix));
+        match self.send_optional(&path).await? {
+            None => Ok(Vec::new()),
+            Some(resp) => decode::<Option<Vec<String>>>(resp)
+                .await
+                .map(Option::unwrap_or_default),
+        }
+    }
+
+    /// `PUT /v1/kv/:key[?flags=][&cas=]` with the raw value. Returns the server's verdict:
+    /// `false` when a check-and-set did not apply.
+    pub async fn kv_put(
+        &self,
+        key: &str,
+        value: &[u8],
+        flags: Option<u64>,
+        cas: Option<u64>,
+    ) -> Result<bool, ApiError> {
+        let path = Query::new()
+            .opt("flags", flags)
+            .opt("cas", cas)
+            .to_path(&Self::kv_path(key));
+        let resp = self
+            .send_ok(Method::PUT, &path, Body::Raw(value.to_vec()))
+            .await?;
+        decode(resp).await
+    }
+
+    /// `DELETE /v1/kv/:key[?recurse]`.
+    pub async fn kv_delete(&self, key: &str, recurse: bool) -> Result<bool, ApiError> {
+        let path = Query::new()
+            .flag_if("recurse", recurse)
+            .to_path(&Self::kv_path(key));
+        self.kv_delete_path(&path).await
+    }
+
+    /// `DELETE /v1/kv/:key?cas=index`: deletes only if `ModifyIndex` still equals `index`.
+    pub async fn kv_delete_cas(&self, key: &str, index: u64) -> Result<bool, ApiError> {
+        let path = Query::new().pair("cas", index.to_string()).to_path(&Self::kv_path(key));
+        self.kv_delete_path(&path).await
+    }
+
+    async fn kv_delete_path(&self, path: &str) -> Result<bool, ApiError> {
+        let resp = self.send_ok(Method::DELETE, path, Body::None).await?;
+        // Older servers answer an empty body; treat that as success.
+        Ok(decode::<Option<bool>>(resp).await?.unwrap_or(true))
+    }
+
+    // ---- status ---------------------------------------------------------------------------
+
+    /// `GET /v1/status/leader`: the leader's RPC address, empty when there is none.
+    pub async fn status_leader(&self) -> Result<String, ApiError> {
+        Ok(self
+            .get_json::<Option<String>>("/v1/status/leader")
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// `GET /v1/status/peers`: the Raft peers' RPC addresses.
+    pub async fn status_peers(&self) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .get_json::<Option<Vec<String>>>("/v1/status/peers")
+            .await?
+            .unwrap_or_default())
+    }
+}
+
+/// Turns a user-supplied address into a base URL without a trailing slash.
+fn normalize_addr(addr: &str) -> Result<String, ApiError> {
+    let invalid = |reason: &str| ApiError::InvalidAddress {
+        addr: addr.to_string(),
+        reason: reason.to_string(),
+    };
+    let a = addr.trim();
+    if a.is_empty() {
+        return Err(invalid("empty address"));
+    }
+    if a.starts_with("unix://") {
+        return Err(invalid("unix sockets are not supported"));
+    }
+    let with_scheme = if a.starts_with("http://") || a.starts_with("https://") {
+        a.to_string()
+    } else if a.contains("://") {
+        return Err(invalid("scheme must be http or https"));
+    } else {
+        format!("http://{a}")
+    };
+    let base = with_scheme.trim_end_matches('/').to_string();
+    let host = base.split_once("://").map(|(_, h)| h).unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(invalid("missing or malformed host"));
+    }
+    if host.contains('/') || host.contains('?') || host.contains('#') {
+        return Err(invalid("must be host[:port] without a path"));
+    }
+    Ok(base)
+}
+
+/// Parses `X-Consul-Index`, 0 when absent or malformed.
+fn index_of(resp: &Response) -> u64 {
+    resp.headers()
+        .get(INDEX_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Turns a non-2xx response into [`ApiError::Status`] carrying the server's message.
+async fn check_status(resp: Response) -> Result<Response, ApiError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let message = resp.text().await.unwrap_or_default().trim().to_string();
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("").to_string()
+    } else {
+        message
+    };
+    Err(ApiError::Status {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+/// Decodes a JSON body; an empty body decodes as `null`.
+async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
+    let url = resp.url().to_string();
+    let bytes = match resp.bytes().await {
+        Ok(b) => b,
+        Err(source) => return Err(ApiError::Transport { url, source }),
+    };
+    let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"null"
+    } else {
+        &bytes
+    };
+    serde_json::from_slice(body).map_err(|e| ApiError::Decode {
+        url,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_normalise() {
+        assert_eq!(normalize_addr("127.0.0.1:8500").unwrap(), "http://127.0.0.1:8500");
+        assert_eq!(normalize_addr("http://h:1/").unwrap(), "http://h:1");
+        assert_eq!(normalize_addr("https://h:8501").unwrap(), "https://h:8501");
+        assert_eq!(normalize_addr("[::1]:8500").unwrap(), "http://[::1]:8500");
+        assert!(normalize_addr("").is_err());
+        assert!(normalize_addr("ftp://x").is_err());
+        assert!(normalize_addr("unix:///tmp/s").is_err());
+        assert!(normalize_addr("http://").is_err());
+        assert!(normalize_addr("h:1/path").is_err());
+    }
+
+    #[test]
+    fn env_precedence() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c = Client::from_lookup(env(&[])).unwrap();
+        assert_eq!(c.base(), "http://127.0.0.1:8500");
+        assert_eq!(c.token(), None);
+        let c = Client::from_lookup(env(&[
+            ("CONSUL_HTTP_ADDR", "consul:1"),
+            ("CAIRN_HTTP_ADDR", "cairn:2"),
+            ("CONSUL_HTTP_TOKEN", "t1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.base(), "http://cairn:2");
+        assert_eq!(c.token(), Some("t1"));
+        let c = Client::from_lookup(env(&[
+            ("CAIRN_HTTP_ADDR", ""),
+            ("CONSUL_HTTP_ADDR", "https://consul:1"),
+            ("CAIRN_HTTP_TOKEN", "t2"),
+            ("CONSUL_HTTP_TOKEN", "t1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.base(), "https://consul:1");
+        assert_eq!(c.token(), Some("t2"));
+    }
+
+    #[test]
+    fn urls() {
+        let c = Client::new("h:1").unwrap();
+        assert_eq!(c.url("/v1/agent/self"), "http://h:1/v1/agent/self");
+        assert_eq!(c.url("agent/self"), "http://h:1/v1/agent/self");
+        assert_eq!(c.url("/agent/self?x"), "http://h:1/v1/agent/self?x");
+    }
+}

@@ -1,0 +1,90 @@
+//! The replicated state machine: catalog, health, KV and sessions.
+//!
+//! Every write to Cairn is a [`Command`] in the Raft log; [`State::apply`] turns it into
+//! a new state and an [`Outcome`] deterministically. There is no clock, no randomness
+//! and no I/O in here: the leader stamps wall-clock time into the commands that need it
+//! (`now_ms`), and IDs (session UUIDs) are chosen before the command is proposed. That
+//! makes every replica reach the same state and lets tests drive it directly.
+//!
+//! Reads are plain methods on [`State`] that also return the index a blocking query
+//! should compare against (see [`index`] for the rules).
+
+mod catalog;
+mod command;
+pub mod index;
+mod kv;
+mod session;
+mod txn;
+
+use std::collections::BTreeMap;
+
+use cairn_types::{HealthCheck, KvEntry, Node, NodeService, Session};
+use serde::{Deserialize, Serialize};
+
+pub use command::*;
+pub use index::TableIndexes;
+
+/// Everything registered on one node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub node: Node,
+    pub services: BTreeMap<String, NodeService>,
+    pub checks: BTreeMap<String, HealthCheck>,
+}
+
+/// The whole replicated state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Index of the last applied log entry.
+    pub index: u64,
+    pub(crate) nodes: BTreeMap<String, NodeRecord>,
+    pub(crate) kv: BTreeMap<String, KvEntry>,
+    /// Index at which a key was last deleted: keeps blocking indexes of a prefix
+    /// monotonic after deletes.
+    pub(crate) kv_tombstones: BTreeMap<String, u64>,
+    pub(crate) sessions: BTreeMap<String, Session>,
+    /// Key -> wall-clock ms until which it cannot be acquired (session lock-delay).
+    pub(crate) lock_delays: BTreeMap<String, u64>,
+    pub(crate) tables: TableIndexes,
+    /// Service name -> last index at which any instance, check or hosting node changed.
+    pub(crate) service_index: BTreeMap<String, u64>,
+}
+
+impl State {
+    /// Creates an empty state.
+    pub fn new() -> Self {
+        State::default()
+    }
+
+    /// Applies one committed command at log `index`.
+    pub fn apply(&mut self, index: u64, cmd: &Command) -> Outcome {
+        if index > self.index {
+            self.index = index;
+        }
+        match cmd {
+            Command::Noop => Outcome::None,
+            Command::Register(r) => self.register(index, r),
+            Command::Deregister(d) => self.deregister(index, d, d.now_ms),
+            Command::UpdateCheck(u) => self.update_check(index, u),
+            Command::Kv(op) => self.kv_op(index, op),
+            Command::SessionCreate { session } => self.session_create(index, session),
+            Command::SessionDestroy { id, now_ms } => {
+                Outcome::Bool(self.session_destroy(index, id, *now_ms))
+            }
+            Command::Txn(t) => self.txn(index, t),
+        }
+    }
+
+    /// Restores the state from a snapshot, keeping `index` monotonic.
+    pub fn restore(&mut self, other: State) {
+        *self = other;
+    }
+
+    /// Index of the last applied entry, never below 1.
+    pub fn last_index(&self) -> u64 {
+        self.index.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! Atomic snapshot files.
+//!
+//! A state-machine snapshot is one opaque blob. It must never be observed half written: after a
+//! crash we either have the previous snapshot or the new one. The recipe is the classic one:
+//! write `<name>.tmp`, fsync it, rename it to `<name>`, fsync the directory (so the rename
+//! itself is durable).
+//!
+//! "Latest" is defined by file name: callers name snapshots so that lexicographic order is
+//! recency order (e.g. a zero-padded last log index first). Only files ending in
+//! [`SNAPSHOT_EXT`] count; leftover `.tmp` files from a crash are ignored (and pruned).
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Extension of complete snapshot files.
+pub const SNAPSHOT_EXT: &str = "snap";
+
+/// Durably writes `bytes` to `dir/name` (created atomically). `name` should end in `.snap`
+/// for [`read_latest_snapshot`] to consider it; if it does not, `.snap` is appended.
+/// Returns the final path.
+pub fn write_snapshot_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    if name.is_empty() || name.contains('/') || name.contains('\\') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid snapshot file name {name:?}"),
+        ));
+    }
+    fs::create_dir_all(dir)?;
+    let final_name = if name.ends_with(&format!(".{SNAPSHOT_EXT}")) {
+        name.to_string()
+    } else {
+        format!("{name}.{SNAPSHOT_EXT}")
+    };
+    let final_path = dir.join(&final_name);
+    let tmp_path = dir.join(format!("{final_name}.tmp"));
+    {
+        let mut f = File::create(&tmp_path)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp_path, &final_path)?;
+    sync_dir(dir)?;
+    Ok(final_path)
+}
+
+/// Reads the latest complete snapshot in `dir`: `Ok(None)` if the directory does not exist or
+/// holds no `*.snap` file.
+pub fn read_latest_snapshot(dir: &Path) -> io::Result<Option<(PathBuf, Vec<u8>)>> {
+    let mut names = list_snapshots(dir)?;
+    match names.pop() {
+        Some(path) => {
+            let bytes = fs::read(&path)?;
+            Ok(Some((path, bytes)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Deletes all but the `keep` latest snapshots and any leftover `.tmp` files.
+pub fn prune_snapshots(dir: &Path, keep: usize) -> io::Result<()> {
+    let names = list_snapshots(dir)?;
+    let n = names.len().saturating_sub(keep);
+    for p in &names[..n] {
+        fs::remove_file(p)?;
+    }
+    if let Ok(rd) = fs::read_dir(dir) {
+        for ent in rd {
+            let p = ent?.path();
+            if p.extension().is_some_and(|e| e == "tmp") {
+                fs::remove_file(&p)?;
+            }
+        }
+    }
+    sync_dir(dir)
+}
+
+/// Complete snapshot files in `dir`, oldest first.
+fn list_snapshots(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent?;
+        let p = ent.path();
+        if p.extension().is_some_and(|e| e == SNAPSHOT_EXT) && ent.file_type()?.is_file() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Makes directory-entry changes (create, rename, unlink) in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! One contract suite for both log stores.
+//!
+//! openraft's own `testing::log::Suite` (which needs a state machine, so a minimal one lives
+//! here) plus Cairn-specific checks: truncate/purge semantics, batched appends, and that a
+//! `RedbLogStore` reopened after drop still has its vote, committed id and entries.
+
+use std::io;
+use std::sync::Arc;
+
+use cairn_storage::{
+    prune_snapshots, read_latest_snapshot, write_snapshot_file, MemLogStore, RedbLogStore,
+};
+use futures::{Stream, StreamExt};
+use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
+use openraft::entry::RaftEntry;
+use openraft::storage::{
+    EntryResponder, IOFlushed, RaftLogStorage, RaftLogStorageExt, RaftSnapshotBuilder, RaftStateMachine,
+};
+use openraft::testing::log::{StoreBuilder, Suite};
+use openraft::testing::{blank_ent, log_id};
+use openraft::{OptionalSend, RaftLogReader, StorageError};
+use parking_lot::Mutex;
+
+openraft::declare_raft_types!(pub TC: D = String, R = String);
+
+#[derive(Default)]
+struct SmInner {
+    last_applied: Option<LogIdOf<TC>>,
+    membership: StoredMembershipOf<TC>,
+    current: Option<(SnapshotMetaOf<TC>, Vec<u8>)>,
+}
+
+/// The smallest state machine the openraft suite accepts: it only tracks applied state.
+#[derive(Clone, Default)]
+struct TestSm(Arc<Mutex<SmInner>>);
+
+impl RaftSnapshotBuilder<TC> for TestSm {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TC, Vec<u8>>, io::Error> {
+        let mut g = self.0.lock();
+        let meta = SnapshotMetaOf::<TC> {
+            last_log_id: g.last_applied,
+            last_membership: g.membership.clone(),
+        };
+        let data = serde_json::to_vec(&g.last_applied).map_err(io::Error::other)?;
+        g.current = Some((meta.clone(), data.clone()));
+        Ok(SnapshotOf::<TC, Vec<u8>> {
+            meta,
+            snapshot: data,
+        })
+    }
+}
+
+impl RaftStateMachine<TC> for TestSm {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogIdOf<TC>>, StoredMembershipOf<TC>), io::Error> {
+        let g = self.0.lock();
+        Ok((g.last_applied, g.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TC>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            {
+                let mut g = self.0.lock();
+                g.last_applied = Some(entry.log_id());
+                if let Some(m) = entry.get_membership() {
+                    g.membership = StoredMembershipOf::<TC>::new(Some(entry.log_id()), m);
+                }
+            }
+            if let Some(r) = responder {
+                r.send(String::new());
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<TC>,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        let mut g = self.0.lock();
+        g.last_applied = meta.last_log_id;
+        g.membership = meta.last_membership.clone();
+        g.current = Some((meta.clone(), snapshot));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TC, Vec<u8>>>, io::Error> {
+        Ok(self.0.lock().current.clone().map(|(meta, snapshot)| SnapshotOf::<TC, Vec<u8>> {
+            meta,
+            snapshot,
+        }))
+    }
+}
+
+struct MemBuilder;
+
+impl StoreBuilder<TC, MemLogStore<TC>, TestSm> for MemBuilder {
+    async fn build(&self) -> Result<((), MemLogStore<TC>, TestSm), StorageError<TC>> {
+        Ok(((), MemLogStore::new(), TestSm::default()))
+    }
+}
+
+struct RedbBuilder;
+
+impl StoreBuilder<TC, RedbLogStore<TC>, TestSm, tempfile::TempDir> for RedbBuilder {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, RedbLogStore<TC>, TestSm), StorageError<TC>> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbLogStore::open(dir.path().join("raft.redb")).expect("open redb");
+        Ok((dir, store, TestSm::default()))
+    }
+}
+
+#[tokio::test]
+async fn openraft_suite_mem() {
+    Suite::test_all(MemBuilder).await.expect("suite");
+}
+
+#[tokio::test]
+async fn openraft_suite_redb() {
+    Suite::test_all(RedbBuilder).await.expect("suite");
+}
+
+fn lid(index: u64) -> LogIdOf<TC> {
+    log_id::<TC>(1, 0, index)
+}
+
+async fn indexes<S: RaftLogStorage<TC>>(s: &mut S, range: std::ops::Range<u64>) -> Vec<u64> {
+    let mut r = s.get_log_reader().await;
+    r.try_get_log_entries(range)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.index())
+        .collect()
+}
+
+/// Truncate/purge/vote/committed semantics every store must have.
+async fn log_semantics<S: RaftLogStorage<TC>>(mut s: S) {
+    let st = s.get_log_state().await.unwrap();
+    assert_eq!(st.last_log_id, None);
+    assert_eq!(st.last_purged_log_id, None);
+
+    // One batch of ten entries.
+    let batch: Vec<_> = (1..=10).map(|i| blank_ent::<TC>(1, 0, i)).collect();
+    s.append(batch, IOFlushed::noop()).await.unwrap();
+    assert_eq!(s.get_log_state().await.unwrap().last_log_id, Some(lid(10)));
+    assert_eq!(indexes(&mut s, 3..6).await, vec![3, 4, 5]);
+    assert_eq!(indexes(&mut s, 6..6).await, Vec::<u64>::new());
+    assert_eq!(indexes(&mut s, 9..100).await, vec![9, 10]);
+
+    // Truncate keeps entries <= the given id.
+    s.truncate_after(Some(lid(7))).await.unwrap();
+    assert_eq!(s.get_log_state().await.unwrap().last_log_id, Some(lid(7)));
+    assert_eq!(indexes(&mut s, 0..100).await, (1..=7).collect::<Vec<_>>());
+
+    // Purge removes entries <= the given id and remembers it.
+    s.purge(lid(3)).await.unwrap();
+    let st = s.get_log_state().await.unwrap();
+    assert_eq!(st.last_purged_log_id, Some(lid(3)));
+    assert_eq!(st.last_log_id, Some(lid(7)));
+    assert_eq!(indexes(&mut s, 0..100).await, vec![4, 5, 6, 7]);
+
+    // Purging everything: last_log_id falls back to the purged id.
+    s.purge(lid(7)).await.unwrap();
+    let st = s.get_log_state().await.unwrap();
+    assert_eq!(st.last_purged_log_id, Some(lid(7)));
+    assert_eq!(st.last_log_id, Some(lid(7)));
+    assert!(indexes(&mut s, 0..100).await.is_empty());
+
+    // Appending after a full purge continues from there.
+    s.append([blank_ent::<TC>(2, 0, 8)], IOFlushed::noop())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_log_state().await.unwrap().last_log_id,
+        Some(log_id::<TC>(2, 0, 8))
+    );
+
+    // Truncate to None removes every entry.
+    s.truncate_after(None).await.unwrap();
+    assert!(indexes(&mut s, 0..100).await.is_empty());
+
+    // Vote and committed.
+    let vote = VoteOf::<TC>::new(5, 1);
+    s.save_vote(&vote).await.unwrap();
+    assert_eq!(s.get_log_reader().await.read_vote().await.unwrap(), Some(vote));
+    s.save_committed(Some(lid(7))).await.unwrap();
+    assert_eq!(s.read_committed().await.unwrap(), Some(lid(7)));
+}
+
+#[tokio::test]
+async fn semantics_mem() {
+    log_semantics(MemLogStore::<TC>::new()).await;
+}
+
+#[tokio::test]
+async fn semantics_redb() {
+    let dir = tempfile::tempdir().unwrap();
+    log_semantics(RedbLogStore::<TC>::open(dir.path().join("raft.redb")).unwrap()).await;
+}
+
+#[tokio::test]
+async fn redb_reopen_keeps_vote_committed_and_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/raft.redb");
+    let vote = VoteOf::<TC>::new(3, 1);
+    {
+        let mut s = RedbLogStore::<TC>::open(&path).unwrap();
+        let batch: Vec<_> = (1..=20).map(|i| blank_ent::<TC>(1, 0, i)).collect();
+        s.append(batch, IOFlushed::noop()).await.unwrap();
+        s.save_vote(&vote).await.unwrap();
+        s.save_committed(Some(lid(15))).await.unwrap();
+        s.purge(lid(5)).await.unwrap();
+        s.truncate_after(Some(lid(18))).await.unwrap();
+    }
+    let mut s = RedbLogStore::<TC>::open(&path).unwrap();
+    let st = s.get_log_state().await.unwrap();
+    assert_eq!(st.last_purged_log_id, Some(lid(5)));
+    assert_eq!(st.last_log_id, Some(lid(18)));
+    assert_eq!(s.get_log_reader().await.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(s.read_committed().await.unwrap(), Some(lid(15)));
+    assert_eq!(indexes(&mut s, 0..100).await, (6..=18).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn append_callback_fires_after_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = RedbLogStore::<TC>::open(dir.path().join("raft.redb")).unwrap();
+    // blocking_append waits for the IOFlushed callback, which we only fire after the commit.
+    s.blocking_append([blank_ent::<TC>(1, 0, 1)]).await.unwrap();
+    assert_eq!(s.get_log_state().await.unwrap().last_log_id, Some(lid(1)));
+}
+
+#[test]
+fn snapshot_files_latest_and_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+    assert!(read_latest_snapshot(&snaps).unwrap().is_none());
+    write_snapshot_file(&snaps, "00000000000000000010-a.snap", b"ten").unwrap();
+    write_snapshot_file(&snaps, "00000000000000000020-b", b"twenty").unwrap();
+    // A crash leftover must be ignored.
+    std::fs::write(snaps.join("00000000000000000030-c.snap.tmp"), b"partial").unwrap();
+    let (path, bytes) = read_latest_snapshot(&snaps).unwrap().unwrap();
+    assert_eq!(bytes, b"twenty");
+    assert!(path.to_string_lossy().ends_with("00000000000000000020-b.snap"));
+    prune_snapshots(&snaps, 1).unwrap();
+    let left: Vec<_> = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, vec!["00000000000000000020-b.snap".to_string()]);
+    assert!(write_snapshot_file(&snaps, "../evil", b"x").is_err());
+}
