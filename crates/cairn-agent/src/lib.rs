@@ -1,8 +1,111 @@
-//! The agent: wiring of config, raft, state and the HTTP API.
+//! The Cairn agent: configuration, the Raft server, the local services and checks of
+//! this node, and the HTTP API, wired together.
+//!
+//! `cairn agent -dev` runs one process that is a single in-memory server;
+//! `cairn agent -server -bootstrap-expect=1 -data-dir DIR` runs the same on durable
+//! storage. [`run`] is the whole life of the process: load config, start Raft, register
+//! this node, bind listeners (port 0 = ephemeral, addresses are printed), serve until
+//! SIGINT/SIGTERM.
+
 pub mod config;
+mod local;
+mod node;
+mod sessions;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::{info, warn};
+
+pub use node::Agent;
+
+/// Version of Cairn itself.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Consul API version Cairn speaks (reported as `Config.Version` by `/v1/agent/self`,
+/// which clients use to pick features).
+pub const CONSUL_API_VERSION: &str = "1.22.0";
 
 /// Runs `cairn agent ARGS...` until a shutdown signal.
 pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
-    let _ = args;
+    let cfg = match config::load(&args) {
+        Ok(c) => c,
+        Err(config::ConfigError::Help(text)) => {
+            println!("{text}");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    init_logging(&cfg.log_level, cfg.log_json);
+    for w in &cfg.warnings {
+        warn!("config: {w}");
+    }
+    let agent = Agent::start(cfg.clone()).await?;
+    let http_addr = cfg
+        .http_addr()
+        .context("the HTTP API is disabled (ports.http = -1); nothing to serve")?;
+    let listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP API to {http_addr}"))?;
+    let bound = listener.local_addr()?;
+    if let Some(p) = &cfg.pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing pid file {}", p.display()))?;
+    }
+    println!("==> Cairn agent running!");
+    println!("           Version: '{VERSION}' (Consul API {CONSUL_API_VERSION})");
+    println!("         Node name: '{}'", cfg.node_name);
+    println!("        Datacenter: '{}'", cfg.datacenter);
+    println!(
+        "            Server: {} (Bootstrap: {})",
+        cfg.server,
+        cfg.bootstraps_alone()
+    );
+    println!(
+        "           Storage: {}",
+        cfg.data_dir
+            .as_ref()
+            .map(|d| format!("durable, {}", d.display()))
+            .unwrap_or_else(|| "in-memory (-dev)".into())
+    );
+    println!("      HTTP address: {bound}");
+    info!(http = %bound, "agent started");
+    let app: cairn_http::App = Arc::new(agent.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(cairn_http::serve(listener, app, async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    }));
+    shutdown_signal().await;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    agent.shutdown().await;
+    if let Some(p) = &cfg.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(())
+}
+
+fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| {
+        // Quiet the dependencies unless asked: openraft at debug is very chatty.
+        tracing_subscriber::EnvFilter::new(format!("warn,cairn={level},cairn_agent={level},cairn_http={level},cairn_raft={level}"))
+    });
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { b.json().try_init() } else { b.try_init() };
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

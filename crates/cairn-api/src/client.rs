@@ -150,7 +150,9 @@ impl Client {
         &self,
         path_and_query: &str,
     ) -> Result<(T, u64), ApiError> {
-        let resp = self.send_ok(Method::GET, path_and_query, Body::None).await?;
+        let resp = self
+            .send_ok(Method::GET, path_and_query, Body::None)
+            .await?;
         let index = index_of(&resp);
         Ok((decode(resp).await?, index))
     }
@@ -169,8 +171,13 @@ impl Client {
     }
 
     /// `PUT` with no body and decode the JSON answer (as [`Client::put_json`]).
-    pub async fn put_empty<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T, ApiError> {
-        let resp = self.send_ok(Method::PUT, path_and_query, Body::None).await?;
+    pub async fn put_empty<T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> Result<T, ApiError> {
+        let resp = self
+            .send_ok(Method::PUT, path_and_query, Body::None)
+            .await?;
         decode(resp).await
     }
 
@@ -188,7 +195,9 @@ impl Client {
 
     /// `GET /v1/agent/members[?wan]`.
     pub async fn agent_members_opts(&self, wan: bool) -> Result<Vec<Member>, ApiError> {
-        let path = Query::new().flag_if("wan", wan).to_path("/v1/agent/members");
+        let path = Query::new()
+            .flag_if("wan", wan)
+            .to_path("/v1/agent/members");
         self.get_json(&path).await
     }
 
@@ -243,14 +252,17 @@ impl Client {
         name: &str,
         passing: bool,
     ) -> Result<Vec<ServiceEntry>, ApiError> {
-        Ok(self.health_service_query(name, passing, None, None).await?.0)
+        Ok(self
+            .health_service_query(name, passing, None, None)
+            .await?
+            .0)
     }
 
     /// A blocking `GET /v1/health/service/:name?index=&wait=`: returns when the result may
     /// have changed since `index` or after `wait`, with the new `X-Consul-Index`.
     ///
-    /// Per Consul's client rules, an index below 1 is sent as 1... except 0, which means
-    /// "don't block" and returns immediately.
+    /// An `index` of 0 means "don't block": the current result is returned immediately,
+    /// with the index to pass on the next call.
     pub async fn health_service_blocking(
         &self,
         name: &str,
@@ -273,7 +285,10 @@ impl Client {
         let path = Query::new()
             .flag_if("passing", passing)
             .opt("index", index.filter(|i| *i > 0))
-            .opt("wait", wait.filter(|_| index.unwrap_or(0) > 0).map(format_wait))
+            .opt(
+                "wait",
+                wait.filter(|_| index.unwrap_or(0) > 0).map(format_wait),
+            )
             .to_path(&format!("/v1/health/service/{}", encode_component(name)));
         self.get_json_with_index(&path).await
     }
@@ -291,7 +306,9 @@ impl Client {
 
     /// `GET /v1/kv/:key` returning `X-Consul-Index` too (present on 404 as well).
     pub async fn kv_get_with_index(&self, key: &str) -> Result<(Option<KvPair>, u64), ApiError> {
-        let resp = self.send(Method::GET, &Self::kv_path(key), Body::None).await?;
+        let resp = self
+            .send(Method::GET, &Self::kv_path(key), Body::None)
+            .await?;
         let index = index_of(&resp);
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok((None, index));
@@ -380,7 +397,9 @@ impl Client {
 
     /// `DELETE /v1/kv/:key?cas=index`: deletes only if `ModifyIndex` still equals `index`.
     pub async fn kv_delete_cas(&self, key: &str, index: u64) -> Result<bool, ApiError> {
-        let path = Query::new().pair("cas", index.to_string()).to_path(&Self::kv_path(key));
+        let path = Query::new()
+            .pair("cas", index.to_string())
+            .to_path(&Self::kv_path(key));
         self.kv_delete_path(&path).await
     }
 
@@ -491,7 +510,10 @@ mod tests {
 
     #[test]
     fn addresses_normalise() {
-        assert_eq!(normalize_addr("127.0.0.1:8500").unwrap(), "http://127.0.0.1:8500");
+        assert_eq!(
+            normalize_addr("127.0.0.1:8500").unwrap(),
+            "http://127.0.0.1:8500"
+        );
         assert_eq!(normalize_addr("http://h:1/").unwrap(), "http://h:1");
         assert_eq!(normalize_addr("https://h:8501").unwrap(), "https://h:8501");
         assert_eq!(normalize_addr("[::1]:8500").unwrap(), "http://[::1]:8500");

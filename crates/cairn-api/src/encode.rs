@@ -112,7 +112,10 @@ mod tests {
             .opt("flags", Some(3u64))
             .opt::<u64>("cas", None)
             .flag_if("keys", false);
-        assert_eq!(q.to_path("/v1/kv/x"), "/v1/kv/x?recurse&separator=%2F&flags=3");
+        assert_eq!(
+            q.to_path("/v1/kv/x"),
+            "/v1/kv/x?recurse&separator=%2F&flags=3"
+        );
         assert_eq!(Query::new().to_path("/p"), "/p");
     }
 

@@ -110,7 +110,11 @@ impl Default for Weights {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServiceAddress {
-    #[serde(rename = "Address", alias = "address", deserialize_with = "null_default")]
+    #[serde(
+        rename = "Address",
+        alias = "address",
+        deserialize_with = "null_default"
+    )]
     pub address: String,
     #[serde(rename = "Port", alias = "port", deserialize_with = "null_default")]
     pub port: u16,

@@ -1,1 +1,126 @@
-//! placeholder
+//! Consul's HTTP API (`/v1/*`) over a [`Backend`].
+//!
+//! This crate knows the wire: routes, query parameters, JSON shapes, status codes,
+//! Consul's response headers and blocking queries. It does not know Raft or how the
+//! agent runs checks: everything that writes or touches agent-local state goes through
+//! the [`Backend`] trait, which the agent implements. That keeps the HTTP layer testable
+//! and keeps `http` independent of `raft`, as DESIGN.md asks.
+
+mod agent;
+mod backend;
+mod blocking;
+mod catalog;
+pub mod filter;
+mod health;
+mod kv;
+pub mod metrics;
+mod query;
+mod reply;
+mod session;
+mod status;
+mod txn;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{any, get, put};
+use axum::Router;
+
+pub use backend::{Backend, BoxFut, Limits, RaftInfo};
+pub use reply::HttpError;
+
+/// Shared handler state.
+pub type App = Arc<dyn Backend>;
+
+/// Builds the `/v1` router.
+pub fn router(app: App) -> Router {
+    Router::new()
+        // kv
+        .route("/v1/kv", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/kv/", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/txn", put(txn::txn))
+        // catalog
+        .route("/v1/catalog/register", put(catalog::register))
+        .route("/v1/catalog/deregister", put(catalog::deregister))
+        .route("/v1/catalog/datacenters", get(catalog::datacenters))
+        .route("/v1/catalog/nodes", get(catalog::nodes))
+        .route("/v1/catalog/services", get(catalog::services))
+        .route("/v1/catalog/service/{name}", get(catalog::service))
+        .route("/v1/catalog/node/{node}", get(catalog::node))
+        .route("/v1/catalog/node-services/{node}", get(catalog::node_services))
+        // health
+        .route("/v1/health/service/{name}", get(health::service))
+        .route("/v1/health/checks/{name}", get(health::checks))
+        .route("/v1/health/node/{node}", get(health::node))
+        .route("/v1/health/state/{state}", get(health::state))
+        // session
+        .route("/v1/session/create", put(session::create))
+        .route("/v1/session/destroy/{id}", put(session::destroy))
+        .route("/v1/session/info/{id}", get(session::info))
+        .route("/v1/session/node/{node}", get(session::node))
+        .route("/v1/session/list", get(session::list))
+        .route("/v1/session/renew/{id}", put(session::renew))
+        // status
+        .route("/v1/status/leader", get(status::leader))
+        .route("/v1/status/peers", get(status::peers))
+        // agent
+        .route("/v1/agent/self", get(agent::self_info))
+        .route("/v1/agent/members", get(agent::members))
+        .route("/v1/agent/metrics", get(agent::metrics))
+        .route("/v1/agent/reload", put(agent::reload))
+        .route("/v1/agent/maintenance", put(agent::node_maintenance))
+        .route("/v1/agent/services", get(agent::services))
+        .route("/v1/agent/service/{id}", get(agent::service))
+        .route("/v1/agent/service/register", put(agent::register_service))
+        .route("/v1/agent/service/deregister/{id}", put(agent::deregister_service))
+        .route("/v1/agent/service/maintenance/{id}", put(agent::service_maintenance))
+        .route("/v1/agent/health/service/name/{name}", get(agent::health_by_name))
+        .route("/v1/agent/health/service/id/{id}", get(agent::health_by_id))
+        .route("/v1/agent/checks", get(agent::checks))
+        .route("/v1/agent/check/register", put(agent::register_check))
+        .route("/v1/agent/check/deregister/{id}", put(agent::deregister_check))
+        .route("/v1/agent/check/pass/{id}", put(agent::check_pass))
+        .route("/v1/agent/check/warn/{id}", put(agent::check_warn))
+        .route("/v1/agent/check/fail/{id}", put(agent::check_fail))
+        .route("/v1/agent/check/update/{id}", put(agent::check_update))
+        .route("/v1/{*rest}", any(not_found))
+        .fallback(not_found)
+        .layer(middleware::from_fn(common_headers))
+        .with_state(app)
+}
+
+async fn not_found(req: Request) -> HttpError {
+    HttpError::not_found(format!("no such endpoint: {} {}", req.method(), req.uri().path()))
+}
+
+/// Headers every Consul response carries, and request metrics.
+async fn common_headers(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert("x-consul-default-acl-policy", "allow".parse().expect("static"));
+    if resp.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        // axum's 405 has an empty body; Consul users expect a message.
+        let msg = format!("method {method} not allowed");
+        return HttpError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, msg).into_response_with_headers(resp);
+    }
+    metrics::global().observe_request(method.as_str(), resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// Serves the API on an already bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

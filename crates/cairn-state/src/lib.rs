@@ -9,7 +9,7 @@
 //! Reads are plain methods on [`State`] that also return the index a blocking query
 //! should compare against (see [`index`] for the rules).
 
-mod catalog;
+pub mod catalog;
 mod command;
 pub mod index;
 mod kv;
@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use cairn_types::{HealthCheck, KvEntry, Node, NodeService, Session};
 use serde::{Deserialize, Serialize};
 
+pub use catalog::{aggregate, ServiceHealth};
 pub use command::*;
 pub use index::TableIndexes;
 

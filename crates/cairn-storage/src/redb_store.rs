@@ -13,12 +13,13 @@
 //! All redb work runs on tokio's blocking pool so the Raft core's executor thread never waits
 //! on the disk.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::io;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, Weak};
 
 use openraft::alias::{LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
@@ -30,6 +31,9 @@ use crate::codec::{decode, encode, io_err, is_empty_range, owned_bounds};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// How long [`RedbLogStore::open`] waits for a previous in-process handle to finish closing.
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
@@ -63,14 +67,49 @@ impl<C: RaftTypeConfig> RedbLogStore<C> {
     ///
     /// This is a blocking call (it may have to repair the file after a crash); call it from
     /// `spawn_blocking` if you are on an async executor and care about latency.
+    ///
+    /// redb refuses to open a file twice in one process. A previous store on the same file may
+    /// still be alive for a moment after its Raft instance shut down (tasks holding a reader
+    /// clone exit asynchronously), so opening a path that is already open in this process
+    /// returns a handle onto the same database instead of failing.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        if let Some(parent) = path.parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent)?;
+        let file_name = path.file_name().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "database path has no file name",
+            )
+        })?;
+        let key = parent.canonicalize()?.join(file_name);
+
+        // The last handle of a previous instance may be mid-drop on another thread (redb
+        // releases its file lock at the end of `Drop`): retry "already open" for a short while.
+        let deadline = std::time::Instant::now() + REOPEN_WAIT;
+        let (mut open, db) = loop {
+            let mut open = open_databases().lock();
+            open.retain(|_, w| w.strong_count() > 0);
+            if let Some(db) = open.get(&key).and_then(Weak::upgrade) {
+                return Ok(Self {
+                    db,
+                    _c: PhantomData,
+                });
             }
-        }
-        let db = Database::create(path).map_err(io_err)?;
+            match Database::create(&key) {
+                Ok(db) => break (open, db),
+                Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    drop(open);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+        };
         // Make sure both tables exist so read transactions never see "table does not exist".
         let mut txn = db.begin_write().map_err(io_err)?;
         txn.set_durability(Durability::Immediate).map_err(io_err)?;
@@ -79,8 +118,10 @@ impl<C: RaftTypeConfig> RedbLogStore<C> {
             txn.open_table(META).map_err(io_err)?;
         }
         txn.commit().map_err(io_err)?;
+        let db = Arc::new(db);
+        open.insert(key, Arc::downgrade(&db));
         Ok(Self {
-            db: Arc::new(db),
+            db,
             _c: PhantomData,
         })
     }
@@ -136,6 +177,12 @@ impl<C: RaftTypeConfig> RedbLogStore<C> {
         })
         .await
     }
+}
+
+/// Databases currently open in this process, by canonical path.
+fn open_databases() -> &'static parking_lot::Mutex<HashMap<PathBuf, Weak<Database>>> {
+    static OPEN: OnceLock<parking_lot::Mutex<HashMap<PathBuf, Weak<Database>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
 }
 
 fn read_meta_sync<T: serde::de::DeserializeOwned>(

@@ -14,7 +14,8 @@ use futures::{Stream, StreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{
-    EntryResponder, IOFlushed, RaftLogStorage, RaftLogStorageExt, RaftSnapshotBuilder, RaftStateMachine,
+    EntryResponder, IOFlushed, RaftLogStorage, RaftLogStorageExt, RaftSnapshotBuilder,
+    RaftStateMachine,
 };
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::testing::{blank_ent, log_id};
@@ -99,13 +100,13 @@ impl RaftStateMachine<TC> for TestSm {
         Ok(())
     }
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<SnapshotOf<TC, Vec<u8>>>, io::Error> {
-        Ok(self.0.lock().current.clone().map(|(meta, snapshot)| SnapshotOf::<TC, Vec<u8>> {
-            meta,
-            snapshot,
-        }))
+    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<TC, Vec<u8>>>, io::Error> {
+        Ok(self
+            .0
+            .lock()
+            .current
+            .clone()
+            .map(|(meta, snapshot)| SnapshotOf::<TC, Vec<u8>> { meta, snapshot }))
     }
 }
 
@@ -202,7 +203,10 @@ async fn log_semantics<S: RaftLogStorage<TC>>(mut s: S) {
     // Vote and committed.
     let vote = VoteOf::<TC>::new(5, 1);
     s.save_vote(&vote).await.unwrap();
-    assert_eq!(s.get_log_reader().await.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(
+        s.get_log_reader().await.read_vote().await.unwrap(),
+        Some(vote)
+    );
     s.save_committed(Some(lid(7))).await.unwrap();
     assert_eq!(s.read_committed().await.unwrap(), Some(lid(7)));
 }
@@ -236,7 +240,10 @@ async fn redb_reopen_keeps_vote_committed_and_entries() {
     let st = s.get_log_state().await.unwrap();
     assert_eq!(st.last_purged_log_id, Some(lid(5)));
     assert_eq!(st.last_log_id, Some(lid(18)));
-    assert_eq!(s.get_log_reader().await.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(
+        s.get_log_reader().await.read_vote().await.unwrap(),
+        Some(vote)
+    );
     assert_eq!(s.read_committed().await.unwrap(), Some(lid(15)));
     assert_eq!(indexes(&mut s, 0..100).await, (6..=18).collect::<Vec<_>>());
 }
@@ -261,7 +268,9 @@ fn snapshot_files_latest_and_prune() {
     std::fs::write(snaps.join("00000000000000000030-c.snap.tmp"), b"partial").unwrap();
     let (path, bytes) = read_latest_snapshot(&snaps).unwrap().unwrap();
     assert_eq!(bytes, b"twenty");
-    assert!(path.to_string_lossy().ends_with("00000000000000000020-b.snap"));
+    assert!(path
+        .to_string_lossy()
+        .ends_with("00000000000000000020-b.snap"));
     prune_snapshots(&snaps, 1).unwrap();
     let left: Vec<_> = std::fs::read_dir(&snaps)
         .unwrap()

@@ -97,7 +97,7 @@ pub struct NodeService {
     pub weights: Weights,
     #[serde(rename = "EnableTagOverride", default)]
     pub enable_tag_override: bool,
-    #[serde(rename = "Kind", default)]
+    #[serde(rename = "Kind", default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
     #[serde(rename = "CreateIndex", default)]
     pub create_index: u64,

@@ -244,13 +244,31 @@ mod tests {
     #[test]
     fn round_trips() {
         for s in [
-            "0s", "15s", "1m30s", "1h0m0s", "2h45m10.5s", "250ms", "1.5ms", "100µs", "10ns",
-            "87600h0m0s", "1.000000001s",
+            "0s",
+            "15s",
+            "1m30s",
+            "1h0m0s",
+            "2h45m10.5s",
+            "250ms",
+            "1.5ms",
+            "100µs",
+            "10ns",
+            "87600h0m0s",
+            "1.000000001s",
         ] {
             let d = parse_duration(s).unwrap();
             assert_eq!(format_duration(d), s);
         }
-        for n in [0u64, 1, 999, 1_000, 1_234_567, 999_999_999, 1_000_000_000, 86_400_000_000_123] {
+        for n in [
+            0u64,
+            1,
+            999,
+            1_000,
+            1_234_567,
+            999_999_999,
+            1_000_000_000,
+            86_400_000_000_123,
+        ] {
             let d = Duration::from_nanos(n);
             assert_eq!(parse_duration(&format_duration(d)).unwrap(), d, "{n}");
         }

@@ -20,19 +20,33 @@ use Schema::{Leaf, Map as FreeMap, Obj};
 
 /// Every key Cairn interprets. Anything else is ignored with a warning.
 pub(crate) const SCHEMA: Schema = Obj(&[
-    ("acl", Obj(&[
-        ("default_policy", Leaf),
-        ("down_policy", Leaf),
-        ("enable_token_persistence", Leaf),
-        ("enabled", Leaf),
-        ("tokens", Obj(&[
-            ("agent", Leaf),
-            ("agent_recovery", Leaf),
-            ("default", Leaf),
-            ("initial_management", Leaf),
-        ])),
-    ])),
-    ("addresses", Obj(&[("dns", Leaf), ("http", Leaf), ("https", Leaf), ("grpc", Leaf)])),
+    (
+        "acl",
+        Obj(&[
+            ("default_policy", Leaf),
+            ("down_policy", Leaf),
+            ("enable_token_persistence", Leaf),
+            ("enabled", Leaf),
+            (
+                "tokens",
+                Obj(&[
+                    ("agent", Leaf),
+                    ("agent_recovery", Leaf),
+                    ("default", Leaf),
+                    ("initial_management", Leaf),
+                ]),
+            ),
+        ]),
+    ),
+    (
+        "addresses",
+        Obj(&[
+            ("dns", Leaf),
+            ("http", Leaf),
+            ("https", Leaf),
+            ("grpc", Leaf),
+        ]),
+    ),
     ("advertise_addr", Leaf),
     ("alt_domain", Leaf),
     ("bind_addr", Leaf),
@@ -44,26 +58,32 @@ pub(crate) const SCHEMA: Schema = Obj(&[
     ("data_dir", Leaf),
     ("datacenter", Leaf),
     ("default_query_time", Leaf),
-    ("dns_config", Obj(&[
-        ("a_record_limit", Leaf),
-        ("allow_stale", Leaf),
-        ("enable_additional_node_meta_txt", Leaf),
-        ("enable_truncate", Leaf),
-        ("max_stale", Leaf),
-        ("node_ttl", Leaf),
-        ("only_passing", Leaf),
-        ("service_ttl", FreeMap),
-        ("udp_answer_limit", Leaf),
-    ])),
+    (
+        "dns_config",
+        Obj(&[
+            ("a_record_limit", Leaf),
+            ("allow_stale", Leaf),
+            ("enable_additional_node_meta_txt", Leaf),
+            ("enable_truncate", Leaf),
+            ("max_stale", Leaf),
+            ("node_ttl", Leaf),
+            ("only_passing", Leaf),
+            ("service_ttl", FreeMap),
+            ("udp_answer_limit", Leaf),
+        ]),
+    ),
     ("domain", Leaf),
     ("enable_local_script_checks", Leaf),
     ("enable_script_checks", Leaf),
     ("encrypt", Leaf),
-    ("limits", Obj(&[
-        ("http_max_conns_per_client", Leaf),
-        ("kv_max_value_size", Leaf),
-        ("txn_max_req_len", Leaf),
-    ])),
+    (
+        "limits",
+        Obj(&[
+            ("http_max_conns_per_client", Leaf),
+            ("kv_max_value_size", Leaf),
+            ("txn_max_req_len", Leaf),
+        ]),
+    ),
     ("log_json", Leaf),
     ("log_level", Leaf),
     ("max_query_time", Leaf),
@@ -72,16 +92,19 @@ pub(crate) const SCHEMA: Schema = Obj(&[
     ("node_name", Leaf),
     ("performance", Obj(&[("raft_multiplier", Leaf)])),
     ("pid_file", Leaf),
-    ("ports", Obj(&[
-        ("dns", Leaf),
-        ("grpc", Leaf),
-        ("grpc_tls", Leaf),
-        ("http", Leaf),
-        ("https", Leaf),
-        ("serf_lan", Leaf),
-        ("serf_wan", Leaf),
-        ("server", Leaf),
-    ])),
+    (
+        "ports",
+        Obj(&[
+            ("dns", Leaf),
+            ("grpc", Leaf),
+            ("grpc_tls", Leaf),
+            ("http", Leaf),
+            ("https", Leaf),
+            ("serf_lan", Leaf),
+            ("serf_wan", Leaf),
+            ("server", Leaf),
+        ]),
+    ),
     ("primary_datacenter", Leaf),
     ("recursors", Leaf),
     ("retry_join", Leaf),
@@ -98,12 +121,24 @@ const ALIASES: &[(&[&str], &[&str])] = &[
     (&["acl_datacenter"], &["primary_datacenter"]),
     (&["acl_default_policy"], &["acl", "default_policy"]),
     (&["acl_down_policy"], &["acl", "down_policy"]),
-    (&["acl_master_token"], &["acl", "tokens", "initial_management"]),
-    (&["acl_agent_master_token"], &["acl", "tokens", "agent_recovery"]),
+    (
+        &["acl_master_token"],
+        &["acl", "tokens", "initial_management"],
+    ),
+    (
+        &["acl_agent_master_token"],
+        &["acl", "tokens", "agent_recovery"],
+    ),
     (&["acl_agent_token"], &["acl", "tokens", "agent"]),
     (&["acl_token"], &["acl", "tokens", "default"]),
-    (&["acl", "tokens", "master"], &["acl", "tokens", "initial_management"]),
-    (&["acl", "tokens", "agent_master"], &["acl", "tokens", "agent_recovery"]),
+    (
+        &["acl", "tokens", "master"],
+        &["acl", "tokens", "initial_management"],
+    ),
+    (
+        &["acl", "tokens", "agent_master"],
+        &["acl", "tokens", "agent_recovery"],
+    ),
 ];
 
 /// One parsed source: a file, an `-hcl` fragment, the flags or the `-dev` defaults.
@@ -159,6 +194,7 @@ fn read_file(path: &Path, format: Format) -> Result<Source, ConfigError> {
 /// another extension are skipped with a warning unless `-config-format` is set.
 pub(crate) fn load_path(
     path: &Path,
+    require_dir: bool,
     forced: Option<Format>,
     out: &mut Vec<Source>,
     warnings: &mut Vec<String>,
@@ -168,6 +204,12 @@ pub(crate) fn load_path(
         source: e,
     };
     let meta = std::fs::metadata(path).map_err(io_err)?;
+    if require_dir && !meta.is_dir() {
+        return Err(ConfigError::Invalid(format!(
+            "-config-dir {} is not a directory",
+            path.display()
+        )));
+    }
     let mut files = Vec::new();
     if meta.is_dir() {
         for entry in std::fs::read_dir(path).map_err(io_err)? {
@@ -251,7 +293,15 @@ fn fold_objects(v: Value) -> Value {
 pub(crate) fn normalise(src: &mut Source) -> Vec<String> {
     let map = &mut src.value;
     // Fold repeated blocks first so aliases inside `acl` are found.
-    for key in ["acl", "ports", "addresses", "performance", "limits", "dns_config", "ui_config"] {
+    for key in [
+        "acl",
+        "ports",
+        "addresses",
+        "performance",
+        "limits",
+        "dns_config",
+        "ui_config",
+    ] {
         if let Some(v) = map.remove(key) {
             map.insert(key.to_string(), fold_objects(v));
         }
@@ -260,6 +310,10 @@ pub(crate) fn normalise(src: &mut Source) -> Vec<String> {
         if let Some(v) = acl.remove("tokens") {
             acl.insert("tokens".to_string(), fold_objects(v));
         }
+    }
+    // Legacy ACLs were enabled by naming the ACL datacenter.
+    if map.contains_key("acl_datacenter") {
+        put(map, &["acl", "enabled"], Value::Bool(true));
     }
     for (from, to) in ALIASES {
         if let Some(v) = take(map, from) {
@@ -367,7 +421,7 @@ mod tests {
         assert_eq!(
             Value::Object(s.value),
             json!({
-                "acl": {"tokens": {"initial_management": "root"}},
+                "acl": {"enabled": true, "tokens": {"initial_management": "root"}},
                 "primary_datacenter": "dc1",
                 "services": [{"name": "web"}, {"name": "db"}],
                 "checks": [{"name": "c"}],
@@ -393,7 +447,10 @@ mod tests {
             Value::Object(s.value),
             json!({"service": [{"name": "a"}, {"name": "b"}]})
         );
-        assert!(parse_text("x.hcl", "", Format::Hcl).unwrap().value.is_empty());
+        assert!(parse_text("x.hcl", "", Format::Hcl)
+            .unwrap()
+            .value
+            .is_empty());
         assert!(parse_text("x.json", "[1]", Format::Json).is_err());
         assert!(parse_text("x.hcl", "a = = 1", Format::Hcl).is_err());
     }

@@ -1,0 +1,437 @@
+//! The agent's local services and checks: what this node runs, as the agent was told
+//! by its API and config files. The agent is the source of truth for its node's entries
+//! in the catalog; every local change is written to the catalog through Raft, and TTL
+//! checks that are not renewed in time turn critical here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cairn_http::HttpError;
+use cairn_state::{CheckUpdate, Command, Deregistration, Outcome, Registration};
+use cairn_types::definition::{CheckDefinition, ServiceDefinition};
+use cairn_types::duration::parse_duration;
+use cairn_types::{
+    CheckDefinition as StoredDefinition, HealthCheck, NodeService, Weights, CRITICAL, NODE_MAINT_CHECK_ID,
+    SERVICE_MAINT_PREFIX,
+};
+use tokio::time::Instant;
+
+use crate::node::{now_ms, Agent};
+
+/// Longest check output kept (Consul's default `check_output_max_size`).
+pub const MAX_CHECK_OUTPUT: usize = 4096;
+/// Node meta / service meta limits (Consul's structs.go).
+const MAX_META_PAIRS: usize = 64;
+const MAX_META_KEY: usize = 128;
+const MAX_META_VALUE: usize = 512;
+
+/// A local check and its runtime state.
+#[derive(Debug, Clone)]
+pub struct LocalCheck {
+    pub check: HealthCheck,
+    /// For TTL checks: the TTL and when it runs out.
+    pub ttl: Option<Duration>,
+    pub deadline: Option<Instant>,
+    /// Registered from a config file (kept across API deregistration attempts? no: for reload).
+    pub from_config: bool,
+}
+
+/// Local services and checks of this agent.
+#[derive(Debug, Default)]
+pub struct LocalState {
+    pub services: BTreeMap<String, NodeService>,
+    pub checks: BTreeMap<String, LocalCheck>,
+}
+
+fn bad(m: impl Into<String>) -> HttpError {
+    HttpError::bad_request(m)
+}
+
+fn truncate_output(mut s: String) -> String {
+    if s.len() > MAX_CHECK_OUTPUT {
+        let mut cut = MAX_CHECK_OUTPUT;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str(" ... (output truncated)");
+    }
+    s
+}
+
+fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), HttpError> {
+    if meta.len() > MAX_META_PAIRS {
+        return Err(bad(format!("Invalid Meta: more than {MAX_META_PAIRS} pairs")));
+    }
+    for (k, v) in meta {
+        if k.is_empty() || k.len() > MAX_META_KEY {
+            return Err(bad(format!("Invalid Meta key {k:?}: must be 1-{MAX_META_KEY} characters")));
+        }
+        if k.starts_with("consul-") {
+            return Err(bad(format!("Invalid Meta key {k:?}: the consul- prefix is reserved")));
+        }
+        if v.len() > MAX_META_VALUE {
+            return Err(bad(format!("Invalid Meta value for {k:?}: longer than {MAX_META_VALUE} characters")));
+        }
+    }
+    Ok(())
+}
+
+fn dur(field: &str, s: &str) -> Result<Option<Duration>, HttpError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    parse_duration(s)
+        .map(Some)
+        .map_err(|e| bad(format!("Invalid {field}: {e}")))
+}
+
+impl Agent {
+    /// Turns a check definition into the catalog check, validating it.
+    fn build_check(&self, def: &CheckDefinition, default_id: String, default_name: String) -> Result<LocalCheck, HttpError> {
+        let kind = def.check_type().ok_or_else(|| {
+            bad("Invalid check: one of TTL, HTTP, TCP, UDP, GRPC, H2PING, Args (script) or AliasService/AliasNode must be set")
+        })?;
+        let interval = dur("Interval", &def.interval)?;
+        let _timeout = dur("Timeout", &def.timeout)?;
+        dur("DeregisterCriticalServiceAfter", &def.deregister_critical_service_after)?;
+        let ttl = dur("TTL", &def.ttl)?;
+        if matches!(kind, "http" | "tcp" | "udp" | "grpc" | "h2ping" | "script") && interval.is_none_or(|i| i.is_zero()) {
+            return Err(bad(format!("Invalid check: Interval must be > 0 for {} checks", kind.to_uppercase())));
+        }
+        if kind == "script" && !(self.inner.cfg.enable_script_checks || self.inner.cfg.enable_local_script_checks) {
+            return Err(bad(
+                "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true",
+            ));
+        }
+        if !def.status.is_empty() && !cairn_types::is_valid_status(&def.status) {
+            return Err(bad(format!("Invalid check status {:?}", def.status)));
+        }
+        let id = if def.id.is_empty() { default_id } else { def.id.clone() };
+        let name = if def.name.is_empty() { default_name } else { def.name.clone() };
+        let status = if def.status.is_empty() { CRITICAL.to_string() } else { def.status.clone() };
+        let check = HealthCheck {
+            node: self.inner.cfg.node_name.clone(),
+            check_id: id,
+            name,
+            status,
+            notes: def.notes.clone(),
+            output: String::new(),
+            service_id: def.service_id.clone(),
+            check_type: kind.to_string(),
+            interval: def.interval.clone(),
+            timeout: def.timeout.clone(),
+            definition: StoredDefinition {
+                interval: def.interval.clone(),
+                timeout: def.timeout.clone(),
+                deregister_critical_service_after: def.deregister_critical_service_after.clone(),
+                http: def.http.clone(),
+                header: def.header.clone(),
+                method: def.method.clone(),
+                body: def.body.clone(),
+                tls_server_name: def.tls_server_name.clone(),
+                tls_skip_verify: def.tls_skip_verify,
+                tcp: def.tcp.clone(),
+            },
+            ..Default::default()
+        };
+        Ok(LocalCheck {
+            check,
+            ttl,
+            deadline: ttl.map(|t| Instant::now() + t),
+            from_config: false,
+        })
+    }
+
+    pub(crate) async fn do_register_service(
+        &self,
+        def: ServiceDefinition,
+        replace_checks: bool,
+        from_config: bool,
+    ) -> Result<(), HttpError> {
+        if def.name.is_empty() {
+            return Err(bad("Missing service name"));
+        }
+        let meta = def.meta.clone().unwrap_or_default();
+        validate_meta(&meta)?;
+        let id = if def.id.is_empty() { def.name.clone() } else { def.id.clone() };
+        let svc = NodeService {
+            id: id.clone(),
+            service: def.name.clone(),
+            tags: def.tags.clone().unwrap_or_default(),
+            address: def.address.clone(),
+            tagged_addresses: def.tagged_addresses.clone(),
+            meta,
+            port: def.port,
+            weights: def.weights.clone().unwrap_or(Weights { passing: 1, warning: 1 }),
+            enable_tag_override: def.enable_tag_override,
+            kind: def.kind.clone(),
+            create_index: 0,
+            modify_index: 0,
+        };
+        let defs: Vec<CheckDefinition> = def.check.iter().cloned().chain(def.checks.clone().unwrap_or_default()).collect();
+        let many = defs.len() > 1;
+        let mut checks = Vec::new();
+        for (i, mut d) in defs.into_iter().enumerate() {
+            d.service_id = id.clone();
+            let default_id = if many { format!("service:{id}:{}", i + 1) } else { format!("service:{id}") };
+            let mut c = self.build_check(&d, default_id, format!("Service '{}' check", def.name))?;
+            c.from_config = from_config;
+            checks.push(c);
+        }
+        let _guard = self.inner.local_lock.lock().await;
+        // Keep the status of checks that already exist (re-registration must not reset health).
+        {
+            let local = self.inner.local.lock();
+            for c in checks.iter_mut() {
+                if let Some(old) = local.checks.get(&c.check.check_id) {
+                    if old.check.service_id == c.check.service_id {
+                        c.check.status = old.check.status.clone();
+                        c.check.output = old.check.output.clone();
+                        c.deadline = old.deadline.or(c.deadline);
+                    }
+                }
+            }
+        }
+        let stale: Vec<String> = if replace_checks {
+            let local = self.inner.local.lock();
+            local
+                .checks
+                .values()
+                .filter(|c| c.check.service_id == id && !checks.iter().any(|n| n.check.check_id == c.check.check_id))
+                .map(|c| c.check.check_id.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let reg = Registration {
+            node: self.self_node(),
+            service: Some(svc.clone()),
+            checks: checks.iter().map(|c| c.check.clone()).collect(),
+            skip_node_update: true,
+            now_ms: now_ms(),
+        };
+        ok(self.write_cmd(Command::Register(reg)).await?)?;
+        for cid in &stale {
+            self.deregister_check_catalog(cid).await?;
+        }
+        let mut local = self.inner.local.lock();
+        for cid in stale {
+            local.checks.remove(&cid);
+        }
+        local.services.insert(id, svc);
+        for c in checks {
+            local.checks.insert(c.check.check_id.clone(), c);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn do_deregister_service(&self, id: String) -> Result<(), HttpError> {
+        let _guard = self.inner.local_lock.lock().await;
+        if !self.inner.local.lock().services.contains_key(&id) {
+            return Err(HttpError::not_found(format!("Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name.")));
+        }
+        let d = Deregistration {
+            node: self.inner.cfg.node_name.clone(),
+            service_id: Some(id.clone()),
+            check_id: None,
+            now_ms: now_ms(),
+        };
+        ok(self.write_cmd(Command::Deregister(d)).await?)?;
+        let mut local = self.inner.local.lock();
+        local.services.remove(&id);
+        local.checks.retain(|_, c| c.check.service_id != id);
+        Ok(())
+    }
+
+    pub(crate) async fn do_register_check(&self, def: CheckDefinition, from_config: bool) -> Result<(), HttpError> {
+        if def.name.is_empty() {
+            return Err(bad("Missing check name"));
+        }
+        let id = if def.id.is_empty() { def.name.clone() } else { def.id.clone() };
+        let mut c = self.build_check(&def, id, def.name.clone())?;
+        c.from_config = from_config;
+        let _guard = self.inner.local_lock.lock().await;
+        if !c.check.service_id.is_empty() && !self.inner.local.lock().services.contains_key(&c.check.service_id) {
+            return Err(bad(format!("ServiceID {:?} does not exist", c.check.service_id)));
+        }
+        if let Some(old) = self.inner.local.lock().checks.get(&c.check.check_id) {
+            if def.status.is_empty() {
+                c.check.status = old.check.status.clone();
+                c.check.output = old.check.output.clone();
+            }
+        }
+        let reg = Registration {
+            node: self.self_node(),
+            service: None,
+            checks: vec![c.check.clone()],
+            skip_node_update: true,
+            now_ms: now_ms(),
+        };
+        ok(self.write_cmd(Command::Register(reg)).await?)?;
+        self.inner.local.lock().checks.insert(c.check.check_id.clone(), c);
+        Ok(())
+    }
+
+    async fn deregister_check_catalog(&self, id: &str) -> Result<(), HttpError> {
+        let d = Deregistration {
+            node: self.inner.cfg.node_name.clone(),
+            service_id: None,
+            check_id: Some(id.to_string()),
+            now_ms: now_ms(),
+        };
+        ok(self.write_cmd(Command::Deregister(d)).await?)?;
+        Ok(())
+    }
+
+    pub(crate) async fn do_deregister_check(&self, id: String) -> Result<(), HttpError> {
+        let _guard = self.inner.local_lock.lock().await;
+        if !self.inner.local.lock().checks.contains_key(&id) {
+            return Err(HttpError::not_found(format!("Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name.")));
+        }
+        self.deregister_check_catalog(&id).await?;
+        self.inner.local.lock().checks.remove(&id);
+        Ok(())
+    }
+
+    /// Sets a check's status and output locally and in the catalog.
+    pub(crate) async fn set_check_status(&self, id: &str, status: &str, output: String, renew_ttl: bool) -> Result<(), HttpError> {
+        let output = truncate_output(output);
+        {
+            let mut local = self.inner.local.lock();
+            let c = local
+                .checks
+                .get_mut(id)
+                .ok_or_else(|| HttpError::not_found(format!("Unknown check ID {id:?}")))?;
+            c.check.status = status.to_string();
+            c.check.output = output.clone();
+            if renew_ttl {
+                c.deadline = c.ttl.map(|t| Instant::now() + t);
+            }
+        }
+        let u = CheckUpdate {
+            node: self.inner.cfg.node_name.clone(),
+            check_id: id.to_string(),
+            status: status.to_string(),
+            output,
+            now_ms: now_ms(),
+        };
+        ok(self.write_cmd(Command::UpdateCheck(u)).await?)?;
+        Ok(())
+    }
+
+    pub(crate) async fn do_update_ttl(&self, id: String, status: String, output: String) -> Result<(), HttpError> {
+        let _guard = self.inner.local_lock.lock().await;
+        {
+            let local = self.inner.local.lock();
+            let c = local
+                .checks
+                .get(&id)
+                .ok_or_else(|| HttpError::not_found(format!("Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name.")))?;
+            if c.ttl.is_none() {
+                return Err(bad(format!("Check {id:?} is not a TTL check")));
+            }
+        }
+        self.set_check_status(&id, &status, output, true).await
+    }
+
+    pub(crate) async fn do_service_maintenance(&self, id: String, enable: bool, reason: String) -> Result<(), HttpError> {
+        if !self.inner.local.lock().services.contains_key(&id) {
+            return Err(HttpError::not_found(format!("No service registered with ID {id:?}")));
+        }
+        let check_id = format!("{SERVICE_MAINT_PREFIX}{id}");
+        let reason = if reason.is_empty() {
+            "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.".to_string()
+        } else {
+            reason
+        };
+        self.maintenance(check_id, id, "Service Maintenance Mode", enable, reason).await
+    }
+
+    pub(crate) async fn do_node_maintenance(&self, enable: bool, reason: String) -> Result<(), HttpError> {
+        let reason = if reason.is_empty() {
+            "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.".to_string()
+        } else {
+            reason
+        };
+        self.maintenance(NODE_MAINT_CHECK_ID.to_string(), String::new(), "Node Maintenance Mode", enable, reason)
+            .await
+    }
+
+    async fn maintenance(&self, check_id: String, service_id: String, name: &str, enable: bool, reason: String) -> Result<(), HttpError> {
+        let _guard = self.inner.local_lock.lock().await;
+        let exists = self.inner.local.lock().checks.contains_key(&check_id);
+        if !enable {
+            if exists {
+                self.deregister_check_catalog(&check_id).await?;
+                self.inner.local.lock().checks.remove(&check_id);
+            }
+            return Ok(());
+        }
+        let check = HealthCheck {
+            node: self.inner.cfg.node_name.clone(),
+            check_id: check_id.clone(),
+            name: name.to_string(),
+            status: CRITICAL.to_string(),
+            notes: reason,
+            service_id,
+            check_type: "maintenance".into(),
+            ..Default::default()
+        };
+        let reg = Registration {
+            node: self.self_node(),
+            service: None,
+            checks: vec![check.clone()],
+            skip_node_update: true,
+            now_ms: now_ms(),
+        };
+        ok(self.write_cmd(Command::Register(reg)).await?)?;
+        self.inner.local.lock().checks.insert(
+            check_id,
+            LocalCheck {
+                check,
+                ttl: None,
+                deadline: None,
+                from_config: false,
+            },
+        );
+        Ok(())
+    }
+}
+
+fn ok((_, o): (u64, Outcome)) -> Result<Outcome, HttpError> {
+    match o {
+        Outcome::Error(e) => Err(HttpError::bad_request(e.to_string())),
+        o => Ok(o),
+    }
+}
+
+/// Turns TTL checks critical when their TTL runs out without an update.
+pub(crate) async fn ttl_loop(agent: Agent) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let expired: Vec<(String, Duration)> = {
+            let mut local = agent.inner.local.lock();
+            local
+                .checks
+                .values_mut()
+                .filter_map(|c| match (c.deadline, c.ttl) {
+                    (Some(d), Some(ttl)) if d <= now => {
+                        c.deadline = None;
+                        Some((c.check.check_id.clone(), ttl))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        for (id, ttl) in expired {
+            let _guard = agent.inner.local_lock.lock().await;
+            let out = format!("TTL expired (no update for {})", cairn_types::duration::format_duration(ttl));
+            if let Err(e) = agent.set_check_status(&id, CRITICAL, out, false).await {
+                tracing::warn!(check = %id, "could not mark TTL check critical: {e}");
+            }
+        }
+    }
+}

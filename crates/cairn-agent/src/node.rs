@@ -1,0 +1,400 @@
+//! [`Agent`]: one running Cairn agent, and its implementation of the HTTP layer's
+//! [`Backend`] (writes go through Raft, agent-local operations to [`crate::local`]).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cairn_http::{Backend, BoxFut, HttpError, Limits, RaftInfo};
+use cairn_raft::{RaftNode, RaftOptions, WriteError};
+use cairn_state::{Command, Outcome, Registration, State};
+use cairn_types::definition::{CheckDefinition, ServiceDefinition};
+use cairn_types::{HealthCheck, Node, NodeService, PASSING, SERF_CHECK_ID, SERF_CHECK_NAME};
+use parking_lot::RwLock;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::config::Config;
+use crate::local::LocalState;
+use crate::sessions::SessionTimers;
+
+/// A running agent. Cheap to clone (all handles).
+#[derive(Clone)]
+pub struct Agent {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub cfg: Config,
+    pub node_id: String,
+    pub address: String,
+    pub raft: RaftNode,
+    pub state: Arc<RwLock<State>>,
+    pub applied: watch::Receiver<u64>,
+    pub limits: Limits,
+    pub local: parking_lot::Mutex<LocalState>,
+    pub sessions: SessionTimers,
+    /// Serialises agent-local mutations with their catalog writes, so the local view
+    /// and the catalog never diverge by interleaving.
+    pub local_lock: tokio::sync::Mutex<()>,
+    pub tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn stable_node_id(cfg: &Config) -> String {
+    if let Some(id) = &cfg.node_id {
+        return id.clone();
+    }
+    // Persist a random ID in the data dir; -dev gets a fresh one each run, as Consul.
+    let fresh = cairn_http_uuid();
+    if let Some(dir) = &cfg.data_dir {
+        let path = dir.join("node-id");
+        if let Ok(s) = std::fs::read_to_string(&path) {
+            let s = s.trim().to_string();
+            if !s.is_empty() {
+                return s;
+            }
+        }
+        let _ = std::fs::create_dir_all(dir);
+        if let Err(e) = std::fs::write(&path, &fresh) {
+            warn!("could not persist node-id to {}: {e}", path.display());
+        }
+    }
+    fresh
+}
+
+fn cairn_http_uuid() -> String {
+    use rand::Rng;
+    let b: [u8; 16] = rand::rng().random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+pub(crate) fn write_error(e: WriteError) -> HttpError {
+    match e {
+        WriteError::NoLeader => HttpError::internal("No cluster leader"),
+        other => HttpError::internal(other.to_string()),
+    }
+}
+
+impl Agent {
+    /// Starts Raft, registers this node and its config-file services, and starts the
+    /// background tasks (TTL checks, session expiry).
+    pub async fn start(cfg: Config) -> anyhow::Result<Agent> {
+        if !cfg.server {
+            anyhow::bail!(
+                "client mode (an agent without -server) needs gossip and server RPC, which are not built yet; run with -dev or -server"
+            );
+        }
+        let state = Arc::new(RwLock::new(State::new()));
+        let (applied_tx, applied_rx) = watch::channel(0u64);
+        let address = cfg
+            .advertise_addr
+            .map(|a| a.to_string())
+            .filter(|a| a != "0.0.0.0")
+            .unwrap_or_else(|| {
+                if cfg.bind_addr.is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    cfg.bind_addr.to_string()
+                }
+            });
+        let rpc = cfg
+            .server_rpc_addr()
+            .map(|a| format!("{}:{}", address, a.port()))
+            .unwrap_or_else(|| format!("{address}:8300"));
+        if let Some(d) = &cfg.data_dir {
+            std::fs::create_dir_all(d)?;
+        }
+        let raft = RaftNode::start(RaftOptions {
+            node_id: 1,
+            addr: rpc,
+            data_dir: cfg.data_dir.clone(),
+            state: state.clone(),
+            applied_tx,
+            dev: cfg.dev,
+        })
+        .await?;
+        let limits = Limits {
+            kv_max_value_size: cfg.limits.kv_max_value_size as usize,
+            txn_max_req_len: cfg.limits.txn_max_req_len as usize,
+            max_body: (cfg.limits.kv_max_value_size as usize).max(1024 * 1024),
+            default_query_time: cfg.default_query_time,
+            max_query_time: cfg.max_query_time,
+            session_ttl_min: cfg.session_ttl_min,
+        };
+        let node_id = stable_node_id(&cfg);
+        let agent = Agent {
+            inner: Arc::new(Inner {
+                node_id,
+                address,
+                raft,
+                state,
+                applied: applied_rx,
+                limits,
+                local: parking_lot::Mutex::new(LocalState::default()),
+                sessions: SessionTimers::default(),
+                local_lock: tokio::sync::Mutex::new(()),
+                tasks: parking_lot::Mutex::new(Vec::new()),
+                cfg,
+            }),
+        };
+        agent.register_self().await?;
+        agent.load_config_services().await?;
+        let t1 = tokio::spawn(crate::local::ttl_loop(agent.clone()));
+        let t2 = tokio::spawn(crate::sessions::reaper_loop(agent.clone()));
+        agent.inner.tasks.lock().extend([t1, t2]);
+        Ok(agent)
+    }
+
+    /// The catalog entry of this node.
+    pub(crate) fn self_node(&self) -> Node {
+        let c = &self.inner.cfg;
+        let mut tagged = std::collections::BTreeMap::new();
+        tagged.insert("lan".to_string(), self.inner.address.clone());
+        tagged.insert("lan_ipv4".to_string(), self.inner.address.clone());
+        tagged.insert("wan".to_string(), self.inner.address.clone());
+        tagged.insert("wan_ipv4".to_string(), self.inner.address.clone());
+        let mut meta = c.node_meta.clone();
+        meta.entry("consul-network-segment".into()).or_default();
+        Node {
+            id: self.inner.node_id.clone(),
+            node: c.node_name.clone(),
+            address: self.inner.address.clone(),
+            datacenter: c.datacenter.clone(),
+            tagged_addresses: tagged,
+            meta,
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
+    async fn register_self(&self) -> anyhow::Result<()> {
+        let serf = HealthCheck {
+            node: self.inner.cfg.node_name.clone(),
+            check_id: SERF_CHECK_ID.into(),
+            name: SERF_CHECK_NAME.into(),
+            status: PASSING.into(),
+            output: "Agent alive and reachable".into(),
+            check_type: String::new(),
+            ..Default::default()
+        };
+        let reg = Registration {
+            node: self.self_node(),
+            service: None,
+            checks: vec![serf],
+            skip_node_update: false,
+            now_ms: now_ms(),
+        };
+        self.write_cmd(Command::Register(reg)).await.map_err(|e| anyhow::anyhow!("registering this node: {e}"))?;
+        Ok(())
+    }
+
+    async fn load_config_services(&self) -> anyhow::Result<()> {
+        for v in self.inner.cfg.services.clone() {
+            let v = cairn_types::input::normalize(v);
+            let def: ServiceDefinition =
+                serde_json::from_value(v).map_err(|e| anyhow::anyhow!("invalid service definition in config: {e}"))?;
+            self.do_register_service(def, false, true)
+                .await
+                .map_err(|e| anyhow::anyhow!("registering service from config: {}", e.message))?;
+        }
+        for v in self.inner.cfg.checks.clone() {
+            let v = cairn_types::input::normalize(v);
+            let def: CheckDefinition =
+                serde_json::from_value(v).map_err(|e| anyhow::anyhow!("invalid check definition in config: {e}"))?;
+            self.do_register_check(def, true)
+                .await
+                .map_err(|e| anyhow::anyhow!("registering check from config: {}", e.message))?;
+        }
+        Ok(())
+    }
+
+    /// Proposes a command; refusals of the state machine come back as `Outcome::Error`.
+    pub(crate) async fn write_cmd(&self, cmd: Command) -> Result<(u64, Outcome), HttpError> {
+        cairn_http::metrics::global()
+            .raft_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.raft.write(cmd).await.map_err(write_error)
+    }
+
+    /// Stops background tasks and Raft.
+    pub async fn shutdown(&self) {
+        for t in self.inner.tasks.lock().drain(..) {
+            t.abort();
+        }
+        self.inner.raft.shutdown().await;
+    }
+
+    fn member(&self) -> Value {
+        let c = &self.inner.cfg;
+        let rpc_port = c.server_rpc_addr().map(|a| a.port()).unwrap_or(8300);
+        let serf_port = c.serf_lan_addr().map(|a| a.port()).unwrap_or(8301);
+        json!({
+            "Name": c.node_name,
+            "Addr": self.inner.address,
+            "Port": serf_port,
+            "Tags": {
+                "role": "consul",
+                "dc": c.datacenter,
+                "port": rpc_port.to_string(),
+                "bootstrap": if c.bootstraps_alone() { "1" } else { "0" },
+                "expect": c.bootstrap_expect.to_string(),
+                "id": self.inner.node_id,
+                "vsn": "2",
+                "vsn_min": "2",
+                "vsn_max": "3",
+                "raft_vsn": "3",
+                "build": format!("{}:cairn-{}", crate::CONSUL_API_VERSION, crate::VERSION),
+                "segment": "",
+            },
+            "Status": 1,
+            "ProtocolMin": 1,
+            "ProtocolMax": 5,
+            "ProtocolCur": 2,
+            "DelegateMin": 2,
+            "DelegateMax": 5,
+            "DelegateCur": 4,
+        })
+    }
+}
+
+impl Backend for Agent {
+    fn state(&self) -> &RwLock<State> {
+        &self.inner.state
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.applied.clone()
+    }
+
+    fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), HttpError>> {
+        Box::pin(self.write_cmd(cmd))
+    }
+
+    fn barrier(&self) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(async move { self.inner.raft.ensure_linearizable().await.map_err(write_error) })
+    }
+
+    fn raft_info(&self) -> RaftInfo {
+        let r = &self.inner.raft;
+        RaftInfo {
+            leader: r.leader_addr(),
+            peers: r.peers(),
+            is_leader: r.is_leader(),
+            last_contact_ms: r.last_contact_ms(),
+        }
+    }
+
+    fn node_name(&self) -> &str {
+        &self.inner.cfg.node_name
+    }
+
+    fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    fn datacenter(&self) -> &str {
+        &self.inner.cfg.datacenter
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
+    fn session_renewed(&self, id: &str) {
+        self.inner.sessions.renewed(id);
+    }
+
+    fn register_service(&self, def: ServiceDefinition, replace_checks: bool) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(self.do_register_service(def, replace_checks, false))
+    }
+
+    fn deregister_service(&self, id: String) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(self.do_deregister_service(id))
+    }
+
+    fn local_services(&self) -> Vec<NodeService> {
+        self.inner.local.lock().services.values().cloned().collect()
+    }
+
+    fn local_checks(&self) -> Vec<HealthCheck> {
+        self.inner.local.lock().checks.values().map(|c| c.check.clone()).collect()
+    }
+
+    fn register_check(&self, def: CheckDefinition) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(self.do_register_check(def, false))
+    }
+
+    fn deregister_check(&self, id: String) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(self.do_deregister_check(id))
+    }
+
+    fn update_check(&self, id: String, status: String, output: String) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(self.do_update_ttl(id, status, output))
+    }
+
+    fn service_maintenance(&self, id: String, enable: bool, reason: String) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(self.do_service_maintenance(id, enable, reason))
+    }
+
+    fn node_maintenance(&self, enable: bool, reason: String) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(self.do_node_maintenance(enable, reason))
+    }
+
+    fn members(&self) -> Vec<Value> {
+        vec![self.member()]
+    }
+
+    fn self_info(&self) -> Value {
+        let c = &self.inner.cfg;
+        json!({
+            "Config": {
+                "Datacenter": c.datacenter,
+                "PrimaryDatacenter": c.primary_datacenter.clone().unwrap_or_else(|| c.datacenter.clone()),
+                "NodeName": c.node_name,
+                "NodeID": self.inner.node_id,
+                "Server": c.server,
+                "Revision": "cairn",
+                "Version": crate::CONSUL_API_VERSION,
+                "BuildDate": "",
+            },
+            "DebugConfig": {
+                "Datacenter": c.datacenter,
+                "NodeName": c.node_name,
+                "DataDir": c.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+                "DevMode": c.dev,
+                "Domain": c.domain,
+                "ServerMode": c.server,
+                "BootstrapExpect": c.bootstrap_expect,
+                "EnableScriptChecks": c.enable_script_checks,
+                "EnableLocalScriptChecks": c.enable_local_script_checks,
+            },
+            "Coord": null,
+            "Member": self.member(),
+            "Stats": {
+                "raft": {
+                    "applied_index": self.inner.state.read().index.to_string(),
+                    "state": if self.inner.raft.is_leader() { "Leader" } else { "Follower" },
+                },
+            },
+            "Meta": {"consul-network-segment": "", "cairn-version": crate::VERSION},
+            "xDS": null,
+        })
+    }
+
+    fn reload(&self) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(async move { Ok(()) })
+    }
+}

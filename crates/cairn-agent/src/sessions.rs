@@ -1,0 +1,89 @@
+//! Session TTLs. Like Consul, the timers live on the leader only and are not
+//! replicated: a new leader starts every TTL afresh. A session that is not renewed
+//! within 2 x TTL (Consul's `SessionTTLMultiplier`) is destroyed through Raft, which
+//! releases or deletes its locks.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cairn_state::Command;
+use cairn_types::duration::parse_duration;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::node::{now_ms, Agent};
+
+/// Grace factor on session TTLs (Consul's `SessionTTLMultiplier`).
+pub const TTL_MULTIPLIER: u32 = 2;
+
+/// Deadlines of sessions with a TTL.
+#[derive(Default)]
+pub struct SessionTimers {
+    deadlines: Mutex<HashMap<String, Instant>>,
+    renewed: Mutex<HashMap<String, Instant>>,
+}
+
+impl SessionTimers {
+    /// Records a renewal (or creation); the reaper recomputes the deadline.
+    pub fn renewed(&self, id: &str) {
+        self.renewed.lock().insert(id.to_string(), Instant::now());
+        self.deadlines.lock().remove(id);
+    }
+}
+
+/// Destroys sessions whose TTL ran out. Runs on every server; acts only on the leader.
+pub(crate) async fn reaper_loop(agent: Agent) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut was_leader = false;
+    loop {
+        tick.tick().await;
+        let leader = agent.inner.raft.is_leader();
+        if !leader {
+            was_leader = false;
+            continue;
+        }
+        let now = Instant::now();
+        let timers = &agent.inner.sessions;
+        if !was_leader {
+            // New leadership: every TTL starts afresh.
+            timers.deadlines.lock().clear();
+            timers.renewed.lock().clear();
+            was_leader = true;
+        }
+        let sessions: Vec<(String, Duration)> = {
+            let st = agent.inner.state.read();
+            st.sessions()
+                .0
+                .into_iter()
+                .filter(|s| !s.ttl.is_empty())
+                .filter_map(|s| parse_duration(&s.ttl).ok().map(|d| (s.id.clone(), d)))
+                .collect()
+        };
+        let mut expired = Vec::new();
+        {
+            let mut deadlines = timers.deadlines.lock();
+            let mut renewed = timers.renewed.lock();
+            deadlines.retain(|id, _| sessions.iter().any(|(s, _)| s == id));
+            renewed.retain(|id, _| sessions.iter().any(|(s, _)| s == id));
+            for (id, ttl) in &sessions {
+                let d = *deadlines.entry(id.clone()).or_insert_with(|| {
+                    renewed.get(id).copied().unwrap_or(now) + *ttl * TTL_MULTIPLIER
+                });
+                if d <= now {
+                    expired.push(id.clone());
+                }
+            }
+        }
+        for id in expired {
+            tracing::info!(session = %id, "session TTL expired; invalidating");
+            let cmd = Command::SessionDestroy {
+                id: id.clone(),
+                now_ms: now_ms(),
+            };
+            if agent.write_cmd(cmd).await.is_ok() {
+                timers.deadlines.lock().remove(&id);
+                timers.renewed.lock().remove(&id);
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Subcommand dispatch and what the client commands share: the `-http-addr`/`-token` flags,
+//! building a [`cairn_api::Client`] from them and the environment, and flag-error mapping.
+
+pub mod agent;
+pub mod catalog;
+pub mod kv;
+pub mod members;
+pub mod services;
+pub mod version;
+
+use crate::error::CliError;
+use crate::flags::{self, Flags, Kind, Spec};
+use cairn_api::Client;
+
+/// Top-level help.
+pub const HELP: &str = "\
+Usage: cairn [--version] [--help] <command> [<args>]
+
+Available commands are:
+    agent       Runs a Cairn agent
+    catalog     Interact with the catalog
+    kv          Interact with the key-value store
+    members     Lists the members of a Cairn cluster
+    services    Interact with services
+    version     Prints the Cairn version
+
+Client commands honour -http-addr and -token, and the environment variables
+CAIRN_HTTP_ADDR / CONSUL_HTTP_ADDR (default 127.0.0.1:8500) and
+CAIRN_HTTP_TOKEN / CONSUL_HTTP_TOKEN.";
+
+/// Flags every command that talks to an agent accepts.
+pub const HTTP_FLAGS: &[Spec] = &[
+    flags::spec(
+        "http-addr",
+        Kind::Value,
+        "The address of the agent: host:port or http(s)://host:port. Defaults to \
+         CAIRN_HTTP_ADDR, then CONSUL_HTTP_ADDR, then 127.0.0.1:8500.",
+    ),
+    flags::spec(
+        "token",
+        Kind::Value,
+        "ACL token to use. Defaults to CAIRN_HTTP_TOKEN, then CONSUL_HTTP_TOKEN.",
+    ),
+    flags::spec(
+        "token-file",
+        Kind::Value,
+        "File containing the ACL token to use.",
+    ),
+];
+
+/// Runs the command named by the first argument.
+pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
+    let Some((cmd, rest)) = args.split_first() else {
+        return Err(CliError::usage("error: missing command", HELP));
+    };
+    let rest = rest.to_vec();
+    match cmd.as_str() {
+        "agent" => agent::run(rest).await,
+        "members" => members::run(rest).await,
+        "catalog" => catalog::run(rest).await,
+        "kv" => kv::run(rest).await,
+        "services" => services::run(rest).await,
+        "version" | "-v" | "-version" | "--version" => version::run(rest),
+        "help" | "-h" | "-help" | "--help" => Err(CliError::Help(HELP.to_string())),
+        other => Err(CliError::usage(
+            format!("error: unknown command {other:?}"),
+            HELP,
+        )),
+    }
+}
+
+/// Parses `args` for a command with help `text` and `specs` (plus [`HTTP_FLAGS`] when
+/// `http` is set), turning flag errors into help/usage outcomes.
+pub fn parse_flags(
+    text: &str,
+    specs: &[Spec],
+    http: bool,
+    args: &[String],
+) -> Result<Flags, CliError> {
+    let all: Vec<Spec> = if http {
+        specs.iter().chain(HTTP_FLAGS).copied().collect()
+    } else {
+        specs.to_vec()
+    };
+    let help = flags::usage(text, &all);
+    flags::parse(&all, args).map_err(|e| match e {
+        flags::FlagError::Help => CliError::Help(help.clone()),
+        flags::FlagError::Invalid(msg) => CliError::usage(format!("error: {msg}"), &help),
+    })
+}
+
+/// Converts a flag value error (e.g. a non-numeric `-flags`) into a usage error.
+pub fn flag_value<T>(r: Result<T, flags::FlagError>, text: &str) -> Result<T, CliError> {
+    r.map_err(|e| match e {
+        flags::FlagError::Help => CliError::Help(text.to_string()),
+        flags::FlagError::Invalid(msg) => CliError::usage(format!("error: {msg}"), text),
+    })
+}
+
+/// Builds the HTTP client: `-http-addr`/`-token`/`-token-file` win over the environment.
+pub fn client(flags: &Flags) -> Result<Client, CliError> {
+    let file_token = match flags.str("token-file") {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| CliError::failed(format!("Error reading token file {path}: {e}")))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let addr = flags.str("http-addr").map(str::to_string);
+    let token = flags.str("token").map(str::to_string).or(file_token);
+    Client::from_lookup(|k| match k {
+        "CAIRN_HTTP_ADDR" if addr.is_some() => addr.clone(),
+        "CAIRN_HTTP_TOKEN" if token.is_some() => token.clone(),
+        _ => std::env::var(k).ok(),
+    })
+    .map_err(CliError::ctx("Error connecting to agent"))
+}
+
+/// Rejects positional arguments for commands that take none.
+pub fn no_args(flags: &Flags, text: &str) -> Result<(), CliError> {
+    if flags.args.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::usage(
+            format!(
+                "error: too many arguments (expected 0, got {})",
+                flags.args.len()
+            ),
+            text,
+        ))
+    }
+}
+
+/// Picks the subcommand of a command group (`cairn kv get ...`), or explains the group.
+pub fn subcommand<'a>(args: &'a [String], help: &str) -> Result<(&'a str, Vec<String>), CliError> {
+    match args.split_first() {
+        None => Err(CliError::usage("error: missing subcommand", help)),
+        Some((s, _)) if matches!(s.as_str(), "-h" | "-help" | "--help" | "help") => {
+            Err(CliError::Help(help.to_string()))
+        }
+        Some((s, rest)) => Ok((s.as_str(), rest.to_vec())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn dispatch_outcomes() {
+        assert!(matches!(
+            dispatch(v(&[])).await,
+            Err(CliError::Usage { .. })
+        ));
+        assert!(matches!(
+            dispatch(v(&["bogus"])).await,
+            Err(CliError::Usage { .. })
+        ));
+        assert!(matches!(dispatch(v(&["-h"])).await, Err(CliError::Help(_))));
+        assert!(matches!(
+            dispatch(v(&["kv"])).await,
+            Err(CliError::Usage { .. })
+        ));
+        assert!(matches!(
+            dispatch(v(&["kv", "get", "-h"])).await,
+            Err(CliError::Help(_))
+        ));
+        assert!(matches!(
+            dispatch(v(&["kv", "get", "-bogus"])).await,
+            Err(CliError::Usage { .. })
+        ));
+        assert!(dispatch(v(&["version"])).await.is_ok());
+    }
+
+    #[test]
+    fn client_flags_override_env() {
+        let f = parse_flags("", &[], true, &v(&["-http-addr=10.1.2.3:9", "-token", "s"])).unwrap();
+        let c = client(&f).unwrap();
+        assert_eq!(c.base(), "http://10.1.2.3:9");
+        assert_eq!(c.token(), Some("s"));
+        let f = parse_flags("", &[], true, &v(&["-http-addr=ftp://x"])).unwrap();
+        assert!(matches!(client(&f), Err(CliError::Failed(_))));
+    }
+}

@@ -1,0 +1,321 @@
+//! `/v1/agent/*`: the local agent's services and checks, TTL check updates,
+//! maintenance, members, self, metrics and reload.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use cairn_types::definition::{CheckDefinition, ServiceDefinition};
+use cairn_types::{HealthCheck, NodeService, CRITICAL, PASSING, WARNING};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::catalog::decode_body;
+use crate::query::{check_name, Query};
+use crate::reply::{json, HttpError};
+use crate::App;
+
+fn empty_ok() -> Response {
+    (StatusCode::OK, [("content-type", "application/json")], "").into_response()
+}
+
+/// The agent's view of a local service (`/v1/agent/services` values).
+fn agent_service_json(app: &App, s: &NodeService) -> Value {
+    json!({
+        "ID": s.id,
+        "Service": s.service,
+        "Tags": s.tags,
+        "Meta": s.meta,
+        "Port": s.port,
+        "Address": s.address,
+        "TaggedAddresses": s.tagged_addresses,
+        "Weights": s.weights,
+        "EnableTagOverride": s.enable_tag_override,
+        "Datacenter": app.datacenter(),
+    })
+}
+
+fn content_hash(v: &Value) -> String {
+    // FNV-1a over the canonical JSON: opaque, stable, cheap.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in v.to_string().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+pub async fn services(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+    let q = Query::from_uri(&uri);
+    let filter = q.filter()?;
+    let mut out = BTreeMap::new();
+    for s in app.local_services() {
+        let v = agent_service_json(&app, &s);
+        if filter.as_ref().is_none_or(|f| f.matches(&v)) {
+            out.insert(s.id.clone(), v);
+        }
+    }
+    Ok(json(&out, q.pretty()))
+}
+
+pub async fn service(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    check_name(&id, "service ID")?;
+    let q = Query::from_uri(&uri);
+    let s = app
+        .local_services()
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| HttpError::not_found(format!("unknown service ID: {id}")))?;
+    let mut v = agent_service_json(&app, &s);
+    let hash = content_hash(&v);
+    v["ContentHash"] = Value::String(hash.clone());
+    let mut r = json(&v, q.pretty());
+    if let Ok(h) = hash.parse() {
+        r.headers_mut().insert("x-consul-contenthash", h);
+    }
+    Ok(r)
+}
+
+pub async fn register_service(State(app): State<App>, uri: Uri, body: Body) -> Result<Response, HttpError> {
+    let q = Query::from_uri(&uri);
+    let def: ServiceDefinition = decode_body(&app, body, false).await?.expect("non-empty");
+    if def.name.is_empty() {
+        return Err(HttpError::bad_request("Missing service name"));
+    }
+    let replace = q.flag("replace-existing-checks");
+    app.register_service(def, replace).await?;
+    Ok(empty_ok())
+}
+
+pub async fn deregister_service(State(app): State<App>, Path(id): Path<String>) -> Result<Response, HttpError> {
+    check_name(&id, "service ID")?;
+    app.deregister_service(id).await?;
+    Ok(empty_ok())
+}
+
+pub async fn checks(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+    let q = Query::from_uri(&uri);
+    let filter = q.filter()?;
+    let mut out = BTreeMap::new();
+    for c in app.local_checks() {
+        let v = serde_json::to_value(&c).unwrap_or(Value::Null);
+        if filter.as_ref().is_none_or(|f| f.matches(&v)) {
+            out.insert(c.check_id.clone(), v);
+        }
+    }
+    Ok(json(&out, q.pretty()))
+}
+
+pub async fn register_check(State(app): State<App>, body: Body) -> Result<Response, HttpError> {
+    let def: CheckDefinition = decode_body(&app, body, false).await?.expect("non-empty");
+    if def.name.is_empty() {
+        return Err(HttpError::bad_request("Missing check name"));
+    }
+    app.register_check(def).await?;
+    Ok(empty_ok())
+}
+
+pub async fn deregister_check(State(app): State<App>, Path(id): Path<String>) -> Result<Response, HttpError> {
+    check_name(&id, "check ID")?;
+    app.deregister_check(id).await?;
+    Ok(empty_ok())
+}
+
+async fn ttl_update(app: App, id: String, uri: Uri, status: &str) -> Result<Response, HttpError> {
+    check_name(&id, "check ID")?;
+    let q = Query::from_uri(&uri);
+    let note = q.get("note").unwrap_or("").to_string();
+    app.update_check(id, status.to_string(), note).await?;
+    Ok(empty_ok())
+}
+
+pub async fn check_pass(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    ttl_update(app, id, uri, PASSING).await
+}
+
+pub async fn check_warn(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    ttl_update(app, id, uri, WARNING).await
+}
+
+pub async fn check_fail(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    ttl_update(app, id, uri, CRITICAL).await
+}
+
+#[derive(Deserialize, Default)]
+struct UpdateBody {
+    #[serde(rename = "Status", default)]
+    status: String,
+    #[serde(rename = "Output", default)]
+    output: String,
+}
+
+pub async fn check_update(State(app): State<App>, Path(id): Path<String>, body: Body) -> Result<Response, HttpError> {
+    check_name(&id, "check ID")?;
+    let b: UpdateBody = decode_body(&app, body, false).await?.expect("non-empty");
+    if !cairn_types::is_valid_status(&b.status) {
+        return Err(HttpError::bad_request(format!(
+            "Invalid check status: {:?}",
+            b.status
+        )));
+    }
+    app.update_check(id, b.status, b.output).await?;
+    Ok(empty_ok())
+}
+
+fn enable_param(q: &Query) -> Result<bool, HttpError> {
+    match q.get("enable") {
+        None => Err(HttpError::bad_request("Missing value for enable")),
+        Some(v) => v
+            .parse::<bool>()
+            .map_err(|_| HttpError::bad_request(format!("Invalid value for enable: {v:?}"))),
+    }
+}
+
+pub async fn service_maintenance(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    check_name(&id, "service ID")?;
+    let q = Query::from_uri(&uri);
+    let enable = enable_param(&q)?;
+    let reason = q.get("reason").unwrap_or("").to_string();
+    app.service_maintenance(id, enable, reason).await?;
+    Ok(empty_ok())
+}
+
+pub async fn node_maintenance(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+    let q = Query::from_uri(&uri);
+    let enable = enable_param(&q)?;
+    let reason = q.get("reason").unwrap_or("").to_string();
+    app.node_maintenance(enable, reason).await?;
+    Ok(empty_ok())
+}
+
+/// Local aggregate health of the given services: (status code, JSON element).
+fn local_health(app: &App, services: Vec<NodeService>) -> Vec<(&'static str, Value)> {
+    let checks: Vec<HealthCheck> = app.local_checks();
+    services
+        .into_iter()
+        .map(|s| {
+            let own: Vec<&HealthCheck> = checks
+                .iter()
+                .filter(|c| c.service_id == s.id || c.service_id.is_empty())
+                .collect();
+            let status = if own.iter().any(|c| c.check_id.starts_with(cairn_types::SERVICE_MAINT_PREFIX) || c.check_id == cairn_types::NODE_MAINT_CHECK_ID) {
+                "maintenance"
+            } else {
+                cairn_state::aggregate(own.iter().map(|c| c.status.as_str()))
+            };
+            let checks: Vec<&HealthCheck> = own.into_iter().filter(|c| c.service_id == s.id).collect();
+            (
+                status,
+                json!({"AggregatedStatus": status, "Service": agent_service_json(app, &s), "Checks": checks}),
+            )
+        })
+        .collect()
+}
+
+fn health_code(status: &str) -> StatusCode {
+    match status {
+        "passing" => StatusCode::OK,
+        "warning" => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn worst<'a>(statuses: impl Iterator<Item = &'a str>) -> &'a str {
+    let mut w = "passing";
+    for s in statuses {
+        let rank = |x: &str| match x {
+            "passing" => 0,
+            "warning" => 1,
+            "critical" => 2,
+            _ => 3,
+        };
+        if rank(s) > rank(w) {
+            w = s;
+        }
+    }
+    w
+}
+
+fn health_response(q: &Query, status: &str, body: &Value) -> Response {
+    let code = health_code(status);
+    let mut r = if q.get("format") == Some("text") {
+        (code, [("content-type", "text/plain")], status.to_string()).into_response()
+    } else {
+        json(body, q.pretty())
+    };
+    *r.status_mut() = code;
+    r
+}
+
+pub async fn health_by_name(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    check_name(&name, "service name")?;
+    let q = Query::from_uri(&uri);
+    let services: Vec<NodeService> = app.local_services().into_iter().filter(|s| s.service == name).collect();
+    if services.is_empty() {
+        let mut r = health_response(&q, "critical", &json!([]));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        if q.get("format") == Some("text") {
+            return Ok((StatusCode::NOT_FOUND, format!("ServiceName {name} Not Found")).into_response());
+        }
+        return Ok(r);
+    }
+    let items = local_health(&app, services);
+    let status = worst(items.iter().map(|(s, _)| *s)).to_string();
+    let body = Value::Array(items.into_iter().map(|(_, v)| v).collect());
+    Ok(health_response(&q, &status, &body))
+}
+
+pub async fn health_by_id(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    check_name(&id, "service ID")?;
+    let q = Query::from_uri(&uri);
+    let services: Vec<NodeService> = app.local_services().into_iter().filter(|s| s.id == id).collect();
+    if services.is_empty() {
+        return Ok((StatusCode::NOT_FOUND, format!("ServiceId {id} not found")).into_response());
+    }
+    let (status, body) = local_health(&app, services).remove(0);
+    Ok(health_response(&q, status, &body))
+}
+
+pub async fn members(State(app): State<App>, uri: Uri) -> Response {
+    json(&app.members(), Query::from_uri(&uri).pretty())
+}
+
+pub async fn self_info(State(app): State<App>, uri: Uri) -> Response {
+    json(&app.self_info(), Query::from_uri(&uri).pretty())
+}
+
+pub async fn reload(State(app): State<App>) -> Result<Response, HttpError> {
+    app.reload().await?;
+    Ok(empty_ok())
+}
+
+pub async fn metrics(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+    let q = Query::from_uri(&uri);
+    let m = crate::metrics::global();
+    let gauges = {
+        let st = app.state().read();
+        let t = st.table_indexes();
+        let raft = app.raft_info();
+        vec![
+            ("cairn.raft.applied_index", st.index as f64),
+            ("cairn.raft.is_leader", if raft.is_leader { 1.0 } else { 0.0 }),
+            ("cairn.kv.entries", st.kv_len() as f64),
+            ("cairn.catalog.nodes", st.nodes().0.len() as f64),
+            ("cairn.catalog.service_instances", st.all_instances().0.len() as f64),
+            ("cairn.state.kv_index", t.kv as f64),
+            ("cairn.agent.local_services", app.local_services().len() as f64),
+            ("cairn.agent.local_checks", app.local_checks().len() as f64),
+        ]
+    };
+    match q.get("format") {
+        Some("prometheus") => Ok((
+            [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+            m.prometheus(&gauges),
+        )
+            .into_response()),
+        None | Some("") | Some("json") => Ok(json(&m.json(&gauges), q.pretty())),
+        Some(other) => Err(HttpError::bad_request(format!("Invalid metrics format {other:?}: use prometheus or omit it"))),
+    }
+}

@@ -1,0 +1,86 @@
+//! The interface between the HTTP layer and the agent that owns Raft, the state and
+//! the local services and checks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use cairn_state::{Command, Outcome, State};
+use cairn_types::definition::{CheckDefinition, ServiceDefinition};
+use cairn_types::{HealthCheck, NodeService};
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+use crate::HttpError;
+
+/// A boxed, sendable future (keeps [`Backend`] object-safe).
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Raft facts reported in headers and `/v1/status/*`.
+#[derive(Debug, Clone, Default)]
+pub struct RaftInfo {
+    pub leader: Option<String>,
+    pub peers: Vec<String>,
+    pub is_leader: bool,
+    pub last_contact_ms: u64,
+}
+
+/// Size and time limits of the API.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub kv_max_value_size: usize,
+    pub txn_max_req_len: usize,
+    pub max_body: usize,
+    pub default_query_time: Duration,
+    pub max_query_time: Duration,
+    pub session_ttl_min: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            kv_max_value_size: 512 * 1024,
+            txn_max_req_len: 512 * 1024,
+            max_body: 1024 * 1024,
+            default_query_time: Duration::from_secs(300),
+            max_query_time: Duration::from_secs(600),
+            session_ttl_min: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the HTTP layer needs from the agent.
+pub trait Backend: Send + Sync + 'static {
+    /// The replicated state, as applied on this server.
+    fn state(&self) -> &RwLock<State>;
+    /// Fires with the last applied index after every applied batch.
+    fn subscribe(&self) -> watch::Receiver<u64>;
+    /// Proposes a command through Raft; returns its log index and outcome.
+    fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), HttpError>>;
+    /// Confirms leadership with a quorum (for `?consistent` reads).
+    fn barrier(&self) -> BoxFut<'_, Result<(), HttpError>>;
+    fn raft_info(&self) -> RaftInfo;
+    fn node_name(&self) -> &str;
+    fn node_id(&self) -> &str;
+    fn datacenter(&self) -> &str;
+    fn limits(&self) -> &Limits;
+    /// Wall-clock milliseconds (stamped into commands that need time).
+    fn now_ms(&self) -> u64;
+    /// A session was renewed: restart its TTL timer.
+    fn session_renewed(&self, id: &str);
+
+    // ---- agent-local state ----
+    fn register_service(&self, def: ServiceDefinition, replace_checks: bool) -> BoxFut<'_, Result<(), HttpError>>;
+    fn deregister_service(&self, id: String) -> BoxFut<'_, Result<(), HttpError>>;
+    fn local_services(&self) -> Vec<NodeService>;
+    fn local_checks(&self) -> Vec<HealthCheck>;
+    fn register_check(&self, def: CheckDefinition) -> BoxFut<'_, Result<(), HttpError>>;
+    fn deregister_check(&self, id: String) -> BoxFut<'_, Result<(), HttpError>>;
+    /// TTL check update (`/agent/check/pass|warn|fail|update`).
+    fn update_check(&self, id: String, status: String, output: String) -> BoxFut<'_, Result<(), HttpError>>;
+    fn service_maintenance(&self, id: String, enable: bool, reason: String) -> BoxFut<'_, Result<(), HttpError>>;
+    fn node_maintenance(&self, enable: bool, reason: String) -> BoxFut<'_, Result<(), HttpError>>;
+    fn members(&self) -> Vec<serde_json::Value>;
+    fn self_info(&self) -> serde_json::Value;
+    fn reload(&self) -> BoxFut<'_, Result<(), HttpError>>;
+}

@@ -1,0 +1,157 @@
+//! `/v1/kv/<key>`: get (one, `recurse`, `keys` + `separator`, `raw`), put (`flags`,
+//! `cas`, `acquire`, `release`) and delete (`recurse`, `cas`).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use cairn_state::{ApplyError, Command, KvOp, KvVerb, Outcome};
+use cairn_types::KvPair;
+
+use crate::blocking;
+use crate::query::{decode_path, Query};
+use crate::reply::{json, json_read, status_read, HttpError};
+use crate::App;
+
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 4096;
+
+fn key_of(uri: &Uri) -> Result<String, HttpError> {
+    let path = uri.path();
+    let key = if path == "/v1/kv" {
+        String::new()
+    } else {
+        decode_path(path, "/v1/kv/")?
+    };
+    if key.len() > MAX_KEY_LEN {
+        return Err(HttpError::bad_request(format!("Key too long (max {MAX_KEY_LEN} bytes)")));
+    }
+    Ok(key)
+}
+
+pub async fn get(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+    let key = key_of(&uri)?;
+    let q = Query::from_uri(&uri);
+    let pretty = q.pretty();
+    if q.get("keys").is_some() {
+        let sep = q.get("separator").unwrap_or("").to_string();
+        let (keys, meta) = blocking::read(&app, &q, |st| Ok(st.kv_keys(&key, &sep))).await?;
+        if keys.is_empty() {
+            return Ok(status_read(StatusCode::NOT_FOUND, Vec::new(), "text/plain", &meta));
+        }
+        return Ok(json_read(&keys, pretty, &meta));
+    }
+    if q.get("recurse").is_some() {
+        let (pairs, meta) = blocking::read(&app, &q, |st| {
+            let (v, i) = st.kv_list(&key);
+            Ok((v.into_iter().map(KvPair::from).collect::<Vec<_>>(), i))
+        })
+        .await?;
+        if pairs.is_empty() {
+            return Ok(status_read(StatusCode::NOT_FOUND, Vec::new(), "text/plain", &meta));
+        }
+        return Ok(json_read(&pairs, pretty, &meta));
+    }
+    if key.is_empty() {
+        return Err(HttpError::bad_request("Missing key name"));
+    }
+    let raw = q.get("raw").is_some();
+    let (entry, meta) = blocking::read(&app, &q, |st| {
+        let (e, i) = st.kv_get(&key);
+        Ok((e.cloned(), i))
+    })
+    .await?;
+    match entry {
+        None => Ok(status_read(StatusCode::NOT_FOUND, Vec::new(), "text/plain", &meta)),
+        Some(e) if raw => Ok(status_read(StatusCode::OK, e.value, "text/plain; charset=utf-8", &meta)),
+        Some(e) => Ok(json_read(&[KvPair::from(&e)], pretty, &meta)),
+    }
+}
+
+pub async fn put(State(app): State<App>, uri: Uri, body: Body) -> Result<Response, HttpError> {
+    let key = key_of(&uri)?;
+    if key.is_empty() {
+        return Err(HttpError::bad_request("Missing key name"));
+    }
+    let q = Query::from_uri(&uri);
+    q.check_dc(app.datacenter())?;
+    let limit = app.limits().kv_max_value_size;
+    let value = read_body(body, limit).await?;
+    let mut op = KvOp::new(KvVerb::Set, key);
+    op.value = value;
+    op.flags = q.u64("flags")?.unwrap_or(0);
+    op.now_ms = app.now_ms();
+    let acquire = q.get("acquire");
+    let release = q.get("release");
+    if acquire.is_some() && release.is_some() {
+        return Err(HttpError::bad_request("Conflicting flags: acquire and release"));
+    }
+    if let Some(cas) = q.u64("cas")? {
+        if acquire.is_some() || release.is_some() {
+            return Err(HttpError::bad_request("Conflicting flags: cas with acquire/release"));
+        }
+        op.verb = KvVerb::Cas;
+        op.index = cas;
+    }
+    if let Some(s) = acquire {
+        op.verb = KvVerb::Lock;
+        op.session = s.to_string();
+    }
+    if let Some(s) = release {
+        op.verb = KvVerb::Unlock;
+        op.session = s.to_string();
+    }
+    if (op.verb == KvVerb::Lock || op.verb == KvVerb::Unlock) && op.session.is_empty() {
+        return Err(HttpError::bad_request("Missing session ID"));
+    }
+    write_bool(&app, op, q.pretty()).await
+}
+
+pub async fn delete(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+    let key = key_of(&uri)?;
+    let q = Query::from_uri(&uri);
+    q.check_dc(app.datacenter())?;
+    let mut op = KvOp::new(KvVerb::Delete, key);
+    op.now_ms = app.now_ms();
+    if q.get("recurse").is_some() {
+        op.verb = KvVerb::DeleteTree;
+    } else if op.key.is_empty() {
+        return Err(HttpError::bad_request("Missing key name"));
+    }
+    if let Some(cas) = q.u64("cas")? {
+        if op.verb == KvVerb::DeleteTree {
+            return Err(HttpError::bad_request("Conflicting flags: cas with recurse"));
+        }
+        op.verb = KvVerb::DeleteCas;
+        op.index = cas;
+    }
+    write_bool(&app, op, q.pretty()).await
+}
+
+async fn write_bool(app: &App, op: KvOp, pretty: bool) -> Result<Response, HttpError> {
+    let (_, outcome) = app.write(Command::Kv(op)).await?;
+    match outcome {
+        Outcome::Bool(b) => Ok(json(&b, pretty)),
+        Outcome::Error(ApplyError::InvalidSession(s)) => Err(HttpError::internal(format!("invalid session {s:?}"))),
+        Outcome::Error(e) => Err(HttpError::bad_request(e.to_string())),
+        other => Err(HttpError::internal(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+/// Reads a request body of at most `limit` bytes; larger bodies are a 413.
+pub async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, HttpError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b.to_vec()),
+        Err(e) => {
+            // axum reports the limit as a length-limit error in the source chain.
+            let text = format!("{e:?}");
+            if text.contains("LengthLimit") || text.contains("length limit") {
+                Err(HttpError::too_large(format!(
+                    "Request body too large, max size: {limit} bytes. See https://developer.hashicorp.com/consul/docs/agent/config/config-files#kv_max_value_size."
+                )))
+            } else {
+                Err(HttpError::bad_request(format!("Failed to read request body: {e}")))
+            }
+        }
+    }
+}

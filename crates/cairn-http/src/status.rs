@@ -1,0 +1,18 @@
+//! `/v1/status/leader` and `/v1/status/peers`.
+
+use axum::extract::State;
+use axum::http::Uri;
+use axum::response::Response;
+
+use crate::query::Query;
+use crate::reply::json;
+use crate::App;
+
+pub async fn leader(State(app): State<App>, uri: Uri) -> Response {
+    let leader = app.raft_info().leader.unwrap_or_default();
+    json(&leader, Query::from_uri(&uri).pretty())
+}
+
+pub async fn peers(State(app): State<App>, uri: Uri) -> Response {
+    json(&app.raft_info().peers, Query::from_uri(&uri).pretty())
+}

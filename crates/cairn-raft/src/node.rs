@@ -1,0 +1,306 @@
+//! [`RaftNode`]: the facade the agent uses to run a Cairn server.
+//!
+//! It hides openraft behind a handful of calls: start (open storage, restore the latest
+//! snapshot, bootstrap a single-member cluster on first start, wait for leadership), write a
+//! command and get `(index, Outcome)` back, ask about leadership for Consul's
+//! `X-Consul-KnownLeader` / `X-Consul-LastContact` headers, and confirm leadership for
+//! `?consistent` reads.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use cairn_state::{Command, Outcome, State};
+use cairn_storage::{MemLogStore, RedbLogStore};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::{BasicNode, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::network::NetworkFactory;
+use crate::state_machine::CairnStateMachine;
+use crate::types::{Request, TypeConfig};
+
+/// The openraft handle type used by Cairn.
+pub type CairnRaft = Raft<TypeConfig, CairnStateMachine>;
+
+/// Take a snapshot (and purge the log behind it) every this many applied entries.
+pub const SNAPSHOT_EVERY_LOGS: u64 = 10_000;
+
+/// How long [`RaftNode::start`] waits for this node to become leader.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// Options for [`RaftNode::start`].
+pub struct RaftOptions {
+    /// This server's Raft node id (stable across restarts).
+    pub node_id: u64,
+    /// Advertised server-to-server RPC address, e.g. `127.0.0.1:8300`.
+    pub addr: String,
+    /// Data directory; `None` = in-memory (`-dev`).
+    pub data_dir: Option<PathBuf>,
+    /// The replicated state, shared with the readers.
+    pub state: Arc<RwLock<State>>,
+    /// Receives the last applied index after every applied batch.
+    pub applied_tx: watch::Sender<u64>,
+    /// Short timeouts for development.
+    pub dev: bool,
+}
+
+/// Why a write (or a consistency check) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// No leader is known right now (election in progress, or quorum lost).
+    #[error("No cluster leader")]
+    NoLeader,
+    /// Another server is the leader; the request should be forwarded there.
+    #[error("not the leader; leader is node {leader_id} at {leader_addr:?}")]
+    NotLeader {
+        /// The leader's Raft node id.
+        leader_id: u64,
+        /// The leader's advertised RPC address, if known.
+        leader_addr: Option<String>,
+    },
+    /// The entry was appended but then discarded by a leader change; it may or may not commit.
+    #[error("leadership lost while committing; outcome unknown")]
+    LeadershipLost,
+    /// Raft has stopped (shutdown or fatal storage error).
+    #[error("raft is shut down: {0}")]
+    Shutdown(String),
+    /// Any other Raft error.
+    #[error("raft: {0}")]
+    Other(String),
+}
+
+impl WriteError {
+    fn forward(f: &ForwardToLeader<TypeConfig>) -> Self {
+        match f.leader_id {
+            Some(leader_id) => WriteError::NotLeader {
+                leader_id,
+                leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()),
+            },
+            None => WriteError::NoLeader,
+        }
+    }
+}
+
+/// A running Cairn Raft server. Cloning yields another handle on the same node.
+#[derive(Clone)]
+pub struct RaftNode {
+    raft: CairnRaft,
+    node_id: u64,
+    last_contact: Arc<Mutex<Option<Instant>>>,
+}
+
+fn raft_config(dev: bool) -> anyhow::Result<Config> {
+    // Consul with raft_multiplier=1: heartbeat ~1s, election 1-2s. `-dev`: tens of ms.
+    let (heartbeat, emin, emax) = if dev {
+        (50, 150, 300)
+    } else {
+        (300, 1000, 2000)
+    };
+    let config = Config {
+        cluster_name: "cairn".to_string(),
+        heartbeat_interval: heartbeat,
+        election_timeout_min: emin,
+        election_timeout_max: emax,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_LOGS),
+        ..Default::default()
+    };
+    config.validate().context("invalid raft config")
+}
+
+impl RaftNode {
+    /// Opens storage, restores the latest snapshot, starts Raft, bootstraps a single-member
+    /// cluster on first start, and waits (bounded) until this node leads and its state machine
+    /// has caught up with everything committed before the restart.
+    pub async fn start(opts: RaftOptions) -> anyhow::Result<RaftNode> {
+        let RaftOptions {
+            node_id,
+            addr,
+            data_dir,
+            state,
+            applied_tx,
+            dev,
+        } = opts;
+        let config = Arc::new(raft_config(dev)?);
+        let snapshot_dir = data_dir.as_ref().map(|d| d.join("snapshots"));
+        let sm = tokio::task::spawn_blocking(move || {
+            CairnStateMachine::open(state, applied_tx, snapshot_dir)
+        })
+        .await?
+        .context("restoring state machine snapshot")?;
+
+        let raft = match &data_dir {
+            Some(dir) => {
+                let path = dir.join("raft").join("raft.redb");
+                let shown = path.display().to_string();
+                let store =
+                    tokio::task::spawn_blocking(move || RedbLogStore::<TypeConfig>::open(path))
+                        .await?
+                        .with_context(|| format!("opening raft log {shown}"))?;
+                Raft::new(node_id, config, NetworkFactory::default(), store, sm).await?
+            }
+            None => {
+                let store = MemLogStore::<TypeConfig>::new();
+                Raft::new(node_id, config, NetworkFactory::default(), store, sm).await?
+            }
+        };
+
+        if !raft.is_initialized().await? {
+            tracing::info!(node_id, %addr, "bootstrapping single-server raft cluster");
+            let members = BTreeMap::from([(node_id, BasicNode::new(addr))]);
+            raft.initialize(members).await?;
+        } else {
+            let voters: Vec<u64> = raft.voter_ids().collect();
+            if voters == [node_id] {
+                // Sole voter: no need to sit out an election timeout after a restart.
+                raft.trigger().elect(false).await?;
+            }
+        }
+
+        let node = RaftNode {
+            raft,
+            node_id,
+            last_contact: Arc::new(Mutex::new(None)),
+        };
+        node.spawn_contact_tracker();
+
+        match node
+            .raft
+            .wait(Some(LEADER_WAIT))
+            .state(ServerState::Leader, "become leader")
+            .await
+        {
+            Ok(_) => {
+                // A read index barrier: returns once the new term's blank entry, and therefore
+                // every entry committed before a restart, has been applied.
+                tokio::time::timeout(LEADER_WAIT, node.ensure_linearizable())
+                    .await
+                    .context("waiting for the state machine to catch up")??;
+            }
+            Err(e) => tracing::warn!(error = %e, "raft node did not become leader in time"),
+        }
+        Ok(node)
+    }
+
+    /// Tracks when a leader other than us was last seen (for `X-Consul-LastContact`).
+    fn spawn_contact_tracker(&self) {
+        let mut rx = self.raft.metrics();
+        let last = self.last_contact.clone();
+        let me = self.node_id;
+        tokio::spawn(async move {
+            loop {
+                {
+                    let m = rx.borrow_watched();
+                    if matches!(m.current_leader, Some(l) if l != me) {
+                        *last.lock() = Some(Instant::now());
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// The underlying openraft handle (for the RPC server, admin operations and tests).
+    pub fn raft(&self) -> &CairnRaft {
+        &self.raft
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Replicates `cmd`; returns its log index and what applying it produced.
+    pub async fn write(&self, cmd: Command) -> Result<(u64, Outcome), WriteError> {
+        match self.raft.client_write(Request(cmd)).await {
+            Ok(resp) => Ok((resp.log_id.index(), resp.data)),
+            Err(RaftError::APIError(e)) => Err(match &e {
+                ClientWriteError::ForwardToLeader(f) => WriteError::forward(f),
+                ClientWriteError::LogEntryDiscarded(_) => WriteError::LeadershipLost,
+                other => WriteError::Other(other.to_string()),
+            }),
+            Err(RaftError::Fatal(f)) => Err(WriteError::Shutdown(f.to_string())),
+        }
+    }
+
+    /// Whether this node currently is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    /// The current leader's advertised RPC address, if a leader is known.
+    pub fn leader_addr(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let leader = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+    }
+
+    /// Advertised RPC addresses of all voters (Consul's `/v1/status/peers`).
+    pub fn peers(&self) -> Vec<String> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        membership
+            .voter_ids()
+            .filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone()))
+            .collect()
+    }
+
+    /// Milliseconds since this node last heard from the leader: 0 on the leader, `u64::MAX` if
+    /// no leader was ever seen.
+    pub fn last_contact_ms(&self) -> u64 {
+        if self.raft.is_leader() {
+            return 0;
+        }
+        match *self.last_contact.lock() {
+            Some(t) => t.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
+            None => u64::MAX,
+        }
+    }
+
+    /// Records contact from the leader. The server-to-server RPC handler calls this on every
+    /// AppendEntries it accepts, which makes [`last_contact_ms`](Self::last_contact_ms) exact.
+    pub fn record_leader_contact(&self) {
+        *self.last_contact.lock() = Some(Instant::now());
+    }
+
+    /// Confirms with a quorum that we are still the leader and waits until the state machine has
+    /// applied everything committed so far (read index). For `?consistent` reads.
+    pub async fn ensure_linearizable(&self) -> Result<(), WriteError> {
+        self.linearize(ReadPolicy::ReadIndex).await
+    }
+
+    /// Like [`ensure_linearizable`](Self::ensure_linearizable) but trusts the leader lease
+    /// instead of a quorum round trip (Consul's default read consistency).
+    pub async fn ensure_leader_lease(&self) -> Result<(), WriteError> {
+        self.linearize(ReadPolicy::LeaseRead).await
+    }
+
+    async fn linearize(&self, policy: ReadPolicy) -> Result<(), WriteError> {
+        match self.raft.ensure_linearizable(policy).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                Err(WriteError::forward(&f))
+            }
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
+                Err(WriteError::NoLeader)
+            }
+            Err(RaftError::Fatal(f)) => Err(WriteError::Shutdown(f.to_string())),
+        }
+    }
+
+    /// Stops Raft; storage is closed once the Raft tasks have exited.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
