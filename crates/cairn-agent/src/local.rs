@@ -26,14 +26,26 @@ const MAX_META_KEY: usize = 128;
 const MAX_META_VALUE: usize = 512;
 
 /// A local check and its runtime state.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LocalCheck {
     pub check: HealthCheck,
     /// For TTL checks: the TTL and when it runs out.
     pub ttl: Option<Duration>,
     pub deadline: Option<Instant>,
-    /// Registered from a config file (kept across API deregistration attempts? no: for reload).
+    /// Registered from a config file (reload replaces these).
     pub from_config: bool,
+    /// The definition, for the check runner.
+    pub def: CheckDefinition,
+    /// The task running this check (HTTP, TCP, script, ...); aborted on removal.
+    pub runner: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for LocalCheck {
+    fn drop(&mut self) {
+        if let Some(r) = self.runner.take() {
+            r.abort();
+        }
+    }
 }
 
 /// Local services and checks of this agent.
@@ -140,6 +152,8 @@ impl Agent {
             ttl,
             deadline: ttl.map(|t| Instant::now() + t),
             from_config: false,
+            def: def.clone(),
+            runner: None,
         })
     }
 
@@ -166,6 +180,9 @@ impl Agent {
             weights: def.weights.clone().unwrap_or(Weights { passing: 1, warning: 1 }),
             enable_tag_override: def.enable_tag_override,
             kind: def.kind.clone(),
+            proxy: def.proxy.clone(),
+            connect: def.connect.clone(),
+            locality: def.locality.clone(),
             create_index: 0,
             modify_index: 0,
         };
@@ -220,7 +237,8 @@ impl Agent {
             local.checks.remove(&cid);
         }
         local.services.insert(id, svc);
-        for c in checks {
+        for mut c in checks {
+            c.runner = crate::checks::spawn_runner(self, &c);
             local.checks.insert(c.check.check_id.clone(), c);
         }
         Ok(())
@@ -253,7 +271,8 @@ impl Agent {
         c.from_config = from_config;
         let _guard = self.inner.local_lock.lock().await;
         if !c.check.service_id.is_empty() && !self.inner.local.lock().services.contains_key(&c.check.service_id) {
-            return Err(bad(format!("ServiceID {:?} does not exist", c.check.service_id)));
+            // Consul answers 404 here (clients treat it as "not registered").
+            return Err(HttpError::not_found(format!("ServiceID {:?} does not exist", c.check.service_id)));
         }
         if let Some(old) = self.inner.local.lock().checks.get(&c.check.check_id) {
             if def.status.is_empty() {
@@ -269,6 +288,7 @@ impl Agent {
             now_ms: now_ms(),
         };
         ok(self.write_cmd(Command::Register(reg)).await?)?;
+        c.runner = crate::checks::spawn_runner(self, &c);
         self.inner.local.lock().checks.insert(c.check.check_id.clone(), c);
         Ok(())
     }
@@ -393,6 +413,8 @@ impl Agent {
                 ttl: None,
                 deadline: None,
                 from_config: false,
+                def: CheckDefinition::default(),
+                runner: None,
             },
         );
         Ok(())

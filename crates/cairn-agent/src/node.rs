@@ -186,9 +186,29 @@ impl Agent {
             check_type: String::new(),
             ..Default::default()
         };
+        // Servers advertise themselves as the `consul` service, as Consul servers do
+        // (clients and scripts look for it).
+        let rpc_port = self.inner.cfg.server_rpc_addr().map(|a| a.port()).unwrap_or(8300);
+        let consul_svc = NodeService {
+            id: "consul".into(),
+            service: "consul".into(),
+            port: rpc_port,
+            meta: [
+                ("raft_version", "3"),
+                ("serf_protocol_current", "2"),
+                ("serf_protocol_max", "5"),
+                ("version", crate::CONSUL_API_VERSION),
+                ("non_voter", "false"),
+                ("read_replica", "false"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            ..Default::default()
+        };
         let reg = Registration {
             node: self.self_node(),
-            service: None,
+            service: self.inner.cfg.server.then_some(consul_svc),
             checks: vec![serf],
             skip_node_update: false,
             now_ms: now_ms(),
@@ -384,6 +404,13 @@ impl Backend for Agent {
             "Coord": null,
             "Member": self.member(),
             "Stats": {
+                "consul": {
+                    "server": c.server.to_string(),
+                    "leader": self.inner.raft.is_leader().to_string(),
+                    "leader_addr": self.inner.raft.leader_addr().unwrap_or_default(),
+                    "bootstrap": c.bootstraps_alone().to_string(),
+                    "known_datacenters": "1",
+                },
                 "raft": {
                     "applied_index": self.inner.state.read().index.to_string(),
                     "state": if self.inner.raft.is_leader() { "Leader" } else { "Follower" },

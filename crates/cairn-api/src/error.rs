@@ -21,7 +21,7 @@ pub enum ApiError {
         reason: String,
     },
     /// Connecting, sending or receiving failed.
-    #[error("error talking to {url}: {source}")]
+    #[error("error talking to {url}: {}", root_cause(.source))]
     Transport {
         /// The URL that was requested.
         url: String,
@@ -55,4 +55,14 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
+}
+
+/// The innermost message of an error chain ("Connection refused" rather than reqwest's
+/// generic "error sending request for url (...)").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }

@@ -58,7 +58,11 @@ async fn serve(responses: Vec<(u16, &'static str, &'static str)>) -> (String, Lo
 }
 
 fn first_line(log: &Log, i: usize) -> String {
-    log.lock().unwrap()[i].lines().next().unwrap_or("").to_string()
+    log.lock().unwrap()[i]
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[tokio::test]
@@ -91,7 +95,10 @@ async fn kv_roundtrip_paths_headers_and_index() {
     assert!(put.to_ascii_lowercase().contains("x-consul-token: secret"));
     assert!(put.ends_with("\r\n\r\nhi"));
     assert_eq!(first_line(&log, 1), "GET /v1/kv/a%20b/c HTTP/1.1");
-    assert_eq!(first_line(&log, 3), "GET /v1/kv/?keys&separator=%2F HTTP/1.1");
+    assert_eq!(
+        first_line(&log, 3),
+        "GET /v1/kv/?keys&separator=%2F HTTP/1.1"
+    );
     assert_eq!(first_line(&log, 4), "DELETE /v1/kv/x?recurse HTTP/1.1");
 }
 

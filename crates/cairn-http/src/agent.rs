@@ -23,7 +23,7 @@ fn empty_ok() -> Response {
 
 /// The agent's view of a local service (`/v1/agent/services` values).
 fn agent_service_json(app: &App, s: &NodeService) -> Value {
-    json!({
+    let mut v = json!({
         "ID": s.id,
         "Service": s.service,
         "Tags": s.tags,
@@ -34,7 +34,17 @@ fn agent_service_json(app: &App, s: &NodeService) -> Value {
         "Weights": s.weights,
         "EnableTagOverride": s.enable_tag_override,
         "Datacenter": app.datacenter(),
-    })
+    });
+    // Consul omits empty and unset optional fields here.
+    if s.tagged_addresses.is_empty() {
+        v.as_object_mut().map(|o| o.remove("TaggedAddresses"));
+    }
+    for (k, val) in [("Kind", (!s.kind.is_empty()).then(|| json!(s.kind))), ("Proxy", s.proxy.clone()), ("Connect", s.connect.clone()), ("Locality", s.locality.clone())] {
+        if let Some(val) = val {
+            v[k] = val;
+        }
+    }
+    v
 }
 
 fn content_hash(v: &Value) -> String {
@@ -279,7 +289,16 @@ pub async fn health_by_id(State(app): State<App>, Path(id): Path<String>, uri: U
 }
 
 pub async fn members(State(app): State<App>, uri: Uri) -> Response {
-    json(&app.members(), Query::from_uri(&uri).pretty())
+    let q = Query::from_uri(&uri);
+    let mut members = app.members();
+    if q.flag("wan") {
+        // WAN members are named node.datacenter.
+        for m in members.iter_mut() {
+            let name = format!("{}.{}", m["Name"].as_str().unwrap_or(""), app.datacenter());
+            m["Name"] = Value::String(name);
+        }
+    }
+    json(&members, q.pretty())
 }
 
 pub async fn self_info(State(app): State<App>, uri: Uri) -> Response {

@@ -233,8 +233,9 @@ pub(crate) fn catalog_service_json(n: &Node, s: &NodeService) -> Value {
         "ServiceMeta": s.meta,
         "ServicePort": s.port,
         "ServiceEnableTagOverride": s.enable_tag_override,
-        "ServiceProxy": {"Mode": "", "MeshGateway": {}, "Expose": {}},
-        "ServiceConnect": {},
+        "ServiceProxy": s.proxy.clone().unwrap_or_else(|| json!({"Mode": "", "MeshGateway": {}, "Expose": {}})),
+        "ServiceConnect": s.connect.clone().unwrap_or_else(|| json!({})),
+        "ServiceLocality": s.locality,
         "CreateIndex": s.create_index,
         "ModifyIndex": s.modify_index,
     })
@@ -246,15 +247,32 @@ pub(crate) fn has_tags(s: &NodeService, tags: &[&str]) -> bool {
 }
 
 pub async fn service(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    service_common(app, name, uri, false).await
+}
+
+/// `/v1/catalog/connect/:name`: Connect-capable instances of a service (proxies whose
+/// destination is `name`, and Connect-native instances).
+pub async fn connect(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    service_common(app, name, uri, true).await
+}
+
+/// True when a query names a cluster peer: Cairn has no peerings, so nothing matches.
+pub(crate) fn peer_excludes_all(q: &Query) -> bool {
+    q.get("peer").is_some_and(|p| !p.is_empty())
+}
+
+async fn service_common(app: App, name: String, uri: Uri, connect: bool) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
     let q = Query::from_uri(&uri);
     let want = q.node_meta()?;
     let tags = q.all("tag");
+    let no_peer = !peer_excludes_all(&q);
     q.filter()?;
     let (v, meta) = blocking::read(&app, &q, |st| {
-        let (inst, i) = st.service_health(&name);
+        let (inst, i) = if connect { st.connect_health(&name) } else { st.service_health(&name) };
         let items = inst
             .iter()
+            .filter(|_| no_peer)
             .filter(|h| meta_matches(&h.node.meta, &want) && has_tags(h.service, &tags))
             .map(|h| catalog_service_json(h.node, h.service))
             .collect();

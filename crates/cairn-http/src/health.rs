@@ -20,17 +20,46 @@ fn check_values(checks: &[&HealthCheck]) -> Vec<Value> {
         .collect()
 }
 
+/// Which instances a health query returns.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Service,
+    Connect,
+    Ingress,
+}
+
 pub async fn service(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    service_common(app, name, uri, Kind::Service).await
+}
+
+/// `/v1/health/connect/:name`: Connect-capable instances for `name`.
+pub async fn connect(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    service_common(app, name, uri, Kind::Connect).await
+}
+
+/// `/v1/health/ingress/:name`: ingress gateways routing to `name`. Cairn has no
+/// config entries that could configure one, so the answer is always empty.
+pub async fn ingress(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+    service_common(app, name, uri, Kind::Ingress).await
+}
+
+async fn service_common(app: App, name: String, uri: Uri, kind: Kind) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
     let q = Query::from_uri(&uri);
     let want = q.node_meta()?;
     let tags = q.all("tag");
     let passing = q.flag("passing");
+    let no_peer = !crate::catalog::peer_excludes_all(&q);
     q.filter()?;
     let (v, meta) = blocking::read(&app, &q, |st| {
-        let (inst, i) = st.service_health(&name);
+        let (inst, i) = match kind {
+            Kind::Service => st.service_health(&name),
+            Kind::Connect => st.connect_health(&name),
+            Kind::Ingress => (Vec::new(), st.service_name_index(&name)),
+        };
         let items = inst
             .iter()
+            .filter(|_| no_peer)
             .filter(|h| want.iter().all(|(k, v)| h.node.meta.get(k) == Some(v)))
             .filter(|h| has_tags(h.service, &tags))
             .filter(|h| !passing || h.checks.iter().all(|c| c.status == PASSING))

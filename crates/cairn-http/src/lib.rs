@@ -50,10 +50,13 @@ pub fn router(app: App) -> Router {
         .route("/v1/catalog/nodes", get(catalog::nodes))
         .route("/v1/catalog/services", get(catalog::services))
         .route("/v1/catalog/service/{name}", get(catalog::service))
+        .route("/v1/catalog/connect/{name}", get(catalog::connect))
         .route("/v1/catalog/node/{node}", get(catalog::node))
         .route("/v1/catalog/node-services/{node}", get(catalog::node_services))
         // health
         .route("/v1/health/service/{name}", get(health::service))
+        .route("/v1/health/connect/{name}", get(health::connect))
+        .route("/v1/health/ingress/{name}", get(health::ingress))
         .route("/v1/health/checks/{name}", get(health::checks))
         .route("/v1/health/node/{node}", get(health::node))
         .route("/v1/health/state/{state}", get(health::state))

@@ -323,9 +323,20 @@ impl State {
 
     /// Instances of service `name` with their health checks.
     pub fn service_health(&self, name: &str) -> (Vec<ServiceHealth<'_>>, u64) {
+        self.health_where(name, |s| s.service == name)
+    }
+
+    /// Connect-capable instances for service `name` (proxies to it, native instances).
+    pub fn connect_health(&self, name: &str) -> (Vec<ServiceHealth<'_>>, u64) {
+        let (v, _) = self.health_where(name, |s| s.connect_target() == Some(name));
+        // Proxies are registered under their own names; any service change may matter.
+        (v, at_least_one(self.tables.services.max(self.tables.checks)))
+    }
+
+    fn health_where(&self, name: &str, pred: impl Fn(&NodeService) -> bool) -> (Vec<ServiceHealth<'_>>, u64) {
         let mut out = Vec::new();
         for rec in self.nodes.values() {
-            for s in rec.services.values().filter(|s| s.service == name) {
+            for s in rec.services.values().filter(|s| pred(s)) {
                 let checks = rec
                     .checks
                     .values()

@@ -10,6 +10,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ServiceAddress, Weights};
 
+/// Accepts a Go duration string or a number of nanoseconds (Consul decodes both) and
+/// keeps it as a duration string.
+fn go_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(String::new()),
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .map(|ns| crate::duration::format_duration(std::time::Duration::from_nanos(ns)))
+            .ok_or_else(|| D::Error::custom("duration must be a non-negative integer of nanoseconds or a string")),
+        other => Err(D::Error::custom(format!("invalid duration {other}"))),
+    }
+}
+
 /// A service as an agent registers it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceDefinition {
@@ -33,6 +48,12 @@ pub struct ServiceDefinition {
     pub weights: Option<Weights>,
     #[serde(rename = "EnableTagOverride", default)]
     pub enable_tag_override: bool,
+    #[serde(rename = "Proxy", default)]
+    pub proxy: Option<serde_json::Value>,
+    #[serde(rename = "Connect", default)]
+    pub connect: Option<serde_json::Value>,
+    #[serde(rename = "Locality", default)]
+    pub locality: Option<serde_json::Value>,
     #[serde(rename = "Check", default)]
     pub check: Option<CheckDefinition>,
     #[serde(rename = "Checks", default)]
@@ -52,7 +73,7 @@ pub struct CheckDefinition {
     pub service_id: String,
     #[serde(rename = "Status", default)]
     pub status: String,
-    #[serde(rename = "TTL", default)]
+    #[serde(rename = "TTL", default, deserialize_with = "go_duration")]
     pub ttl: String,
     #[serde(rename = "HTTP", default)]
     pub http: String,
@@ -86,11 +107,11 @@ pub struct CheckDefinition {
     pub alias_node: String,
     #[serde(rename = "AliasService", default)]
     pub alias_service: String,
-    #[serde(rename = "Interval", default)]
+    #[serde(rename = "Interval", default, deserialize_with = "go_duration")]
     pub interval: String,
-    #[serde(rename = "Timeout", default)]
+    #[serde(rename = "Timeout", default, deserialize_with = "go_duration")]
     pub timeout: String,
-    #[serde(rename = "DeregisterCriticalServiceAfter", default)]
+    #[serde(rename = "DeregisterCriticalServiceAfter", default, deserialize_with = "go_duration")]
     pub deregister_critical_service_after: String,
     #[serde(rename = "SuccessBeforePassing", default)]
     pub success_before_passing: u32,

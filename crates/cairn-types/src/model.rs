@@ -99,6 +99,14 @@ pub struct NodeService {
     pub enable_tag_override: bool,
     #[serde(rename = "Kind", default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
+    /// Connect proxy configuration, kept as given (Cairn has no service mesh).
+    #[serde(rename = "Proxy", default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<serde_json::Value>,
+    /// Connect settings (`{"Native": true}`), kept as given.
+    #[serde(rename = "Connect", default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<serde_json::Value>,
+    #[serde(rename = "Locality", default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<serde_json::Value>,
     #[serde(rename = "CreateIndex", default)]
     pub create_index: u64,
     #[serde(rename = "ModifyIndex", default)]
@@ -200,6 +208,27 @@ pub struct KvPair {
     pub create_index: u64,
     #[serde(rename = "ModifyIndex")]
     pub modify_index: u64,
+}
+
+impl NodeService {
+    /// The service a Connect-capable instance fronts: a `connect-proxy`'s destination,
+    /// or the service itself when it is Connect-native.
+    pub fn connect_target(&self) -> Option<&str> {
+        if self.kind == "connect-proxy" {
+            return self
+                .proxy
+                .as_ref()
+                .and_then(|p| p.get("DestinationServiceName"))
+                .and_then(|v| v.as_str());
+        }
+        let native = self
+            .connect
+            .as_ref()
+            .and_then(|c| c.get("Native"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        native.then_some(self.service.as_str())
+    }
 }
 
 impl From<&KvEntry> for KvPair {
