@@ -76,7 +76,14 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         let mut rx = stop_rx;
         let _ = rx.wait_for(|s| *s).await;
     }));
-    shutdown_signal().await;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = agent.left() => {
+            info!("leave requested over the API");
+            // Let the 200 reach the client first.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
     info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;

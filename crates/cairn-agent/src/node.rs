@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     /// and the catalog never diverge by interleaving.
     pub local_lock: tokio::sync::Mutex<()>,
     pub tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Signalled by `PUT /v1/agent/leave`.
+    pub leave: tokio::sync::Notify,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -143,6 +145,7 @@ impl Agent {
                 sessions: SessionTimers::default(),
                 local_lock: tokio::sync::Mutex::new(()),
                 tasks: parking_lot::Mutex::new(Vec::new()),
+                leave: tokio::sync::Notify::new(),
                 cfg,
             }),
         };
@@ -243,6 +246,11 @@ impl Agent {
             .raft_writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.raft.write(cmd).await.map_err(write_error)
+    }
+
+    /// Resolves when a graceful leave was requested over the API.
+    pub async fn left(&self) {
+        self.inner.leave.notified().await;
     }
 
     /// Stops background tasks and Raft.
@@ -423,5 +431,9 @@ impl Backend for Agent {
 
     fn reload(&self) -> BoxFut<'_, Result<(), HttpError>> {
         Box::pin(async move { Ok(()) })
+    }
+
+    fn leave(&self) {
+        self.inner.leave.notify_one();
     }
 }

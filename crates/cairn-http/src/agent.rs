@@ -338,3 +338,44 @@ pub async fn metrics(State(app): State<App>, uri: Uri) -> Result<Response, HttpE
         Some(other) => Err(HttpError::bad_request(format!("Invalid metrics format {other:?}: use prometheus or omit it"))),
     }
 }
+
+pub async fn leave(State(app): State<App>) -> Response {
+    app.leave();
+    empty_ok()
+}
+
+/// Only this node is a member (gossip comes later), and a node cannot force-leave itself.
+pub async fn force_leave(State(app): State<App>, Path(node): Path<String>) -> Result<Response, HttpError> {
+    check_name(&node, "node name")?;
+    if node == app.node_name() {
+        return Err(HttpError::bad_request("Cannot force-leave the local node; use /v1/agent/leave"));
+    }
+    Err(HttpError::internal(format!("No node found with name '{node}'")))
+}
+
+/// Log streaming is not built yet; parameters are still validated as Consul does.
+pub async fn monitor(uri: Uri) -> Result<Response, HttpError> {
+    let q = Query::from_uri(&uri);
+    let level = q.get("loglevel").unwrap_or("info").to_ascii_lowercase();
+    if !matches!(level.as_str(), "trace" | "debug" | "info" | "warn" | "err" | "error") {
+        return Err(HttpError::bad_request(format!("Unknown log level: {level}")));
+    }
+    Err(HttpError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "log streaming (/v1/agent/monitor) is not supported by Cairn yet",
+    ))
+}
+
+/// ACLs are not enabled in Cairn yet: Consul answers 401 "ACL support disabled".
+pub async fn token(Path(kind): Path<String>) -> Result<Response, HttpError> {
+    check_name(&kind, "token type")?;
+    Err(acl_disabled_error())
+}
+
+pub async fn acl_disabled() -> HttpError {
+    acl_disabled_error()
+}
+
+fn acl_disabled_error() -> HttpError {
+    HttpError::new(StatusCode::UNAUTHORIZED, "ACL support disabled")
+}

@@ -83,4 +83,6 @@ pub trait Backend: Send + Sync + 'static {
     fn members(&self) -> Vec<serde_json::Value>;
     fn self_info(&self) -> serde_json::Value;
     fn reload(&self) -> BoxFut<'_, Result<(), HttpError>>;
+    /// Graceful leave: the agent shuts down after answering.
+    fn leave(&self);
 }

@@ -147,7 +147,7 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, HttpError> {
             let text = format!("{e:?}");
             if text.contains("LengthLimit") || text.contains("length limit") {
                 Err(HttpError::too_large(format!(
-                    "Request body too large, max size: {limit} bytes. See https://developer.hashicorp.com/consul/docs/agent/config/config-files#kv_max_value_size."
+                    "Request body too large, max size: {limit} bytes (limits.kv_max_value_size for KV values, limits.txn_max_req_len for transactions)"
                 )))
             } else {
                 Err(HttpError::bad_request(format!("Failed to read request body: {e}")))

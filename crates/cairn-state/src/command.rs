@@ -4,6 +4,9 @@ use cairn_types::{HealthCheck, Node, NodeService, Session};
 use serde::{Deserialize, Serialize};
 
 /// A replicated write.
+// Commands live briefly (proposed once, applied once); boxing the large variants would
+// only add allocations on the write path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// A blank entry (no state change).

@@ -74,39 +74,29 @@ impl State {
                     }
                 }
             }
-            KvVerb::Unlock => {
-                if cur.is_none_or(|e| e.session != op.session) {
-                    return Err(KvWrite::Failed(format!(
-                        "failed to unlock key {:?}, lock isn't held, or is held by another session",
-                        op.key
-                    )));
-                }
+            KvVerb::Unlock if cur.is_none_or(|e| e.session != op.session) => {
+                return Err(KvWrite::Failed(format!(
+                    "failed to unlock key {:?}, lock isn't held, or is held by another session",
+                    op.key
+                )));
             }
-            KvVerb::CheckIndex => {
-                if cur.is_none_or(|e| e.modify_index != op.index) {
-                    return Err(KvWrite::Failed(format!(
-                        "current modify index for key {:?} does not match",
-                        op.key
-                    )));
-                }
+            KvVerb::CheckIndex if cur.is_none_or(|e| e.modify_index != op.index) => {
+                return Err(KvWrite::Failed(format!(
+                    "current modify index for key {:?} does not match",
+                    op.key
+                )));
             }
-            KvVerb::CheckSession => {
-                if cur.is_none_or(|e| e.session != op.session) {
-                    return Err(KvWrite::Failed(format!(
-                        "key {:?} is not locked by session {:?}",
-                        op.key, op.session
-                    )));
-                }
+            KvVerb::CheckSession if cur.is_none_or(|e| e.session != op.session) => {
+                return Err(KvWrite::Failed(format!(
+                    "key {:?} is not locked by session {:?}",
+                    op.key, op.session
+                )));
             }
-            KvVerb::CheckNotExists => {
-                if cur.is_some() {
-                    return Err(KvWrite::Failed(format!("key {:?} exists", op.key)));
-                }
+            KvVerb::CheckNotExists if cur.is_some() => {
+                return Err(KvWrite::Failed(format!("key {:?} exists", op.key)));
             }
-            KvVerb::Get => {
-                if cur.is_none() {
-                    return Err(KvWrite::Failed(format!("key {:?} doesn't exist", op.key)));
-                }
+            KvVerb::Get if cur.is_none() => {
+                return Err(KvWrite::Failed(format!("key {:?} doesn't exist", op.key)));
             }
             _ => {}
         }

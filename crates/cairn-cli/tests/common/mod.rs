@@ -1,0 +1,400 @@
+//! Shared harness for the black-box API tests: starts the real `cairn` binary on an
+//! ephemeral port, reads the bound address back from its banner, talks plain HTTP to it,
+//! and kills it on drop. Nothing here sleeps to "let things settle": waiting is always
+//! a poll against a deadline.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde_json::Value;
+
+/// How long the agent may take to print its HTTP address.
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// Upper bound of stderr kept for panic messages.
+const STDERR_KEEP: usize = 64 * 1024;
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cairn")
+}
+
+/// A running `cairn agent` child process.
+pub struct Agent {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    http: reqwest::Client,
+}
+
+/// One HTTP response, fully read.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Body parsed as JSON; panics with the body if it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): status {} body {:?}", self.status, self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+    }
+
+    /// `X-Consul-Index` as a number; panics if it is missing.
+    pub fn index(&self) -> u64 {
+        self.header("x-consul-index")
+            .unwrap_or_else(|| panic!("no X-Consul-Index header: status {} body {:?}", self.status, self.text()))
+            .parse()
+            .expect("X-Consul-Index is a number")
+    }
+
+    /// Asserts the status, showing the body on failure; returns self for chaining.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Resp {
+        assert_eq!(self.status, status, "unexpected status, body: {:?}", self.text());
+        self
+    }
+}
+
+impl Agent {
+    /// `cairn agent -dev -http-port 0 -dns-port -1`: an in-memory single server.
+    pub async fn dev() -> Agent {
+        Agent::start(&["agent", "-dev", "-http-port", "0", "-dns-port", "-1"]).await
+    }
+
+    /// A durable single server on `dir` with node name `test-node`.
+    pub async fn durable(dir: &Path) -> Agent {
+        let data_dir = format!("-data-dir={}", dir.display());
+        Agent::start(&[
+            "agent",
+            "-server",
+            "-bootstrap-expect=1",
+            &data_dir,
+            "-http-port",
+            "0",
+            "-dns-port",
+            "-1",
+            "-node",
+            "test-node",
+        ])
+        .await
+    }
+
+    /// Starts the binary with `args`, reads the HTTP address, and waits for a leader
+    /// and for the agent's own node to be in the catalog.
+    pub async fn start(args: &[&str]) -> Agent {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("CONSUL_HTTP_ADDR")
+            .env_remove("CAIRN_HTTP_ADDR")
+            .spawn()
+            .expect("spawn cairn");
+
+        // Drain stderr forever (a full pipe would block the agent), keeping the start.
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        {
+            let mut err = child.stderr.take().expect("stderr");
+            let keep = stderr.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                loop {
+                    match err.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let mut k = keep.lock().unwrap();
+                            if k.len() < STDERR_KEEP {
+                                k.extend_from_slice(&buf[..n]);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        // Read stdout lines until the banner line with the address; keep draining after.
+        let (tx, rx) = mpsc::channel::<String>();
+        {
+            let out = child.stdout.take().expect("stdout");
+            std::thread::spawn(move || {
+                let mut sent = false;
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if !sent {
+                        if let Some(a) = line.trim().strip_prefix("HTTP address:") {
+                            let _ = tx.send(a.trim().to_string());
+                            sent = true;
+                        }
+                    }
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                // Give the stderr thread a moment to collect the last bytes.
+                std::thread::sleep(Duration::from_millis(100));
+                let err = String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned();
+                panic!(
+                    "cairn {args:?} did not print its HTTP address within {START_TIMEOUT:?} (exit: {status:?}); stderr:\n{err}"
+                );
+            }
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(32)
+            .build()
+            .expect("reqwest client");
+        let agent = Agent {
+            child: Some(child),
+            base: format!("http://{addr}"),
+            addr,
+            stderr,
+            http,
+        };
+        agent.wait_ready().await;
+        agent
+    }
+
+    /// Waits until the agent has a leader and its own node is registered.
+    async fn wait_ready(&self) {
+        eventually(START_TIMEOUT, "agent has a leader and its node is registered", || async {
+            let r = self.try_get("/v1/status/leader").await.ok()?;
+            if r.status != 200 || r.json().as_str().unwrap_or("").is_empty() {
+                return None;
+            }
+            let n = self.try_get("/v1/catalog/nodes").await.ok()?;
+            (n.status == 200 && n.json().as_array().is_some_and(|a| !a.is_empty())).then_some(())
+        })
+        .await;
+    }
+
+    /// The agent's stderr so far (for diagnostics).
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// The process id, if it is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGKILL and reap the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL on unix
+            let _ = c.wait();
+        }
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn try_request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> reqwest::Result<Resp> {
+        let mut rb = self.http.request(method, self.url(path));
+        if let Some(b) = body {
+            rb = rb.body(b);
+        }
+        let r = rb.send().await?;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().await?.to_vec();
+        Ok(Resp { status, headers, body })
+    }
+
+    /// Any request; panics (with the agent's stderr) if the transport fails.
+    pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Resp {
+        match self.try_request(method.clone(), path, body).await {
+            Ok(r) => r,
+            Err(e) => panic!("{method} {path} failed: {e}; agent stderr:\n{}", self.stderr()),
+        }
+    }
+
+    pub async fn try_get(&self, path: &str) -> reqwest::Result<Resp> {
+        self.try_request(Method::GET, path, None).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn put(&self, path: &str, body: impl Into<Vec<u8>>) -> Resp {
+        self.request(Method::PUT, path, Some(body.into())).await
+    }
+
+    pub async fn put_empty(&self, path: &str) -> Resp {
+        self.request(Method::PUT, path, None).await
+    }
+
+    pub async fn put_json(&self, path: &str, v: &Value) -> Resp {
+        self.request(Method::PUT, path, Some(serde_json::to_vec(v).unwrap())).await
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<Vec<u8>>) -> Resp {
+        self.request(Method::POST, path, Some(body.into())).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.request(Method::DELETE, path, None).await
+    }
+
+    /// The node name the agent registered itself under.
+    pub async fn node_name(&self) -> String {
+        let s = self.get("/v1/agent/self").await.expect(200).json();
+        s["Config"]["NodeName"].as_str().expect("Config.NodeName").to_string()
+    }
+
+    /// Creates a session from `body` and returns its ID.
+    pub async fn session(&self, body: Value) -> String {
+        let r = self.put_json("/v1/session/create", &body).await.expect(200);
+        r.json()["ID"].as_str().expect("session ID").to_string()
+    }
+
+    /// PUTs a KV value and asserts the literal `true`.
+    pub async fn kv_put(&self, key: &str, value: impl Into<Vec<u8>>) {
+        let r = self.put(&format!("/v1/kv/{key}"), value).await.expect(200);
+        assert_eq!(r.json(), Value::Bool(true), "PUT /v1/kv/{key}");
+    }
+
+    /// GET `/v1/kv/{key}` → the single entry, or None on 404.
+    pub async fn kv_entry(&self, key: &str) -> Option<Value> {
+        let r = self.get(&format!("/v1/kv/{key}")).await;
+        match r.status {
+            404 => None,
+            200 => Some(r.json()[0].clone()),
+            s => panic!("GET /v1/kv/{key}: status {s} body {:?}", r.text()),
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `f` until it returns `Some`, every 50 ms, failing after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Base64 of `bytes` (standard alphabet, padded), as Consul's `Value` fields.
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Decodes a base64 `Value` field.
+pub fn unb64(v: &Value) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().expect("base64 string"))
+        .expect("valid base64")
+}
+
+/// A seed for randomised tests: `CAIRN_TEST_SEED` if set, else the clock. Always printed.
+pub fn seed(test: &str) -> u64 {
+    let s = std::env::var("CAIRN_TEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("{test}: seed {s} (rerun with CAIRN_TEST_SEED={s})");
+    s
+}
+
+/// A tiny deterministic PRNG (xorshift64*) so seeds reproduce without extra crates.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Runs `cairn ARGS...` with extra environment; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env_remove("CONSUL_HTTP_ADDR")
+        .env_remove("CAIRN_HTTP_ADDR")
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env_remove("CAIRN_HTTP_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run cairn");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh temporary directory kept alive by the returned guard.
+pub fn tempdir() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().expect("tempdir");
+    let p = d.path().to_path_buf();
+    (d, p)
+}
