@@ -1,12 +1,334 @@
 //! Check runners: the agent runs HTTP, TCP, UDP, gRPC, H2PING, script and alias checks
 //! on their interval and reports status changes to the catalog. (TTL checks are driven
 //! by their update endpoints; see `local.rs`.)
+//!
+//! Timing follows Consul: `Interval` is clamped to at least 1s; the first run comes
+//! after a random delay within one interval (so checks registered together do not fire
+//! together), then every interval after the previous run ended. `Timeout` defaults to
+//! 10s, 30s for scripts. Each result goes through the flap-damping counters
+//! ([`threshold`]); until a threshold is reached the check keeps its status (the
+//! registered initial status at first).
+//!
+//! Reporting ([`Reporter`]): a status change is written to the catalog at once; an
+//! output-only change is shown locally at once and written to the catalog at most every
+//! `check_update_interval` (Consul's default 5m; 0 = at once), so chatty outputs do not
+//! turn into a Raft write per interval.
 
-use crate::local::LocalCheck;
+mod alias;
+mod grpc;
+mod http;
+mod net;
+mod script;
+mod threshold;
+mod tls;
+
+use std::time::Duration;
+
+use cairn_types::definition::CheckDefinition;
+use cairn_types::duration::parse_duration;
+use cairn_types::{CRITICAL, PASSING, WARNING};
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::local::{LocalCheck, MAX_CHECK_OUTPUT};
 use crate::node::Agent;
 
-/// Starts the runner task of a check, if its type has one.
+/// Shortest interval a check runs at (Consul's `checks.MinInterval`).
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Default timeout of network checks.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default timeout of script checks.
+pub(crate) const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The result of one run of a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    pub status: &'static str,
+    pub output: String,
+}
+
+impl Outcome {
+    pub(crate) fn new(status: &'static str, output: String) -> Outcome {
+        Outcome { status, output }
+    }
+    pub(crate) fn passing(output: String) -> Outcome {
+        Outcome::new(PASSING, output)
+    }
+    pub(crate) fn warning(output: String) -> Outcome {
+        Outcome::new(WARNING, output)
+    }
+    pub(crate) fn critical(output: String) -> Outcome {
+        Outcome::new(CRITICAL, output)
+    }
+}
+
+/// An error and its causes, `: `-separated (reqwest and hyper hide the useful part in
+/// the source chain).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// The output as the agent stores it: at most [`MAX_CHECK_OUTPUT`] bytes plus a marker,
+/// exactly as `set_check_status` cuts it (so comparing with the stored output works).
+pub(crate) fn fit_output(mut s: String) -> String {
+    if s.len() > MAX_CHECK_OUTPUT {
+        let mut cut = MAX_CHECK_OUTPUT;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str(" ... (output truncated)");
+    }
+    s
+}
+
+/// Interval and timeout of a check definition, with Consul's defaults and clamping.
+pub(crate) fn timing(def: &CheckDefinition, kind: &str) -> (Duration, Duration) {
+    let parse = |s: &str| if s.is_empty() { None } else { parse_duration(s).ok() };
+    let interval = parse(&def.interval).unwrap_or(MIN_INTERVAL).max(MIN_INTERVAL);
+    let default_timeout = if kind == "script" { DEFAULT_SCRIPT_TIMEOUT } else { DEFAULT_TIMEOUT };
+    let timeout = parse(&def.timeout).filter(|t| !t.is_zero()).unwrap_or(default_timeout);
+    (interval, timeout)
+}
+
+/// What one run of a check does.
+#[derive(Debug)]
+enum Probe {
+    Http(Box<http::HttpProbe>),
+    Tcp(net::TcpProbe),
+    Udp(net::UdpProbe),
+    Script(script::ScriptProbe),
+    Grpc(grpc::GrpcProbe),
+    H2Ping(grpc::H2PingProbe),
+    /// A definition that cannot run: reported critical with this output.
+    Broken(String),
+}
+
+impl Probe {
+    fn new(def: &CheckDefinition, kind: &str, timeout: Duration) -> Probe {
+        match kind {
+            "http" => match http::HttpProbe::new(def, timeout) {
+                Ok(p) => Probe::Http(Box::new(p)),
+                Err(e) => Probe::Broken(e),
+            },
+            "tcp" => Probe::Tcp(net::TcpProbe { addr: def.tcp.clone(), timeout }),
+            "udp" => Probe::Udp(net::UdpProbe { addr: def.udp.clone(), timeout }),
+            "script" if !def.docker_container_id.is_empty() => {
+                Probe::Broken("Docker checks (DockerContainerID) are not supported by Cairn".into())
+            }
+            "script" => Probe::Script(script::ScriptProbe { args: def.args.clone(), timeout }),
+            "grpc" => {
+                let tls = def.grpc_use_tls.then(|| grpc::Tls {
+                    skip_verify: def.tls_skip_verify,
+                    server_name: def.tls_server_name.clone(),
+                });
+                Probe::Grpc(grpc::GrpcProbe::new(&def.grpc, tls, timeout))
+            }
+            "h2ping" => Probe::H2Ping(grpc::H2PingProbe { addr: def.h2ping.clone(), tls: None, timeout }),
+            other => Probe::Broken(format!("check type {other:?} has no runner")),
+        }
+    }
+
+    async fn run(&self) -> Outcome {
+        match self {
+            Probe::Http(p) => p.run().await,
+            Probe::Tcp(p) => p.run().await,
+            Probe::Udp(p) => p.run().await,
+            Probe::Script(p) => p.run().await,
+            Probe::Grpc(p) => p.run().await,
+            Probe::H2Ping(p) => p.run().await,
+            Probe::Broken(e) => Outcome::critical(e.clone()),
+        }
+    }
+}
+
+/// Starts the runner task of a check, if its type has one. Must not lock
+/// `agent.inner.local`: callers may hold it.
 pub(crate) fn spawn_runner(agent: &Agent, check: &LocalCheck) -> Option<tokio::task::AbortHandle> {
-    let _ = (agent, check);
-    None
+    let def = &check.def;
+    let kind = def.check_type()?;
+    let id = check.check.check_id.clone();
+    let agent = agent.clone();
+    let task = match kind {
+        "ttl" => return None,
+        "alias" => tokio::spawn(alias::run(agent, id, def.alias_node.clone(), def.alias_service.clone())),
+        _ => {
+            let (interval, timeout) = timing(def, kind);
+            let probe = Probe::new(def, kind, timeout);
+            let counters = threshold::Thresholds::new(
+                def.success_before_passing,
+                def.failures_before_warning,
+                def.failures_before_critical,
+            );
+            tokio::spawn(run_loop(agent, id, probe, interval, counters))
+        }
+    };
+    Some(task.abort_handle())
+}
+
+async fn run_loop(agent: Agent, id: String, probe: Probe, interval: Duration, mut counters: threshold::Thresholds) {
+    let mut reporter = Reporter::new(agent, id);
+    let stagger = rand::rng().random_range(Duration::ZERO..interval);
+    tokio::time::sleep(stagger).await;
+    if !reporter.wait_registered().await {
+        return;
+    }
+    loop {
+        let result = probe.run().await;
+        tracing::trace!(check = %reporter.id, status = result.status, "check ran");
+        if let Some(status) = counters.observe(result.status) {
+            if !reporter.report(Outcome::new(status, result.output)).await {
+                return;
+            }
+        } else {
+            tracing::debug!(check = %reporter.id, status = result.status, "check result below its threshold; status kept");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Writes a check's results to the agent's local state and the catalog.
+pub(crate) struct Reporter {
+    agent: Agent,
+    id: String,
+    last_sync: Option<Instant>,
+    /// The local output is newer than the catalog's.
+    pending: bool,
+}
+
+impl Reporter {
+    pub(crate) fn new(agent: Agent, id: String) -> Reporter {
+        Reporter {
+            agent,
+            id,
+            last_sync: None,
+            pending: false,
+        }
+    }
+
+    fn current(&self) -> Option<(String, String)> {
+        let local = self.agent.inner.local.lock();
+        local
+            .checks
+            .get(&self.id)
+            .map(|c| (c.check.status.clone(), c.check.output.clone()))
+    }
+
+    /// Waits until the check is in the local state (the runner is started just before
+    /// it is inserted). False if it does not appear.
+    pub(crate) async fn wait_registered(&self) -> bool {
+        for _ in 0..500 {
+            if self.current().is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::warn!(check = %self.id, "check runner stopped: the check was never registered");
+        false
+    }
+
+    /// Reports a result. False when the check no longer exists (the runner should end).
+    pub(crate) async fn report(&mut self, outcome: Outcome) -> bool {
+        let output = fit_output(outcome.output);
+        let Some((status, current_output)) = self.current() else {
+            return false;
+        };
+        let status_changed = status != outcome.status;
+        if !status_changed && current_output == output && !self.pending {
+            return true;
+        }
+        let every = self.agent.inner.cfg.check_update_interval;
+        let due = status_changed || every.is_zero() || self.last_sync.is_none_or(|t| t.elapsed() >= every);
+        if !due {
+            let mut local = self.agent.inner.local.lock();
+            match local.checks.get_mut(&self.id) {
+                Some(c) => c.check.output = output,
+                None => return false,
+            }
+            self.pending = true;
+            return true;
+        }
+        let _guard = self.agent.inner.local_lock.lock().await;
+        match self.agent.set_check_status(&self.id, outcome.status, output, false).await {
+            Ok(()) => {
+                self.last_sync = Some(Instant::now());
+                self.pending = false;
+                true
+            }
+            Err(e) if e.status.as_u16() == 404 => false,
+            Err(e) => {
+                tracing::warn!(check = %self.id, "could not update check status: {}", e.message);
+                self.pending = true;
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_defaults_and_clamping() {
+        let def = |interval: &str, timeout: &str| CheckDefinition {
+            interval: interval.into(),
+            timeout: timeout.into(),
+            ..Default::default()
+        };
+        assert_eq!(timing(&def("10s", ""), "http"), (Duration::from_secs(10), DEFAULT_TIMEOUT));
+        assert_eq!(timing(&def("100ms", ""), "tcp"), (MIN_INTERVAL, DEFAULT_TIMEOUT));
+        assert_eq!(timing(&def("5s", ""), "script"), (Duration::from_secs(5), DEFAULT_SCRIPT_TIMEOUT));
+        assert_eq!(timing(&def("5s", "2s"), "script").1, Duration::from_secs(2));
+        assert_eq!(timing(&def("5s", "1m30s"), "grpc").1, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn output_fitting_is_idempotent() {
+        assert_eq!(fit_output("short".into()), "short");
+        let long = "é".repeat(5000);
+        let once = fit_output(long);
+        assert!(once.ends_with(" ... (output truncated)"));
+        assert!(once.len() <= MAX_CHECK_OUTPUT + 30);
+        assert_eq!(fit_output(once.clone()), once);
+    }
+
+    #[test]
+    fn error_chain_joins_sources() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"));
+        assert_eq!(error_chain(&e), "error sending request: connection refused");
+    }
+
+    #[tokio::test]
+    async fn broken_definitions_report_critical() {
+        let def = CheckDefinition {
+            args: vec!["true".into()],
+            docker_container_id: "abc".into(),
+            ..Default::default()
+        };
+        let p = Probe::new(&def, "script", DEFAULT_TIMEOUT);
+        assert_eq!(p.run().await.status, CRITICAL);
+    }
 }

@@ -7,6 +7,7 @@
 //! this node, bind listeners (port 0 = ephemeral, addresses are printed), serve until
 //! SIGINT/SIGTERM.
 
+mod antientropy;
 mod checks;
 pub mod config;
 mod local;
@@ -40,7 +41,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
     for w in &cfg.warnings {
         warn!("config: {w}");
     }
-    let agent = Agent::start(cfg.clone()).await?;
+    let agent = Agent::start(cfg.clone(), args.clone()).await?;
     let http_addr = cfg
         .http_addr()
         .context("the HTTP API is disabled (ports.http = -1); nothing to serve")?;
@@ -76,6 +77,20 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         let mut rx = stop_rx;
         let _ = rx.wait_for(|s| *s).await;
     }));
+    // SIGHUP reloads service and check definitions, as in Consul.
+    let reloader = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                if let Err(e) = agent.do_reload().await {
+                    warn!("reload on SIGHUP failed: {}", e.message);
+                }
+            }
+        })
+    };
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = agent.left() => {
@@ -84,6 +99,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
+    reloader.abort();
     info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;

@@ -53,6 +53,8 @@ impl Drop for LocalCheck {
 pub struct LocalState {
     pub services: BTreeMap<String, NodeService>,
     pub checks: BTreeMap<String, LocalCheck>,
+    /// IDs of services that came from config files (a reload replaces exactly these).
+    pub config_services: std::collections::BTreeSet<String>,
 }
 
 fn bad(m: impl Into<String>) -> HttpError {
@@ -236,6 +238,11 @@ impl Agent {
         for cid in stale {
             local.checks.remove(&cid);
         }
+        if from_config {
+            local.config_services.insert(id.clone());
+        } else {
+            local.config_services.remove(&id);
+        }
         local.services.insert(id, svc);
         for mut c in checks {
             c.runner = crate::checks::spawn_runner(self, &c);
@@ -258,6 +265,7 @@ impl Agent {
         ok(self.write_cmd(Command::Deregister(d)).await?)?;
         let mut local = self.inner.local.lock();
         local.services.remove(&id);
+        local.config_services.remove(&id);
         local.checks.retain(|_, c| c.check.service_id != id);
         Ok(())
     }

@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     pub tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Signalled by `PUT /v1/agent/leave`.
     pub leave: tokio::sync::Notify,
+    /// The agent's command-line arguments (re-read on reload).
+    pub args: Vec<String>,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -89,7 +91,8 @@ pub(crate) fn write_error(e: WriteError) -> HttpError {
 impl Agent {
     /// Starts Raft, registers this node and its config-file services, and starts the
     /// background tasks (TTL checks, session expiry).
-    pub async fn start(cfg: Config) -> anyhow::Result<Agent> {
+    /// `args` are the command-line arguments the config came from; `reload` re-reads them.
+    pub async fn start(cfg: Config, args: Vec<String>) -> anyhow::Result<Agent> {
         if !cfg.server {
             anyhow::bail!(
                 "client mode (an agent without -server) needs gossip and server RPC, which are not built yet; run with -dev or -server"
@@ -146,6 +149,7 @@ impl Agent {
                 local_lock: tokio::sync::Mutex::new(()),
                 tasks: parking_lot::Mutex::new(Vec::new()),
                 leave: tokio::sync::Notify::new(),
+                args,
                 cfg,
             }),
         };
@@ -153,7 +157,8 @@ impl Agent {
         agent.load_config_services().await?;
         let t1 = tokio::spawn(crate::local::ttl_loop(agent.clone()));
         let t2 = tokio::spawn(crate::sessions::reaper_loop(agent.clone()));
-        agent.inner.tasks.lock().extend([t1, t2]);
+        let t3 = tokio::spawn(crate::antientropy::run(agent.clone()));
+        agent.inner.tasks.lock().extend([t1, t2, t3]);
         Ok(agent)
     }
 
@@ -217,6 +222,51 @@ impl Agent {
             now_ms: now_ms(),
         };
         self.write_cmd(Command::Register(reg)).await.map_err(|e| anyhow::anyhow!("registering this node: {e}"))?;
+        Ok(())
+    }
+
+    /// Re-reads the config files and applies their service and check definitions:
+    /// new ones are registered, removed ones deregistered, unchanged ones keep their
+    /// check state (re-registration keeps a check's status and writes nothing).
+    /// Other settings need a restart.
+    pub async fn do_reload(&self) -> Result<(), HttpError> {
+        let cfg = crate::config::load(&self.inner.args)
+            .map_err(|e| HttpError::bad_request(format!("reload failed, configuration unchanged: {e}")))?;
+        let mut services = Vec::new();
+        for v in cfg.services {
+            let def: ServiceDefinition = serde_json::from_value(cairn_types::input::normalize(v))
+                .map_err(|e| HttpError::bad_request(format!("reload failed: invalid service definition: {e}")))?;
+            services.push(def);
+        }
+        let mut checks = Vec::new();
+        for v in cfg.checks {
+            let def: CheckDefinition = serde_json::from_value(cairn_types::input::normalize(v))
+                .map_err(|e| HttpError::bad_request(format!("reload failed: invalid check definition: {e}")))?;
+            checks.push(def);
+        }
+        let keep: std::collections::BTreeSet<String> = services
+            .iter()
+            .map(|d| if d.id.is_empty() { d.name.clone() } else { d.id.clone() })
+            .collect();
+        let gone: Vec<String> = self
+            .inner
+            .local
+            .lock()
+            .config_services
+            .iter()
+            .filter(|id| !keep.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.do_deregister_service(id).await?;
+        }
+        for def in services {
+            self.do_register_service(def, true, true).await?;
+        }
+        for def in checks {
+            self.do_register_check(def, true).await?;
+        }
+        tracing::info!("configuration reloaded");
         Ok(())
     }
 
@@ -430,7 +480,7 @@ impl Backend for Agent {
     }
 
     fn reload(&self) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move { Ok(()) })
+        Box::pin(self.do_reload())
     }
 
     fn leave(&self) {
