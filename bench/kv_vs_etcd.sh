@@ -62,8 +62,9 @@
 # p90_ms, p99_ms, p999_ms, max_ms, mean_ms, failures, cpu_busy_pct,
 # server_cpu_pct, loadgen_cpu_pct, other_busy_pct, rustc_before, rustc_after,
 # plus loadgen's own fields), machine facts in $OUT_DIR/<run>.facts.txt and the
-# printed tables in $OUT_DIR/<run>.table.md. Re-print the tables of an earlier
-# run with:  bench/kv_vs_etcd.sh --report RUN_ID
+# printed tables in $OUT_DIR/<run>.table.md, server logs in $OUT_DIR/<run>.logs/.
+# Re-print the tables of an earlier run with:
+#   OUT_DIR=... bench/kv_vs_etcd.sh --report RUN_ID
 #
 # Everything listens on 127.0.0.1 only. Every process the script starts is
 # recorded by PID and stopped (TERM, then KILL after 10 s) on exit, Ctrl-C or
@@ -201,7 +202,8 @@ PY
 }
 
 if [ "${1:-}" = "--report" ]; then
-    [ -n "${2:-}" ] || die "usage: $0 --report RUN_ID"
+    [ -n "${2:-}" ] || die "usage: [OUT_DIR=...] $0 --report RUN_ID"
+    [ -f "$RESULTS_JSONL" ] || die "no $RESULTS_JSONL (set OUT_DIR to the run's output directory)"
     report "$2"
     exit $?
 fi
@@ -239,9 +241,16 @@ stop_all() {
 }
 cleanup() {
     stop_all
+    # keep the server logs next to the results; drop the scratch dir
+    local f
+    for f in "$RUN_DIR"/etcd/*.log "$RUN_DIR"/cairn-log/*.log; do
+        [ -f "$f" ] || continue
+        mkdir -p "$OUT_DIR/$RUN_ID.logs" && cp -f "$f" "$OUT_DIR/$RUN_ID.logs/$(basename "$(dirname "$f")")-$(basename "$f")"
+    done
     if [ "$KEEP_SCRATCH" != 1 ]; then
         local p
         for p in "${SCRATCH_RM[@]}"; do rm -rf -- "$p"; done
+        rm -rf -- "$RUN_DIR"
     fi
 }
 trap 'cleanup; exit 130' INT TERM

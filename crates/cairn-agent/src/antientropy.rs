@@ -78,7 +78,11 @@ impl Agent {
             return plan;
         };
         let n = &rec.node;
-        if n.address != me.address || n.meta != me.meta || n.tagged_addresses != me.tagged_addresses || n.id != me.id {
+        if n.address != me.address
+            || n.meta != me.meta
+            || n.tagged_addresses != me.tagged_addresses
+            || n.id != me.id
+        {
             plan.register_node = true;
         }
         for (id, s) in &local.services {
@@ -87,13 +91,18 @@ impl Agent {
             }
         }
         for (id, c) in &local.checks {
-            if rec.checks.get(id).is_none_or(|cat| !same_check(&c.check, cat)) {
+            if rec
+                .checks
+                .get(id)
+                .is_none_or(|cat| !same_check(&c.check, cat))
+            {
                 plan.checks.push(c.check.clone());
             }
         }
         let server = self.inner.cfg.server;
         for id in rec.services.keys() {
-            if !local.services.contains_key(id) && !(server && id == "consul") {
+            let server_own = server && id == "consul";
+            if !local.services.contains_key(id) && !server_own {
                 plan.remove_services.push(id.clone());
             }
         }
@@ -153,7 +162,11 @@ impl Agent {
                 _ => None,
             })
             .collect();
-        let loose: Vec<HealthCheck> = plan.checks.into_iter().filter(|c| !svc_ids.contains(&c.service_id)).collect();
+        let loose: Vec<HealthCheck> = plan
+            .checks
+            .into_iter()
+            .filter(|c| !svc_ids.contains(&c.service_id))
+            .collect();
         if !loose.is_empty() {
             writes.push(Command::Register(Registration {
                 node: node.clone(),

@@ -94,10 +94,24 @@ pub(crate) fn fit_output(mut s: String) -> String {
 
 /// Interval and timeout of a check definition, with Consul's defaults and clamping.
 pub(crate) fn timing(def: &CheckDefinition, kind: &str) -> (Duration, Duration) {
-    let parse = |s: &str| if s.is_empty() { None } else { parse_duration(s).ok() };
-    let interval = parse(&def.interval).unwrap_or(MIN_INTERVAL).max(MIN_INTERVAL);
-    let default_timeout = if kind == "script" { DEFAULT_SCRIPT_TIMEOUT } else { DEFAULT_TIMEOUT };
-    let timeout = parse(&def.timeout).filter(|t| !t.is_zero()).unwrap_or(default_timeout);
+    let parse = |s: &str| {
+        if s.is_empty() {
+            None
+        } else {
+            parse_duration(s).ok()
+        }
+    };
+    let interval = parse(&def.interval)
+        .unwrap_or(MIN_INTERVAL)
+        .max(MIN_INTERVAL);
+    let default_timeout = if kind == "script" {
+        DEFAULT_SCRIPT_TIMEOUT
+    } else {
+        DEFAULT_TIMEOUT
+    };
+    let timeout = parse(&def.timeout)
+        .filter(|t| !t.is_zero())
+        .unwrap_or(default_timeout);
     (interval, timeout)
 }
 
@@ -121,12 +135,21 @@ impl Probe {
                 Ok(p) => Probe::Http(Box::new(p)),
                 Err(e) => Probe::Broken(e),
             },
-            "tcp" => Probe::Tcp(net::TcpProbe { addr: def.tcp.clone(), timeout }),
-            "udp" => Probe::Udp(net::UdpProbe { addr: def.udp.clone(), timeout }),
+            "tcp" => Probe::Tcp(net::TcpProbe {
+                addr: def.tcp.clone(),
+                timeout,
+            }),
+            "udp" => Probe::Udp(net::UdpProbe {
+                addr: def.udp.clone(),
+                timeout,
+            }),
             "script" if !def.docker_container_id.is_empty() => {
                 Probe::Broken("Docker checks (DockerContainerID) are not supported by Cairn".into())
             }
-            "script" => Probe::Script(script::ScriptProbe { args: def.args.clone(), timeout }),
+            "script" => Probe::Script(script::ScriptProbe {
+                args: def.args.clone(),
+                timeout,
+            }),
             "grpc" => {
                 let tls = def.grpc_use_tls.then(|| grpc::Tls {
                     skip_verify: def.tls_skip_verify,
@@ -134,7 +157,11 @@ impl Probe {
                 });
                 Probe::Grpc(grpc::GrpcProbe::new(&def.grpc, tls, timeout))
             }
-            "h2ping" => Probe::H2Ping(grpc::H2PingProbe { addr: def.h2ping.clone(), tls: None, timeout }),
+            "h2ping" => Probe::H2Ping(grpc::H2PingProbe {
+                addr: def.h2ping.clone(),
+                tls: None,
+                timeout,
+            }),
             other => Probe::Broken(format!("check type {other:?} has no runner")),
         }
     }
@@ -161,7 +188,12 @@ pub(crate) fn spawn_runner(agent: &Agent, check: &LocalCheck) -> Option<tokio::t
     let agent = agent.clone();
     let task = match kind {
         "ttl" => return None,
-        "alias" => tokio::spawn(alias::run(agent, id, def.alias_node.clone(), def.alias_service.clone())),
+        "alias" => tokio::spawn(alias::run(
+            agent,
+            id,
+            def.alias_node.clone(),
+            def.alias_service.clone(),
+        )),
         _ => {
             let (interval, timeout) = timing(def, kind);
             let probe = Probe::new(def, kind, timeout);
@@ -176,7 +208,13 @@ pub(crate) fn spawn_runner(agent: &Agent, check: &LocalCheck) -> Option<tokio::t
     Some(task.abort_handle())
 }
 
-async fn run_loop(agent: Agent, id: String, probe: Probe, interval: Duration, mut counters: threshold::Thresholds) {
+async fn run_loop(
+    agent: Agent,
+    id: String,
+    probe: Probe,
+    interval: Duration,
+    mut counters: threshold::Thresholds,
+) {
     let mut reporter = Reporter::new(agent, id);
     let stagger = rand::rng().random_range(Duration::ZERO..interval);
     tokio::time::sleep(stagger).await;
@@ -204,6 +242,8 @@ pub(crate) struct Reporter {
     last_sync: Option<Instant>,
     /// The local output is newer than the catalog's.
     pending: bool,
+    /// The last catalog write failed: retry on the next result, whatever it is.
+    retry: bool,
 }
 
 impl Reporter {
@@ -213,6 +253,7 @@ impl Reporter {
             id,
             last_sync: None,
             pending: false,
+            retry: false,
         }
     }
 
@@ -244,11 +285,14 @@ impl Reporter {
             return false;
         };
         let status_changed = status != outcome.status;
-        if !status_changed && current_output == output && !self.pending {
+        if !status_changed && current_output == output && !self.pending && !self.retry {
             return true;
         }
         let every = self.agent.inner.cfg.check_update_interval;
-        let due = status_changed || every.is_zero() || self.last_sync.is_none_or(|t| t.elapsed() >= every);
+        let due = status_changed
+            || self.retry
+            || every.is_zero()
+            || self.last_sync.is_none_or(|t| t.elapsed() >= every);
         if !due {
             let mut local = self.agent.inner.local.lock();
             match local.checks.get_mut(&self.id) {
@@ -259,16 +303,22 @@ impl Reporter {
             return true;
         }
         let _guard = self.agent.inner.local_lock.lock().await;
-        match self.agent.set_check_status(&self.id, outcome.status, output, false).await {
+        match self
+            .agent
+            .set_check_status(&self.id, outcome.status, output, false)
+            .await
+        {
             Ok(()) => {
                 self.last_sync = Some(Instant::now());
                 self.pending = false;
+                self.retry = false;
                 true
             }
             Err(e) if e.status.as_u16() == 404 => false,
             Err(e) => {
                 tracing::warn!(check = %self.id, "could not update check status: {}", e.message);
-                self.pending = true;
+                // The local state already has the new status; the catalog does not.
+                self.retry = true;
                 true
             }
         }
@@ -286,11 +336,23 @@ mod tests {
             timeout: timeout.into(),
             ..Default::default()
         };
-        assert_eq!(timing(&def("10s", ""), "http"), (Duration::from_secs(10), DEFAULT_TIMEOUT));
-        assert_eq!(timing(&def("100ms", ""), "tcp"), (MIN_INTERVAL, DEFAULT_TIMEOUT));
-        assert_eq!(timing(&def("5s", ""), "script"), (Duration::from_secs(5), DEFAULT_SCRIPT_TIMEOUT));
+        assert_eq!(
+            timing(&def("10s", ""), "http"),
+            (Duration::from_secs(10), DEFAULT_TIMEOUT)
+        );
+        assert_eq!(
+            timing(&def("100ms", ""), "tcp"),
+            (MIN_INTERVAL, DEFAULT_TIMEOUT)
+        );
+        assert_eq!(
+            timing(&def("5s", ""), "script"),
+            (Duration::from_secs(5), DEFAULT_SCRIPT_TIMEOUT)
+        );
         assert_eq!(timing(&def("5s", "2s"), "script").1, Duration::from_secs(2));
-        assert_eq!(timing(&def("5s", "1m30s"), "grpc").1, Duration::from_secs(90));
+        assert_eq!(
+            timing(&def("5s", "1m30s"), "grpc").1,
+            Duration::from_secs(90)
+        );
     }
 
     #[test]
@@ -317,7 +379,10 @@ mod tests {
                 Some(&self.0)
             }
         }
-        let e = Outer(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"));
+        let e = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
         assert_eq!(error_chain(&e), "error sending request: connection refused");
     }
 

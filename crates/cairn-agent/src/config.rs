@@ -449,6 +449,7 @@ fn dev_defaults() -> Map<String, Value> {
         "ui_config": {"enabled": true},
         "ports": {"grpc": 8502},
         "performance": {"raft_multiplier": 1},
+        "check_update_interval": "0s",
     }) {
         Value::Object(m) => m,
         _ => Map::new(),

@@ -12,6 +12,7 @@ mod checks;
 pub mod config;
 mod local;
 mod node;
+mod persist;
 mod sessions;
 
 use std::sync::Arc;
@@ -81,7 +82,9 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
     let reloader = {
         let agent = agent.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
                 return;
             };
             while hup.recv().await.is_some() {
@@ -113,10 +116,18 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
 fn init_logging(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| {
         // Quiet the dependencies unless asked: openraft at debug is very chatty.
-        tracing_subscriber::EnvFilter::new(format!("warn,cairn={level},cairn_agent={level},cairn_http={level},cairn_raft={level}"))
+        tracing_subscriber::EnvFilter::new(format!(
+            "warn,cairn={level},cairn_agent={level},cairn_http={level},cairn_raft={level}"
+        ))
     });
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { b.json().try_init() } else { b.try_init() };
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
 }
 
 async fn shutdown_signal() {

@@ -11,8 +11,8 @@ use cairn_state::{CheckUpdate, Command, Deregistration, Outcome, Registration};
 use cairn_types::definition::{CheckDefinition, ServiceDefinition};
 use cairn_types::duration::parse_duration;
 use cairn_types::{
-    CheckDefinition as StoredDefinition, HealthCheck, NodeService, Weights, CRITICAL, NODE_MAINT_CHECK_ID,
-    SERVICE_MAINT_PREFIX,
+    CheckDefinition as StoredDefinition, HealthCheck, NodeService, Weights, CRITICAL,
+    NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX,
 };
 use tokio::time::Instant;
 
@@ -75,17 +75,25 @@ fn truncate_output(mut s: String) -> String {
 
 fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), HttpError> {
     if meta.len() > MAX_META_PAIRS {
-        return Err(bad(format!("Invalid Meta: more than {MAX_META_PAIRS} pairs")));
+        return Err(bad(format!(
+            "Invalid Meta: more than {MAX_META_PAIRS} pairs"
+        )));
     }
     for (k, v) in meta {
         if k.is_empty() || k.len() > MAX_META_KEY {
-            return Err(bad(format!("Invalid Meta key {k:?}: must be 1-{MAX_META_KEY} characters")));
+            return Err(bad(format!(
+                "Invalid Meta key {k:?}: must be 1-{MAX_META_KEY} characters"
+            )));
         }
         if k.starts_with("consul-") {
-            return Err(bad(format!("Invalid Meta key {k:?}: the consul- prefix is reserved")));
+            return Err(bad(format!(
+                "Invalid Meta key {k:?}: the consul- prefix is reserved"
+            )));
         }
         if v.len() > MAX_META_VALUE {
-            return Err(bad(format!("Invalid Meta value for {k:?}: longer than {MAX_META_VALUE} characters")));
+            return Err(bad(format!(
+                "Invalid Meta value for {k:?}: longer than {MAX_META_VALUE} characters"
+            )));
         }
     }
     Ok(())
@@ -102,18 +110,33 @@ fn dur(field: &str, s: &str) -> Result<Option<Duration>, HttpError> {
 
 impl Agent {
     /// Turns a check definition into the catalog check, validating it.
-    fn build_check(&self, def: &CheckDefinition, default_id: String, default_name: String) -> Result<LocalCheck, HttpError> {
+    fn build_check(
+        &self,
+        def: &CheckDefinition,
+        default_id: String,
+        default_name: String,
+    ) -> Result<LocalCheck, HttpError> {
         let kind = def.check_type().ok_or_else(|| {
             bad("Invalid check: one of TTL, HTTP, TCP, UDP, GRPC, H2PING, Args (script) or AliasService/AliasNode must be set")
         })?;
         let interval = dur("Interval", &def.interval)?;
         let _timeout = dur("Timeout", &def.timeout)?;
-        dur("DeregisterCriticalServiceAfter", &def.deregister_critical_service_after)?;
+        dur(
+            "DeregisterCriticalServiceAfter",
+            &def.deregister_critical_service_after,
+        )?;
         let ttl = dur("TTL", &def.ttl)?;
-        if matches!(kind, "http" | "tcp" | "udp" | "grpc" | "h2ping" | "script") && interval.is_none_or(|i| i.is_zero()) {
-            return Err(bad(format!("Invalid check: Interval must be > 0 for {} checks", kind.to_uppercase())));
+        if matches!(kind, "http" | "tcp" | "udp" | "grpc" | "h2ping" | "script")
+            && interval.is_none_or(|i| i.is_zero())
+        {
+            return Err(bad(format!(
+                "Invalid check: Interval must be > 0 for {} checks",
+                kind.to_uppercase()
+            )));
         }
-        if kind == "script" && !(self.inner.cfg.enable_script_checks || self.inner.cfg.enable_local_script_checks) {
+        if kind == "script"
+            && !(self.inner.cfg.enable_script_checks || self.inner.cfg.enable_local_script_checks)
+        {
             return Err(bad(
                 "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true",
             ));
@@ -121,9 +144,21 @@ impl Agent {
         if !def.status.is_empty() && !cairn_types::is_valid_status(&def.status) {
             return Err(bad(format!("Invalid check status {:?}", def.status)));
         }
-        let id = if def.id.is_empty() { default_id } else { def.id.clone() };
-        let name = if def.name.is_empty() { default_name } else { def.name.clone() };
-        let status = if def.status.is_empty() { CRITICAL.to_string() } else { def.status.clone() };
+        let id = if def.id.is_empty() {
+            default_id
+        } else {
+            def.id.clone()
+        };
+        let name = if def.name.is_empty() {
+            default_name
+        } else {
+            def.name.clone()
+        };
+        let status = if def.status.is_empty() {
+            CRITICAL.to_string()
+        } else {
+            def.status.clone()
+        };
         let check = HealthCheck {
             node: self.inner.cfg.node_name.clone(),
             check_id: id,
@@ -170,7 +205,11 @@ impl Agent {
         }
         let meta = def.meta.clone().unwrap_or_default();
         validate_meta(&meta)?;
-        let id = if def.id.is_empty() { def.name.clone() } else { def.id.clone() };
+        let id = if def.id.is_empty() {
+            def.name.clone()
+        } else {
+            def.id.clone()
+        };
         let svc = NodeService {
             id: id.clone(),
             service: def.name.clone(),
@@ -179,7 +218,10 @@ impl Agent {
             tagged_addresses: def.tagged_addresses.clone(),
             meta,
             port: def.port,
-            weights: def.weights.clone().unwrap_or(Weights { passing: 1, warning: 1 }),
+            weights: def.weights.clone().unwrap_or(Weights {
+                passing: 1,
+                warning: 1,
+            }),
             enable_tag_override: def.enable_tag_override,
             kind: def.kind.clone(),
             proxy: def.proxy.clone(),
@@ -188,13 +230,25 @@ impl Agent {
             create_index: 0,
             modify_index: 0,
         };
-        let defs: Vec<CheckDefinition> = def.check.iter().cloned().chain(def.checks.clone().unwrap_or_default()).collect();
+        let defs: Vec<CheckDefinition> = def
+            .check
+            .iter()
+            .cloned()
+            .chain(def.checks.clone().unwrap_or_default())
+            .collect();
         let many = defs.len() > 1;
         let mut checks = Vec::new();
         for (i, mut d) in defs.into_iter().enumerate() {
             d.service_id = id.clone();
-            let default_id = if many { format!("service:{id}:{}", i + 1) } else { format!("service:{id}") };
-            let mut c = self.build_check(&d, default_id, format!("Service '{}' check", def.name))?;
+            let default_id = if many {
+                format!("service:{id}:{}", i + 1)
+            } else {
+                format!("service:{id}")
+            };
+            let mut c =
+                self.build_check(&d, default_id, format!("Service '{}' check", def.name))?;
+            c.check.service_name = svc.service.clone();
+            c.check.service_tags = svc.tags.clone();
             c.from_config = from_config;
             checks.push(c);
         }
@@ -217,7 +271,10 @@ impl Agent {
             local
                 .checks
                 .values()
-                .filter(|c| c.check.service_id == id && !checks.iter().any(|n| n.check.check_id == c.check.check_id))
+                .filter(|c| {
+                    c.check.service_id == id
+                        && !checks.iter().any(|n| n.check.check_id == c.check.check_id)
+                })
                 .map(|c| c.check.check_id.clone())
                 .collect()
         } else {
@@ -238,6 +295,14 @@ impl Agent {
         for cid in stale {
             local.checks.remove(&cid);
         }
+        for c in local
+            .checks
+            .values_mut()
+            .filter(|c| c.check.service_id == id)
+        {
+            c.check.service_name = svc.service.clone();
+            c.check.service_tags = svc.tags.clone();
+        }
         if from_config {
             local.config_services.insert(id.clone());
         } else {
@@ -248,6 +313,8 @@ impl Agent {
             c.runner = crate::checks::spawn_runner(self, &c);
             local.checks.insert(c.check.check_id.clone(), c);
         }
+        drop(local);
+        self.persist_local();
         Ok(())
     }
 
@@ -267,20 +334,38 @@ impl Agent {
         local.services.remove(&id);
         local.config_services.remove(&id);
         local.checks.retain(|_, c| c.check.service_id != id);
+        drop(local);
+        self.persist_local();
         Ok(())
     }
 
-    pub(crate) async fn do_register_check(&self, def: CheckDefinition, from_config: bool) -> Result<(), HttpError> {
+    pub(crate) async fn do_register_check(
+        &self,
+        def: CheckDefinition,
+        from_config: bool,
+    ) -> Result<(), HttpError> {
         if def.name.is_empty() {
             return Err(bad("Missing check name"));
         }
-        let id = if def.id.is_empty() { def.name.clone() } else { def.id.clone() };
+        let id = if def.id.is_empty() {
+            def.name.clone()
+        } else {
+            def.id.clone()
+        };
         let mut c = self.build_check(&def, id, def.name.clone())?;
         c.from_config = from_config;
         let _guard = self.inner.local_lock.lock().await;
-        if !c.check.service_id.is_empty() && !self.inner.local.lock().services.contains_key(&c.check.service_id) {
-            // Consul answers 404 here (clients treat it as "not registered").
-            return Err(HttpError::not_found(format!("ServiceID {:?} does not exist", c.check.service_id)));
+        if !c.check.service_id.is_empty() {
+            let local = self.inner.local.lock();
+            let Some(svc) = local.services.get(&c.check.service_id) else {
+                // Consul answers 404 here (clients treat it as "not registered").
+                return Err(HttpError::not_found(format!(
+                    "ServiceID {:?} does not exist",
+                    c.check.service_id
+                )));
+            };
+            c.check.service_name = svc.service.clone();
+            c.check.service_tags = svc.tags.clone();
         }
         if let Some(old) = self.inner.local.lock().checks.get(&c.check.check_id) {
             if def.status.is_empty() {
@@ -297,7 +382,12 @@ impl Agent {
         };
         ok(self.write_cmd(Command::Register(reg)).await?)?;
         c.runner = crate::checks::spawn_runner(self, &c);
-        self.inner.local.lock().checks.insert(c.check.check_id.clone(), c);
+        self.inner
+            .local
+            .lock()
+            .checks
+            .insert(c.check.check_id.clone(), c);
+        self.persist_local();
         Ok(())
     }
 
@@ -315,15 +405,24 @@ impl Agent {
     pub(crate) async fn do_deregister_check(&self, id: String) -> Result<(), HttpError> {
         let _guard = self.inner.local_lock.lock().await;
         if !self.inner.local.lock().checks.contains_key(&id) {
-            return Err(HttpError::not_found(format!("Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name.")));
+            return Err(HttpError::not_found(format!(
+                "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
+            )));
         }
         self.deregister_check_catalog(&id).await?;
         self.inner.local.lock().checks.remove(&id);
+        self.persist_local();
         Ok(())
     }
 
     /// Sets a check's status and output locally and in the catalog.
-    pub(crate) async fn set_check_status(&self, id: &str, status: &str, output: String, renew_ttl: bool) -> Result<(), HttpError> {
+    pub(crate) async fn set_check_status(
+        &self,
+        id: &str,
+        status: &str,
+        output: String,
+        renew_ttl: bool,
+    ) -> Result<(), HttpError> {
         let output = truncate_output(output);
         {
             let mut local = self.inner.local.lock();
@@ -348,7 +447,12 @@ impl Agent {
         Ok(())
     }
 
-    pub(crate) async fn do_update_ttl(&self, id: String, status: String, output: String) -> Result<(), HttpError> {
+    pub(crate) async fn do_update_ttl(
+        &self,
+        id: String,
+        status: String,
+        output: String,
+    ) -> Result<(), HttpError> {
         let _guard = self.inner.local_lock.lock().await;
         {
             let local = self.inner.local.lock();
@@ -363,9 +467,16 @@ impl Agent {
         self.set_check_status(&id, &status, output, true).await
     }
 
-    pub(crate) async fn do_service_maintenance(&self, id: String, enable: bool, reason: String) -> Result<(), HttpError> {
+    pub(crate) async fn do_service_maintenance(
+        &self,
+        id: String,
+        enable: bool,
+        reason: String,
+    ) -> Result<(), HttpError> {
         if !self.inner.local.lock().services.contains_key(&id) {
-            return Err(HttpError::not_found(format!("No service registered with ID {id:?}")));
+            return Err(HttpError::not_found(format!(
+                "No service registered with ID {id:?}"
+            )));
         }
         let check_id = format!("{SERVICE_MAINT_PREFIX}{id}");
         let reason = if reason.is_empty() {
@@ -373,26 +484,45 @@ impl Agent {
         } else {
             reason
         };
-        self.maintenance(check_id, id, "Service Maintenance Mode", enable, reason).await
+        self.maintenance(check_id, id, "Service Maintenance Mode", enable, reason)
+            .await
     }
 
-    pub(crate) async fn do_node_maintenance(&self, enable: bool, reason: String) -> Result<(), HttpError> {
+    pub(crate) async fn do_node_maintenance(
+        &self,
+        enable: bool,
+        reason: String,
+    ) -> Result<(), HttpError> {
         let reason = if reason.is_empty() {
             "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.".to_string()
         } else {
             reason
         };
-        self.maintenance(NODE_MAINT_CHECK_ID.to_string(), String::new(), "Node Maintenance Mode", enable, reason)
-            .await
+        self.maintenance(
+            NODE_MAINT_CHECK_ID.to_string(),
+            String::new(),
+            "Node Maintenance Mode",
+            enable,
+            reason,
+        )
+        .await
     }
 
-    async fn maintenance(&self, check_id: String, service_id: String, name: &str, enable: bool, reason: String) -> Result<(), HttpError> {
+    async fn maintenance(
+        &self,
+        check_id: String,
+        service_id: String,
+        name: &str,
+        enable: bool,
+        reason: String,
+    ) -> Result<(), HttpError> {
         let _guard = self.inner.local_lock.lock().await;
         let exists = self.inner.local.lock().checks.contains_key(&check_id);
         if !enable {
             if exists {
                 self.deregister_check_catalog(&check_id).await?;
                 self.inner.local.lock().checks.remove(&check_id);
+                self.persist_local();
             }
             return Ok(());
         }
@@ -425,6 +555,7 @@ impl Agent {
                 runner: None,
             },
         );
+        self.persist_local();
         Ok(())
     }
 }
@@ -458,7 +589,10 @@ pub(crate) async fn ttl_loop(agent: Agent) {
         };
         for (id, ttl) in expired {
             let _guard = agent.inner.local_lock.lock().await;
-            let out = format!("TTL expired (no update for {})", cairn_types::duration::format_duration(ttl));
+            let out = format!(
+                "TTL expired (no update for {})",
+                cairn_types::duration::format_duration(ttl)
+            );
             if let Err(e) = agent.set_check_status(&id, CRITICAL, out, false).await {
                 tracing::warn!(check = %id, "could not mark TTL check critical: {e}");
             }

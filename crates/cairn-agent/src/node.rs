@@ -78,7 +78,14 @@ fn cairn_http_uuid() -> String {
     use rand::Rng;
     let b: [u8; 16] = rand::rng().random();
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 pub(crate) fn write_error(e: WriteError) -> HttpError {
@@ -154,7 +161,10 @@ impl Agent {
             }),
         };
         agent.register_self().await?;
+        agent.restore_local()?;
         agent.load_config_services().await?;
+        // Bring the catalog in line with what was restored before serving.
+        agent.sync().await;
         let t1 = tokio::spawn(crate::local::ttl_loop(agent.clone()));
         let t2 = tokio::spawn(crate::sessions::reaper_loop(agent.clone()));
         let t3 = tokio::spawn(crate::antientropy::run(agent.clone()));
@@ -196,7 +206,12 @@ impl Agent {
         };
         // Servers advertise themselves as the `consul` service, as Consul servers do
         // (clients and scripts look for it).
-        let rpc_port = self.inner.cfg.server_rpc_addr().map(|a| a.port()).unwrap_or(8300);
+        let rpc_port = self
+            .inner
+            .cfg
+            .server_rpc_addr()
+            .map(|a| a.port())
+            .unwrap_or(8300);
         let consul_svc = NodeService {
             id: "consul".into(),
             service: "consul".into(),
@@ -221,7 +236,9 @@ impl Agent {
             skip_node_update: false,
             now_ms: now_ms(),
         };
-        self.write_cmd(Command::Register(reg)).await.map_err(|e| anyhow::anyhow!("registering this node: {e}"))?;
+        self.write_cmd(Command::Register(reg))
+            .await
+            .map_err(|e| anyhow::anyhow!("registering this node: {e}"))?;
         Ok(())
     }
 
@@ -230,23 +247,34 @@ impl Agent {
     /// check state (re-registration keeps a check's status and writes nothing).
     /// Other settings need a restart.
     pub async fn do_reload(&self) -> Result<(), HttpError> {
-        let cfg = crate::config::load(&self.inner.args)
-            .map_err(|e| HttpError::bad_request(format!("reload failed, configuration unchanged: {e}")))?;
+        let cfg = crate::config::load(&self.inner.args).map_err(|e| {
+            HttpError::bad_request(format!("reload failed, configuration unchanged: {e}"))
+        })?;
         let mut services = Vec::new();
         for v in cfg.services {
             let def: ServiceDefinition = serde_json::from_value(cairn_types::input::normalize(v))
-                .map_err(|e| HttpError::bad_request(format!("reload failed: invalid service definition: {e}")))?;
+                .map_err(|e| {
+                HttpError::bad_request(format!("reload failed: invalid service definition: {e}"))
+            })?;
             services.push(def);
         }
         let mut checks = Vec::new();
         for v in cfg.checks {
             let def: CheckDefinition = serde_json::from_value(cairn_types::input::normalize(v))
-                .map_err(|e| HttpError::bad_request(format!("reload failed: invalid check definition: {e}")))?;
+                .map_err(|e| {
+                    HttpError::bad_request(format!("reload failed: invalid check definition: {e}"))
+                })?;
             checks.push(def);
         }
         let keep: std::collections::BTreeSet<String> = services
             .iter()
-            .map(|d| if d.id.is_empty() { d.name.clone() } else { d.id.clone() })
+            .map(|d| {
+                if d.id.is_empty() {
+                    d.name.clone()
+                } else {
+                    d.id.clone()
+                }
+            })
             .collect();
         let gone: Vec<String> = self
             .inner
@@ -273,16 +301,16 @@ impl Agent {
     async fn load_config_services(&self) -> anyhow::Result<()> {
         for v in self.inner.cfg.services.clone() {
             let v = cairn_types::input::normalize(v);
-            let def: ServiceDefinition =
-                serde_json::from_value(v).map_err(|e| anyhow::anyhow!("invalid service definition in config: {e}"))?;
+            let def: ServiceDefinition = serde_json::from_value(v)
+                .map_err(|e| anyhow::anyhow!("invalid service definition in config: {e}"))?;
             self.do_register_service(def, false, true)
                 .await
                 .map_err(|e| anyhow::anyhow!("registering service from config: {}", e.message))?;
         }
         for v in self.inner.cfg.checks.clone() {
             let v = cairn_types::input::normalize(v);
-            let def: CheckDefinition =
-                serde_json::from_value(v).map_err(|e| anyhow::anyhow!("invalid check definition in config: {e}"))?;
+            let def: CheckDefinition = serde_json::from_value(v)
+                .map_err(|e| anyhow::anyhow!("invalid check definition in config: {e}"))?;
             self.do_register_check(def, true)
                 .await
                 .map_err(|e| anyhow::anyhow!("registering check from config: {}", e.message))?;
@@ -358,7 +386,13 @@ impl Backend for Agent {
     }
 
     fn barrier(&self) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move { self.inner.raft.ensure_linearizable().await.map_err(write_error) })
+        Box::pin(async move {
+            self.inner
+                .raft
+                .ensure_linearizable()
+                .await
+                .map_err(write_error)
+        })
     }
 
     fn raft_info(&self) -> RaftInfo {
@@ -395,7 +429,11 @@ impl Backend for Agent {
         self.inner.sessions.renewed(id);
     }
 
-    fn register_service(&self, def: ServiceDefinition, replace_checks: bool) -> BoxFut<'_, Result<(), HttpError>> {
+    fn register_service(
+        &self,
+        def: ServiceDefinition,
+        replace_checks: bool,
+    ) -> BoxFut<'_, Result<(), HttpError>> {
         Box::pin(self.do_register_service(def, replace_checks, false))
     }
 
@@ -408,7 +446,13 @@ impl Backend for Agent {
     }
 
     fn local_checks(&self) -> Vec<HealthCheck> {
-        self.inner.local.lock().checks.values().map(|c| c.check.clone()).collect()
+        self.inner
+            .local
+            .lock()
+            .checks
+            .values()
+            .map(|c| c.check.clone())
+            .collect()
     }
 
     fn register_check(&self, def: CheckDefinition) -> BoxFut<'_, Result<(), HttpError>> {
@@ -419,11 +463,21 @@ impl Backend for Agent {
         Box::pin(self.do_deregister_check(id))
     }
 
-    fn update_check(&self, id: String, status: String, output: String) -> BoxFut<'_, Result<(), HttpError>> {
+    fn update_check(
+        &self,
+        id: String,
+        status: String,
+        output: String,
+    ) -> BoxFut<'_, Result<(), HttpError>> {
         Box::pin(self.do_update_ttl(id, status, output))
     }
 
-    fn service_maintenance(&self, id: String, enable: bool, reason: String) -> BoxFut<'_, Result<(), HttpError>> {
+    fn service_maintenance(
+        &self,
+        id: String,
+        enable: bool,
+        reason: String,
+    ) -> BoxFut<'_, Result<(), HttpError>> {
         Box::pin(self.do_service_maintenance(id, enable, reason))
     }
 

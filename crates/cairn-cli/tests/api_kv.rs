@@ -25,11 +25,18 @@ async fn put_get_raw_flags_and_update() {
     assert_eq!(e["Value"], "YmFy", "Value is base64 of 'bar'");
     assert_eq!(e["Flags"], 42);
     assert_eq!(e["LockIndex"], 0);
-    assert!(e.get("Session").is_none_or(|s| s.is_null() || s == ""), "no session: {e}");
+    assert!(
+        e.get("Session").is_none_or(|s| s.is_null() || s == ""),
+        "no session: {e}"
+    );
     let create = e["CreateIndex"].as_u64().unwrap();
     let modify = e["ModifyIndex"].as_u64().unwrap();
     assert_eq!(create, modify);
-    assert_eq!(r.index(), modify, "X-Consul-Index of a single key is its ModifyIndex");
+    assert_eq!(
+        r.index(),
+        modify,
+        "X-Consul-Index of a single key is its ModifyIndex"
+    );
 
     let r = a.get("/v1/kv/foo?raw").await.expect(200);
     assert_eq!(r.body, b"bar");
@@ -72,7 +79,14 @@ async fn missing_key_is_404_with_index() {
 #[tokio::test]
 async fn recurse_keys_and_separator() {
     let a = Agent::dev().await;
-    for k in ["web/a", "web/b", "web/sub/c", "web/sub/d", "webby", "other/x"] {
+    for k in [
+        "web/a",
+        "web/b",
+        "web/sub/c",
+        "web/sub/d",
+        "webby",
+        "other/x",
+    ] {
         a.kv_put(k, k.as_bytes().to_vec()).await;
     }
     let r = a.get("/v1/kv/web/?recurse").await.expect(200);
@@ -95,14 +109,21 @@ async fn recurse_keys_and_separator() {
         .map(|e| e["ModifyIndex"].as_u64().unwrap())
         .max()
         .unwrap();
-    assert_eq!(r.index(), max_modify, "recurse index is the max ModifyIndex under the prefix");
+    assert_eq!(
+        r.index(),
+        max_modify,
+        "recurse index is the max ModifyIndex under the prefix"
+    );
 
     // Prefix without a trailing slash matches by string prefix, like Consul.
     let r = a.get("/v1/kv/web?recurse").await.expect(200);
     assert_eq!(r.json().as_array().unwrap().len(), 5);
 
     let r = a.get("/v1/kv/web/?keys").await.expect(200);
-    assert_eq!(r.json(), json!(["web/a", "web/b", "web/sub/c", "web/sub/d"]));
+    assert_eq!(
+        r.json(),
+        json!(["web/a", "web/b", "web/sub/c", "web/sub/d"])
+    );
     let r = a.get("/v1/kv/web/?keys&separator=/").await.expect(200);
     assert_eq!(r.json(), json!(["web/a", "web/b", "web/sub/"]));
     let r = a.get("/v1/kv/?keys&separator=/").await.expect(200);
@@ -122,31 +143,75 @@ async fn delete_and_delete_recurse() {
     // Deleting a missing key is still true.
     assert_eq!(a.delete("/v1/kv/d/a").await.expect(200).json(), json!(true));
 
-    assert_eq!(a.delete("/v1/kv/d/?recurse").await.expect(200).json(), json!(true));
+    assert_eq!(
+        a.delete("/v1/kv/d/?recurse").await.expect(200).json(),
+        json!(true)
+    );
     a.get("/v1/kv/d/?recurse").await.expect(404);
-    assert!(a.kv_entry("dx").await.is_some(), "recurse delete of d/ must not touch dx");
+    assert!(
+        a.kv_entry("dx").await.is_some(),
+        "recurse delete of d/ must not touch dx"
+    );
     assert!(a.kv_entry("keep").await.is_some());
 
     // delete ?cas
     a.kv_put("c", "v").await;
-    let idx = a.kv_entry("c").await.unwrap()["ModifyIndex"].as_u64().unwrap();
-    assert_eq!(a.delete(&format!("/v1/kv/c?cas={}", idx + 100)).await.expect(200).json(), json!(false));
+    let idx = a.kv_entry("c").await.unwrap()["ModifyIndex"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        a.delete(&format!("/v1/kv/c?cas={}", idx + 100))
+            .await
+            .expect(200)
+            .json(),
+        json!(false)
+    );
     assert!(a.kv_entry("c").await.is_some());
-    assert_eq!(a.delete(&format!("/v1/kv/c?cas={idx}")).await.expect(200).json(), json!(true));
+    assert_eq!(
+        a.delete(&format!("/v1/kv/c?cas={idx}"))
+            .await
+            .expect(200)
+            .json(),
+        json!(true)
+    );
     assert!(a.kv_entry("c").await.is_none());
 }
 
 #[tokio::test]
 async fn cas_zero_is_create_only_and_cas_index_checks() {
     let a = Agent::dev().await;
-    assert_eq!(a.put("/v1/kv/c?cas=0", "first").await.expect(200).json(), json!(true));
-    assert_eq!(a.put("/v1/kv/c?cas=0", "second").await.expect(200).json(), json!(false));
+    assert_eq!(
+        a.put("/v1/kv/c?cas=0", "first").await.expect(200).json(),
+        json!(true)
+    );
+    assert_eq!(
+        a.put("/v1/kv/c?cas=0", "second").await.expect(200).json(),
+        json!(false)
+    );
     let e = a.kv_entry("c").await.unwrap();
     assert_eq!(unb64(&e["Value"]), b"first");
     let idx = e["ModifyIndex"].as_u64().unwrap();
-    assert_eq!(a.put(&format!("/v1/kv/c?cas={}", idx + 7), "stale").await.expect(200).json(), json!(false));
-    assert_eq!(a.put(&format!("/v1/kv/c?cas={idx}"), "third").await.expect(200).json(), json!(true));
-    assert_eq!(a.put(&format!("/v1/kv/c?cas={idx}"), "fourth").await.expect(200).json(), json!(false));
+    assert_eq!(
+        a.put(&format!("/v1/kv/c?cas={}", idx + 7), "stale")
+            .await
+            .expect(200)
+            .json(),
+        json!(false)
+    );
+    assert_eq!(
+        a.put(&format!("/v1/kv/c?cas={idx}"), "third")
+            .await
+            .expect(200)
+            .json(),
+        json!(true)
+    );
+    assert_eq!(
+        a.put(&format!("/v1/kv/c?cas={idx}"), "fourth")
+            .await
+            .expect(200)
+            .json(),
+        json!(false)
+    );
     assert_eq!(unb64(&a.kv_entry("c").await.unwrap()["Value"]), b"third");
 }
 
@@ -155,22 +220,38 @@ async fn concurrent_cas_writers_exactly_one_wins() {
     const N: usize = 16;
     let a = Agent::dev().await;
     a.kv_put("race", "start").await;
-    let idx = a.kv_entry("race").await.unwrap()["ModifyIndex"].as_u64().unwrap();
+    let idx = a.kv_entry("race").await.unwrap()["ModifyIndex"]
+        .as_u64()
+        .unwrap();
     let futs = (0..N).map(|i| {
         let a = &a;
         async move {
-            let r = a.put(&format!("/v1/kv/race?cas={idx}"), format!("writer-{i}")).await.expect(200);
+            let r = a
+                .put(&format!("/v1/kv/race?cas={idx}"), format!("writer-{i}"))
+                .await
+                .expect(200);
             (i, r.json())
         }
     });
     let results = futures::future::join_all(futs).await;
-    let winners: Vec<usize> = results.iter().filter(|(_, v)| *v == json!(true)).map(|(i, _)| *i).collect();
+    let winners: Vec<usize> = results
+        .iter()
+        .filter(|(_, v)| *v == json!(true))
+        .map(|(i, _)| *i)
+        .collect();
     for (_, v) in &results {
         assert!(v.is_boolean(), "cas answers a literal bool, got {v}");
     }
-    assert_eq!(winners.len(), 1, "exactly one of {N} cas writers must win: {results:?}");
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of {N} cas writers must win: {results:?}"
+    );
     let e = a.kv_entry("race").await.unwrap();
-    assert_eq!(unb64(&e["Value"]), format!("writer-{}", winners[0]).as_bytes());
+    assert_eq!(
+        unb64(&e["Value"]),
+        format!("writer-{}", winners[0]).as_bytes()
+    );
     assert!(e["ModifyIndex"].as_u64().unwrap() > idx);
 }
 
@@ -180,20 +261,44 @@ async fn acquire_release_and_lock_index() {
     let s1 = a.session(json!({"Name": "one", "LockDelay": "0s"})).await;
     let s2 = a.session(json!({"Name": "two", "LockDelay": "0s"})).await;
 
-    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s1}"), "held-1").await.expect(200).json(), json!(true));
+    assert_eq!(
+        a.put(&format!("/v1/kv/lock?acquire={s1}"), "held-1")
+            .await
+            .expect(200)
+            .json(),
+        json!(true)
+    );
     let e = a.kv_entry("lock").await.unwrap();
     assert_eq!(e["Session"], Value::String(s1.clone()));
     assert_eq!(e["LockIndex"], 1);
 
     // Re-acquire by the holder: success, not a fresh acquire.
-    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s1}"), "held-1b").await.expect(200).json(), json!(true));
+    assert_eq!(
+        a.put(&format!("/v1/kv/lock?acquire={s1}"), "held-1b")
+            .await
+            .expect(200)
+            .json(),
+        json!(true)
+    );
     let e = a.kv_entry("lock").await.unwrap();
     assert_eq!(e["LockIndex"], 1, "LockIndex only moves on a fresh acquire");
     assert_eq!(unb64(&e["Value"]), b"held-1b");
 
     // Another session cannot take it or release it.
-    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s2}"), "steal").await.expect(200).json(), json!(false));
-    assert_eq!(a.put(&format!("/v1/kv/lock?release={s2}"), "x").await.expect(200).json(), json!(false));
+    assert_eq!(
+        a.put(&format!("/v1/kv/lock?acquire={s2}"), "steal")
+            .await
+            .expect(200)
+            .json(),
+        json!(false)
+    );
+    assert_eq!(
+        a.put(&format!("/v1/kv/lock?release={s2}"), "x")
+            .await
+            .expect(200)
+            .json(),
+        json!(false)
+    );
     let e = a.kv_entry("lock").await.unwrap();
     assert_eq!(e["Session"], Value::String(s1.clone()));
     assert_eq!(unb64(&e["Value"]), b"held-1b");
@@ -205,13 +310,28 @@ async fn acquire_release_and_lock_index() {
     assert_eq!(e["LockIndex"], 1);
 
     // Release by the holder.
-    assert_eq!(a.put(&format!("/v1/kv/lock?release={s1}"), "released").await.expect(200).json(), json!(true));
+    assert_eq!(
+        a.put(&format!("/v1/kv/lock?release={s1}"), "released")
+            .await
+            .expect(200)
+            .json(),
+        json!(true)
+    );
     let e = a.kv_entry("lock").await.unwrap();
-    assert!(e.get("Session").is_none_or(|s| s.is_null() || s == ""), "released: {e}");
+    assert!(
+        e.get("Session").is_none_or(|s| s.is_null() || s == ""),
+        "released: {e}"
+    );
     assert_eq!(e["LockIndex"], 1);
 
     // A fresh acquire by the other session increments LockIndex.
-    assert_eq!(a.put(&format!("/v1/kv/lock?acquire={s2}"), "held-2").await.expect(200).json(), json!(true));
+    assert_eq!(
+        a.put(&format!("/v1/kv/lock?acquire={s2}"), "held-2")
+            .await
+            .expect(200)
+            .json(),
+        json!(true)
+    );
     let e = a.kv_entry("lock").await.unwrap();
     assert_eq!(e["Session"], Value::String(s2.clone()));
     assert_eq!(e["LockIndex"], 2);
@@ -231,7 +351,10 @@ async fn value_size_limit_is_512_kib() {
     let r = a.put("/v1/kv/big", too_big).await;
     assert_eq!(r.status, 413, "body: {}", r.text());
     // The stored value is untouched.
-    assert_eq!(a.get("/v1/kv/big?raw").await.expect(200).body.len(), ok.len());
+    assert_eq!(
+        a.get("/v1/kv/big?raw").await.expect(200).body.len(),
+        ok.len()
+    );
 }
 
 #[tokio::test]
@@ -274,14 +397,90 @@ async fn recurse_index_never_goes_backwards() {
             }
         }
         let r = a.get("/v1/kv/p/?recurse").await;
-        assert!(r.status == 200 || r.status == 404, "step {step}: status {}", r.status);
-        assert_eq!(r.status == 200, !live.is_empty(), "step {step} ({desc}): presence");
+        assert!(
+            r.status == 200 || r.status == 404,
+            "step {step}: status {}",
+            r.status
+        );
+        assert_eq!(
+            r.status == 200,
+            !live.is_empty(),
+            "step {step} ({desc}): presence"
+        );
         let idx = r.index();
         assert!(idx >= 1);
-        assert!(idx >= last, "seed {seed} step {step} ({desc}): index went backwards {last} -> {idx}");
+        assert!(
+            idx >= last,
+            "seed {seed} step {step} ({desc}): index went backwards {last} -> {idx}"
+        );
         if under_prefix && last > 0 {
             assert!(idx > last, "seed {seed} step {step} ({desc}): a change under the prefix must raise the index ({last} -> {idx})");
         }
         last = idx;
     }
+}
+
+#[tokio::test]
+async fn concurrent_acquires_exactly_one_holder() {
+    const N: usize = 12;
+    let a = Agent::dev().await;
+    let mut sessions = Vec::new();
+    for i in 0..N {
+        sessions.push(
+            a.session(json!({"Name": format!("s{i}"), "LockDelay": "0s"}))
+                .await,
+        );
+    }
+    let futs = sessions.iter().map(|s| {
+        let a = &a;
+        async move {
+            let r = a
+                .put(&format!("/v1/kv/mutex?acquire={s}"), s.clone())
+                .await
+                .expect(200);
+            (s.clone(), r.json())
+        }
+    });
+    let results = futures::future::join_all(futs).await;
+    let winners: Vec<&String> = results
+        .iter()
+        .filter(|(_, v)| *v == json!(true))
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of {N} sessions holds the lock: {results:?}"
+    );
+    let e = a.kv_entry("mutex").await.unwrap();
+    assert_eq!(e["Session"], Value::String(winners[0].clone()));
+    assert_eq!(
+        unb64(&e["Value"]),
+        winners[0].as_bytes(),
+        "the holder's value is stored"
+    );
+    assert_eq!(e["LockIndex"], 1);
+}
+
+#[tokio::test]
+async fn recurse_and_keys_index_headers() {
+    let a = Agent::dev().await;
+    a.kv_put("ix/a", "1").await;
+    a.kv_put("ix/b", "2").await;
+    let e = a.kv_entry("ix/b").await.unwrap();
+    let r = a.get("/v1/kv/ix/?keys").await.expect(200);
+    assert_eq!(r.index(), e["ModifyIndex"].as_u64().unwrap());
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let raw = a.get("/v1/kv/ix/a?raw").await.expect(200);
+    assert!(raw.index() >= 1);
+    // Writes elsewhere do not move the prefix's index.
+    let before = a.get("/v1/kv/ix/?recurse").await.expect(200).index();
+    a.kv_put("elsewhere", "x").await;
+    assert_eq!(
+        a.get("/v1/kv/ix/?recurse").await.expect(200).index(),
+        before
+    );
 }

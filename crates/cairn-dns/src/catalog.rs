@@ -146,8 +146,7 @@ impl DnsConfig {
         for (pattern, ttl) in &self.service_ttl {
             let pattern = pattern.to_ascii_lowercase();
             if let Some(prefix) = pattern.strip_suffix('*') {
-                if service.starts_with(prefix) && best.is_none_or(|(len, _)| prefix.len() >= len)
-                {
+                if service.starts_with(prefix) && best.is_none_or(|(len, _)| prefix.len() >= len) {
                     best = Some((prefix.len(), *ttl));
                 }
             } else if pattern == service {
@@ -169,8 +168,10 @@ mod tests {
         c.service_ttl.insert("*".into(), Duration::from_secs(5));
         c.service_ttl.insert("web".into(), Duration::from_secs(10));
         c.service_ttl.insert("db*".into(), Duration::from_secs(20));
-        c.service_ttl.insert("db-m*".into(), Duration::from_secs(25));
-        c.service_ttl.insert("db-master".into(), Duration::from_secs(30));
+        c.service_ttl
+            .insert("db-m*".into(), Duration::from_secs(25));
+        c.service_ttl
+            .insert("db-master".into(), Duration::from_secs(30));
         assert_eq!(c.service_ttl_for("web"), Duration::from_secs(10));
         assert_eq!(c.service_ttl_for("WEB"), Duration::from_secs(10));
         assert_eq!(c.service_ttl_for("web2"), Duration::from_secs(5));

@@ -264,7 +264,10 @@ mod tests {
     fn service_forms() {
         assert_eq!(ours("web.service.consul."), svc("web", None, None));
         assert_eq!(ours("WEB.Service.CONSUL"), svc("web", None, None));
-        assert_eq!(ours("web.service.dc1.consul."), svc("web", None, Some("dc1")));
+        assert_eq!(
+            ours("web.service.dc1.consul."),
+            svc("web", None, Some("dc1"))
+        );
         assert_eq!(
             ours("web.service.dc1.dc.consul."),
             svc("web", None, Some("dc1"))
@@ -278,10 +281,7 @@ mod tests {
         );
         assert_eq!(ours("_web._tcp.consul."), svc("web", None, None));
         assert_eq!(ours("_web._tcp.dc1.consul."), svc("web", None, Some("dc1")));
-        assert_eq!(
-            ours("web.service.cairn.example."),
-            svc("web", None, None)
-        );
+        assert_eq!(ours("web.service.cairn.example."), svc("web", None, None));
         assert_eq!(ours("a.b.web.service.consul."), Form::Invalid);
         assert_eq!(ours("service.consul."), Form::Invalid);
         assert_eq!(ours("web.service.dc1.x.y.consul."), Form::Invalid);
@@ -335,10 +335,7 @@ mod tests {
         assert_eq!(c("2.0.192.in-addr.arpa."), Target::Reverse(None));
         assert_eq!(c("300.2.0.192.in-addr.arpa."), Target::Reverse(None));
         let v6 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
-        assert_eq!(
-            c(v6),
-            Target::Reverse(Some("2001:db8::1".parse().unwrap()))
-        );
+        assert_eq!(c(v6), Target::Reverse(Some("2001:db8::1".parse().unwrap())));
         assert_eq!(hex_ip("192.0.2.10".parse().unwrap()), "c000020a");
         assert_eq!(
             parse_hex_ip(&hex_ip("2001:db8::1".parse().unwrap())),

@@ -39,7 +39,12 @@ fn agent_service_json(app: &App, s: &NodeService) -> Value {
     if s.tagged_addresses.is_empty() {
         v.as_object_mut().map(|o| o.remove("TaggedAddresses"));
     }
-    for (k, val) in [("Kind", (!s.kind.is_empty()).then(|| json!(s.kind))), ("Proxy", s.proxy.clone()), ("Connect", s.connect.clone()), ("Locality", s.locality.clone())] {
+    for (k, val) in [
+        ("Kind", (!s.kind.is_empty()).then(|| json!(s.kind))),
+        ("Proxy", s.proxy.clone()),
+        ("Connect", s.connect.clone()),
+        ("Locality", s.locality.clone()),
+    ] {
         if let Some(val) = val {
             v[k] = val;
         }
@@ -70,7 +75,11 @@ pub async fn services(State(app): State<App>, uri: Uri) -> Result<Response, Http
     Ok(json(&out, q.pretty()))
 }
 
-pub async fn service(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn service(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&id, "service ID")?;
     let q = Query::from_uri(&uri);
     let s = app
@@ -88,7 +97,11 @@ pub async fn service(State(app): State<App>, Path(id): Path<String>, uri: Uri) -
     Ok(r)
 }
 
-pub async fn register_service(State(app): State<App>, uri: Uri, body: Body) -> Result<Response, HttpError> {
+pub async fn register_service(
+    State(app): State<App>,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     let def: ServiceDefinition = decode_body(&app, body, false).await?.expect("non-empty");
     if def.name.is_empty() {
@@ -99,7 +112,10 @@ pub async fn register_service(State(app): State<App>, uri: Uri, body: Body) -> R
     Ok(empty_ok())
 }
 
-pub async fn deregister_service(State(app): State<App>, Path(id): Path<String>) -> Result<Response, HttpError> {
+pub async fn deregister_service(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
     check_name(&id, "service ID")?;
     app.deregister_service(id).await?;
     Ok(empty_ok())
@@ -127,7 +143,10 @@ pub async fn register_check(State(app): State<App>, body: Body) -> Result<Respon
     Ok(empty_ok())
 }
 
-pub async fn deregister_check(State(app): State<App>, Path(id): Path<String>) -> Result<Response, HttpError> {
+pub async fn deregister_check(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
     check_name(&id, "check ID")?;
     app.deregister_check(id).await?;
     Ok(empty_ok())
@@ -141,15 +160,27 @@ async fn ttl_update(app: App, id: String, uri: Uri, status: &str) -> Result<Resp
     Ok(empty_ok())
 }
 
-pub async fn check_pass(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn check_pass(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     ttl_update(app, id, uri, PASSING).await
 }
 
-pub async fn check_warn(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn check_warn(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     ttl_update(app, id, uri, WARNING).await
 }
 
-pub async fn check_fail(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn check_fail(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     ttl_update(app, id, uri, CRITICAL).await
 }
 
@@ -161,7 +192,11 @@ struct UpdateBody {
     output: String,
 }
 
-pub async fn check_update(State(app): State<App>, Path(id): Path<String>, body: Body) -> Result<Response, HttpError> {
+pub async fn check_update(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, HttpError> {
     check_name(&id, "check ID")?;
     let b: UpdateBody = decode_body(&app, body, false).await?.expect("non-empty");
     if !cairn_types::is_valid_status(&b.status) {
@@ -183,7 +218,11 @@ fn enable_param(q: &Query) -> Result<bool, HttpError> {
     }
 }
 
-pub async fn service_maintenance(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn service_maintenance(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&id, "service ID")?;
     let q = Query::from_uri(&uri);
     let enable = enable_param(&q)?;
@@ -259,15 +298,27 @@ fn health_response(q: &Query, status: &str, body: &Value) -> Response {
     r
 }
 
-pub async fn health_by_name(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn health_by_name(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
     let q = Query::from_uri(&uri);
-    let services: Vec<NodeService> = app.local_services().into_iter().filter(|s| s.service == name).collect();
+    let services: Vec<NodeService> = app
+        .local_services()
+        .into_iter()
+        .filter(|s| s.service == name)
+        .collect();
     if services.is_empty() {
         let mut r = health_response(&q, "critical", &json!([]));
         *r.status_mut() = StatusCode::NOT_FOUND;
         if q.get("format") == Some("text") {
-            return Ok((StatusCode::NOT_FOUND, format!("ServiceName {name} Not Found")).into_response());
+            return Ok((
+                StatusCode::NOT_FOUND,
+                format!("ServiceName {name} Not Found"),
+            )
+                .into_response());
         }
         return Ok(r);
     }
@@ -277,10 +328,18 @@ pub async fn health_by_name(State(app): State<App>, Path(name): Path<String>, ur
     Ok(health_response(&q, &status, &body))
 }
 
-pub async fn health_by_id(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn health_by_id(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&id, "service ID")?;
     let q = Query::from_uri(&uri);
-    let services: Vec<NodeService> = app.local_services().into_iter().filter(|s| s.id == id).collect();
+    let services: Vec<NodeService> = app
+        .local_services()
+        .into_iter()
+        .filter(|s| s.id == id)
+        .collect();
     if services.is_empty() {
         return Ok((StatusCode::NOT_FOUND, format!("ServiceId {id} not found")).into_response());
     }
@@ -319,12 +378,21 @@ pub async fn metrics(State(app): State<App>, uri: Uri) -> Result<Response, HttpE
         let raft = app.raft_info();
         vec![
             ("cairn.raft.applied_index", st.index as f64),
-            ("cairn.raft.is_leader", if raft.is_leader { 1.0 } else { 0.0 }),
+            (
+                "cairn.raft.is_leader",
+                if raft.is_leader { 1.0 } else { 0.0 },
+            ),
             ("cairn.kv.entries", st.kv_len() as f64),
             ("cairn.catalog.nodes", st.nodes().0.len() as f64),
-            ("cairn.catalog.service_instances", st.all_instances().0.len() as f64),
+            (
+                "cairn.catalog.service_instances",
+                st.all_instances().0.len() as f64,
+            ),
             ("cairn.state.kv_index", t.kv as f64),
-            ("cairn.agent.local_services", app.local_services().len() as f64),
+            (
+                "cairn.agent.local_services",
+                app.local_services().len() as f64,
+            ),
             ("cairn.agent.local_checks", app.local_checks().len() as f64),
         ]
     };
@@ -335,7 +403,9 @@ pub async fn metrics(State(app): State<App>, uri: Uri) -> Result<Response, HttpE
         )
             .into_response()),
         None | Some("") | Some("json") => Ok(json(&m.json(&gauges), q.pretty())),
-        Some(other) => Err(HttpError::bad_request(format!("Invalid metrics format {other:?}: use prometheus or omit it"))),
+        Some(other) => Err(HttpError::bad_request(format!(
+            "Invalid metrics format {other:?}: use prometheus or omit it"
+        ))),
     }
 }
 
@@ -345,20 +415,32 @@ pub async fn leave(State(app): State<App>) -> Response {
 }
 
 /// Only this node is a member (gossip comes later), and a node cannot force-leave itself.
-pub async fn force_leave(State(app): State<App>, Path(node): Path<String>) -> Result<Response, HttpError> {
+pub async fn force_leave(
+    State(app): State<App>,
+    Path(node): Path<String>,
+) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
     if node == app.node_name() {
-        return Err(HttpError::bad_request("Cannot force-leave the local node; use /v1/agent/leave"));
+        return Err(HttpError::bad_request(
+            "Cannot force-leave the local node; use /v1/agent/leave",
+        ));
     }
-    Err(HttpError::internal(format!("No node found with name '{node}'")))
+    Err(HttpError::internal(format!(
+        "No node found with name '{node}'"
+    )))
 }
 
 /// Log streaming is not built yet; parameters are still validated as Consul does.
 pub async fn monitor(uri: Uri) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     let level = q.get("loglevel").unwrap_or("info").to_ascii_lowercase();
-    if !matches!(level.as_str(), "trace" | "debug" | "info" | "warn" | "err" | "error") {
-        return Err(HttpError::bad_request(format!("Unknown log level: {level}")));
+    if !matches!(
+        level.as_str(),
+        "trace" | "debug" | "info" | "warn" | "err" | "error"
+    ) {
+        return Err(HttpError::bad_request(format!(
+            "Unknown log level: {level}"
+        )));
     }
     Err(HttpError::new(
         StatusCode::NOT_IMPLEMENTED,

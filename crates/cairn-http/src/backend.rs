@@ -70,15 +70,29 @@ pub trait Backend: Send + Sync + 'static {
     fn session_renewed(&self, id: &str);
 
     // ---- agent-local state ----
-    fn register_service(&self, def: ServiceDefinition, replace_checks: bool) -> BoxFut<'_, Result<(), HttpError>>;
+    fn register_service(
+        &self,
+        def: ServiceDefinition,
+        replace_checks: bool,
+    ) -> BoxFut<'_, Result<(), HttpError>>;
     fn deregister_service(&self, id: String) -> BoxFut<'_, Result<(), HttpError>>;
     fn local_services(&self) -> Vec<NodeService>;
     fn local_checks(&self) -> Vec<HealthCheck>;
     fn register_check(&self, def: CheckDefinition) -> BoxFut<'_, Result<(), HttpError>>;
     fn deregister_check(&self, id: String) -> BoxFut<'_, Result<(), HttpError>>;
     /// TTL check update (`/agent/check/pass|warn|fail|update`).
-    fn update_check(&self, id: String, status: String, output: String) -> BoxFut<'_, Result<(), HttpError>>;
-    fn service_maintenance(&self, id: String, enable: bool, reason: String) -> BoxFut<'_, Result<(), HttpError>>;
+    fn update_check(
+        &self,
+        id: String,
+        status: String,
+        output: String,
+    ) -> BoxFut<'_, Result<(), HttpError>>;
+    fn service_maintenance(
+        &self,
+        id: String,
+        enable: bool,
+        reason: String,
+    ) -> BoxFut<'_, Result<(), HttpError>>;
     fn node_maintenance(&self, enable: bool, reason: String) -> BoxFut<'_, Result<(), HttpError>>;
     fn members(&self) -> Vec<serde_json::Value>;
     fn self_info(&self) -> serde_json::Value;

@@ -16,7 +16,11 @@ use crate::reply::{Consistency, HttpError, ReadMeta};
 use crate::App;
 
 /// Runs `read` against the state, blocking as the query asks.
-pub async fn read<T>(app: &App, q: &Query, read: impl Fn(&State) -> Result<(T, u64), HttpError>) -> Result<(T, ReadMeta), HttpError> {
+pub async fn read<T>(
+    app: &App,
+    q: &Query,
+    read: impl Fn(&State) -> Result<(T, u64), HttpError>,
+) -> Result<(T, ReadMeta), HttpError> {
     q.check_dc(app.datacenter())?;
     let consistency = q.consistency()?;
     let min_index = q.u64("index")?.unwrap_or(0);
@@ -35,7 +39,9 @@ pub async fn read<T>(app: &App, q: &Query, read: impl Fn(&State) -> Result<(T, u
     if min_index == 0 || index > min_index {
         return Ok((value, meta(index)));
     }
-    let mut wait = wait.unwrap_or(limits.default_query_time).min(limits.max_query_time);
+    let mut wait = wait
+        .unwrap_or(limits.default_query_time)
+        .min(limits.max_query_time);
     if wait.is_zero() {
         wait = limits.default_query_time;
     }

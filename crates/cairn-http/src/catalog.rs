@@ -19,7 +19,11 @@ use crate::reply::{json as json_resp, json_read, HttpError};
 use crate::App;
 
 /// Decodes a JSON body (keys normalised to Consul's spelling) into `T`, with 400s.
-pub(crate) async fn decode_body<T: serde::de::DeserializeOwned>(app: &App, body: Body, allow_empty: bool) -> Result<Option<T>, HttpError> {
+pub(crate) async fn decode_body<T: serde::de::DeserializeOwned>(
+    app: &App,
+    body: Body,
+    allow_empty: bool,
+) -> Result<Option<T>, HttpError> {
     let bytes = read_body(body, app.limits().max_body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return if allow_empty {
@@ -28,9 +32,12 @@ pub(crate) async fn decode_body<T: serde::de::DeserializeOwned>(app: &App, body:
             Err(HttpError::bad_request("Request decode failed: empty body"))
         };
     }
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     if !v.is_object() {
-        return Err(HttpError::bad_request("Request decode failed: expected a JSON object"));
+        return Err(HttpError::bad_request(
+            "Request decode failed: expected a JSON object",
+        ));
     }
     let v = cairn_types::input::normalize(v);
     serde_json::from_value(v)
@@ -80,12 +87,17 @@ pub async fn register(State(app): State<App>, uri: Uri, body: Body) -> Result<Re
         return Err(HttpError::bad_request("Missing node address"));
     }
     if !b.datacenter.is_empty() && b.datacenter != app.datacenter() {
-        return Err(HttpError::internal(format!("No path to datacenter {:?}", b.datacenter)));
+        return Err(HttpError::internal(format!(
+            "No path to datacenter {:?}",
+            b.datacenter
+        )));
     }
     let mut service = b.service;
     if let Some(s) = service.as_mut() {
         if s.service.is_empty() {
-            return Err(HttpError::bad_request("Invalid service: missing service name"));
+            return Err(HttpError::bad_request(
+                "Invalid service: missing service name",
+            ));
         }
         if s.id.is_empty() {
             s.id = s.service.clone();
@@ -93,19 +105,30 @@ pub async fn register(State(app): State<App>, uri: Uri, body: Body) -> Result<Re
         s.create_index = 0;
         s.modify_index = 0;
     }
-    let mut checks: Vec<HealthCheck> = b.check.into_iter().chain(b.checks.unwrap_or_default()).collect();
+    let mut checks: Vec<HealthCheck> = b
+        .check
+        .into_iter()
+        .chain(b.checks.unwrap_or_default())
+        .collect();
     for c in checks.iter_mut() {
         if c.check_id.is_empty() {
             c.check_id = c.name.clone();
         }
         if c.check_id.is_empty() {
-            return Err(HttpError::bad_request("Invalid check: missing CheckID and Name"));
+            return Err(HttpError::bad_request(
+                "Invalid check: missing CheckID and Name",
+            ));
         }
         if !c.status.is_empty() && !cairn_types::is_valid_status(&c.status) {
-            return Err(HttpError::bad_request(format!("Invalid check status {:?}", c.status)));
+            return Err(HttpError::bad_request(format!(
+                "Invalid check status {:?}",
+                c.status
+            )));
         }
         if !c.node.is_empty() && c.node != b.node {
-            return Err(HttpError::bad_request("Check node does not match the registration node"));
+            return Err(HttpError::bad_request(
+                "Check node does not match the registration node",
+            ));
         }
         c.create_index = 0;
         c.modify_index = 0;
@@ -143,14 +166,21 @@ struct DeregisterBody {
     datacenter: String,
 }
 
-pub async fn deregister(State(app): State<App>, uri: Uri, body: Body) -> Result<Response, HttpError> {
+pub async fn deregister(
+    State(app): State<App>,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     let b: DeregisterBody = decode_body(&app, body, false).await?.expect("non-empty");
     if b.node.is_empty() {
         return Err(HttpError::bad_request("Missing node name"));
     }
     if !b.datacenter.is_empty() && b.datacenter != app.datacenter() {
-        return Err(HttpError::internal(format!("No path to datacenter {:?}", b.datacenter)));
+        return Err(HttpError::internal(format!(
+            "No path to datacenter {:?}",
+            b.datacenter
+        )));
     }
     let d = Deregistration {
         node: b.node,
@@ -205,7 +235,10 @@ pub async fn services(State(app): State<App>, uri: Uri) -> Result<Response, Http
         let inst: Vec<_> = inst
             .into_iter()
             .filter(|(n, s)| {
-                meta_matches(&n.meta, &want) && filter.as_ref().is_none_or(|f| f.matches(&catalog_service_json(n, s)))
+                meta_matches(&n.meta, &want)
+                    && filter
+                        .as_ref()
+                        .is_none_or(|f| f.matches(&catalog_service_json(n, s)))
             })
             .collect();
         Ok((cairn_state::State::service_tags(&inst), i))
@@ -246,13 +279,21 @@ pub(crate) fn has_tags(s: &NodeService, tags: &[&str]) -> bool {
     tags.iter().all(|t| s.tags.iter().any(|x| x == t))
 }
 
-pub async fn service(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn service(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     service_common(app, name, uri, false).await
 }
 
 /// `/v1/catalog/connect/:name`: Connect-capable instances of a service (proxies whose
 /// destination is `name`, and Connect-native instances).
-pub async fn connect(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn connect(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     service_common(app, name, uri, true).await
 }
 
@@ -261,7 +302,12 @@ pub(crate) fn peer_excludes_all(q: &Query) -> bool {
     q.get("peer").is_some_and(|p| !p.is_empty())
 }
 
-async fn service_common(app: App, name: String, uri: Uri, connect: bool) -> Result<Response, HttpError> {
+async fn service_common(
+    app: App,
+    name: String,
+    uri: Uri,
+    connect: bool,
+) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
     let q = Query::from_uri(&uri);
     let want = q.node_meta()?;
@@ -269,7 +315,11 @@ async fn service_common(app: App, name: String, uri: Uri, connect: bool) -> Resu
     let no_peer = !peer_excludes_all(&q);
     q.filter()?;
     let (v, meta) = blocking::read(&app, &q, |st| {
-        let (inst, i) = if connect { st.connect_health(&name) } else { st.service_health(&name) };
+        let (inst, i) = if connect {
+            st.connect_health(&name)
+        } else {
+            st.service_health(&name)
+        };
         let items = inst
             .iter()
             .filter(|_| no_peer)
@@ -282,7 +332,11 @@ async fn service_common(app: App, name: String, uri: Uri, connect: bool) -> Resu
     Ok(json_read(&v, q.pretty(), &meta))
 }
 
-pub async fn node(State(app): State<App>, Path(node): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn node(
+    State(app): State<App>,
+    Path(node): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
     let q = Query::from_uri(&uri);
     let filter = q.filter()?;
@@ -306,7 +360,11 @@ pub async fn node(State(app): State<App>, Path(node): Path<String>, uri: Uri) ->
     Ok(json_read(&v, q.pretty(), &meta))
 }
 
-pub async fn node_services(State(app): State<App>, Path(node): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn node_services(
+    State(app): State<App>,
+    Path(node): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
     let q = Query::from_uri(&uri);
     q.filter()?;

@@ -28,22 +28,39 @@ enum Kind {
     Ingress,
 }
 
-pub async fn service(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn service(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     service_common(app, name, uri, Kind::Service).await
 }
 
 /// `/v1/health/connect/:name`: Connect-capable instances for `name`.
-pub async fn connect(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn connect(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     service_common(app, name, uri, Kind::Connect).await
 }
 
 /// `/v1/health/ingress/:name`: ingress gateways routing to `name`. Cairn has no
 /// config entries that could configure one, so the answer is always empty.
-pub async fn ingress(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn ingress(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     service_common(app, name, uri, Kind::Ingress).await
 }
 
-async fn service_common(app: App, name: String, uri: Uri, kind: Kind) -> Result<Response, HttpError> {
+async fn service_common(
+    app: App,
+    name: String,
+    uri: Uri,
+    kind: Kind,
+) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
     let q = Query::from_uri(&uri);
     let want = q.node_meta()?;
@@ -77,7 +94,11 @@ async fn service_common(app: App, name: String, uri: Uri, kind: Kind) -> Result<
     Ok(json_read(&v, q.pretty(), &meta))
 }
 
-pub async fn checks(State(app): State<App>, Path(name): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn checks(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
     let q = Query::from_uri(&uri);
     q.filter()?;
@@ -89,7 +110,11 @@ pub async fn checks(State(app): State<App>, Path(name): Path<String>, uri: Uri) 
     Ok(json_read(&v, q.pretty(), &meta))
 }
 
-pub async fn node(State(app): State<App>, Path(node): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn node(
+    State(app): State<App>,
+    Path(node): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
     let q = Query::from_uri(&uri);
     q.filter()?;
@@ -101,7 +126,11 @@ pub async fn node(State(app): State<App>, Path(node): Path<String>, uri: Uri) ->
     Ok(json_read(&v, q.pretty(), &meta))
 }
 
-pub async fn state(State(app): State<App>, Path(state): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn state(
+    State(app): State<App>,
+    Path(state): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     if !matches!(state.as_str(), "any" | PASSING | WARNING | CRITICAL) {
         return Err(HttpError::bad_request(format!(
             "Invalid state {state:?}: must be one of any, passing, warning, critical"

@@ -24,7 +24,9 @@ fn key_of(uri: &Uri) -> Result<String, HttpError> {
         decode_path(path, "/v1/kv/")?
     };
     if key.len() > MAX_KEY_LEN {
-        return Err(HttpError::bad_request(format!("Key too long (max {MAX_KEY_LEN} bytes)")));
+        return Err(HttpError::bad_request(format!(
+            "Key too long (max {MAX_KEY_LEN} bytes)"
+        )));
     }
     Ok(key)
 }
@@ -37,7 +39,12 @@ pub async fn get(State(app): State<App>, uri: Uri) -> Result<Response, HttpError
         let sep = q.get("separator").unwrap_or("").to_string();
         let (keys, meta) = blocking::read(&app, &q, |st| Ok(st.kv_keys(&key, &sep))).await?;
         if keys.is_empty() {
-            return Ok(status_read(StatusCode::NOT_FOUND, Vec::new(), "text/plain", &meta));
+            return Ok(status_read(
+                StatusCode::NOT_FOUND,
+                Vec::new(),
+                "text/plain",
+                &meta,
+            ));
         }
         return Ok(json_read(&keys, pretty, &meta));
     }
@@ -48,7 +55,12 @@ pub async fn get(State(app): State<App>, uri: Uri) -> Result<Response, HttpError
         })
         .await?;
         if pairs.is_empty() {
-            return Ok(status_read(StatusCode::NOT_FOUND, Vec::new(), "text/plain", &meta));
+            return Ok(status_read(
+                StatusCode::NOT_FOUND,
+                Vec::new(),
+                "text/plain",
+                &meta,
+            ));
         }
         return Ok(json_read(&pairs, pretty, &meta));
     }
@@ -62,8 +74,18 @@ pub async fn get(State(app): State<App>, uri: Uri) -> Result<Response, HttpError
     })
     .await?;
     match entry {
-        None => Ok(status_read(StatusCode::NOT_FOUND, Vec::new(), "text/plain", &meta)),
-        Some(e) if raw => Ok(status_read(StatusCode::OK, e.value, "text/plain; charset=utf-8", &meta)),
+        None => Ok(status_read(
+            StatusCode::NOT_FOUND,
+            Vec::new(),
+            "text/plain",
+            &meta,
+        )),
+        Some(e) if raw => Ok(status_read(
+            StatusCode::OK,
+            e.value,
+            "text/plain; charset=utf-8",
+            &meta,
+        )),
         Some(e) => Ok(json_read(&[KvPair::from(&e)], pretty, &meta)),
     }
 }
@@ -84,11 +106,15 @@ pub async fn put(State(app): State<App>, uri: Uri, body: Body) -> Result<Respons
     let acquire = q.get("acquire");
     let release = q.get("release");
     if acquire.is_some() && release.is_some() {
-        return Err(HttpError::bad_request("Conflicting flags: acquire and release"));
+        return Err(HttpError::bad_request(
+            "Conflicting flags: acquire and release",
+        ));
     }
     if let Some(cas) = q.u64("cas")? {
         if acquire.is_some() || release.is_some() {
-            return Err(HttpError::bad_request("Conflicting flags: cas with acquire/release"));
+            return Err(HttpError::bad_request(
+                "Conflicting flags: cas with acquire/release",
+            ));
         }
         op.verb = KvVerb::Cas;
         op.index = cas;
@@ -120,7 +146,9 @@ pub async fn delete(State(app): State<App>, uri: Uri) -> Result<Response, HttpEr
     }
     if let Some(cas) = q.u64("cas")? {
         if op.verb == KvVerb::DeleteTree {
-            return Err(HttpError::bad_request("Conflicting flags: cas with recurse"));
+            return Err(HttpError::bad_request(
+                "Conflicting flags: cas with recurse",
+            ));
         }
         op.verb = KvVerb::DeleteCas;
         op.index = cas;
@@ -132,7 +160,9 @@ async fn write_bool(app: &App, op: KvOp, pretty: bool) -> Result<Response, HttpE
     let (_, outcome) = app.write(Command::Kv(op)).await?;
     match outcome {
         Outcome::Bool(b) => Ok(json(&b, pretty)),
-        Outcome::Error(ApplyError::InvalidSession(s)) => Err(HttpError::internal(format!("invalid session {s:?}"))),
+        Outcome::Error(ApplyError::InvalidSession(s)) => {
+            Err(HttpError::internal(format!("invalid session {s:?}")))
+        }
         Outcome::Error(e) => Err(HttpError::bad_request(e.to_string())),
         other => Err(HttpError::internal(format!("unexpected outcome {other:?}"))),
     }
@@ -150,7 +180,9 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, HttpError> {
                     "Request body too large, max size: {limit} bytes (limits.kv_max_value_size for KV values, limits.txn_max_req_len for transactions)"
                 )))
             } else {
-                Err(HttpError::bad_request(format!("Failed to read request body: {e}")))
+                Err(HttpError::bad_request(format!(
+                    "Failed to read request body: {e}"
+                )))
             }
         }
     }

@@ -41,7 +41,10 @@ pub fn router(app: App) -> Router {
         // kv
         .route("/v1/kv", get(kv::get).put(kv::put).delete(kv::delete))
         .route("/v1/kv/", get(kv::get).put(kv::put).delete(kv::delete))
-        .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route(
+            "/v1/kv/{*key}",
+            get(kv::get).put(kv::put).delete(kv::delete),
+        )
         .route("/v1/txn", put(txn::txn))
         // catalog
         .route("/v1/catalog/register", put(catalog::register))
@@ -52,7 +55,10 @@ pub fn router(app: App) -> Router {
         .route("/v1/catalog/service/{name}", get(catalog::service))
         .route("/v1/catalog/connect/{name}", get(catalog::connect))
         .route("/v1/catalog/node/{node}", get(catalog::node))
-        .route("/v1/catalog/node-services/{node}", get(catalog::node_services))
+        .route(
+            "/v1/catalog/node-services/{node}",
+            get(catalog::node_services),
+        )
         // health
         .route("/v1/health/service/{name}", get(health::service))
         .route("/v1/health/connect/{name}", get(health::connect))
@@ -84,13 +90,25 @@ pub fn router(app: App) -> Router {
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/service/{id}", get(agent::service))
         .route("/v1/agent/service/register", put(agent::register_service))
-        .route("/v1/agent/service/deregister/{id}", put(agent::deregister_service))
-        .route("/v1/agent/service/maintenance/{id}", put(agent::service_maintenance))
-        .route("/v1/agent/health/service/name/{name}", get(agent::health_by_name))
+        .route(
+            "/v1/agent/service/deregister/{id}",
+            put(agent::deregister_service),
+        )
+        .route(
+            "/v1/agent/service/maintenance/{id}",
+            put(agent::service_maintenance),
+        )
+        .route(
+            "/v1/agent/health/service/name/{name}",
+            get(agent::health_by_name),
+        )
         .route("/v1/agent/health/service/id/{id}", get(agent::health_by_id))
         .route("/v1/agent/checks", get(agent::checks))
         .route("/v1/agent/check/register", put(agent::register_check))
-        .route("/v1/agent/check/deregister/{id}", put(agent::deregister_check))
+        .route(
+            "/v1/agent/check/deregister/{id}",
+            put(agent::deregister_check),
+        )
         .route("/v1/agent/check/pass/{id}", put(agent::check_pass))
         .route("/v1/agent/check/warn/{id}", put(agent::check_warn))
         .route("/v1/agent/check/fail/{id}", put(agent::check_fail))
@@ -102,7 +120,11 @@ pub fn router(app: App) -> Router {
 }
 
 async fn not_found(req: Request) -> HttpError {
-    HttpError::not_found(format!("no such endpoint: {} {}", req.method(), req.uri().path()))
+    HttpError::not_found(format!(
+        "no such endpoint: {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 /// Headers every Consul response carries, and request metrics.
@@ -111,11 +133,15 @@ async fn common_headers(req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert("x-consul-default-acl-policy", "allow".parse().expect("static"));
+    h.insert(
+        "x-consul-default-acl-policy",
+        "allow".parse().expect("static"),
+    );
     if resp.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
         // axum's 405 has an empty body; Consul users expect a message.
         let msg = format!("method {method} not allowed");
-        return HttpError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, msg).into_response_with_headers(resp);
+        return HttpError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, msg)
+            .into_response_with_headers(resp);
     }
     metrics::global().observe_request(method.as_str(), resp.status().as_u16(), started.elapsed());
     resp

@@ -67,10 +67,15 @@ impl Metrics {
         }
         out.push_str("# TYPE cairn_http_requests_total counter\n");
         for ((m, s), (n, _)) in self.requests.lock().iter() {
-            out.push_str(&format!("cairn_http_requests_total{{method=\"{m}\",code=\"{s}\"}} {n}\n"));
+            out.push_str(&format!(
+                "cairn_http_requests_total{{method=\"{m}\",code=\"{s}\"}} {n}\n"
+            ));
         }
         out.push_str("# TYPE cairn_raft_writes_total counter\n");
-        out.push_str(&format!("cairn_raft_writes_total {}\n", self.raft_writes.load(Ordering::Relaxed)));
+        out.push_str(&format!(
+            "cairn_raft_writes_total {}\n",
+            self.raft_writes.load(Ordering::Relaxed)
+        ));
         out
     }
 }

@@ -26,7 +26,10 @@ impl Query {
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a repeated parameter.
@@ -50,10 +53,11 @@ impl Query {
     pub fn u64(&self, name: &str) -> Result<Option<u64>, HttpError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => v
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| HttpError::bad_request(format!("Invalid {name} value {v:?}: must be an unsigned integer"))),
+            Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                HttpError::bad_request(format!(
+                    "Invalid {name} value {v:?}: must be an unsigned integer"
+                ))
+            }),
         }
     }
 
@@ -111,9 +115,11 @@ impl Query {
     pub fn filter(&self) -> Result<Option<crate::filter::Filter>, HttpError> {
         match self.get("filter") {
             None | Some("") => Ok(None),
-            Some(f) => crate::filter::Filter::parse(f)
-                .map(Some)
-                .map_err(|e| HttpError::bad_request(format!("Failed to create boolean expression evaluator: {e}"))),
+            Some(f) => crate::filter::Filter::parse(f).map(Some).map_err(|e| {
+                HttpError::bad_request(format!(
+                    "Failed to create boolean expression evaluator: {e}"
+                ))
+            }),
         }
     }
 }
@@ -123,7 +129,8 @@ impl Query {
 pub fn decode_path(raw_path: &str, prefix: &str) -> Result<String, HttpError> {
     let rest = raw_path.strip_prefix(prefix).unwrap_or("");
     let bytes: Vec<u8> = percent_encoding::percent_decode_str(rest).collect();
-    let s = String::from_utf8(bytes).map_err(|_| HttpError::bad_request("Invalid UTF-8 in the request path"))?;
+    let s = String::from_utf8(bytes)
+        .map_err(|_| HttpError::bad_request("Invalid UTF-8 in the request path"))?;
     if s.contains('\n') || s.contains('\r') || s.contains('\0') {
         return Err(HttpError::bad_request(
             "Invalid request path: line feeds and NUL are not allowed",

@@ -42,9 +42,10 @@ impl HttpError {
         let (mut parts, _) = resp.into_parts();
         let new = self.into_response();
         parts.status = new.status();
-        parts
-            .headers
-            .insert("content-type", HeaderValue::from_static("text/plain; charset=utf-8"));
+        parts.headers.insert(
+            "content-type",
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         Response::from_parts(parts, new.into_body())
     }
 }
@@ -55,7 +56,12 @@ impl IntoResponse for HttpError {
         if !msg.ends_with('\n') {
             msg.push('\n');
         }
-        (self.status, [("content-type", "text/plain; charset=utf-8")], msg).into_response()
+        (
+            self.status,
+            [("content-type", "text/plain; charset=utf-8")],
+            msg,
+        )
+            .into_response()
     }
 }
 
@@ -98,7 +104,10 @@ fn add_read_headers(resp: &mut Response, meta: &ReadMeta) {
         "x-consul-knownleader",
         HeaderValue::from_static(if known { "true" } else { "false" }),
     );
-    h.insert("x-consul-lastcontact", HeaderValue::from(meta.raft.last_contact_ms));
+    h.insert(
+        "x-consul-lastcontact",
+        HeaderValue::from(meta.raft.last_contact_ms),
+    );
     h.insert(
         "x-consul-effective-consistency",
         HeaderValue::from_static(meta.consistency.as_str()),
@@ -126,7 +135,12 @@ pub fn json_read<T: Serialize>(body: &T, pretty: bool, meta: &ReadMeta) -> Respo
 }
 
 /// A read response with a given status and body (e.g. a 404 for a missing KV key).
-pub fn status_read(status: StatusCode, body: Vec<u8>, content_type: &'static str, meta: &ReadMeta) -> Response {
+pub fn status_read(
+    status: StatusCode,
+    body: Vec<u8>,
+    content_type: &'static str,
+    meta: &ReadMeta,
+) -> Response {
     let mut r = (status, [("content-type", content_type)], body).into_response();
     add_read_headers(&mut r, meta);
     r

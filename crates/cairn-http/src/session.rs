@@ -7,7 +7,10 @@ use axum::http::Uri;
 use axum::response::Response;
 use cairn_state::{Command, Outcome};
 use cairn_types::duration::{format_duration, parse_duration, parse_duration_or_nanos};
-use cairn_types::{ServiceCheckRef, Session, BEHAVIOR_DELETE, BEHAVIOR_RELEASE, MAX_LOCK_DELAY_NANOS, SERF_CHECK_ID};
+use cairn_types::{
+    ServiceCheckRef, Session, BEHAVIOR_DELETE, BEHAVIOR_RELEASE, MAX_LOCK_DELAY_NANOS,
+    SERF_CHECK_ID,
+};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -45,7 +48,14 @@ struct CreateBody {
 pub fn new_uuid() -> String {
     let b: [u8; 16] = rand::rng().random();
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 pub async fn create(State(app): State<App>, uri: Uri, body: Body) -> Result<Response, HttpError> {
@@ -55,12 +65,15 @@ pub async fn create(State(app): State<App>, uri: Uri, body: Body) -> Result<Resp
     let lock_delay = match &b.lock_delay {
         None | Some(Value::Null) => 15_000_000_000,
         Some(v) => {
-            let d = parse_duration_or_nanos(v).map_err(|e| HttpError::bad_request(format!("Invalid LockDelay: {e}")))?;
+            let d = parse_duration_or_nanos(v)
+                .map_err(|e| HttpError::bad_request(format!("Invalid LockDelay: {e}")))?;
             d.as_nanos() as u64
         }
     };
     if lock_delay > MAX_LOCK_DELAY_NANOS {
-        return Err(HttpError::bad_request("Invalid LockDelay: must be at most 60s"));
+        return Err(HttpError::bad_request(
+            "Invalid LockDelay: must be at most 60s",
+        ));
     }
     let behavior = match b.behavior.as_str() {
         "" | BEHAVIOR_RELEASE => BEHAVIOR_RELEASE,
@@ -74,7 +87,8 @@ pub async fn create(State(app): State<App>, uri: Uri, body: Body) -> Result<Resp
     let ttl = if b.ttl.is_empty() {
         String::new()
     } else {
-        let d = parse_duration(&b.ttl).map_err(|e| HttpError::bad_request(format!("Invalid TTL: {e}")))?;
+        let d = parse_duration(&b.ttl)
+            .map_err(|e| HttpError::bad_request(format!("Invalid TTL: {e}")))?;
         let min = app.limits().session_ttl_min;
         if d.is_zero() {
             String::new()
@@ -120,7 +134,11 @@ pub async fn create(State(app): State<App>, uri: Uri, body: Body) -> Result<Resp
     Ok(json_resp(&json!({"ID": id}), q.pretty()))
 }
 
-pub async fn destroy(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn destroy(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&id, "session ID")?;
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;
@@ -136,7 +154,11 @@ pub async fn destroy(State(app): State<App>, Path(id): Path<String>, uri: Uri) -
     }
 }
 
-pub async fn info(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn info(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&id, "session ID")?;
     let q = Query::from_uri(&uri);
     let (v, meta) = blocking::read(&app, &q, |st| {
@@ -147,7 +169,11 @@ pub async fn info(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> R
     Ok(json_read(&v, q.pretty(), &meta))
 }
 
-pub async fn node(State(app): State<App>, Path(node): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn node(
+    State(app): State<App>,
+    Path(node): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
     let q = Query::from_uri(&uri);
     let (v, meta) = blocking::read(&app, &q, |st| {
@@ -168,7 +194,11 @@ pub async fn list(State(app): State<App>, uri: Uri) -> Result<Response, HttpErro
     Ok(json_read(&v, q.pretty(), &meta))
 }
 
-pub async fn renew(State(app): State<App>, Path(id): Path<String>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn renew(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     check_name(&id, "session ID")?;
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;

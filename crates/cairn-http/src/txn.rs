@@ -21,10 +21,13 @@ pub async fn txn(State(app): State<App>, uri: Uri, body: Body) -> Result<Respons
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;
     let bytes = read_body(body, app.limits().txn_max_req_len).await?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| HttpError::bad_request(format!("Failed to parse body: {e}")))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| HttpError::bad_request(format!("Failed to parse body: {e}")))?;
     let v = cairn_types::input::normalize(v);
     let Value::Array(items) = v else {
-        return Err(HttpError::bad_request("Failed to parse body: expected an array of operations"));
+        return Err(HttpError::bad_request(
+            "Failed to parse body: expected an array of operations",
+        ));
     };
     if items.len() > MAX_OPS {
         return Err(HttpError::too_large(format!(
@@ -37,37 +40,56 @@ pub async fn txn(State(app): State<App>, uri: Uri, body: Body) -> Result<Respons
     let mut value_bytes = 0usize;
     for (i, item) in items.iter().enumerate() {
         let kv = item.get("KV").ok_or_else(|| {
-            HttpError::bad_request(format!("Operation {i}: only KV operations are supported by this server"))
+            HttpError::bad_request(format!(
+                "Operation {i}: only KV operations are supported by this server"
+            ))
         })?;
         let verb_s = kv.get("Verb").and_then(Value::as_str).unwrap_or("");
-        let verb = KvVerb::from_txn_name(verb_s)
-            .ok_or_else(|| HttpError::bad_request(format!("Operation {i}: unknown KV verb {verb_s:?}")))?;
-        let key = kv.get("Key").and_then(Value::as_str).unwrap_or("").to_string();
+        let verb = KvVerb::from_txn_name(verb_s).ok_or_else(|| {
+            HttpError::bad_request(format!("Operation {i}: unknown KV verb {verb_s:?}"))
+        })?;
+        let key = kv
+            .get("Key")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if key.is_empty() && verb != KvVerb::DeleteTree && verb != KvVerb::GetTree {
-            return Err(HttpError::bad_request(format!("Operation {i}: missing key")));
+            return Err(HttpError::bad_request(format!(
+                "Operation {i}: missing key"
+            )));
         }
         let mut op = KvOp::new(verb, key);
         if let Some(val) = kv.get("Value").filter(|v| !v.is_null()) {
-            let s = val
-                .as_str()
-                .ok_or_else(|| HttpError::bad_request(format!("Operation {i}: Value must be a base64 string")))?;
+            let s = val.as_str().ok_or_else(|| {
+                HttpError::bad_request(format!("Operation {i}: Value must be a base64 string"))
+            })?;
             op.value = base64::engine::general_purpose::STANDARD
                 .decode(s)
-                .map_err(|e| HttpError::bad_request(format!("Operation {i}: Value is not valid base64: {e}")))?;
+                .map_err(|e| {
+                    HttpError::bad_request(format!("Operation {i}: Value is not valid base64: {e}"))
+                })?;
             value_bytes += op.value.len();
         }
         op.flags = num(kv, "Flags", i)?;
         op.index = num(kv, "Index", i)?;
-        op.session = kv.get("Session").and_then(Value::as_str).unwrap_or("").to_string();
+        op.session = kv
+            .get("Session")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         op.now_ms = now;
         ops.push(op);
     }
     if value_bytes > app.limits().kv_max_value_size {
-        return Err(HttpError::too_large("Transaction values exceed the KV value size limit"));
+        return Err(HttpError::too_large(
+            "Transaction values exceed the KV value size limit",
+        ));
     }
     let (_, outcome) = app.write(Command::Txn(TxnRequest { ops })).await?;
     let Outcome::Txn(r) = outcome else {
-        return Err(HttpError::internal(format!("unexpected outcome {outcome:?}")));
+        return Err(HttpError::internal(format!(
+            "unexpected outcome {outcome:?}"
+        )));
     };
     let pretty = q.pretty();
     if !r.errors.is_empty() {
@@ -80,15 +102,21 @@ pub async fn txn(State(app): State<App>, uri: Uri, body: Body) -> Result<Respons
         *resp.status_mut() = StatusCode::CONFLICT;
         return Ok(resp);
     }
-    let results: Vec<Value> = r.results.iter().map(|e| json!({"KV": KvPair::from(e)})).collect();
+    let results: Vec<Value> = r
+        .results
+        .iter()
+        .map(|e| json!({"KV": KvPair::from(e)}))
+        .collect();
     Ok(json_resp(&json!({"Results": results, "Errors": null}), pretty).into_response())
 }
 
 fn num(kv: &Value, field: &str, i: usize) -> Result<u64, HttpError> {
     match kv.get(field) {
         None | Some(Value::Null) => Ok(0),
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| HttpError::bad_request(format!("Operation {i}: {field} must be an unsigned integer"))),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            HttpError::bad_request(format!(
+                "Operation {i}: {field} must be an unsigned integer"
+            ))
+        }),
     }
 }

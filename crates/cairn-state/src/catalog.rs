@@ -102,10 +102,13 @@ impl State {
         }
         let exists = self.nodes.contains_key(&name);
         if !exists || !r.skip_node_update {
-            let rec = self.nodes.entry(name.clone()).or_insert_with(|| NodeRecord {
-                node: Node::default(),
-                ..Default::default()
-            });
+            let rec = self
+                .nodes
+                .entry(name.clone())
+                .or_insert_with(|| NodeRecord {
+                    node: Node::default(),
+                    ..Default::default()
+                });
             if !exists || !same_node(&rec.node, &r.node) {
                 let create = if exists { rec.node.create_index } else { idx };
                 rec.node = Node {
@@ -293,6 +296,11 @@ impl State {
         )
     }
 
+    /// Every node record (for the DNS interface's lookups).
+    pub fn node_records(&self) -> impl Iterator<Item = &NodeRecord> {
+        self.nodes.values()
+    }
+
     /// One node's record, and the index covering its node entry and services.
     pub fn node(&self, name: &str) -> (Option<&NodeRecord>, u64) {
         (
@@ -330,10 +338,17 @@ impl State {
     pub fn connect_health(&self, name: &str) -> (Vec<ServiceHealth<'_>>, u64) {
         let (v, _) = self.health_where(name, |s| s.connect_target() == Some(name));
         // Proxies are registered under their own names; any service change may matter.
-        (v, at_least_one(self.tables.services.max(self.tables.checks)))
+        (
+            v,
+            at_least_one(self.tables.services.max(self.tables.checks)),
+        )
     }
 
-    fn health_where(&self, name: &str, pred: impl Fn(&NodeService) -> bool) -> (Vec<ServiceHealth<'_>>, u64) {
+    fn health_where(
+        &self,
+        name: &str,
+        pred: impl Fn(&NodeService) -> bool,
+    ) -> (Vec<ServiceHealth<'_>>, u64) {
         let mut out = Vec::new();
         for rec in self.nodes.values() {
             for s in rec.services.values().filter(|s| pred(s)) {
@@ -375,7 +390,11 @@ impl State {
 
     /// All checks of the catalog.
     pub fn all_checks(&self) -> (Vec<&HealthCheck>, u64) {
-        let v = self.nodes.values().flat_map(|r| r.checks.values()).collect();
+        let v = self
+            .nodes
+            .values()
+            .flat_map(|r| r.checks.values())
+            .collect();
         (v, at_least_one(self.tables.checks))
     }
 

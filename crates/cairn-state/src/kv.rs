@@ -52,7 +52,9 @@ impl State {
             }
             KvVerb::Lock => {
                 if !self.sessions.contains_key(&op.session) {
-                    return Err(KvWrite::Error(ApplyError::InvalidSession(op.session.clone())));
+                    return Err(KvWrite::Error(ApplyError::InvalidSession(
+                        op.session.clone(),
+                    )));
                 }
                 if let Some(e) = cur {
                     if !e.session.is_empty() && e.session != op.session {
@@ -114,7 +116,9 @@ impl State {
                 let e = self.kv_store(idx, op, Some((op.session.clone(), fresh)));
                 KvWrite::Done(Some(e))
             }
-            KvVerb::Unlock => KvWrite::Done(Some(self.kv_store(idx, op, Some((String::new(), false))))),
+            KvVerb::Unlock => {
+                KvWrite::Done(Some(self.kv_store(idx, op, Some((String::new(), false)))))
+            }
             KvVerb::Delete | KvVerb::DeleteCas => {
                 self.kv_delete(idx, &op.key);
                 KvWrite::Done(None)

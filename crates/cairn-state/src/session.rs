@@ -54,7 +54,8 @@ impl State {
                 self.tables.kv = idx;
             }
             if delay_ms > 0 {
-                self.lock_delays.insert(key, now_ms.saturating_add(delay_ms));
+                self.lock_delays
+                    .insert(key, now_ms.saturating_add(delay_ms));
             }
         }
         // Forget lock-delays that have run out, so the map stays small.
@@ -63,7 +64,13 @@ impl State {
     }
 
     /// Invalidates every session that depends on check `check_id` of `node`.
-    pub(crate) fn invalidate_sessions_for_check(&mut self, idx: u64, node: &str, check_id: &str, now_ms: u64) {
+    pub(crate) fn invalidate_sessions_for_check(
+        &mut self,
+        idx: u64,
+        node: &str,
+        check_id: &str,
+        now_ms: u64,
+    ) {
         let ids: Vec<String> = self
             .sessions
             .values()
@@ -88,7 +95,10 @@ impl State {
 
     /// All sessions (sorted by ID).
     pub fn sessions(&self) -> (Vec<&Session>, u64) {
-        (self.sessions.values().collect(), at_least_one(self.tables.sessions))
+        (
+            self.sessions.values().collect(),
+            at_least_one(self.tables.sessions),
+        )
     }
 
     /// Sessions of one node.

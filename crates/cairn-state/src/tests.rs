@@ -14,7 +14,13 @@ fn node(name: &str) -> Node {
     }
 }
 
-fn register(st: &mut State, idx: u64, n: &str, svc: Option<(&str, &str)>, checks: Vec<HealthCheck>) -> Outcome {
+fn register(
+    st: &mut State,
+    idx: u64,
+    n: &str,
+    svc: Option<(&str, &str)>,
+    checks: Vec<HealthCheck>,
+) -> Outcome {
     let service = svc.map(|(id, name)| NodeService {
         id: id.into(),
         service: name.into(),
@@ -58,7 +64,10 @@ fn kv_with(verb: KvVerb, key: &str, f: impl FnOnce(&mut KvOp)) -> Command {
 fn cas_zero_creates_only_once() {
     let mut st = State::new();
     assert_eq!(st.apply(1, &kv(KvVerb::Cas, "a", "1")), Outcome::Bool(true));
-    assert_eq!(st.apply(2, &kv(KvVerb::Cas, "a", "2")), Outcome::Bool(false));
+    assert_eq!(
+        st.apply(2, &kv(KvVerb::Cas, "a", "2")),
+        Outcome::Bool(false)
+    );
     let (e, idx) = st.kv_get("a");
     assert_eq!(e.unwrap().value, b"1");
     assert_eq!(idx, 1);
@@ -76,16 +85,27 @@ fn delete_leaves_monotonic_prefix_index() {
     st.apply(3, &kv(KvVerb::Set, "other", "1"));
     assert_eq!(st.kv_list("p/").1, 2);
     st.apply(4, &kv(KvVerb::Delete, "p/b", ""));
-    assert_eq!(st.kv_list("p/").1, 4, "deleting the newest key must not lower the index");
+    assert_eq!(
+        st.kv_list("p/").1,
+        4,
+        "deleting the newest key must not lower the index"
+    );
     assert_eq!(st.kv_get("p/b").1, 4);
     st.apply(5, &kv(KvVerb::Set, "other", "2"));
-    assert_eq!(st.kv_list("p/").1, 4, "writes elsewhere leave the prefix index alone");
+    assert_eq!(
+        st.kv_list("p/").1,
+        4,
+        "writes elsewhere leave the prefix index alone"
+    );
 }
 
 #[test]
 fn keys_with_separator() {
     let mut st = State::new();
-    for (i, k) in ["web/a", "web/sub/x", "web/sub/y", "web/z"].iter().enumerate() {
+    for (i, k) in ["web/a", "web/sub/x", "web/sub/y", "web/z"]
+        .iter()
+        .enumerate()
+    {
         st.apply(i as u64 + 1, &kv(KvVerb::Set, k, "v"));
     }
     let (keys, _) = st.kv_keys("web/", "/");
@@ -108,9 +128,21 @@ fn session(id: &str, node: &str, delay_ns: u64, behavior: &str) -> Command {
 #[test]
 fn locks_and_lock_delay() {
     let mut st = State::new();
-    register(&mut st, 1, "n1", None, vec![check("serfHealth", "", PASSING)]);
-    assert_eq!(st.apply(2, &session("s1", "n1", 15_000_000_000, "release")), Outcome::None);
-    assert_eq!(st.apply(3, &session("s2", "n1", 0, "release")), Outcome::None);
+    register(
+        &mut st,
+        1,
+        "n1",
+        None,
+        vec![check("serfHealth", "", PASSING)],
+    );
+    assert_eq!(
+        st.apply(2, &session("s1", "n1", 15_000_000_000, "release")),
+        Outcome::None
+    );
+    assert_eq!(
+        st.apply(3, &session("s2", "n1", 0, "release")),
+        Outcome::None
+    );
     let acq = |s: &str, now: u64| {
         kv_with(KvVerb::Lock, "lock", |o| {
             o.session = s.into();
@@ -119,26 +151,57 @@ fn locks_and_lock_delay() {
     };
     assert_eq!(st.apply(4, &acq("s1", 1000)), Outcome::Bool(true));
     assert_eq!(st.kv_get("lock").0.unwrap().lock_index, 1);
-    assert_eq!(st.apply(5, &acq("s2", 1000)), Outcome::Bool(false), "held by s1");
-    assert_eq!(st.apply(6, &acq("s1", 1000)), Outcome::Bool(true), "re-acquire by holder");
-    assert_eq!(st.kv_get("lock").0.unwrap().lock_index, 1, "no increment on re-acquire");
+    assert_eq!(
+        st.apply(5, &acq("s2", 1000)),
+        Outcome::Bool(false),
+        "held by s1"
+    );
+    assert_eq!(
+        st.apply(6, &acq("s1", 1000)),
+        Outcome::Bool(true),
+        "re-acquire by holder"
+    );
+    assert_eq!(
+        st.kv_get("lock").0.unwrap().lock_index,
+        1,
+        "no increment on re-acquire"
+    );
     // Invalidate s1 at t=2000: the key is released and lock-delay runs to 17000.
     assert_eq!(
-        st.apply(7, &Command::SessionDestroy { id: "s1".into(), now_ms: 2000 }),
+        st.apply(
+            7,
+            &Command::SessionDestroy {
+                id: "s1".into(),
+                now_ms: 2000
+            }
+        ),
         Outcome::Bool(true)
     );
     assert_eq!(st.kv_get("lock").0.unwrap().session, "");
-    assert_eq!(st.apply(8, &acq("s2", 16_999)), Outcome::Bool(false), "lock-delay");
+    assert_eq!(
+        st.apply(8, &acq("s2", 16_999)),
+        Outcome::Bool(false),
+        "lock-delay"
+    );
     assert_eq!(st.apply(9, &acq("s2", 17_001)), Outcome::Bool(true));
     assert_eq!(st.kv_get("lock").0.unwrap().lock_index, 2);
     // Unknown sessions are an error, not a false.
-    assert!(matches!(st.apply(10, &acq("nope", 20_000)), Outcome::Error(ApplyError::InvalidSession(_))));
+    assert!(matches!(
+        st.apply(10, &acq("nope", 20_000)),
+        Outcome::Error(ApplyError::InvalidSession(_))
+    ));
 }
 
 #[test]
 fn critical_check_invalidates_session_and_delete_behavior_removes_keys() {
     let mut st = State::new();
-    register(&mut st, 1, "n1", None, vec![check("serfHealth", "", PASSING)]);
+    register(
+        &mut st,
+        1,
+        "n1",
+        None,
+        vec![check("serfHealth", "", PASSING)],
+    );
     st.apply(2, &session("s1", "n1", 0, "delete"));
     st.apply(3, &kv_with(KvVerb::Lock, "k", |o| o.session = "s1".into()));
     st.apply(
@@ -151,7 +214,10 @@ fn critical_check_invalidates_session_and_delete_behavior_removes_keys() {
         }),
     );
     assert!(st.session("s1").0.is_none());
-    assert!(st.kv_get("k").0.is_none(), "behavior=delete removes held keys");
+    assert!(
+        st.kv_get("k").0.is_none(),
+        "behavior=delete removes held keys"
+    );
     // A session cannot be created against a critical check.
     assert!(matches!(
         st.apply(5, &session("s2", "n1", 0, "release")),
@@ -162,12 +228,32 @@ fn critical_check_invalidates_session_and_delete_behavior_removes_keys() {
 #[test]
 fn idempotent_register_keeps_indexes() {
     let mut st = State::new();
-    register(&mut st, 1, "n1", Some(("web1", "web")), vec![check("c1", "web1", PASSING)]);
+    register(
+        &mut st,
+        1,
+        "n1",
+        Some(("web1", "web")),
+        vec![check("c1", "web1", PASSING)],
+    );
     assert_eq!(st.service_name_index("web"), 1);
-    register(&mut st, 2, "n1", Some(("web1", "web")), vec![check("c1", "web1", PASSING)]);
-    assert_eq!(st.service_name_index("web"), 1, "same registration changes nothing");
+    register(
+        &mut st,
+        2,
+        "n1",
+        Some(("web1", "web")),
+        vec![check("c1", "web1", PASSING)],
+    );
+    assert_eq!(
+        st.service_name_index("web"),
+        1,
+        "same registration changes nothing"
+    );
     register(&mut st, 3, "n1", Some(("db1", "db")), vec![]);
-    assert_eq!(st.service_name_index("web"), 1, "another service leaves web alone");
+    assert_eq!(
+        st.service_name_index("web"),
+        1,
+        "another service leaves web alone"
+    );
     register(&mut st, 4, "n1", None, vec![check("c1", "web1", CRITICAL)]);
     assert_eq!(st.service_name_index("web"), 4);
     let (inst, _) = st.service_health("web");
@@ -186,7 +272,13 @@ fn check_for_unknown_service_is_rejected_whole() {
 #[test]
 fn deregister_node_removes_everything_and_sessions() {
     let mut st = State::new();
-    register(&mut st, 1, "n1", Some(("web1", "web")), vec![check("serfHealth", "", PASSING)]);
+    register(
+        &mut st,
+        1,
+        "n1",
+        Some(("web1", "web")),
+        vec![check("serfHealth", "", PASSING)],
+    );
     st.apply(2, &session("s1", "n1", 0, "release"));
     st.apply(
         3,

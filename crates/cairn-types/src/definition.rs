@@ -20,7 +20,11 @@ fn go_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Erro
         serde_json::Value::Number(n) => n
             .as_u64()
             .map(|ns| crate::duration::format_duration(std::time::Duration::from_nanos(ns)))
-            .ok_or_else(|| D::Error::custom("duration must be a non-negative integer of nanoseconds or a string")),
+            .ok_or_else(|| {
+                D::Error::custom(
+                    "duration must be a non-negative integer of nanoseconds or a string",
+                )
+            }),
         other => Err(D::Error::custom(format!("invalid duration {other}"))),
     }
 }
@@ -111,7 +115,11 @@ pub struct CheckDefinition {
     pub interval: String,
     #[serde(rename = "Timeout", default, deserialize_with = "go_duration")]
     pub timeout: String,
-    #[serde(rename = "DeregisterCriticalServiceAfter", default, deserialize_with = "go_duration")]
+    #[serde(
+        rename = "DeregisterCriticalServiceAfter",
+        default,
+        deserialize_with = "go_duration"
+    )]
     pub deregister_critical_service_after: String,
     #[serde(rename = "SuccessBeforePassing", default)]
     pub success_before_passing: u32,

@@ -17,7 +17,10 @@ pub struct DurationError {
 /// (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), e.g. `"1h2m3.5s"`. `"0"` is allowed alone.
 /// Negative durations are rejected: nothing in Consul's API takes one.
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError { input: s.to_string(), reason };
+    let err = |reason| DurationError {
+        input: s.to_string(),
+        reason,
+    };
     let t = s.trim();
     if t.is_empty() {
         return Err(err("empty"));
@@ -166,9 +169,15 @@ mod tests {
     #[test]
     fn nanos_or_string() {
         let v = serde_json::json!(15000000000u64);
-        assert_eq!(parse_duration_or_nanos(&v).unwrap(), Duration::from_secs(15));
+        assert_eq!(
+            parse_duration_or_nanos(&v).unwrap(),
+            Duration::from_secs(15)
+        );
         let v = serde_json::json!("15s");
-        assert_eq!(parse_duration_or_nanos(&v).unwrap(), Duration::from_secs(15));
+        assert_eq!(
+            parse_duration_or_nanos(&v).unwrap(),
+            Duration::from_secs(15)
+        );
         assert!(parse_duration_or_nanos(&serde_json::json!(-1)).is_err());
     }
 }

@@ -100,7 +100,10 @@ fn canonical(key: &str) -> Option<&'static str> {
 
 /// Fields whose value is a map of user-chosen keys: keep those keys verbatim.
 fn is_user_map(canonical_key: &str) -> bool {
-    matches!(canonical_key, "Meta" | "NodeMeta" | "Header" | "TaggedAddresses" | "ServiceMeta")
+    matches!(
+        canonical_key,
+        "Meta" | "NodeMeta" | "Header" | "TaggedAddresses" | "ServiceMeta"
+    )
 }
 
 /// Rewrites every known key of `v` (recursively) to Consul's canonical spelling.
@@ -126,7 +129,9 @@ pub fn normalize(v: Value) -> Value {
 
 fn normalize_map_values(v: Value) -> Value {
     match v {
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
+        }
         other => other,
     }
 }
@@ -162,6 +167,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_stay() {
-        assert_eq!(normalize(json!({"Whatever_Else": 1})), json!({"Whatever_Else": 1}));
+        assert_eq!(
+            normalize(json!({"Whatever_Else": 1})),
+            json!({"Whatever_Else": 1})
+        );
     }
 }

@@ -72,7 +72,10 @@ fn one() -> i64 {
 
 impl Default for Weights {
     fn default() -> Self {
-        Weights { passing: 1, warning: 1 }
+        Weights {
+            passing: 1,
+            warning: 1,
+        }
     }
 }
 
@@ -134,7 +137,11 @@ pub struct CheckDefinition {
     pub method: String,
     #[serde(rename = "Body", default, skip_serializing_if = "String::is_empty")]
     pub body: String,
-    #[serde(rename = "TLSServerName", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "TLSServerName",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub tls_server_name: String,
     #[serde(rename = "TLSSkipVerify", default)]
     pub tls_skip_verify: bool,
@@ -260,7 +267,11 @@ impl From<&KvEntry> for KvPair {
 pub struct ServiceCheckRef {
     #[serde(rename = "ID", default)]
     pub id: String,
-    #[serde(rename = "Namespace", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "Namespace",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub namespace: String,
 }
 

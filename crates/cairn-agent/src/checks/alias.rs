@@ -41,7 +41,12 @@ pub(crate) async fn run(agent: Agent, id: String, node: String, service: String)
 }
 
 /// The alias status for the node record `rec` (None: the node is not in the catalog).
-pub(crate) fn evaluate(rec: Option<&NodeRecord>, node: &str, service_id: &str, own: Option<&str>) -> Outcome {
+pub(crate) fn evaluate(
+    rec: Option<&NodeRecord>,
+    node: &str,
+    service_id: &str,
+    own: Option<&str>,
+) -> Outcome {
     let Some(rec) = rec else {
         return Outcome::critical(format!("Node {node:?} not found"));
     };
@@ -58,7 +63,11 @@ pub(crate) fn evaluate(rec: Option<&NodeRecord>, node: &str, service_id: &str, o
         }
         service_found |= matches;
         if c.status == CRITICAL || c.status == WARNING {
-            status = if c.status == CRITICAL { CRITICAL } else { WARNING };
+            status = if c.status == CRITICAL {
+                CRITICAL
+            } else {
+                WARNING
+            };
             msg = format!("Aliased check {:?} failing: {}", c.name, c.output);
             if status == CRITICAL {
                 break;
@@ -110,15 +119,25 @@ mod tests {
     #[test]
     fn service_alias() {
         let r = rec(
-            &[check("serfHealth", "", PASSING), check("a", "web", PASSING), check("b", "db", CRITICAL)],
+            &[
+                check("serfHealth", "", PASSING),
+                check("a", "web", PASSING),
+                check("b", "db", CRITICAL),
+            ],
             &["web", "db"],
         );
-        assert_eq!(evaluate(Some(&r), "n", "web", None), Outcome::passing("All checks passing.".into()));
+        assert_eq!(
+            evaluate(Some(&r), "n", "web", None),
+            Outcome::passing("All checks passing.".into())
+        );
         assert_eq!(
             evaluate(Some(&r), "n", "db", None),
             Outcome::critical("Aliased check \"b name\" failing: b out".into())
         );
-        assert_eq!(evaluate(Some(&r), "n", "nope", None), Outcome::critical("Service not found".into()));
+        assert_eq!(
+            evaluate(Some(&r), "n", "nope", None),
+            Outcome::critical("Service not found".into())
+        );
         // A service without checks, on a healthy node, is passing.
         let r = rec(&[check("serfHealth", "", PASSING)], &["web"]);
         assert_eq!(evaluate(Some(&r), "n", "web", None).status, PASSING);
@@ -127,21 +146,37 @@ mod tests {
     #[test]
     fn node_checks_count_and_critical_wins() {
         let r = rec(
-            &[check("a", "", WARNING), check("b", "web", PASSING), check("c", "web", CRITICAL)],
+            &[
+                check("a", "", WARNING),
+                check("b", "web", PASSING),
+                check("c", "web", CRITICAL),
+            ],
             &["web"],
         );
         assert_eq!(evaluate(Some(&r), "n", "web", None).status, CRITICAL);
-        let r = rec(&[check("a", "", WARNING), check("b", "web", PASSING)], &["web"]);
+        let r = rec(
+            &[check("a", "", WARNING), check("b", "web", PASSING)],
+            &["web"],
+        );
         assert_eq!(evaluate(Some(&r), "n", "web", None).status, WARNING);
         // Node alias: service checks are ignored.
-        let r = rec(&[check("a", "", PASSING), check("c", "web", CRITICAL)], &["web"]);
+        let r = rec(
+            &[check("a", "", PASSING), check("c", "web", CRITICAL)],
+            &["web"],
+        );
         assert_eq!(evaluate(Some(&r), "n", "", None).status, PASSING);
-        assert_eq!(evaluate(None, "gone", "", None), Outcome::critical("Node \"gone\" not found".into()));
+        assert_eq!(
+            evaluate(None, "gone", "", None),
+            Outcome::critical("Node \"gone\" not found".into())
+        );
     }
 
     #[test]
     fn never_aliases_itself() {
-        let r = rec(&[check("me", "", CRITICAL), check("b", "web", PASSING)], &["web"]);
+        let r = rec(
+            &[check("me", "", CRITICAL), check("b", "web", PASSING)],
+            &["web"],
+        );
         assert_eq!(evaluate(Some(&r), "n", "web", Some("me")).status, PASSING);
     }
 }

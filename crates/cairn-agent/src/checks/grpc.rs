@@ -37,7 +37,10 @@ async fn connect(addr: &str, tls: Option<&Tls>) -> Result<h2::client::SendReques
     Ok(send)
 }
 
-async fn connect_with_ping(addr: &str, tls: Option<&Tls>) -> Result<(h2::client::SendRequest<Bytes>, h2::PingPong), String> {
+async fn connect_with_ping(
+    addr: &str,
+    tls: Option<&Tls>,
+) -> Result<(h2::client::SendRequest<Bytes>, h2::PingPong), String> {
     let tcp = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("dial tcp {addr}: {}", error_chain(&e)))?;
@@ -46,7 +49,11 @@ async fn connect_with_ping(addr: &str, tls: Option<&Tls>) -> Result<(h2::client:
         None => Box::new(tcp),
         Some(t) => {
             let host = host_of(addr);
-            let sni = if t.server_name.is_empty() { host } else { t.server_name.as_str() };
+            let sni = if t.server_name.is_empty() {
+                host
+            } else {
+                t.server_name.as_str()
+            };
             let cfg = super::tls::client_config(t.skip_verify, &t.server_name, &[b"h2"])?;
             let name = rustls::pki_types::ServerName::try_from(sni.to_string())
                 .map_err(|e| format!("invalid TLS server name {sni:?}: {e}"))?;
@@ -98,7 +105,11 @@ impl GrpcProbe {
     pub(crate) async fn run(&self) -> Outcome {
         match tokio::time::timeout(self.timeout, self.call()).await {
             Ok(Ok(1)) => Outcome::passing(format!("gRPC check {}: success", self.target)),
-            Ok(Ok(s)) => Outcome::critical(format!("gRPC {} serving status: {}", self.target, serving_status_name(s))),
+            Ok(Ok(s)) => Outcome::critical(format!(
+                "gRPC {} serving status: {}",
+                self.target,
+                serving_status_name(s)
+            )),
             Ok(Err(e)) => Outcome::critical(format!("gRPC {}: {e}", self.target)),
             Err(_) => Outcome::critical(format!(
                 "gRPC {}: timeout after {}",
@@ -115,7 +126,10 @@ impl GrpcProbe {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let req = http::Request::builder()
             .method("POST")
-            .uri(format!("{scheme}://{}/grpc.health.v1.Health/Check", self.addr))
+            .uri(format!(
+                "{scheme}://{}/grpc.health.v1.Health/Check",
+                self.addr
+            ))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .header("user-agent", "cairn-health-check")
@@ -154,8 +168,14 @@ fn grpc_status(h: &http::HeaderMap) -> Result<(), String> {
     match h.get("grpc-status").and_then(|v| v.to_str().ok()) {
         None | Some("0") => Ok(()),
         Some(code) => {
-            let msg = h.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or("");
-            Err(format!("rpc error: code = {} desc = {msg}", grpc_code_name(code)))
+            let msg = h
+                .get("grpc-message")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            Err(format!(
+                "rpc error: code = {} desc = {msg}",
+                grpc_code_name(code)
+            ))
         }
     }
 }
@@ -323,7 +343,10 @@ mod tests {
     fn request_encoding() {
         assert_eq!(&health_request("")[..], b"");
         assert_eq!(&health_request("web")[..], b"\x0a\x03web");
-        assert_eq!(&grpc_frame(b"\x0a\x03web")[..], b"\x00\x00\x00\x00\x05\x0a\x03web");
+        assert_eq!(
+            &grpc_frame(b"\x0a\x03web")[..],
+            b"\x00\x00\x00\x00\x05\x0a\x03web"
+        );
     }
 
     #[test]
@@ -334,16 +357,25 @@ mod tests {
         // Unknown length-delimited field 2 before the status.
         assert_eq!(parse_health_response(b"\x12\x02hi\x08\x01"), Some(1));
         assert_eq!(parse_health_response(b"\x12\x09hi"), None);
-        assert_eq!(unframe(b"\x00\x00\x00\x00\x02\x08\x01"), Some(&b"\x08\x01"[..]));
+        assert_eq!(
+            unframe(b"\x00\x00\x00\x00\x02\x08\x01"),
+            Some(&b"\x08\x01"[..])
+        );
         assert_eq!(unframe(b"\x00\x00\x00\x00\x09\x08\x01"), None);
     }
 
     #[test]
     fn targets() {
         let p = GrpcProbe::new("127.0.0.1:9000/my.Service", None, Duration::from_secs(1));
-        assert_eq!((p.addr.as_str(), p.service.as_str()), ("127.0.0.1:9000", "my.Service"));
+        assert_eq!(
+            (p.addr.as_str(), p.service.as_str()),
+            ("127.0.0.1:9000", "my.Service")
+        );
         let p = GrpcProbe::new("localhost:9000", None, Duration::from_secs(1));
-        assert_eq!((p.addr.as_str(), p.service.as_str()), ("localhost:9000", ""));
+        assert_eq!(
+            (p.addr.as_str(), p.service.as_str()),
+            ("localhost:9000", "")
+        );
         assert_eq!(host_of("[::1]:80"), "::1");
         assert_eq!(host_of("example.com:443"), "example.com");
         assert_eq!(grpc_code_name("12"), "Unimplemented");
@@ -386,7 +418,10 @@ mod tests {
     async fn grpc_against_h2_server() {
         let (addr, task) = health_server(1).await;
         let p = GrpcProbe::new(&format!("{addr}/web"), None, Duration::from_secs(5));
-        assert_eq!(p.run().await, Outcome::passing(format!("gRPC check {addr}/web: success")));
+        assert_eq!(
+            p.run().await,
+            Outcome::passing(format!("gRPC check {addr}/web: success"))
+        );
         task.abort();
         let (addr, task) = health_server(2).await;
         let p = GrpcProbe::new(&format!("{addr}/web"), None, Duration::from_secs(5));
@@ -394,8 +429,15 @@ mod tests {
             p.run().await,
             Outcome::critical(format!("gRPC {addr}/web serving status: NOT_SERVING"))
         );
-        let h = H2PingProbe { addr: addr.clone(), tls: None, timeout: Duration::from_secs(5) };
-        assert_eq!(h.run().await, Outcome::passing("HTTP2 ping was successful".into()));
+        let h = H2PingProbe {
+            addr: addr.clone(),
+            tls: None,
+            timeout: Duration::from_secs(5),
+        };
+        assert_eq!(
+            h.run().await,
+            Outcome::passing("HTTP2 ping was successful".into())
+        );
         task.abort();
     }
 
@@ -406,7 +448,11 @@ mod tests {
         drop(l);
         let p = GrpcProbe::new(&addr, None, Duration::from_secs(2));
         assert_eq!(p.run().await.status, "critical");
-        let h = H2PingProbe { addr, tls: None, timeout: Duration::from_secs(2) };
+        let h = H2PingProbe {
+            addr,
+            tls: None,
+            timeout: Duration::from_secs(2),
+        };
         assert_eq!(h.run().await.status, "critical");
     }
 }

@@ -1,6 +1,12 @@
 //! HTTP and HTTPS checks: one request per interval (`Method`, default GET; `Header`;
 //! `Body`), 2xx = passing, 429 = warning, anything else or no answer = critical. The
 //! output is Consul's `HTTP GET <url>: 200 OK Output: <first 4 KiB of the body>`.
+//! Requests carry Consul's `User-Agent: Consul Health Check` and `Accept` unless `Header`
+//! sets them (a `Host` header is sent as given); redirects are followed (10 at most).
+//!
+//! HTTPS uses rustls on `ring` (see [`super::tls`]): `TLSSkipVerify` and
+//! `TLSServerName` are honoured for certificate verification, but the SNI sent is still
+//! the URL's host (reqwest offers no per-request SNI override).
 
 use std::time::Duration;
 
@@ -23,23 +29,31 @@ pub(crate) struct HttpProbe {
 
 impl HttpProbe {
     pub(crate) fn new(def: &CheckDefinition, timeout: Duration) -> Result<HttpProbe, String> {
-        let method = if def.method.is_empty() { "GET".to_string() } else { def.method.to_uppercase() };
-        let method = Method::from_bytes(method.as_bytes()).map_err(|_| format!("invalid Method {:?}", def.method))?;
+        let method = if def.method.is_empty() {
+            "GET".to_string()
+        } else {
+            def.method.to_uppercase()
+        };
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| format!("invalid Method {:?}", def.method))?;
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static("Consul Health Check"));
         headers.insert(ACCEPT, HeaderValue::from_static("text/plain, text/*, */*"));
         let mut replaced = std::collections::HashSet::new();
         for (k, vs) in &def.header {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid Header name {k:?}"))?;
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("invalid Header name {k:?}"))?;
             if replaced.insert(name.clone()) {
                 headers.remove(&name);
             }
             for v in vs {
-                let value = HeaderValue::from_str(v).map_err(|_| format!("invalid value of Header {k:?}"))?;
+                let value = HeaderValue::from_str(v)
+                    .map_err(|_| format!("invalid value of Header {k:?}"))?;
                 headers.append(name.clone(), value);
             }
         }
-        let tls = super::tls::client_config(def.tls_skip_verify, &def.tls_server_name, &[b"http/1.1"])?;
+        let tls =
+            super::tls::client_config(def.tls_skip_verify, &def.tls_server_name, &[b"http/1.1"])?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .use_preconfigured_tls(tls)
@@ -55,7 +69,10 @@ impl HttpProbe {
     }
 
     pub(crate) async fn run(&self) -> Outcome {
-        let mut req = self.client.request(self.method.clone(), &self.url).headers(self.headers.clone());
+        let mut req = self
+            .client
+            .request(self.method.clone(), &self.url)
+            .headers(self.headers.clone());
         if !self.body.is_empty() {
             req = req.body(self.body.clone());
         }
@@ -112,7 +129,10 @@ pub(crate) fn format_output(method: &Method, url: &str, code: StatusCode, body: 
         Some(r) => format!("{} {r}", code.as_u16()),
         None => code.as_u16().to_string(),
     };
-    format!("HTTP {method} {url}: {status} Output: {}", String::from_utf8_lossy(body))
+    format!(
+        "HTTP {method} {url}: {status} Output: {}",
+        String::from_utf8_lossy(body)
+    )
 }
 
 #[cfg(test)]
@@ -132,15 +152,30 @@ mod tests {
     #[test]
     fn output_format() {
         assert_eq!(
-            format_output(&Method::GET, "http://127.0.0.1:80/health", StatusCode::OK, b"ok"),
+            format_output(
+                &Method::GET,
+                "http://127.0.0.1:80/health",
+                StatusCode::OK,
+                b"ok"
+            ),
             "HTTP GET http://127.0.0.1:80/health: 200 OK Output: ok"
         );
         assert_eq!(
-            format_output(&Method::POST, "http://h/", StatusCode::TOO_MANY_REQUESTS, b""),
+            format_output(
+                &Method::POST,
+                "http://h/",
+                StatusCode::TOO_MANY_REQUESTS,
+                b""
+            ),
             "HTTP POST http://h/: 429 Too Many Requests Output: "
         );
         assert_eq!(
-            format_output(&Method::GET, "http://h/", StatusCode::from_u16(599).unwrap(), b"x"),
+            format_output(
+                &Method::GET,
+                "http://h/",
+                StatusCode::from_u16(599).unwrap(),
+                b"x"
+            ),
             "HTTP GET http://h/: 599 Output: x"
         );
     }
@@ -159,10 +194,14 @@ mod tests {
             ..Default::default()
         };
         def.header.insert("User-Agent".into(), vec!["mine".into()]);
-        def.header.insert("X-A".into(), vec!["1".into(), "2".into()]);
+        def.header
+            .insert("X-A".into(), vec!["1".into(), "2".into()]);
         let p = HttpProbe::new(&def, Duration::from_secs(1)).unwrap();
         assert_eq!(p.method, Method::PUT);
-        assert_eq!(p.headers.get_all(USER_AGENT).iter().collect::<Vec<_>>(), vec!["mine"]);
+        assert_eq!(
+            p.headers.get_all(USER_AGENT).iter().collect::<Vec<_>>(),
+            vec!["mine"]
+        );
         assert_eq!(p.headers.get_all("x-a").iter().count(), 2);
     }
 
@@ -178,6 +217,10 @@ mod tests {
         let p = HttpProbe::new(&def, Duration::from_secs(2)).unwrap();
         let o = p.run().await;
         assert_eq!(o.status, "critical");
-        assert!(o.output.starts_with(&format!("Get \"http://{addr}/\": ")), "{}", o.output);
+        assert!(
+            o.output.starts_with(&format!("Get \"http://{addr}/\": ")),
+            "{}",
+            o.output
+        );
     }
 }

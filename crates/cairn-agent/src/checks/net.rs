@@ -39,13 +39,19 @@ pub(crate) struct UdpProbe {
 impl UdpProbe {
     pub(crate) async fn run(&self) -> Outcome {
         let success = || Outcome::passing(format!("UDP connect {}: Success", self.addr));
-        let fail = |e: std::io::Error| Outcome::critical(format!("dial udp {}: {}", self.addr, os_error(&e)));
+        let fail = |e: std::io::Error| {
+            Outcome::critical(format!("dial udp {}: {}", self.addr, os_error(&e)))
+        };
         let attempt = async {
             let target = lookup_host(&self.addr)
                 .await?
                 .next()
                 .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such host"))?;
-            let local = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let local = if target.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
             let sock = UdpSocket::bind(local).await?;
             sock.connect(target).await?;
             sock.send(b"data").await?;
@@ -68,7 +74,8 @@ fn os_error(e: &std::io::Error) -> String {
         None => s,
     };
     let s = s.to_lowercase();
-    if e.kind() == std::io::ErrorKind::ConnectionRefused || e.kind() == std::io::ErrorKind::TimedOut {
+    if e.kind() == std::io::ErrorKind::ConnectionRefused || e.kind() == std::io::ErrorKind::TimedOut
+    {
         format!("connect: {s}")
     } else {
         s
@@ -88,18 +95,27 @@ mod tests {
     async fn tcp_passing_then_critical() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
-        let p = TcpProbe { addr: addr.clone(), timeout: Duration::from_secs(2) };
+        let p = TcpProbe {
+            addr: addr.clone(),
+            timeout: Duration::from_secs(2),
+        };
         let o = p.run().await;
         assert_eq!(o, Outcome::passing(format!("TCP connect {addr}: Success")));
         drop(l);
         let o = p.run().await;
         assert_eq!(o.status, "critical");
-        assert_eq!(o.output, format!("dial tcp {addr}: connect: connection refused"));
+        assert_eq!(
+            o.output,
+            format!("dial tcp {addr}: connect: connection refused")
+        );
     }
 
     #[tokio::test]
     async fn tcp_unknown_port_is_critical() {
-        let p = TcpProbe { addr: free_port_addr(), timeout: Duration::from_secs(2) };
+        let p = TcpProbe {
+            addr: free_port_addr(),
+            timeout: Duration::from_secs(2),
+        };
         assert_eq!(p.run().await.status, "critical");
     }
 
@@ -109,13 +125,22 @@ mod tests {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = s.local_addr().unwrap().to_string();
         drop(s);
-        let p = UdpProbe { addr: addr.clone(), timeout: Duration::from_millis(500) };
+        let p = UdpProbe {
+            addr: addr.clone(),
+            timeout: Duration::from_millis(500),
+        };
         let o = p.run().await;
         assert_eq!(o.status, "critical", "{}", o.output);
         // A silent listener: passing after the timeout.
         let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = s.local_addr().unwrap().to_string();
-        let p = UdpProbe { addr: addr.clone(), timeout: Duration::from_millis(300) };
-        assert_eq!(p.run().await, Outcome::passing(format!("UDP connect {addr}: Success")));
+        let p = UdpProbe {
+            addr: addr.clone(),
+            timeout: Duration::from_millis(300),
+        };
+        assert_eq!(
+            p.run().await,
+            Outcome::passing(format!("UDP connect {addr}: Success"))
+        );
     }
 }

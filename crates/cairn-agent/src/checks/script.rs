@@ -7,7 +7,11 @@
 //! On timeout (default 30s) the whole group is killed: the script and everything it
 //! started. The group is also killed once the script has exited, so that background
 //! processes it left behind do not pile up on every interval (a health check has no
-//! business leaving daemons; Consul leaks them).
+//! business leaving daemons; Consul leaks them), and when the run is cancelled because
+//! the check was removed. Caveat: the after-exit kill happens once the script has been
+//! reaped; should the group be empty by then, its id is free and could in theory name a
+//! new group already (pid reuse within microseconds); the timeout and cancel paths kill
+//! before reaping and have no such window.
 
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
@@ -39,7 +43,11 @@ pub(crate) struct Tail {
 
 impl Tail {
     pub(crate) fn new(cap: usize) -> Tail {
-        Tail { buf: Vec::new(), cap, total: 0 }
+        Tail {
+            buf: Vec::new(),
+            cap,
+            total: 0,
+        }
     }
 
     pub(crate) fn push(&mut self, b: &[u8]) {
@@ -57,7 +65,11 @@ impl Tail {
         let kept = &self.buf[start..];
         let text = String::from_utf8_lossy(kept);
         if self.total > kept.len() as u64 {
-            format!("Captured {} of {} bytes\n...\n{text}", kept.len(), self.total)
+            format!(
+                "Captured {} of {} bytes\n...\n{text}",
+                kept.len(),
+                self.total
+            )
         } else {
             text.into_owned()
         }
@@ -88,6 +100,9 @@ impl ScriptProbe {
             // `cmd` drops here, closing our copies of the child's end.
         };
         let pgid = child.id().unwrap_or(0);
+        // Declared after `child`, so dropped first: if this future is dropped (the check
+        // was deregistered mid-run), the whole group dies, not just the script.
+        let mut guard = GroupGuard { pgid, armed: true };
         ours.set_nonblocking(true)?;
         let mut reader = tokio::net::UnixStream::from_std(ours)?;
         let deadline = Instant::now() + self.timeout;
@@ -99,6 +114,7 @@ impl ScriptProbe {
             tokio::select! {
                 r = child.wait(), if exit.is_none() => {
                     // Leftover background processes of the script go with it.
+                    guard.armed = false;
                     kill_group(pgid);
                     exit = Some(r?);
                 }
@@ -109,6 +125,7 @@ impl ScriptProbe {
                 _ = tokio::time::sleep_until(deadline) => {
                     if exit.is_none() {
                         // Not yet reaped, so the group id cannot have been reused.
+                        guard.armed = false;
                         kill_group(pgid);
                         let _ = child.wait().await;
                         return Ok(Outcome::critical(format!(
@@ -127,6 +144,20 @@ impl ScriptProbe {
             Some(1) => Outcome::warning(output),
             _ => Outcome::critical(output),
         })
+    }
+}
+
+/// Kills the script's process group when dropped while armed (the script not reaped).
+struct GroupGuard {
+    pgid: u32,
+    armed: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            kill_group(self.pgid);
+        }
     }
 }
 
@@ -161,9 +192,18 @@ mod tests {
     #[tokio::test]
     async fn exit_codes() {
         let t = Duration::from_secs(10);
-        assert_eq!(sh("echo ok", t).run().await, Outcome::passing("ok\n".into()));
-        assert_eq!(sh("echo warn >&2; exit 1", t).run().await, Outcome::warning("warn\n".into()));
-        assert_eq!(sh("echo a; echo b >&2; exit 2", t).run().await, Outcome::critical("a\nb\n".into()));
+        assert_eq!(
+            sh("echo ok", t).run().await,
+            Outcome::passing("ok\n".into())
+        );
+        assert_eq!(
+            sh("echo warn >&2; exit 1", t).run().await,
+            Outcome::warning("warn\n".into())
+        );
+        assert_eq!(
+            sh("echo a; echo b >&2; exit 2", t).run().await,
+            Outcome::critical("a\nb\n".into())
+        );
         assert_eq!(sh("kill -9 $$", t).run().await.status, "critical");
     }
 
@@ -186,8 +226,15 @@ mod tests {
         let started = std::time::Instant::now();
         let o = sh(&script, Duration::from_millis(500)).run().await;
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert_eq!(o, Outcome::critical("Timed out (500ms) running check".into()));
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        assert_eq!(
+            o,
+            Outcome::critical("Timed out (500ms) running check".into())
+        );
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         // The grandchild is gone (it may linger as a zombie of its reaper for a moment).
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
@@ -196,15 +243,61 @@ mod tests {
             if stat.is_empty() || state == Some('Z') {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "background sleep {pid} survived: {stat}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "background sleep {pid} survived: {stat}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_gone(pid: i32) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+            if stat.is_empty() || state == Some('Z') {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {pid} survived: {stat}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     #[tokio::test]
+    async fn cancelling_a_run_kills_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let p = sh(&script, Duration::from_secs(60));
+        let run = tokio::spawn(async move { p.run().await });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::read_to_string(&pidfile)
+            .map(|s| s.trim().is_empty())
+            .unwrap_or(true)
+        {
+            assert!(std::time::Instant::now() < deadline, "script did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        run.abort();
+        let _ = run.await;
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        wait_gone(pid).await;
+    }
+
+    #[tokio::test]
     async fn leftover_background_process_does_not_hold_the_check() {
         let started = std::time::Instant::now();
-        let o = sh("sleep 30 & echo done", Duration::from_secs(10)).run().await;
+        let o = sh("sleep 30 & echo done", Duration::from_secs(10))
+            .run()
+            .await;
         assert_eq!(o, Outcome::passing("done\n".into()));
         assert!(started.elapsed() < Duration::from_secs(5));
     }

@@ -22,7 +22,11 @@ pub(crate) struct Thresholds {
 
 impl Thresholds {
     /// Counters for a check definition's thresholds (0 = report at once).
-    pub(crate) fn new(success_before_passing: u32, failures_before_warning: u32, failures_before_critical: u32) -> Self {
+    pub(crate) fn new(
+        success_before_passing: u32,
+        failures_before_warning: u32,
+        failures_before_critical: u32,
+    ) -> Self {
         let failures_before_warning = if failures_before_warning == 0 {
             failures_before_critical
         } else {
@@ -81,8 +85,19 @@ mod tests {
     fn success_before_passing_needs_consecutive_successes() {
         let mut t = Thresholds::new(3, 0, 0);
         assert_eq!(
-            run(&mut t, &[PASSING, PASSING, CRITICAL, PASSING, PASSING, PASSING, PASSING]),
-            vec![None, None, Some(CRITICAL), None, None, Some(PASSING), Some(PASSING)]
+            run(
+                &mut t,
+                &[PASSING, PASSING, CRITICAL, PASSING, PASSING, PASSING, PASSING]
+            ),
+            vec![
+                None,
+                None,
+                Some(CRITICAL),
+                None,
+                None,
+                Some(PASSING),
+                Some(PASSING)
+            ]
         );
     }
 
@@ -117,8 +132,18 @@ mod tests {
     fn a_success_resets_the_failure_counter() {
         let mut t = Thresholds::new(0, 2, 3);
         assert_eq!(
-            run(&mut t, &[CRITICAL, CRITICAL, PASSING, CRITICAL, CRITICAL, CRITICAL]),
-            vec![None, Some(WARNING), Some(PASSING), None, Some(WARNING), Some(CRITICAL)]
+            run(
+                &mut t,
+                &[CRITICAL, CRITICAL, PASSING, CRITICAL, CRITICAL, CRITICAL]
+            ),
+            vec![
+                None,
+                Some(WARNING),
+                Some(PASSING),
+                None,
+                Some(WARNING),
+                Some(CRITICAL)
+            ]
         );
     }
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
+};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -19,7 +21,11 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// A client configuration for one check. `alpn` is the protocols offered (`h2`, ...).
-pub(crate) fn client_config(skip_verify: bool, server_name: &str, alpn: &[&[u8]]) -> Result<ClientConfig, String> {
+pub(crate) fn client_config(
+    skip_verify: bool,
+    server_name: &str,
+    alpn: &[&[u8]],
+) -> Result<ClientConfig, String> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -43,7 +49,10 @@ pub(crate) fn client_config(skip_verify: bool, server_name: &str, alpn: &[&[u8]]
                 .map_err(|e| format!("invalid TLSServerName {server_name:?}: {e}"))?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(VerifyAs { inner: webpki, name }))
+                .with_custom_certificate_verifier(Arc::new(VerifyAs {
+                    inner: webpki,
+                    name,
+                }))
                 .with_no_client_auth()
         }
     };

@@ -50,8 +50,13 @@ impl Resp {
 
     /// Body parsed as JSON; panics with the body if it is not JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): status {} body {:?}", self.status, self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): status {} body {:?}",
+                self.status,
+                self.text()
+            )
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
@@ -63,7 +68,13 @@ impl Resp {
     /// `X-Consul-Index` as a number; panics if it is missing.
     pub fn index(&self) -> u64 {
         self.header("x-consul-index")
-            .unwrap_or_else(|| panic!("no X-Consul-Index header: status {} body {:?}", self.status, self.text()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no X-Consul-Index header: status {} body {:?}",
+                    self.status,
+                    self.text()
+                )
+            })
             .parse()
             .expect("X-Consul-Index is a number")
     }
@@ -71,7 +82,12 @@ impl Resp {
     /// Asserts the status, showing the body on failure; returns self for chaining.
     #[track_caller]
     pub fn expect(self, status: u16) -> Resp {
-        assert_eq!(self.status, status, "unexpected status, body: {:?}", self.text());
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status, body: {:?}",
+            self.text()
+        );
         self
     }
 }
@@ -181,14 +197,19 @@ impl Agent {
 
     /// Waits until the agent has a leader and its own node is registered.
     async fn wait_ready(&self) {
-        eventually(START_TIMEOUT, "agent has a leader and its node is registered", || async {
-            let r = self.try_get("/v1/status/leader").await.ok()?;
-            if r.status != 200 || r.json().as_str().unwrap_or("").is_empty() {
-                return None;
-            }
-            let n = self.try_get("/v1/catalog/nodes").await.ok()?;
-            (n.status == 200 && n.json().as_array().is_some_and(|a| !a.is_empty())).then_some(())
-        })
+        eventually(
+            START_TIMEOUT,
+            "agent has a leader and its node is registered",
+            || async {
+                let r = self.try_get("/v1/status/leader").await.ok()?;
+                if r.status != 200 || r.json().as_str().unwrap_or("").is_empty() {
+                    return None;
+                }
+                let n = self.try_get("/v1/catalog/nodes").await.ok()?;
+                (n.status == 200 && n.json().as_array().is_some_and(|a| !a.is_empty()))
+                    .then_some(())
+            },
+        )
         .await;
     }
 
@@ -222,7 +243,12 @@ impl Agent {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn try_request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> reqwest::Result<Resp> {
+    pub async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> reqwest::Result<Resp> {
         let mut rb = self.http.request(method, self.url(path));
         if let Some(b) = body {
             rb = rb.body(b);
@@ -231,14 +257,21 @@ impl Agent {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let body = r.bytes().await?.to_vec();
-        Ok(Resp { status, headers, body })
+        Ok(Resp {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Any request; panics (with the agent's stderr) if the transport fails.
     pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Resp {
         match self.try_request(method.clone(), path, body).await {
             Ok(r) => r,
-            Err(e) => panic!("{method} {path} failed: {e}; agent stderr:\n{}", self.stderr()),
+            Err(e) => panic!(
+                "{method} {path} failed: {e}; agent stderr:\n{}",
+                self.stderr()
+            ),
         }
     }
 
@@ -259,7 +292,8 @@ impl Agent {
     }
 
     pub async fn put_json(&self, path: &str, v: &Value) -> Resp {
-        self.request(Method::PUT, path, Some(serde_json::to_vec(v).unwrap())).await
+        self.request(Method::PUT, path, Some(serde_json::to_vec(v).unwrap()))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: impl Into<Vec<u8>>) -> Resp {
@@ -273,7 +307,10 @@ impl Agent {
     /// The node name the agent registered itself under.
     pub async fn node_name(&self) -> String {
         let s = self.get("/v1/agent/self").await.expect(200).json();
-        s["Config"]["NodeName"].as_str().expect("Config.NodeName").to_string()
+        s["Config"]["NodeName"]
+            .as_str()
+            .expect("Config.NodeName")
+            .to_string()
     }
 
     /// Creates a session from `body` and returns its ID.

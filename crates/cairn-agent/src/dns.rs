@@ -1,0 +1,107 @@
+//! The agent's side of the DNS interface: [`cairn_dns::Catalog`] over the agent's
+//! replicated state, and the DNS listeners.
+//!
+//! DNS answers come from the local in-memory state (the same state the HTTP API reads),
+//! with no round trip to the leader: on a server, staleness is bounded by Raft
+//! replication lag (zero on the leader); Consul allows the same for DNS (`allow_stale`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use cairn_dns::{Catalog, Health, Instance, NodeInfo};
+use cairn_state::{aggregate, State};
+use cairn_types::{HealthCheck, Node, NodeService};
+use parking_lot::RwLock;
+
+/// A [`Catalog`] reading the agent's state.
+pub struct StateCatalog {
+    pub state: Arc<RwLock<State>>,
+    pub datacenter: String,
+}
+
+fn health_of<'a>(checks: impl Iterator<Item = &'a HealthCheck>) -> Health {
+    match aggregate(checks.map(|c| c.status.as_str())) {
+        cairn_types::PASSING => Health::Passing,
+        cairn_types::WARNING => Health::Warning,
+        _ => Health::Critical,
+    }
+}
+
+fn weight(w: i64) -> u16 {
+    w.clamp(0, u16::MAX as i64) as u16
+}
+
+fn instance(node: &Node, s: &NodeService, health: Health) -> Instance {
+    Instance {
+        node: node.node.clone(),
+        node_address: node.address.clone(),
+        datacenter: node.datacenter.clone(),
+        service_id: s.id.clone(),
+        service: s.service.clone(),
+        service_address: s.address.clone(),
+        port: s.port,
+        tags: s.tags.clone(),
+        health,
+        weight_passing: weight(s.weights.passing),
+        weight_warning: weight(s.weights.warning),
+        node_meta: node.meta.clone(),
+    }
+}
+
+fn node_info(rec: &cairn_state::NodeRecord) -> NodeInfo {
+    NodeInfo {
+        name: rec.node.node.clone(),
+        address: rec.node.address.clone(),
+        datacenter: rec.node.datacenter.clone(),
+        tagged_addresses: rec.node.tagged_addresses.clone(),
+        meta: rec.node.meta.clone(),
+        health: health_of(rec.checks.values().filter(|c| c.service_id.is_empty())),
+    }
+}
+
+impl StateCatalog {
+    fn instances_where(&self, pred: impl Fn(&Node, &NodeService) -> bool) -> Vec<Instance> {
+        let st = self.state.read();
+        let mut out = Vec::new();
+        for rec in st.node_records() {
+            for s in rec.services.values().filter(|s| pred(&rec.node, s)) {
+                let checks = rec
+                    .checks
+                    .values()
+                    .filter(|c| c.service_id.is_empty() || c.service_id == s.id);
+                out.push(instance(&rec.node, s, health_of(checks)));
+            }
+        }
+        out
+    }
+}
+
+fn same_ip(text: &str, ip: IpAddr) -> bool {
+    text.parse::<IpAddr>().is_ok_and(|a| a == ip)
+}
+
+impl Catalog for StateCatalog {
+    fn datacenter(&self) -> String {
+        self.datacenter.clone()
+    }
+
+    fn service_instances(&self, service: &str) -> Vec<Instance> {
+        self.instances_where(|_, s| s.service.eq_ignore_ascii_case(service))
+    }
+
+    fn node(&self, name: &str) -> Option<NodeInfo> {
+        let st = self.state.read();
+        let found = st.node_records().find(|r| r.node.node.eq_ignore_ascii_case(name)).map(node_info);
+        found
+    }
+
+    fn nodes_by_address(&self, ip: IpAddr) -> Vec<NodeInfo> {
+        let st = self.state.read();
+        let found = st.node_records().filter(|r| same_ip(&r.node.address, ip)).map(node_info).collect();
+        found
+    }
+
+    fn services_by_address(&self, ip: IpAddr) -> Vec<Instance> {
+        self.instances_where(|_, s| same_ip(&s.address, ip))
+    }
+}

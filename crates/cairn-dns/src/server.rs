@@ -1,0 +1,294 @@
+//! The network side: UDP and TCP listeners around a [`Resolver`], and
+//! forwarding to recursors.
+//!
+//! - UDP: one receive loop; local answers are computed inline (they only
+//!   read memory), forwarded queries run as tasks, at most
+//!   [`ServerLimits::max_inflight_forwards`] at once (beyond that the query
+//!   is answered SERVFAIL at once rather than queued).
+//! - TCP: 2-byte length framing, several queries per connection, answered in
+//!   order; a connection idle for [`ServerLimits::tcp_idle_timeout`] is
+//!   closed; at most [`ServerLimits::max_tcp_connections`] at once (more are
+//!   closed on accept).
+//! - Forwarding ([`Answer::Forward`]): the query bytes go unchanged to each
+//!   recursor in order over UDP (each attempt bounded by
+//!   `recursor_timeout`); a truncated reply is retried over TCP; a reply
+//!   other than NOERROR/NXDOMAIN, a timeout or an error moves on to the next
+//!   recursor (as Consul); when all fail the client gets SERVFAIL. The
+//!   recursor's reply goes back byte-for-byte unchanged (for a UDP client a
+//!   TCP reply larger than its buffer is replaced by the truncated UDP one).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+
+use crate::catalog::Catalog;
+use crate::resolver::{Answer, Resolver, Transport};
+
+/// Bounds of the listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Simultaneous TCP connections (default 256).
+    pub max_tcp_connections: usize,
+    /// A TCP connection with no complete query for this long is closed
+    /// (default 10 s).
+    pub tcp_idle_timeout: Duration,
+    /// Forwarded UDP queries in flight (default 1024).
+    pub max_inflight_forwards: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_tcp_connections: 256,
+            tcp_idle_timeout: Duration::from_secs(10),
+            max_inflight_forwards: 1024,
+        }
+    }
+}
+
+/// Serves DNS on `udp` and `tcp` with default [`ServerLimits`] until
+/// `shutdown` completes.
+pub async fn serve<C: Catalog, F: Future>(
+    udp: UdpSocket,
+    tcp: TcpListener,
+    resolver: Arc<Resolver<C>>,
+    shutdown: F,
+) {
+    serve_with(udp, tcp, resolver, ServerLimits::default(), shutdown).await;
+}
+
+/// Serves DNS on `udp` and `tcp` until `shutdown` completes; tasks still
+/// running then are aborted.
+pub async fn serve_with<C: Catalog, F: Future>(
+    udp: UdpSocket,
+    tcp: TcpListener,
+    resolver: Arc<Resolver<C>>,
+    limits: ServerLimits,
+    shutdown: F,
+) {
+    let udp_loop = udp_loop(udp, resolver.clone(), limits.clone());
+    let tcp_loop = tcp_loop(tcp, resolver, limits);
+    tokio::select! {
+        _ = shutdown => {}
+        _ = udp_loop => {}
+        _ = tcp_loop => {}
+    }
+}
+
+async fn udp_loop<C: Catalog>(udp: UdpSocket, resolver: Arc<Resolver<C>>, limits: ServerLimits) {
+    let udp = Arc::new(udp);
+    let forwards = Arc::new(Semaphore::new(limits.max_inflight_forwards.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let received = tokio::select! {
+            r = udp.recv_from(&mut buf) => r,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let (n, peer) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors of earlier sends surface here on some systems;
+                // anything else: back off a little rather than spin.
+                tracing::debug!(error = %e, "dns: udp receive");
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+                ) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                continue;
+            }
+        };
+        let packet = &buf[..n];
+        match resolver.answer(packet, Transport::Udp) {
+            Answer::Reply(bytes) => {
+                if let Err(e) = udp.send_to(&bytes, peer).await {
+                    tracing::debug!(error = %e, %peer, "dns: udp send");
+                }
+            }
+            Answer::Drop => {}
+            Answer::Forward => match forwards.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let packet = packet.to_vec();
+                    let udp = udp.clone();
+                    let resolver = resolver.clone();
+                    tasks.spawn(async move {
+                        let _permit = permit;
+                        if let Some(reply) = forward(&resolver, &packet, Transport::Udp).await {
+                            let _ = udp.send_to(&reply, peer).await;
+                        }
+                    });
+                }
+                Err(_) => {
+                    tracing::warn!("dns: too many forwarded queries in flight");
+                    if let Some(reply) = resolver.servfail(packet) {
+                        let _ = udp.send_to(&reply, peer).await;
+                    }
+                }
+            },
+        }
+    }
+}
+
+async fn tcp_loop<C: Catalog>(tcp: TcpListener, resolver: Arc<Resolver<C>>, limits: ServerLimits) {
+    let slots = Arc::new(Semaphore::new(limits.max_tcp_connections.max(1)));
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = tcp.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // E.g. out of file descriptors: back off a little.
+                tracing::warn!(error = %e, "dns: tcp accept");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "dns: too many tcp connections, closing");
+            drop(stream);
+            continue;
+        };
+        let resolver = resolver.clone();
+        let idle = limits.tcp_idle_timeout;
+        conns.spawn(async move {
+            let _permit = permit;
+            if let Err(e) = tcp_connection(stream, &resolver, idle).await {
+                tracing::debug!(error = %e, %peer, "dns: tcp connection");
+            }
+        });
+    }
+}
+
+async fn tcp_connection<C: Catalog>(
+    mut stream: TcpStream,
+    resolver: &Resolver<C>,
+    idle: Duration,
+) -> std::io::Result<()> {
+    loop {
+        let mut len = [0u8; 2];
+        match timeout(idle, stream.read_exact(&mut len)).await {
+            Err(_) => return Ok(()), // idle
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(r) => r?,
+        };
+        let len = usize::from(u16::from_be_bytes(len));
+        let mut packet = vec![0u8; len];
+        timeout(idle, stream.read_exact(&mut packet))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "partial query"))??;
+        let reply = match resolver.answer(&packet, Transport::Tcp) {
+            Answer::Reply(bytes) => bytes,
+            Answer::Drop => continue,
+            Answer::Forward => match forward(resolver, &packet, Transport::Tcp).await {
+                Some(bytes) => bytes,
+                None => continue,
+            },
+        };
+        write_framed(&mut stream, &reply).await?;
+    }
+}
+
+async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(message.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "message too large"))?;
+    let mut framed = Vec::with_capacity(message.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).await
+}
+
+/// Whether `reply` answers `query` (same ID) and is usable (NOERROR or
+/// NXDOMAIN: anything else moves on to the next recursor).
+fn usable(query: &[u8], reply: &[u8]) -> bool {
+    reply.len() >= 12
+        && reply[..2] == query[..2]
+        && reply[2] & 0x80 != 0
+        && matches!(reply[3] & 0x0f, 0 | 3)
+}
+
+fn truncated(reply: &[u8]) -> bool {
+    reply[2] & 0x02 != 0
+}
+
+/// Forwards `packet` to the recursors; the first usable reply, unchanged,
+/// or our SERVFAIL when every recursor failed.
+pub async fn forward<C: Catalog>(
+    resolver: &Resolver<C>,
+    packet: &[u8],
+    client: Transport,
+) -> Option<Vec<u8>> {
+    let per_try = resolver.config().recursor_timeout;
+    for &recursor in &resolver.config().recursors {
+        let reply = match timeout(per_try, exchange_udp(recursor, packet)).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, %recursor, "dns: recursor (udp)");
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(%recursor, "dns: recursor timed out (udp)");
+                continue;
+            }
+        };
+        if !usable(packet, &reply) {
+            continue;
+        }
+        if !truncated(&reply) {
+            return Some(reply);
+        }
+        match timeout(per_try, exchange_tcp(recursor, packet)).await {
+            Ok(Ok(full)) if usable(packet, &full) => {
+                let fits = match client {
+                    Transport::Tcp => true,
+                    Transport::Udp => full.len() <= Resolver::<C>::udp_limit(packet),
+                };
+                return Some(if fits { full } else { reply });
+            }
+            // The truncated UDP reply is still a valid answer.
+            _ => return Some(reply),
+        }
+    }
+    resolver.servfail(packet)
+}
+
+async fn exchange_udp(recursor: SocketAddr, packet: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bind: SocketAddr = if recursor.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let socket = UdpSocket::bind(bind).await?;
+    socket.connect(recursor).await?;
+    socket.send(packet).await?;
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let n = socket.recv(&mut buf).await?;
+        // Skip stray datagrams that do not carry our ID.
+        if n >= 12 && buf[..2] == packet[..2] {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+    }
+}
+
+async fn exchange_tcp(recursor: SocketAddr, packet: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(recursor).await?;
+    write_framed(&mut stream, packet).await?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply).await?;
+    Ok(reply)
+}
