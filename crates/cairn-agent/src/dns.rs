@@ -91,17 +91,66 @@ impl Catalog for StateCatalog {
 
     fn node(&self, name: &str) -> Option<NodeInfo> {
         let st = self.state.read();
-        let found = st.node_records().find(|r| r.node.node.eq_ignore_ascii_case(name)).map(node_info);
+        let found = st
+            .node_records()
+            .find(|r| r.node.node.eq_ignore_ascii_case(name))
+            .map(node_info);
         found
     }
 
     fn nodes_by_address(&self, ip: IpAddr) -> Vec<NodeInfo> {
         let st = self.state.read();
-        let found = st.node_records().filter(|r| same_ip(&r.node.address, ip)).map(node_info).collect();
+        let found = st
+            .node_records()
+            .filter(|r| same_ip(&r.node.address, ip))
+            .map(node_info)
+            .collect();
         found
     }
 
     fn services_by_address(&self, ip: IpAddr) -> Vec<Instance> {
         self.instances_where(|_, s| same_ip(&s.address, ip))
+    }
+}
+
+/// Binds UDP and TCP on the same address; with port 0, TCP takes the port UDP got
+/// (retrying a few times in the rare case another process holds it on TCP).
+pub(crate) async fn bind(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    use anyhow::Context;
+    let mut last_err = None;
+    for _ in 0..16 {
+        let udp = tokio::net::UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("binding DNS (udp) to {addr}"))?;
+        let port = udp.local_addr()?.port();
+        match tokio::net::TcpListener::bind((addr.ip(), port)).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => return Err(e).with_context(|| format!("binding DNS (tcp) to {addr}")),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "binding DNS (tcp) next to an ephemeral udp port: {last_err:?}"
+    ))
+}
+
+/// The resolver settings from the agent configuration.
+pub(crate) fn config(cfg: &crate::config::Config, agent: &crate::Agent) -> cairn_dns::DnsConfig {
+    let d = &cfg.dns;
+    cairn_dns::DnsConfig {
+        domain: cfg.domain.clone(),
+        alt_domain: cfg.alt_domain.clone(),
+        node_ttl: d.node_ttl,
+        service_ttl: d.service_ttl.clone(),
+        only_passing: d.only_passing,
+        udp_answer_limit: d.udp_answer_limit as usize,
+        enable_truncate: d.enable_truncate,
+        a_record_limit: d.a_record_limit as usize,
+        enable_additional_node_meta_txt: d.enable_additional_node_meta_txt,
+        recursors: cfg.recursors.clone(),
+        recursor_timeout: std::time::Duration::from_secs(2),
+        agent_address: agent.address().parse().ok(),
     }
 }

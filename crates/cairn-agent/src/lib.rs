@@ -10,6 +10,7 @@
 mod antientropy;
 mod checks;
 pub mod config;
+mod dns;
 mod local;
 mod node;
 mod persist;
@@ -71,6 +72,24 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
             .unwrap_or_else(|| "in-memory (-dev)".into())
     );
     println!("      HTTP address: {bound}");
+    let dns_task = match cfg.dns_addr() {
+        None => None,
+        Some(addr) => {
+            let (udp, tcp) = dns::bind(addr).await?;
+            let dns_bound = udp.local_addr()?;
+            println!("       DNS address: {dns_bound} (udp+tcp)");
+            info!(dns = %dns_bound, "DNS interface started");
+            let resolver = Arc::new(cairn_dns::Resolver::new(
+                agent.dns_catalog(),
+                dns::config(&cfg, &agent),
+            ));
+            let (dns_stop_tx, mut dns_stop_rx) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(cairn_dns::serve(udp, tcp, resolver, async move {
+                let _ = dns_stop_rx.wait_for(|s| *s).await;
+            }));
+            Some((dns_stop_tx, task))
+        }
+    };
     info!(http = %bound, "agent started");
     let app: cairn_http::App = Arc::new(agent.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -105,6 +124,10 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
     reloader.abort();
     info!("shutting down");
     let _ = stop_tx.send(true);
+    if let Some((tx, task)) = dns_task {
+        let _ = tx.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     agent.shutdown().await;
     if let Some(p) = &cfg.pid_file {

@@ -326,6 +326,19 @@ impl Agent {
         self.inner.raft.write(cmd).await.map_err(write_error)
     }
 
+    /// The address this agent advertises.
+    pub fn address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// A DNS catalog view over this agent's state.
+    pub(crate) fn dns_catalog(&self) -> crate::dns::StateCatalog {
+        crate::dns::StateCatalog {
+            state: self.inner.state.clone(),
+            datacenter: self.inner.cfg.datacenter.clone(),
+        }
+    }
+
     /// Resolves when a graceful leave was requested over the API.
     pub async fn left(&self) {
         self.inner.leave.notified().await;
