@@ -38,6 +38,8 @@ pub struct LocalCheck {
     pub def: CheckDefinition,
     /// The task running this check (HTTP, TCP, script, ...); aborted on removal.
     pub runner: Option<tokio::task::AbortHandle>,
+    /// Since when the check has been critical (for `DeregisterCriticalServiceAfter`).
+    pub critical_since: Option<Instant>,
 }
 
 impl Drop for LocalCheck {
@@ -191,6 +193,7 @@ impl Agent {
             from_config: false,
             def: def.clone(),
             runner: None,
+            critical_since: None,
         })
     }
 
@@ -310,6 +313,13 @@ impl Agent {
         }
         local.services.insert(id, svc);
         for mut c in checks {
+            if c.check.status == CRITICAL {
+                c.critical_since = local
+                    .checks
+                    .get(&c.check.check_id)
+                    .and_then(|o| o.critical_since)
+                    .or(Some(Instant::now()));
+            }
             c.runner = crate::checks::spawn_runner(self, &c);
             local.checks.insert(c.check.check_id.clone(), c);
         }
@@ -432,6 +442,10 @@ impl Agent {
                 .ok_or_else(|| HttpError::not_found(format!("Unknown check ID {id:?}")))?;
             c.check.status = status.to_string();
             c.check.output = output.clone();
+            c.critical_since = match (status == CRITICAL, c.critical_since) {
+                (true, since) => since.or(Some(Instant::now())),
+                (false, _) => None,
+            };
             if renew_ttl {
                 c.deadline = c.ttl.map(|t| Instant::now() + t);
             }
@@ -553,6 +567,7 @@ impl Agent {
                 from_config: false,
                 def: CheckDefinition::default(),
                 runner: None,
+                critical_since: None,
             },
         );
         self.persist_local();
@@ -568,10 +583,43 @@ fn ok((_, o): (u64, Outcome)) -> Result<Outcome, HttpError> {
 }
 
 /// Turns TTL checks critical when their TTL runs out without an update.
+/// Services whose check has been critical for longer than its
+/// `DeregisterCriticalServiceAfter`. Consul reaps on a 30 s cycle with a one-minute
+/// minimum; Cairn checks every tick and honours any positive value, so short timeouts
+/// (useful for ephemeral containers) work as written.
+fn services_to_reap(agent: &Agent, now: Instant) -> Vec<(String, String)> {
+    let local = agent.inner.local.lock();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for c in local.checks.values() {
+        let (Some(since), false) = (c.critical_since, c.check.service_id.is_empty()) else {
+            continue;
+        };
+        let Ok(Some(after)) = dur(
+            "DeregisterCriticalServiceAfter",
+            &c.def.deregister_critical_service_after,
+        ) else {
+            continue;
+        };
+        if !after.is_zero()
+            && now.duration_since(since) >= after
+            && !out.iter().any(|(s, _)| *s == c.check.service_id)
+        {
+            out.push((c.check.service_id.clone(), c.check.check_id.clone()));
+        }
+    }
+    out
+}
+
 pub(crate) async fn ttl_loop(agent: Agent) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
+        for (service, check) in services_to_reap(&agent, Instant::now()) {
+            tracing::info!(%service, %check, "check critical for longer than DeregisterCriticalServiceAfter; deregistering the service");
+            if let Err(e) = agent.do_deregister_service(service.clone()).await {
+                tracing::warn!(%service, "could not reap service: {}", e.message);
+            }
+        }
         let now = Instant::now();
         let expired: Vec<(String, Duration)> = {
             let mut local = agent.inner.local.lock();

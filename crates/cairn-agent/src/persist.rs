@@ -102,6 +102,7 @@ impl Agent {
                     check.status = c.status.clone();
                     check.output = c.output.clone();
                 }
+                let critical = check.status == cairn_types::CRITICAL;
                 let ttl = cairn_types::duration::parse_duration(&pc.def.ttl)
                     .ok()
                     .filter(|d| !d.is_zero());
@@ -112,6 +113,7 @@ impl Agent {
                     from_config: pc.from_config,
                     def: pc.def,
                     runner: None,
+                    critical_since: critical.then(Instant::now),
                 });
             }
         }

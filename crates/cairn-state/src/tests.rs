@@ -363,3 +363,29 @@ proptest! {
         prop_assert_eq!(back, st);
     }
 }
+
+proptest! {
+    // A transaction that fails anywhere leaves no trace: the state after it equals the
+    // state before it (apart from the applied index), whatever the earlier ops did.
+    #[test]
+    fn failed_txn_rolls_back_exactly(setup in prop::collection::vec(arb_cmd(), 0..30),
+                                     ops in prop::collection::vec(arb_cmd(), 1..20)) {
+        let mut st = State::new();
+        register(&mut st, 1, "n1", None, vec![check("serfHealth", "", PASSING)]);
+        st.apply(2, &session("s1", "n1", 0, "release"));
+        for (i, c) in setup.iter().enumerate() {
+            st.apply(i as u64 + 3, c);
+        }
+        let before = st.clone();
+        let mut kv_ops: Vec<KvOp> = ops.into_iter().filter_map(|c| match c { Command::Kv(op) => Some(op), _ => None }).collect();
+        let mut fail = KvOp::new(KvVerb::Cas, "a");
+        fail.index = 1_000_000;
+        kv_ops.push(fail);
+        let idx = before.index + 1;
+        let out = st.apply(idx, &Command::Txn(TxnRequest { ops: kv_ops }));
+        prop_assert!(matches!(out, Outcome::Txn(ref r) if !r.errors.is_empty()));
+        let mut expected = before;
+        expected.index = idx;
+        prop_assert_eq!(st, expected);
+    }
+}

@@ -32,6 +32,8 @@ pub struct Agent {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// The `DNS address:` banner line's address, once printed.
+    dns: Arc<Mutex<Option<String>>>,
     http: reqwest::Client,
 }
 
@@ -151,12 +153,18 @@ impl Agent {
         }
         // Read stdout lines until the banner line with the address; keep draining after.
         let (tx, rx) = mpsc::channel::<String>();
+        let dns = Arc::new(Mutex::new(None));
         {
             let out = child.stdout.take().expect("stdout");
+            let dns = dns.clone();
             std::thread::spawn(move || {
                 let mut sent = false;
                 for line in BufReader::new(out).lines() {
                     let Ok(line) = line else { break };
+                    if let Some(a) = line.trim().strip_prefix("DNS address:") {
+                        let a = a.split_whitespace().next().unwrap_or("").to_string();
+                        *dns.lock().unwrap() = Some(a);
+                    }
                     if !sent {
                         if let Some(a) = line.trim().strip_prefix("HTTP address:") {
                             let _ = tx.send(a.trim().to_string());
@@ -189,10 +197,23 @@ impl Agent {
             base: format!("http://{addr}"),
             addr,
             stderr,
+            dns,
             http,
         };
         agent.wait_ready().await;
         agent
+    }
+
+    /// The DNS listener's address (the agent must have been started with a DNS port).
+    pub async fn dns_addr(&self) -> std::net::SocketAddr {
+        eventually(START_TIMEOUT, "agent printed its DNS address", || async {
+            self.dns
+                .lock()
+                .unwrap()
+                .as_ref()
+                .and_then(|a| a.parse().ok())
+        })
+        .await
     }
 
     /// Waits until the agent has a leader and its own node is registered.
