@@ -70,3 +70,23 @@ pub async fn read<T>(
         }
     }
 }
+
+/// The common shape of list reads: parse the query, validate `?filter=`, run `read` as a
+/// blocking query, keep the elements the filter matches, answer JSON with the headers.
+pub async fn json_list(
+    app: &App,
+    q: &Query,
+    read_list: impl Fn(&State) -> (Vec<serde_json::Value>, u64),
+) -> Result<axum::response::Response, HttpError> {
+    let filter = q.filter()?;
+    let (v, meta) = read(app, q, |st| {
+        let (items, i) = read_list(st);
+        let items = match &filter {
+            Some(f) => items.into_iter().filter(|v| f.matches(v)).collect(),
+            None => items,
+        };
+        Ok((items, i))
+    })
+    .await?;
+    Ok(crate::reply::json_read(&v, q.pretty(), &meta))
+}

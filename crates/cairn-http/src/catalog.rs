@@ -212,18 +212,16 @@ pub(crate) fn apply_filter(items: Vec<Value>, q: &Query) -> Result<Vec<Value>, H
 pub async fn nodes(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     let want = q.node_meta()?;
-    q.filter()?;
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    blocking::json_list(&app, &q, |st| {
         let (nodes, i) = st.nodes();
         let items = nodes
             .into_iter()
             .filter(|n| meta_matches(&n.meta, &want))
             .map(|n| serde_json::to_value(n).unwrap_or(Value::Null))
             .collect();
-        Ok((apply_filter(items, &q)?, i))
+        (items, i)
     })
-    .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    .await
 }
 
 pub async fn services(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
@@ -313,8 +311,7 @@ async fn service_common(
     let want = q.node_meta()?;
     let tags = q.all("tag");
     let no_peer = !peer_excludes_all(&q);
-    q.filter()?;
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    blocking::json_list(&app, &q, |st| {
         let (inst, i) = if connect {
             st.connect_health(&name)
         } else {
@@ -326,10 +323,9 @@ async fn service_common(
             .filter(|h| meta_matches(&h.node.meta, &want) && has_tags(h.service, &tags))
             .map(|h| catalog_service_json(h.node, h.service))
             .collect();
-        Ok((apply_filter(items, &q)?, i))
+        (items, i)
     })
-    .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    .await
 }
 
 pub async fn node(

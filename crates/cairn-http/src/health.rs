@@ -8,9 +8,9 @@ use cairn_types::{HealthCheck, CRITICAL, PASSING, WARNING};
 use serde_json::{json, Value};
 
 use crate::blocking;
-use crate::catalog::{apply_filter, has_tags};
+use crate::catalog::has_tags;
 use crate::query::{check_name, Query};
-use crate::reply::{json_read, HttpError};
+use crate::reply::HttpError;
 use crate::App;
 
 fn check_values(checks: &[&HealthCheck]) -> Vec<Value> {
@@ -67,8 +67,7 @@ async fn service_common(
     let tags = q.all("tag");
     let passing = q.flag("passing");
     let no_peer = !crate::catalog::peer_excludes_all(&q);
-    q.filter()?;
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    blocking::json_list(&app, &q, |st| {
         let (inst, i) = match kind {
             Kind::Service => st.service_health(&name),
             Kind::Connect => st.connect_health(&name),
@@ -88,10 +87,9 @@ async fn service_common(
                 })
             })
             .collect();
-        Ok((apply_filter(items, &q)?, i))
+        (items, i)
     })
-    .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    .await
 }
 
 pub async fn checks(
@@ -100,14 +98,11 @@ pub async fn checks(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
-    let q = Query::from_uri(&uri);
-    q.filter()?;
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
         let (checks, i) = st.service_checks(&name);
-        Ok((apply_filter(check_values(&checks), &q)?, i))
+        (check_values(&checks), i)
     })
-    .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    .await
 }
 
 pub async fn node(
@@ -116,14 +111,11 @@ pub async fn node(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
-    let q = Query::from_uri(&uri);
-    q.filter()?;
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
         let (checks, i) = st.node_checks(&node);
-        Ok((apply_filter(check_values(&checks), &q)?, i))
+        (check_values(&checks), i)
     })
-    .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    .await
 }
 
 pub async fn state(
@@ -136,16 +128,13 @@ pub async fn state(
             "Invalid state {state:?}: must be one of any, passing, warning, critical"
         )));
     }
-    let q = Query::from_uri(&uri);
-    q.filter()?;
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
         let (checks, i) = st.all_checks();
         let checks: Vec<&HealthCheck> = checks
             .into_iter()
             .filter(|c| state == "any" || c.status == state)
             .collect();
-        Ok((apply_filter(check_values(&checks), &q)?, i))
+        (check_values(&checks), i)
     })
-    .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    .await
 }

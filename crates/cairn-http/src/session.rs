@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::blocking;
 use crate::catalog::{decode_body, outcome_ok};
 use crate::query::{check_name, Query};
-use crate::reply::{json as json_resp, json_read, HttpError};
+use crate::reply::{json as json_resp, HttpError};
 use crate::App;
 
 /// Longest TTL a session may have (Consul: 86400s).
@@ -160,13 +160,17 @@ pub async fn info(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&id, "session ID")?;
-    let q = Query::from_uri(&uri);
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
         let (s, i) = st.session(&id);
-        Ok((s.into_iter().cloned().collect::<Vec<_>>(), i))
+        (session_values(s.into_iter()), i)
     })
-    .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    .await
+}
+
+fn session_values<'a>(sessions: impl Iterator<Item = &'a Session>) -> Vec<Value> {
+    sessions
+        .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+        .collect()
 }
 
 pub async fn node(
@@ -175,23 +179,19 @@ pub async fn node(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
-    let q = Query::from_uri(&uri);
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
         let (s, i) = st.node_sessions(&node);
-        Ok((s.into_iter().cloned().collect::<Vec<_>>(), i))
+        (session_values(s.into_iter()), i)
     })
-    .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    .await
 }
 
 pub async fn list(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
-    let q = Query::from_uri(&uri);
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
         let (s, i) = st.sessions();
-        Ok((s.into_iter().cloned().collect::<Vec<_>>(), i))
+        (session_values(s.into_iter()), i)
     })
-    .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    .await
 }
 
 pub async fn renew(
