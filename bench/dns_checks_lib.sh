@@ -87,6 +87,13 @@ wait_quiet() {
     return 0
 }
 
+# descendants PID: PID and all its descendants
+descendants() {
+    local p c
+    echo -n "$1 "
+    for c in $(pgrep -P "$1"); do descendants "$c"; done
+}
+
 # cpu_snap: "busy total" jiffies over all CPUs; cpu_busy_pct SNAP0 SNAP1 -> %
 cpu_snap() { awk '/^cpu / {t=$2+$3+$4+$5+$6+$7+$8+$9; print t-$5-$6, t}' /proc/stat; }
 cpu_busy_pct() {

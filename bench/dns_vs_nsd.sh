@@ -13,8 +13,8 @@
 #               (closed loop, as many queries as the server answers)
 #   latency:    bench/dns_latency.py, $LAT_N sequential queries (1 in flight),
 #               p50/p99/p99.9 from per-query round-trip times; once on an idle
-#               server and once while dnsperf -Q $LAT_BG_QPS keeps a fixed
-#               background load on it
+#               server and while dnsperf -Q <rate> keeps a fixed background
+#               load on it, for each rate in $LAT_BG_QPS
 # Recorded with each run: whole-machine CPU busy % (/proc/stat, 100 = all
 # cores busy) and the server's own CPU (utime+stime of its processes, % of one
 # core).
@@ -24,7 +24,8 @@
 # this script starts is stopped by PID on exit.
 #
 # env: REPS (3) DUR (15) DP_CLIENTS (4) DP_THREADS (1) DP_OUTSTANDING (200)
-#      LAT_N (20000) LAT_BG_QPS (20000) NSD_THREADS (2)
+#      LAT_N (20000) LAT_BG_QPS ("20000 50000": background rates for the
+#      latency runs, besides idle) NSD_THREADS (2)
 #      NSD_PORT (15363) CAIRN_DNS_PORT (18653) CAIRN_HTTP_PORT (18553)
 #      CAIRN (target/release/cairn) OUT_DIR (/tmp/cairn-dns-bench.<pid>)
 #      QUIET_WAIT (900: seconds to wait for other benchmarks/builds to finish)
@@ -38,7 +39,7 @@ DP_CLIENTS="${DP_CLIENTS:-4}"
 DP_THREADS="${DP_THREADS:-1}"
 DP_OUTSTANDING="${DP_OUTSTANDING:-200}"
 LAT_N="${LAT_N:-20000}"
-LAT_BG_QPS="${LAT_BG_QPS:-20000}"
+LAT_BG_QPS="${LAT_BG_QPS:-20000 50000}"
 NSD_THREADS="${NSD_THREADS:-2}"
 NSD_PORT="${NSD_PORT:-15363}"
 CAIRN_DNS_PORT="${CAIRN_DNS_PORT:-18653}"
@@ -141,9 +142,10 @@ wait_dns "$NSD_PORT" || die "nsd did not answer; see $OUT_DIR/nsd/"
 wait_dns "$CAIRN_DNS_PORT" || die "cairn DNS did not answer 3 SRV records; see $OUT_DIR/cairn/"
 
 port_of() { case "$1" in nsd) echo "$NSD_PORT" ;; cairn) echo "$CAIRN_DNS_PORT" ;; esac; }
-pids_of() { # server -> its PIDs (NSD forks server processes)
+pids_of() { # server -> its PIDs (the nsd we start becomes xfrd; it forks
+            # "main", which forks the server processes)
     case "$1" in
-        nsd) echo "$NSD_PID $(pgrep -P "$NSD_PID" | tr '\n' ' ')" ;;
+        nsd) descendants "$NSD_PID" ;;
         cairn) echo "$CAIRN_PID" ;;
     esac
 }
@@ -185,7 +187,7 @@ latency() {
     wait_quiet "$BUSY_PATTERN" "$QUIET_WAIT"
     if [ "$bg" -gt 0 ]; then
         start_bg "$OUT_DIR/dnsperf-bg-$srv-$qt-$rep.txt" timeout 60 dnsperf -s 127.0.0.1 -p "$p" \
-            -d "$qf" -l 20 -c 2 -q 100 -Q "$bg" -t 2
+            -d "$qf" -l 20 -c 4 -q 200 -Q "$bg" -t 2
         bgpid="$LAST_PID"
         sleep 1
     fi
@@ -215,7 +217,7 @@ for rep in $(seq 1 "$REPS"); do
     for qt in SRV A; do
         for srv in nsd cairn; do
             latency "$srv" "$qt" "$rep" 0
-            latency "$srv" "$qt" "$rep" "$LAT_BG_QPS"
+            for bg in $LAT_BG_QPS; do latency "$srv" "$qt" "$rep" "$bg"; done
         done
     done
 done

@@ -30,8 +30,9 @@
 #
 # Noise control: before every measurement block (one server, one workload, one
 # concurrency) the script waits, polling every QUIET_POLL s, until no `rustc`
-# process runs on the machine, for at most QUIET_BUDGET s summed over the whole
-# run; after that it measures anyway. Every result line records the
+# process runs on the machine and the machine is otherwise near idle
+# (QUIET_IDLE_PCT), for at most QUIET_BUDGET s summed over the whole run; after
+# that it measures anyway. Every result line records the
 # whole-machine CPU busy % over the measured interval, the CPU used by the
 # server and by the load generator, the remainder ("other": anything else on
 # the machine) and the number of rustc processes seen before/after, so
@@ -52,6 +53,8 @@
 #   LOADGEN_TARGET [${TMPDIR:-/tmp}/loadgen-target]  (cargo target dir for the build)
 #   INSTALL_ETCD [1]    apt-get install etcd-server etcd-client when etcd is missing
 #   QUIET_WAIT [1] QUIET_POLL [10] QUIET_BUDGET [1200]  rustc-idle wait (see above)
+#   QUIET_IDLE_PCT [25] also wait until the machine, with our server idle, is at most
+#                       this % busy over a 2 s sample ("" disables this part)
 #   DISK_CHECK [1]      quick fio write+fdatasync probe of the data filesystem (if fio exists)
 #   ONLY ["etcd cairn"] which servers to measure
 #   RUN_ID [kvvsetcd-<timestamp>]  OUT_DIR [${TMPDIR:-/tmp}/kv-vs-etcd-out]
@@ -94,6 +97,7 @@ INSTALL_ETCD="${INSTALL_ETCD:-1}"
 QUIET_WAIT="${QUIET_WAIT:-1}"
 QUIET_POLL="${QUIET_POLL:-10}"
 QUIET_BUDGET="${QUIET_BUDGET:-1200}"
+QUIET_IDLE_PCT="${QUIET_IDLE_PCT-25}"
 DISK_CHECK="${DISK_CHECK:-1}"
 ONLY="${ONLY:-etcd cairn}"
 RUN_ID="${RUN_ID:-kvvsetcd-$(date +%Y%m%dT%H%M%S)}"
@@ -290,18 +294,28 @@ children_secs() {
 rustc_count() { pgrep -x rustc 2>/dev/null | wc -l; }
 
 QUIET_SPENT=0
+idle_busy_pct() { # whole-machine busy % over a 2 s sample
+    local a b
+    a="$(cpu_snap)"; sleep 2; b="$(cpu_snap)"
+    echo "$a $b" | awk '{dt=$4-$2; printf "%.0f", (dt > 0 ? 100*($3-$1)/dt : 0)}'
+}
 wait_quiet() { # wait_quiet WHAT
     [ "$QUIET_WAIT" = 1 ] || return 0
-    local n announced=0
+    local n busy announced=0
     while :; do
         n="$(rustc_count)"
-        [ "$n" -eq 0 ] && break
+        busy=""
+        if [ "$n" -eq 0 ]; then
+            [ -z "$QUIET_IDLE_PCT" ] && break
+            busy="$(idle_busy_pct)"
+            [ "$busy" -le "$QUIET_IDLE_PCT" ] && break
+        fi
         if [ "$QUIET_SPENT" -ge "$QUIET_BUDGET" ]; then
-            log "still $n rustc process(es) running after ${QUIET_SPENT}s of waiting in total: measuring $1 anyway"
+            log "machine still busy ($n rustc${busy:+, ${busy}% CPU busy}) after ${QUIET_SPENT}s of waiting in total: measuring $1 anyway"
             return 0
         fi
         if [ "$announced" = 0 ]; then
-            log "waiting for $n rustc process(es) to finish before $1 (waited ${QUIET_SPENT}s so far, budget ${QUIET_BUDGET}s)"
+            log "waiting for a quiet machine ($n rustc${busy:+, ${busy}% CPU busy while idle}) before $1 (waited ${QUIET_SPENT}s so far, budget ${QUIET_BUDGET}s)"
             announced=1
         fi
         sleep "$QUIET_POLL"
@@ -413,6 +427,7 @@ FACTS="$OUT_DIR/$RUN_ID.facts.txt"
     echo "git:         $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO_ROOT" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
 } >"$FACTS"
 if [ "$DISK_CHECK" = 1 ] && command -v fio >/dev/null; then
+    wait_quiet "the disk probe"
     # etcd's recommended disk probe: small sequential writes, fdatasync after each.
     mkdir -p "$RUN_DIR/fio"; SCRATCH_RM+=("$RUN_DIR/fio")
     fio --rw=write --ioengine=sync --fdatasync=1 --directory="$RUN_DIR/fio" --size=22m --bs=2300 \

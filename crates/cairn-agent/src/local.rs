@@ -197,12 +197,13 @@ impl Agent {
         })
     }
 
-    pub(crate) async fn do_register_service(
+    /// Validates a service definition and builds its catalog entry and checks, without
+    /// changing anything (used by registration and to vet a reload before applying it).
+    pub(crate) fn prepare_service(
         &self,
-        def: ServiceDefinition,
-        replace_checks: bool,
+        def: &ServiceDefinition,
         from_config: bool,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(NodeService, Vec<LocalCheck>), HttpError> {
         if def.name.is_empty() {
             return Err(bad("Missing service name"));
         }
@@ -255,6 +256,30 @@ impl Agent {
             c.from_config = from_config;
             checks.push(c);
         }
+        Ok((svc, checks))
+    }
+
+    /// Validates a standalone check definition (see [`Agent::prepare_service`]).
+    pub(crate) fn prepare_check(&self, def: &CheckDefinition) -> Result<LocalCheck, HttpError> {
+        if def.name.is_empty() {
+            return Err(bad("Missing check name"));
+        }
+        let id = if def.id.is_empty() {
+            def.name.clone()
+        } else {
+            def.id.clone()
+        };
+        self.build_check(def, id, def.name.clone())
+    }
+
+    pub(crate) async fn do_register_service(
+        &self,
+        def: ServiceDefinition,
+        replace_checks: bool,
+        from_config: bool,
+    ) -> Result<(), HttpError> {
+        let (svc, mut checks) = self.prepare_service(&def, from_config)?;
+        let id = svc.id.clone();
         let _guard = self.inner.local_lock.lock().await;
         // Keep the status of checks that already exist (re-registration must not reset health).
         {
@@ -354,15 +379,7 @@ impl Agent {
         def: CheckDefinition,
         from_config: bool,
     ) -> Result<(), HttpError> {
-        if def.name.is_empty() {
-            return Err(bad("Missing check name"));
-        }
-        let id = if def.id.is_empty() {
-            def.name.clone()
-        } else {
-            def.id.clone()
-        };
-        let mut c = self.build_check(&def, id, def.name.clone())?;
+        let mut c = self.prepare_check(&def)?;
         c.from_config = from_config;
         let _guard = self.inner.local_lock.lock().await;
         if !c.check.service_id.is_empty() {

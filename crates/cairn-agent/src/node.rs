@@ -266,6 +266,25 @@ impl Agent {
                 })?;
             checks.push(def);
         }
+        // Vet everything before changing anything: a bad definition leaves the agent as it was.
+        for def in &services {
+            self.prepare_service(def, true).map_err(|e| {
+                HttpError::bad_request(format!(
+                    "reload failed, configuration unchanged: {}",
+                    e.message
+                ))
+            })?;
+        }
+        let mut check_ids = std::collections::BTreeSet::new();
+        for def in &checks {
+            let c = self.prepare_check(def).map_err(|e| {
+                HttpError::bad_request(format!(
+                    "reload failed, configuration unchanged: {}",
+                    e.message
+                ))
+            })?;
+            check_ids.insert(c.check.check_id.clone());
+        }
         let keep: std::collections::BTreeSet<String> = services
             .iter()
             .map(|d| {
@@ -276,17 +295,32 @@ impl Agent {
                 }
             })
             .collect();
-        let gone: Vec<String> = self
-            .inner
-            .local
-            .lock()
-            .config_services
-            .iter()
-            .filter(|id| !keep.contains(*id))
-            .cloned()
-            .collect();
-        for id in gone {
+        let (gone_services, gone_checks): (Vec<String>, Vec<String>) = {
+            let local = self.inner.local.lock();
+            (
+                local
+                    .config_services
+                    .iter()
+                    .filter(|id| !keep.contains(*id))
+                    .cloned()
+                    .collect(),
+                local
+                    .checks
+                    .values()
+                    .filter(|c| {
+                        c.from_config
+                            && c.check.service_id.is_empty()
+                            && !check_ids.contains(&c.check.check_id)
+                    })
+                    .map(|c| c.check.check_id.clone())
+                    .collect(),
+            )
+        };
+        for id in gone_services {
             self.do_deregister_service(id).await?;
+        }
+        for id in gone_checks {
+            self.do_deregister_check(id).await?;
         }
         for def in services {
             self.do_register_service(def, true, true).await?;

@@ -193,7 +193,7 @@ async fn reload_applies_config_changes_without_resetting_checks() {
     let both = json!({"services": [
         {"name": "alpha", "port": 1, "check": {"id": "alpha-ttl", "ttl": "10m"}},
         {"name": "beta", "port": 2}
-    ]});
+    ], "checks": [{"id": "node-ttl", "name": "node ttl", "ttl": "10m"}]});
     std::fs::write(&cfg, both.to_string()).unwrap();
     let cfg_arg = format!("-config-file={}", cfg.display());
     let a = Agent::start(&[
@@ -214,7 +214,17 @@ async fn reload_applies_config_changes_without_resetting_checks() {
     a.put_empty("/v1/agent/check/pass/alpha-ttl")
         .await
         .expect(200);
-    let idx_before = a.get("/v1/health/service/alpha").await.index();
+    let modify = |v: serde_json::Value| {
+        (
+            v[0]["ModifyIndex"].as_u64(),
+            v[0]["Checks"].as_array().map(|c| {
+                c.iter()
+                    .map(|c| c["ModifyIndex"].as_u64())
+                    .collect::<Vec<_>>()
+            }),
+        )
+    };
+    let before = modify(a.get("/v1/health/service/alpha").await.json());
     // Remove beta, keep alpha unchanged, add gamma.
     let next = json!({"services": [
         {"name": "alpha", "port": 1, "check": {"id": "alpha-ttl", "ttl": "10m"}},
