@@ -3,7 +3,8 @@
 
 usage: checks_analyze.py ACCESS_LOG T0 T1 [NCHECKS]
 
-Log lines: "<msec> <status> <uri>" (nginx $msec = epoch seconds with ms).
+Log lines: "<msec> <status> <uri>" (nginx $msec = epoch seconds with ms); only
+URIs /health/chk-* (the benchmark's checks) are counted.
 For the window [T0, T1) prints JSON with:
   requests, per-second histogram stats (min / p1 / p50 / p99 / max / stddev),
   the busiest 100 ms bucket, status counts, distinct checks seen, checks never seen,
@@ -34,7 +35,7 @@ def main():
     n = 0
     for line in open(path):
         parts = line.split()
-        if len(parts) < 3:
+        if len(parts) < 3 or not parts[2].startswith("/health/chk-"):
             continue
         t = float(parts[0])
         per_id[parts[2]].append(t)  # whole log, for intervals crossing the window edge
