@@ -578,7 +578,7 @@ T_START=$(date +%s)
 [ "$WANT_ETCD" = 1 ] && bench_etcd
 [ "$WANT_CAIRN" = 1 ] && bench_cairn
 T_END=$(date +%s)
-echo "elapsed:     $((T_END - T_START)) s, of which ${QUIET_SPENT} s waiting for rustc to finish" >>"$FACTS"
+echo "elapsed:     $((T_END - T_START)) s, of which ${QUIET_SPENT} s waiting for a quiet machine" >>"$FACTS"
 log "done in $((T_END - T_START)) s (${QUIET_SPENT} s of that waiting for a quiet machine)"
 
 report "$RUN_ID" | tee "$OUT_DIR/$RUN_ID.table.md"
