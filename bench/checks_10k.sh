@@ -21,7 +21,7 @@
 #
 # env: N (10000) INTERVAL (10s) REG_CONC (16) SETTLE (90) WINDOW (60)
 #      TARGET_PORT (18680) CAIRN_HTTP_PORT (18554) NGINX_WORKERS (1)
-#      CAIRN (target/release/cairn) OUT_DIR (/tmp/cairn-checks-bench.<pid>)
+#      CAIRN (target/release/cairn) OUT_DIR (a new mktemp -d directory)
 #      QUIET_WAIT (900)
 set -u
 
@@ -36,7 +36,7 @@ TARGET_PORT="${TARGET_PORT:-18680}"
 CAIRN_HTTP_PORT="${CAIRN_HTTP_PORT:-18554}"
 NGINX_WORKERS="${NGINX_WORKERS:-1}"
 CAIRN="${CAIRN:-$ROOT/target/release/cairn}"
-OUT_DIR="${OUT_DIR:-/tmp/cairn-checks-bench.$$}"
+OUT_DIR="${OUT_DIR:-$(mktemp -d -t cairn-checks-bench.XXXXXX)}"
 QUIET_WAIT="${QUIET_WAIT:-900}"
 BUSY_PATTERN="${BUSY_PATTERN:-kvb-cairn|etcd |loadgen|rustc}"
 

@@ -27,7 +27,7 @@
 #      LAT_N (20000) LAT_BG_QPS ("20000 50000": background rates for the
 #      latency runs, besides idle) NSD_THREADS (2)
 #      NSD_PORT (15363) CAIRN_DNS_PORT (18653) CAIRN_HTTP_PORT (18553)
-#      CAIRN (target/release/cairn) OUT_DIR (/tmp/cairn-dns-bench.<pid>)
+#      CAIRN (target/release/cairn) OUT_DIR (a new mktemp -d directory)
 #      QUIET_WAIT (900: seconds to wait for other benchmarks/builds to finish)
 set -u
 
@@ -45,7 +45,7 @@ NSD_PORT="${NSD_PORT:-15363}"
 CAIRN_DNS_PORT="${CAIRN_DNS_PORT:-18653}"
 CAIRN_HTTP_PORT="${CAIRN_HTTP_PORT:-18553}"
 CAIRN="${CAIRN:-$ROOT/target/release/cairn}"
-OUT_DIR="${OUT_DIR:-/tmp/cairn-dns-bench.$$}"
+OUT_DIR="${OUT_DIR:-$(mktemp -d -t cairn-dns-bench.XXXXXX)}"
 QUIET_WAIT="${QUIET_WAIT:-900}"
 # Processes of other benchmarks / builds that would disturb the figures.
 BUSY_PATTERN="${BUSY_PATTERN:-kvb-cairn|etcd |loadgen|rustc}"

@@ -4,7 +4,9 @@
 //!
 //! Timing follows Consul: `Interval` is clamped to at least 1s; the first run comes
 //! after a random delay within one interval (so checks registered together do not fire
-//! together), then every interval after the previous run ended. `Timeout` defaults to
+//! together), then every interval from that offset: each check keeps a fixed phase, so
+//! load stays flat even when some runs are slow (a run that overruns delays only its own
+//! next tick). HTTP checks share pooled clients. `Timeout` defaults to
 //! 10s, 30s for scripts. Each result goes through the flap-damping counters
 //! ([`threshold`]); until a threshold is reached the check keeps its status (the
 //! registered initial status at first).
@@ -217,7 +219,12 @@ async fn run_loop(
 ) {
     let mut reporter = Reporter::new(agent, id);
     let stagger = rand::rng().random_range(Duration::ZERO..interval);
-    tokio::time::sleep(stagger).await;
+    // A fixed phase per check: runs start every `interval` from a random offset, so
+    // checks registered together stay spread out whatever a single run costs (a schedule
+    // relative to the end of the previous run lets stalls merge checks into bursts).
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + stagger, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
     if !reporter.wait_registered().await {
         return;
     }
@@ -231,7 +238,7 @@ async fn run_loop(
         } else {
             tracing::debug!(check = %reporter.id, status = result.status, "check result below its threshold; status kept");
         }
-        tokio::time::sleep(interval).await;
+        ticker.tick().await;
     }
 }
 

@@ -86,7 +86,11 @@ impl Catalog for StateCatalog {
     }
 
     fn service_instances(&self, service: &str) -> Vec<Instance> {
-        self.instances_where(|_, s| s.service.eq_ignore_ascii_case(service))
+        let st = self.state.read();
+        st.service_health_ignore_case(service)
+            .into_iter()
+            .map(|h| instance(h.node, h.service, health_of(h.checks.into_iter())))
+            .collect()
     }
 
     fn node(&self, name: &str) -> Option<NodeInfo> {

@@ -147,7 +147,9 @@ impl State {
                 self.touch_service(&svc.service, idx);
                 if let Some(o) = old.filter(|o| o.service != svc.service) {
                     self.touch_service(&o.service, idx);
+                    self.unindex_service(&o.service, &name, &o.id);
                 }
+                self.index_service(&svc.service, &name, &svc.id);
             }
         }
         let mut critical = Vec::new();
@@ -230,6 +232,9 @@ impl State {
         } else {
             self.touch_node_services(&d.node, idx);
             let rec = self.nodes.remove(&d.node).expect("checked above");
+            for s in rec.services.values() {
+                self.unindex_service(&s.service, &d.node, &s.id);
+            }
             self.tables.nodes = idx;
             if !rec.services.is_empty() {
                 self.tables.services = idx;
@@ -263,6 +268,7 @@ impl State {
             .filter(|c| c.service_id == sid)
             .map(|c| c.check_id.clone())
             .collect();
+        self.unindex_service(&svc.service, node, sid);
         self.tables.services = idx;
         self.touch_service(&svc.service, idx);
         for c in checks {
@@ -329,9 +335,14 @@ impl State {
         )
     }
 
-    /// Instances of service `name` with their health checks.
+    /// Instances of service `name` with their health checks (via the name index).
     pub fn service_health(&self, name: &str) -> (Vec<ServiceHealth<'_>>, u64) {
-        self.health_where(name, |s| s.service == name)
+        let v = self
+            .service_health_ignore_case(name)
+            .into_iter()
+            .filter(|h| h.service.service == name)
+            .collect();
+        (v, self.service_name_index(name))
     }
 
     /// Connect-capable instances for service `name` (proxies to it, native instances).
@@ -352,19 +363,56 @@ impl State {
         let mut out = Vec::new();
         for rec in self.nodes.values() {
             for s in rec.services.values().filter(|s| pred(s)) {
-                let checks = rec
-                    .checks
-                    .values()
-                    .filter(|c| c.service_id.is_empty() || c.service_id == s.id)
-                    .collect();
-                out.push(ServiceHealth {
-                    node: &rec.node,
-                    service: s,
-                    checks,
-                });
+                out.push(Self::with_checks(rec, s));
             }
         }
         (out, self.service_name_index(name))
+    }
+
+    fn with_checks<'a>(rec: &'a NodeRecord, s: &'a NodeService) -> ServiceHealth<'a> {
+        let checks = rec
+            .checks
+            .values()
+            .filter(|c| c.service_id.is_empty() || c.service_id == s.id)
+            .collect();
+        ServiceHealth {
+            node: &rec.node,
+            service: s,
+            checks,
+        }
+    }
+
+    fn index_service(&mut self, name: &str, node: &str, id: &str) {
+        self.by_name
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .insert((node.to_string(), id.to_string()));
+    }
+
+    fn unindex_service(&mut self, name: &str, node: &str, id: &str) {
+        let key = name.to_ascii_lowercase();
+        if let Some(set) = self.by_name.get_mut(&key) {
+            set.remove(&(node.to_string(), id.to_string()));
+            if set.is_empty() {
+                self.by_name.remove(&key);
+            }
+        }
+    }
+
+    /// Instances whose service name equals `name` ignoring ASCII case (DNS names are
+    /// case-insensitive), found through the name index: the cost is proportional to the
+    /// instances of that name, not to the size of the catalog.
+    pub fn service_health_ignore_case(&self, name: &str) -> Vec<ServiceHealth<'_>> {
+        let Some(set) = self.by_name.get(&name.to_ascii_lowercase()) else {
+            return Vec::new();
+        };
+        set.iter()
+            .filter_map(|(node, id)| {
+                let rec = self.nodes.get(node)?;
+                let s = rec.services.get(id)?;
+                Some(Self::with_checks(rec, s))
+            })
+            .collect()
     }
 
     /// Checks of every instance of service `name`.

@@ -49,6 +49,9 @@ pub struct State {
     pub(crate) tables: TableIndexes,
     /// Service name -> last index at which any instance, check or hosting node changed.
     pub(crate) service_index: BTreeMap<String, u64>,
+    /// Lower-cased service name -> (node, service ID) of every instance: derived from
+    /// `nodes`, kept in step by every write so lookups by name need no scan.
+    pub(crate) by_name: BTreeMap<String, std::collections::BTreeSet<(String, String)>>,
 }
 
 impl State {

@@ -389,3 +389,62 @@ proptest! {
         prop_assert_eq!(st, expected);
     }
 }
+
+fn arb_catalog_cmd() -> impl Strategy<Value = Command> {
+    let node = prop::sample::select(vec!["n1", "n2"]);
+    let id = prop::sample::select(vec!["a", "b", "c"]);
+    let name = prop::sample::select(vec!["web", "Web", "db"]);
+    prop_oneof![
+        (node.clone(), id.clone(), name).prop_map(|(n, id, name)| Command::Register(
+            Registration {
+                node: node_named(n),
+                service: Some(NodeService {
+                    id: id.into(),
+                    service: name.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        )),
+        (node.clone(), id).prop_map(|(n, id)| Command::Deregister(Deregistration {
+            node: n.into(),
+            service_id: Some(id.into()),
+            ..Default::default()
+        })),
+        node.prop_map(|n| Command::Deregister(Deregistration {
+            node: n.into(),
+            ..Default::default()
+        })),
+    ]
+}
+
+fn node_named(n: &str) -> Node {
+    node(n)
+}
+
+proptest! {
+    // The service-name index always equals what a full scan of the catalog finds.
+    #[test]
+    fn name_index_matches_a_scan(cmds in prop::collection::vec(arb_catalog_cmd(), 1..40)) {
+        let mut st = State::new();
+        for (i, c) in cmds.iter().enumerate() {
+            st.apply(i as u64 + 1, c);
+            for name in ["web", "Web", "db", "WEB"] {
+                let mut via_index: Vec<(String, String)> = st
+                    .service_health_ignore_case(name)
+                    .iter()
+                    .map(|h| (h.node.node.clone(), h.service.id.clone()))
+                    .collect();
+                let mut via_scan: Vec<(String, String)> = st
+                    .node_records()
+                    .flat_map(|r| r.services.values().map(move |s| (r, s)))
+                    .filter(|(_, s)| s.service.eq_ignore_ascii_case(name))
+                    .map(|(r, s)| (r.node.node.clone(), s.id.clone()))
+                    .collect();
+                via_index.sort();
+                via_scan.sort();
+                prop_assert_eq!(via_index, via_scan);
+            }
+        }
+    }
+}

@@ -173,7 +173,8 @@ impl<C: RaftTypeConfig> RedbLogStore<C> {
         key: &'static str,
         value: Option<&T>,
     ) -> io::Result<()> {
-        self.write_meta_with(Durability::Immediate, key, value).await
+        self.write_meta_with(Durability::Immediate, key, value)
+            .await
     }
 
     async fn write_meta_with<T: serde::Serialize>(
