@@ -45,22 +45,38 @@ impl Plan {
     }
 }
 
+/// Equal apart from the Raft indexes (field by field: this runs for every local
+/// service on every sync, so it must not allocate).
 fn same_service(a: &NodeService, b: &NodeService) -> bool {
-    let mut x = a.clone();
-    x.create_index = b.create_index;
-    x.modify_index = b.modify_index;
-    &x == b
+    a.id == b.id
+        && a.service == b.service
+        && a.tags == b.tags
+        && a.address == b.address
+        && a.tagged_addresses == b.tagged_addresses
+        && a.meta == b.meta
+        && a.port == b.port
+        && a.weights == b.weights
+        && a.enable_tag_override == b.enable_tag_override
+        && a.kind == b.kind
+        && a.proxy == b.proxy
+        && a.connect == b.connect
+        && a.locality == b.locality
 }
 
+/// Equal apart from indexes and the fields the catalog fills in itself (node, and the
+/// service name and tags denormalised into service checks).
 fn same_check(local: &HealthCheck, cat: &HealthCheck) -> bool {
-    let mut x = local.clone();
-    x.create_index = cat.create_index;
-    x.modify_index = cat.modify_index;
-    // The catalog denormalises service name and tags into checks.
-    x.service_name = cat.service_name.clone();
-    x.service_tags = cat.service_tags.clone();
-    x.node = cat.node.clone();
-    &x == cat
+    local.check_id == cat.check_id
+        && local.name == cat.name
+        && local.status == cat.status
+        && local.notes == cat.notes
+        && local.output == cat.output
+        && local.service_id == cat.service_id
+        && local.check_type == cat.check_type
+        && local.interval == cat.interval
+        && local.timeout == cat.timeout
+        && local.exposed_port == cat.exposed_port
+        && local.definition == cat.definition
 }
 
 impl Agent {
@@ -202,9 +218,15 @@ impl Agent {
     }
 }
 
+/// How long to let writes to this node settle before comparing (coalesces bursts, such
+/// as thousands of registrations, into one comparison).
+const SETTLE: Duration = Duration::from_millis(100);
+
 /// Runs anti-entropy for the life of the agent.
 pub(crate) async fn run(agent: Agent) {
     let mut applied = agent.inner.applied.clone();
+    let node = agent.inner.cfg.node_name.clone();
+    let mut seen = agent.inner.state.read().node_write_index(&node);
     loop {
         let nodes = agent.inner.state.read().nodes().0.len();
         let base = full_sync_interval(nodes);
@@ -223,9 +245,14 @@ pub(crate) async fn run(agent: Agent) {
                     if r.is_err() {
                         return;
                     }
-                    // Only react when something about this node differs.
+                    // Only writes addressed to this node can make it drift.
+                    if agent.inner.state.read().node_write_index(&node) <= seen {
+                        continue;
+                    }
+                    tokio::time::sleep(SETTLE).await;
+                    seen = agent.inner.state.read().node_write_index(&node);
                     if !agent.sync_plan().is_empty() {
-                        // Let an in-flight local operation finish first (it holds the lock).
+                        // sync() takes the local lock: an in-flight local operation finishes first.
                         agent.sync().await;
                     }
                 }

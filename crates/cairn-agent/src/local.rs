@@ -319,6 +319,8 @@ impl Agent {
         for cid in &stale {
             self.deregister_check_catalog(cid).await?;
         }
+        let check_ids: Vec<String> = checks.iter().map(|c| c.check.check_id.clone()).collect();
+        let persisted_stale = stale.clone();
         let mut local = self.inner.local.lock();
         for cid in stale {
             local.checks.remove(&cid);
@@ -336,7 +338,7 @@ impl Agent {
         } else {
             local.config_services.remove(&id);
         }
-        local.services.insert(id, svc);
+        local.services.insert(id.clone(), svc);
         for mut c in checks {
             if c.check.status == CRITICAL {
                 c.critical_since = local
@@ -349,7 +351,13 @@ impl Agent {
             local.checks.insert(c.check.check_id.clone(), c);
         }
         drop(local);
-        self.persist_local();
+        self.persist_service(&id);
+        for cid in &check_ids {
+            self.persist_check(cid);
+        }
+        for cid in &persisted_stale {
+            self.unpersist_check(cid);
+        }
         Ok(())
     }
 
@@ -368,9 +376,18 @@ impl Agent {
         let mut local = self.inner.local.lock();
         local.services.remove(&id);
         local.config_services.remove(&id);
+        let gone: Vec<String> = local
+            .checks
+            .values()
+            .filter(|c| c.check.service_id == id)
+            .map(|c| c.check.check_id.clone())
+            .collect();
         local.checks.retain(|_, c| c.check.service_id != id);
         drop(local);
-        self.persist_local();
+        self.unpersist_service(&id);
+        for cid in &gone {
+            self.unpersist_check(cid);
+        }
         Ok(())
     }
 
@@ -409,12 +426,9 @@ impl Agent {
         };
         ok(self.write_cmd(Command::Register(reg)).await?)?;
         c.runner = crate::checks::spawn_runner(self, &c);
-        self.inner
-            .local
-            .lock()
-            .checks
-            .insert(c.check.check_id.clone(), c);
-        self.persist_local();
+        let cid = c.check.check_id.clone();
+        self.inner.local.lock().checks.insert(cid.clone(), c);
+        self.persist_check(&cid);
         Ok(())
     }
 
@@ -438,7 +452,7 @@ impl Agent {
         }
         self.deregister_check_catalog(&id).await?;
         self.inner.local.lock().checks.remove(&id);
-        self.persist_local();
+        self.unpersist_check(&id);
         Ok(())
     }
 
@@ -553,7 +567,7 @@ impl Agent {
             if exists {
                 self.deregister_check_catalog(&check_id).await?;
                 self.inner.local.lock().checks.remove(&check_id);
-                self.persist_local();
+                self.unpersist_check(&check_id);
             }
             return Ok(());
         }
@@ -576,7 +590,7 @@ impl Agent {
         };
         ok(self.write_cmd(Command::Register(reg)).await?)?;
         self.inner.local.lock().checks.insert(
-            check_id,
+            check_id.clone(),
             LocalCheck {
                 check,
                 ttl: None,
@@ -587,7 +601,7 @@ impl Agent {
                 critical_since: None,
             },
         );
-        self.persist_local();
+        self.persist_check(&check_id);
         Ok(())
     }
 }

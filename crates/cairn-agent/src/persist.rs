@@ -2,13 +2,14 @@
 //!
 //! The agent is the source of truth for its node's services; if it forgot them on a
 //! restart, anti-entropy would delete them from the catalog. Like Consul, a durable
-//! agent keeps its local definitions (services, checks, maintenance) on disk and
-//! restores them at start. The file is rewritten atomically (temporary file, fsync,
-//! rename, fsync of the directory) after every local change. Check *status* is not kept
-//! here: the catalog (replicated and durable) has it, and the restored check starts from
-//! the catalog's status.
+//! agent keeps each local definition (service, check, maintenance) in its own file
+//! under `<data-dir>/agent/{services,checks}/`, written atomically (temporary file,
+//! fsync, rename, fsync of the directory) before the registration is acknowledged, and
+//! restores them at start. One file per definition keeps the cost of a registration
+//! constant however many services the agent has. Check *status* is taken from the
+//! catalog (replicated and durable) at restore, not from these files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cairn_types::definition::CheckDefinition;
 use cairn_types::{HealthCheck, NodeService};
@@ -19,13 +20,10 @@ use tracing::{info, warn};
 use crate::local::LocalCheck;
 use crate::node::Agent;
 
-const FILE: &str = "local-state.snap";
-
-#[derive(Serialize, Deserialize, Default)]
-struct Persisted {
-    services: Vec<NodeService>,
-    checks: Vec<PersistedCheck>,
-    config_services: Vec<String>,
+#[derive(Serialize, Deserialize)]
+struct PersistedService {
+    service: NodeService,
+    from_config: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -35,68 +33,135 @@ struct PersistedCheck {
     from_config: bool,
 }
 
+/// File name for an ID: hex of its bytes (IDs may hold any character).
+fn file_name(id: &str) -> String {
+    let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.snap")
+}
+
+fn remove_durably(dir: &Path, id: &str) {
+    let path = dir.join(file_name(id));
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => warn!("could not remove {}: {e}", path.display()),
+    }
+}
+
+fn write_durably<T: Serialize>(dir: &Path, id: &str, value: &T) {
+    let result = serde_json::to_vec(value)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| {
+            std::fs::create_dir_all(dir)?;
+            cairn_storage::write_snapshot_file(dir, &file_name(id), &bytes)
+        });
+    if let Err(e) = result {
+        warn!("could not persist {id:?} in {}: {e}", dir.display());
+    }
+}
+
+fn read_all<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<Vec<T>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|x| x != "snap") {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        out.push(
+            serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("decoding {}: {e}", path.display()))?,
+        );
+    }
+    Ok(out)
+}
+
 impl Agent {
-    fn local_dir(&self) -> Option<PathBuf> {
-        self.inner.cfg.data_dir.as_ref().map(|d| d.join("agent"))
+    fn local_dir(&self, kind: &str) -> Option<PathBuf> {
+        self.inner
+            .cfg
+            .data_dir
+            .as_ref()
+            .map(|d| d.join("agent").join(kind))
     }
 
-    /// Writes the local definitions (no-op without a data directory).
-    pub(crate) fn persist_local(&self) {
-        let Some(dir) = self.local_dir() else {
+    /// Writes the definition of local service `id` (no-op without a data directory).
+    pub(crate) fn persist_service(&self, id: &str) {
+        let Some(dir) = self.local_dir("services") else {
             return;
         };
-        let p = {
+        let value = {
             let local = self.inner.local.lock();
-            Persisted {
-                services: local.services.values().cloned().collect(),
-                checks: local
-                    .checks
-                    .values()
-                    .map(|c| PersistedCheck {
-                        check: c.check.clone(),
-                        def: c.def.clone(),
-                        from_config: c.from_config,
-                    })
-                    .collect(),
-                config_services: local.config_services.iter().cloned().collect(),
-            }
+            local.services.get(id).map(|s| PersistedService {
+                service: s.clone(),
+                from_config: local.config_services.contains(id),
+            })
         };
-        let bytes = match serde_json::to_vec(&p) {
-            Ok(b) => b,
-            Err(e) => {
-                warn!("could not encode local state: {e}");
-                return;
-            }
-        };
-        if let Err(e) = std::fs::create_dir_all(&dir)
-            .and_then(|_| cairn_storage::write_snapshot_file(&dir, FILE, &bytes))
-        {
-            warn!(
-                "could not persist local services and checks to {}: {e}",
-                dir.display()
-            );
+        match value {
+            Some(v) => write_durably(&dir, id, &v),
+            None => remove_durably(&dir, id),
         }
     }
 
-    /// Restores the local definitions written by [`Agent::persist_local`], taking each
-    /// check's status from the catalog, and starts their runners.
+    /// Writes the definition of local check `id`.
+    pub(crate) fn persist_check(&self, id: &str) {
+        let Some(dir) = self.local_dir("checks") else {
+            return;
+        };
+        let value = self
+            .inner
+            .local
+            .lock()
+            .checks
+            .get(id)
+            .map(|c| PersistedCheck {
+                check: c.check.clone(),
+                def: c.def.clone(),
+                from_config: c.from_config,
+            });
+        match value {
+            Some(v) => write_durably(&dir, id, &v),
+            None => remove_durably(&dir, id),
+        }
+    }
+
+    /// Forgets local service `id` on disk.
+    pub(crate) fn unpersist_service(&self, id: &str) {
+        if let Some(dir) = self.local_dir("services") {
+            remove_durably(&dir, id);
+        }
+    }
+
+    /// Forgets local check `id` on disk.
+    pub(crate) fn unpersist_check(&self, id: &str) {
+        if let Some(dir) = self.local_dir("checks") {
+            remove_durably(&dir, id);
+        }
+    }
+
+    /// Restores the local definitions, taking each check's status from the catalog,
+    /// and starts their runners.
     pub(crate) fn restore_local(&self) -> anyhow::Result<()> {
-        let Some(dir) = self.local_dir() else {
+        let (Some(sdir), Some(cdir)) = (self.local_dir("services"), self.local_dir("checks"))
+        else {
             return Ok(());
         };
-        let path = dir.join(FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
-        };
-        let p: Persisted = serde_json::from_slice(&bytes)
-            .map_err(|e| anyhow::anyhow!("decoding {}: {e}", path.display()))?;
+        let services: Vec<PersistedService> = read_all(&sdir)?;
+        let checks: Vec<PersistedCheck> = read_all(&cdir)?;
         let node = self.inner.cfg.node_name.clone();
         let mut restored = Vec::new();
         {
             let st = self.inner.state.read();
-            for pc in p.checks {
+            for pc in checks {
                 let mut check = pc.check;
                 if let Some(c) = st.check(&node, &check.check_id) {
                     check.status = c.status.clone();
@@ -117,13 +182,15 @@ impl Agent {
                 });
             }
         }
-        let n_services = p.services.len();
+        let n_services = services.len();
         let n_checks = restored.len();
         let mut local = self.inner.local.lock();
-        for s in p.services {
-            local.services.insert(s.id.clone(), s);
+        for ps in services {
+            if ps.from_config {
+                local.config_services.insert(ps.service.id.clone());
+            }
+            local.services.insert(ps.service.id.clone(), ps.service);
         }
-        local.config_services = p.config_services.into_iter().collect();
         for mut c in restored {
             c.runner = crate::checks::spawn_runner(self, &c);
             local.checks.insert(c.check.check_id.clone(), c);

@@ -82,6 +82,13 @@ pub trait Catalog: Send + Sync + 'static {
     fn nodes_by_address(&self, ip: IpAddr) -> Vec<NodeInfo>;
     /// Instances whose service address is `ip` (reverse lookups).
     fn services_by_address(&self, ip: IpAddr) -> Vec<Instance>;
+    /// A version of everything the methods above return: it must grow
+    /// whenever any of it may have changed (e.g. the applied Raft index).
+    /// The resolver caches answers per generation; 0 (the default) means
+    /// "never cache". Called once per query: keep it cheap (an atomic load).
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// The `dns_config` settings, with Consul's defaults in [`Default`].

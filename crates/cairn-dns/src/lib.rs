@@ -3,7 +3,11 @@
 //! - [`catalog`]: the [`Catalog`] trait the agent implements, and [`DnsConfig`].
 //! - [`resolver`]: the sans-IO [`Resolver`]: packet bytes in, [`Answer`] out.
 //! - [`memory`]: [`MemoryCatalog`], a catalog over vectors (tests, fuzzing).
-//! - [`server`]: [`serve`], the UDP and TCP listeners, and recursor forwarding.
+//! - [`server`]: [`serve`] / [`serve_sockets`], the UDP and TCP listeners
+//!   (UDP on N `SO_REUSEPORT` sockets from [`bind_udp_reuseport`]), and
+//!   recursor forwarding.
+//! - `cache`, `wire` (private): the answer cache keyed by question and valid
+//!   for one [`Catalog::generation`], and the fast path's direct encoder.
 //!
 //! # Staleness
 //!
@@ -24,15 +28,19 @@
 //! - Prepared queries (`.query.`), Connect, ingress, virtual IPs, peering and
 //!   other datacenters are not served: another datacenter gives NXDOMAIN.
 
+mod cache;
 pub mod catalog;
 pub mod memory;
 mod name;
 pub mod resolver;
 mod rng;
 pub mod server;
+mod wire;
 
 pub use catalog::{Catalog, DnsConfig, Health, Instance, NodeInfo};
 pub use memory::MemoryCatalog;
 pub use resolver::{Answer, Resolver, SerialClock, Transport};
 pub use rng::ShuffleRng;
-pub use server::{forward, serve, serve_with, ServerLimits};
+pub use server::{
+    bind_udp_reuseport, forward, serve, serve_sockets, serve_with, udp_socket_count, ServerLimits,
+};

@@ -48,6 +48,12 @@ impl Catalog for MemoryCatalog {
             .collect()
     }
 
+    /// Always 1: once inside a resolver the catalog cannot change (the
+    /// resolver only hands out `&MemoryCatalog`), so answers are cached.
+    fn generation(&self) -> u64 {
+        1
+    }
+
     fn services_by_address(&self, ip: IpAddr) -> Vec<Instance> {
         self.instances
             .iter()

@@ -22,6 +22,22 @@
 //!   set on a trimmed UDP answer only when `enable_truncate` is true
 //!   (Consul's default is false: a client gets a usable subset instead of a
 //!   TCP retry storm). TCP answers are only cut at 65535 bytes, never TC.
+//!
+//! # Answer cache and fast path
+//!
+//! When the catalog has a non-zero [`Catalog::generation`], the record set
+//! of a positive service or node lookup (before shuffling and trimming) is
+//! cached by (lowercased question name, question type), pre-encoded, for
+//! that generation (see [`crate::cache`]). A later query in the plain form
+//! (see [`crate::wire`]) that hits the cache skips hickory entirely: the
+//! cached entries are shuffled (the same draws as the uncached path), the
+//! `a_record_limit` and `udp_answer_limit` rules applied, and the response
+//! written directly — header, the question as sent, records whose owner is
+//! the question name compressed to it — byte-for-byte what hickory would
+//! write. Only when that message does not fit the transport's limit does the
+//! answer go through hickory's trimming below. Transport and size limit are
+//! therefore not part of the key: they only change the encoding, done per
+//! answer.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -30,9 +46,14 @@ use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, Query, Res
 use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::cache::AnswerCache;
 use crate::catalog::{Catalog, DnsConfig, Health, Instance};
 use crate::name::{self, Form, Target};
 use crate::rng::ShuffleRng;
+use crate::wire::{self, FastQuery, Head, WireRr};
 
 /// UDP payload without EDNS (RFC 1035).
 pub const MAX_UDP_PLAIN: usize = 512;
@@ -67,6 +88,7 @@ pub type SerialClock = Box<dyn Fn() -> u32 + Send + Sync>;
 
 /// One answer record and the additional records that go with it (the A of
 /// an SRV target, node-meta TXT, NS glue): trimming keeps them together.
+#[derive(Clone)]
 struct Entry {
     record: Record,
     extras: Vec<Record>,
@@ -80,6 +102,26 @@ struct Built {
     authorities: Vec<Record>,
 }
 
+/// An [`Entry`], pre-encoded; `extras` carry their deduplication id.
+struct WireEntry {
+    record: WireRr,
+    extras: Vec<(WireRr, usize)>,
+}
+
+/// A cached lookup result: the entries in catalog order, in both forms.
+struct Cached {
+    /// hickory form, for answers that need trimming.
+    entries: Vec<Entry>,
+    /// Pre-encoded, same order.
+    wire: Vec<WireEntry>,
+    /// Distinct additional records (ids are `0..ids`).
+    ids: usize,
+    /// A service lookup: shuffled on every answer.
+    shuffle: bool,
+    /// Service addresses: `a_record_limit` applies after the shuffle.
+    limit_addresses: bool,
+}
+
 /// The DNS resolver over a [`Catalog`].
 pub struct Resolver<C: Catalog> {
     catalog: C,
@@ -88,6 +130,7 @@ pub struct Resolver<C: Catalog> {
     domains: Vec<String>,
     rng: ShuffleRng,
     clock: SerialClock,
+    cache: AnswerCache<Cached>,
 }
 
 impl<C: Catalog> std::fmt::Debug for Resolver<C> {
@@ -180,6 +223,7 @@ impl<C: Catalog> Resolver<C> {
             domains,
             rng,
             clock,
+            cache: AnswerCache::new(),
         }
     }
 
@@ -195,6 +239,40 @@ impl<C: Catalog> Resolver<C> {
 
     /// Answers one query packet.
     pub fn answer(&self, packet: &[u8], transport: Transport) -> Answer {
+        let mut out = Vec::new();
+        match self.answer_into(packet, transport, &mut out) {
+            Answer::Reply(_) => Answer::Reply(out),
+            other => other,
+        }
+    }
+
+    /// Answers one query packet into a reused buffer: on
+    /// `Answer::Reply` (whose vector is then empty) the reply is in `out`;
+    /// otherwise `out` is empty.
+    pub fn answer_into(&self, packet: &[u8], transport: Transport, out: &mut Vec<u8>) -> Answer {
+        out.clear();
+        let generation = self.catalog.generation();
+        if generation != 0 {
+            if let Some(query) = wire::parse_query(packet) {
+                let mut buf = [0u8; 260];
+                let key = wire::key_of(query.qname, query.qtype, &mut buf);
+                if let Some(cached) = self.cache.get(key, generation) {
+                    self.reply_cached(packet, &query, &cached, transport, out);
+                    return Answer::Reply(Vec::new());
+                }
+            }
+        }
+        match self.answer_slow(packet, transport, generation) {
+            Answer::Reply(bytes) => {
+                *out = bytes;
+                Answer::Reply(Vec::new())
+            }
+            other => other,
+        }
+    }
+
+    /// The hickory path: parse, classify, look up, encode.
+    fn answer_slow(&self, packet: &[u8], transport: Transport, generation: u64) -> Answer {
         if packet.len() < 12 {
             return Answer::Drop;
         }
@@ -253,7 +331,7 @@ impl<C: Catalog> Resolver<C> {
                     }
                 }
             }
-            Target::Ours { form, domain } => self.lookup(query, form, &domain),
+            Target::Ours { form, domain } => self.lookup(query, form, &domain, generation),
         };
         Answer::Reply(self.encode(&request, built, transport))
     }
@@ -358,7 +436,7 @@ impl<C: Catalog> Resolver<C> {
         }
     }
 
-    fn lookup(&self, query: &Query, form: Form, domain: &str) -> Built {
+    fn lookup(&self, query: &Query, form: Form, domain: &str, generation: u64) -> Built {
         let qname = query.name().clone();
         let qtype = query.query_type();
         match form {
@@ -411,7 +489,9 @@ impl<C: Catalog> Resolver<C> {
                 match self.catalog.node(&node) {
                     None => self.nxdomain(domain),
                     Some(info) => {
-                        let answers = self.node_records(qname, qtype, &info.address, &info.meta);
+                        let answers =
+                            self.node_records(qname.clone(), qtype, &info.address, &info.meta);
+                        self.remember(&qname, qtype, generation, &answers, false, false);
                         self.found(answers, domain)
                     }
                 }
@@ -420,17 +500,23 @@ impl<C: Catalog> Resolver<C> {
                 if !self.local_dc(&dc) {
                     return self.nxdomain(domain);
                 }
-                let mut instances = self.healthy(&service, tag.as_deref());
+                let instances = self.healthy(&service, tag.as_deref());
                 if instances.is_empty() {
                     return self.nxdomain(domain);
                 }
-                self.rng.shuffle(&mut instances);
                 let ttl = secs(self.config.service_ttl_for(&service));
-                let answers = if qtype == RecordType::SRV {
+                let srv = qtype == RecordType::SRV;
+                // Built in catalog order (what the cache keeps), then
+                // shuffled per answer.
+                let answers = if srv {
                     self.srv_records(&qname, ttl, &instances, domain)
                 } else {
                     self.service_addr_records(&qname, qtype, ttl, &instances)
                 };
+                self.remember(&qname, qtype, generation, &answers, true, !srv);
+                let order = self.arrange(answers.len(), true, !srv);
+                let mut slots: Vec<Option<Entry>> = answers.into_iter().map(Some).collect();
+                let answers = order.iter().filter_map(|&i| slots[i].take()).collect();
                 self.found(answers, domain)
             }
         }
@@ -536,9 +622,6 @@ impl<C: Catalog> Resolver<C> {
             if !wants_addr(qtype, ip) || !seen.insert(ip) {
                 continue;
             }
-            if self.config.a_record_limit > 0 && answers.len() >= self.config.a_record_limit {
-                break;
-            }
             answers.push(Entry {
                 record: addr_record(qname.clone(), ttl, ip),
                 extras: Vec::new(),
@@ -608,6 +691,146 @@ impl<C: Catalog> Resolver<C> {
             });
         }
         answers
+    }
+
+    /// The order in which `n` entries are answered: shuffled for service
+    /// lookups, cut to `a_record_limit` for service addresses.
+    fn arrange(&self, n: usize, shuffle: bool, limit_addresses: bool) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        if shuffle {
+            self.rng.shuffle(&mut order);
+        }
+        if limit_addresses && self.config.a_record_limit > 0 {
+            order.truncate(self.config.a_record_limit);
+        }
+        order
+    }
+
+    /// Caches a positive lookup result for `generation` (never 0), when
+    /// every record has a pre-encoded form and the name is plain.
+    fn remember(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        generation: u64,
+        answers: &[Entry],
+        shuffle: bool,
+        limit_addresses: bool,
+    ) {
+        if generation == 0 || answers.is_empty() {
+            return;
+        }
+        let qname_wire = wire::name_wire(qname);
+        if qname.iter().any(|l| {
+            !l.iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        }) {
+            return;
+        }
+        let lower = qname_wire.to_ascii_lowercase();
+        let mut ids: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut wire_entries = Vec::with_capacity(answers.len());
+        for e in answers {
+            let Some(record) = WireRr::from_record(&e.record, &qname_wire) else {
+                return;
+            };
+            let mut extras = Vec::with_capacity(e.extras.len());
+            for x in &e.extras {
+                let Some(x) = WireRr::from_record(x, &qname_wire) else {
+                    return;
+                };
+                let next = ids.len();
+                let id = *ids.entry(x.dedup_key(&lower)).or_insert(next);
+                extras.push((x, id));
+            }
+            wire_entries.push(WireEntry { record, extras });
+        }
+        let cached = Cached {
+            entries: answers.to_vec(),
+            wire: wire_entries,
+            ids: ids.len(),
+            shuffle,
+            limit_addresses,
+        };
+        let mut buf = [0u8; 260];
+        let key = wire::key_of(&qname_wire, u16::from(qtype), &mut buf);
+        self.cache.put(key, generation, Arc::new(cached));
+    }
+
+    /// Answers a plain query from the cache (see the module docs).
+    fn reply_cached(
+        &self,
+        packet: &[u8],
+        query: &FastQuery<'_>,
+        cached: &Cached,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) {
+        let arranged = self.arrange(cached.wire.len(), cached.shuffle, cached.limit_addresses);
+        let max_size = match transport {
+            Transport::Udp => query.edns.map_or(MAX_UDP_PLAIN, |p| {
+                usize::from(p.clamp(MAX_UDP_PLAIN as u16, MAX_UDP_EDNS))
+            }),
+            Transport::Tcp => MAX_TCP,
+        };
+        let total = arranged.len();
+        let mut order = arranged.clone();
+        if transport == Transport::Udp
+            && max_size <= MAX_UDP_PLAIN
+            && self.config.udp_answer_limit > 0
+        {
+            let mut kept = 0;
+            order.retain(|&i| {
+                if cached.wire[i].record.is_address_or_srv() {
+                    kept += 1;
+                    kept <= self.config.udp_answer_limit
+                } else {
+                    true
+                }
+            });
+        }
+        let answers: Vec<&WireRr> = order.iter().map(|&i| &cached.wire[i].record).collect();
+        let mut seen = vec![false; cached.ids];
+        let mut extras = Vec::new();
+        for &i in &order {
+            for (x, id) in &cached.wire[i].extras {
+                if !std::mem::replace(&mut seen[*id], true) {
+                    extras.push(x);
+                }
+            }
+        }
+        let head = Head {
+            id: [packet[0], packet[1]],
+            rd: packet[2] & 0x01 != 0,
+            cd: packet[3] & 0x10 != 0,
+            ra: !self.config.recursors.is_empty(),
+        };
+        wire::write_response(out, head, query, &answers, &extras, query.edns.is_some());
+        if out.len() <= max_size {
+            if order.len() < total && transport == Transport::Udp && self.config.enable_truncate {
+                out[2] |= 0x02; // TC
+            }
+            return;
+        }
+        // Too large: hickory's trimming, on the same (already shuffled)
+        // entries.
+        out.clear();
+        let id = u16::from_be_bytes(head.id);
+        let Ok(request) = Message::from_vec(packet) else {
+            // Unreachable: the fast parser only accepts what hickory parses.
+            *out = self.bare_error(id, OpCode::Query, ResponseCode::ServFail);
+            return;
+        };
+        let built = Built {
+            rcode: ResponseCode::NoError,
+            authoritative: true,
+            answers: arranged
+                .iter()
+                .map(|&i| cached.entries[i].clone())
+                .collect(),
+            authorities: Vec::new(),
+        };
+        *out = self.encode(&request, built, transport);
     }
 
     fn reverse(&self, query: &Query, ip: IpAddr) -> Vec<Entry> {

@@ -1,10 +1,15 @@
 //! The network side: UDP and TCP listeners around a [`Resolver`], and
 //! forwarding to recursors.
 //!
-//! - UDP: one receive loop; local answers are computed inline (they only
-//!   read memory), forwarded queries run as tasks, at most
-//!   [`ServerLimits::max_inflight_forwards`] at once (beyond that the query
-//!   is answered SERVFAIL at once rather than queued).
+//! - UDP: one receive loop per socket, each its own task (so a
+//!   multi-threaded runtime answers on every core). [`bind_udp_reuseport`]
+//!   binds N sockets to one address with `SO_REUSEPORT` (the kernel spreads
+//!   clients over them by address hash) and a 4 MiB receive buffer;
+//!   [`serve_sockets`] serves them. Local answers are computed inline in the
+//!   socket's task (they only read memory; no task per query) with reused
+//!   receive and reply buffers; forwarded queries run as tasks, at most
+//!   [`ServerLimits::max_inflight_forwards`] at once over all sockets
+//!   (beyond that the query is answered SERVFAIL at once rather than queued).
 //! - TCP: 2-byte length framing, several queries per connection, answered in
 //!   order; a connection idle for [`ServerLimits::tcp_idle_timeout`] is
 //!   closed; at most [`ServerLimits::max_tcp_connections`] at once (more are
@@ -18,6 +23,7 @@
 //!   TCP reply larger than its buffer is replaced by the truncated UDP one).
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,22 +79,105 @@ pub async fn serve_with<C: Catalog, F: Future>(
     limits: ServerLimits,
     shutdown: F,
 ) {
-    let udp_loop = udp_loop(udp, resolver.clone(), limits.clone());
+    serve_all(vec![udp], tcp, resolver, limits, shutdown).await;
+}
+
+/// The number of UDP sockets worth binding: the available parallelism, at
+/// least 2.
+pub fn udp_socket_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .max(2)
+}
+
+/// Receive buffer asked for each UDP socket (best effort: the kernel caps it
+/// at `net.core.rmem_max`).
+const UDP_RECV_BUFFER: usize = 4 << 20;
+
+/// Binds `n` (at least 1) non-blocking UDP sockets to `addr` with
+/// `SO_REUSEPORT`, each with a 4 MiB receive buffer (best effort). When
+/// `addr` has port 0, the first socket gets an ephemeral port and the others
+/// are bound to that same port: read it from `sockets[0].local_addr()`.
+pub fn bind_udp_reuseport(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::UdpSocket>> {
+    let mut sockets = Vec::with_capacity(n.max(1));
+    let mut addr = addr;
+    for _ in 0..n.max(1) {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        socket.set_reuse_port(true)?;
+        if let Err(e) = socket.set_recv_buffer_size(UDP_RECV_BUFFER) {
+            tracing::debug!(error = %e, "dns: udp receive buffer");
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let socket: std::net::UdpSocket = socket.into();
+        if addr.port() == 0 {
+            addr.set_port(socket.local_addr()?.port());
+        }
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// Serves DNS on every socket of `udp` (e.g. from [`bind_udp_reuseport`];
+/// each gets its own task) and on `tcp` until `shutdown` completes; tasks
+/// still running then are aborted. Must run inside a tokio runtime; the
+/// sockets must be non-blocking (as [`bind_udp_reuseport`] leaves them).
+pub async fn serve_sockets<C: Catalog, F: Future>(
+    udp: Vec<std::net::UdpSocket>,
+    tcp: TcpListener,
+    resolver: Arc<Resolver<C>>,
+    limits: ServerLimits,
+    shutdown: F,
+) -> io::Result<()> {
+    let udp = udp
+        .into_iter()
+        .map(|s| {
+            s.set_nonblocking(true)?;
+            UdpSocket::from_std(s)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    serve_all(udp, tcp, resolver, limits, shutdown).await;
+    Ok(())
+}
+
+async fn serve_all<C: Catalog, F: Future>(
+    udp: Vec<UdpSocket>,
+    tcp: TcpListener,
+    resolver: Arc<Resolver<C>>,
+    limits: ServerLimits,
+    shutdown: F,
+) {
+    let forwards = Arc::new(Semaphore::new(limits.max_inflight_forwards.max(1)));
+    // Dropping the set (on shutdown) aborts the socket tasks.
+    let mut udp_tasks = JoinSet::new();
+    for socket in udp {
+        udp_tasks.spawn(udp_loop(socket, resolver.clone(), forwards.clone()));
+    }
     let tcp_loop = tcp_loop(tcp, resolver, limits);
     tokio::select! {
         _ = shutdown => {}
-        _ = udp_loop => {}
+        _ = udp_tasks.join_next() => {}
         _ = tcp_loop => {}
     }
 }
 
-async fn udp_loop<C: Catalog>(udp: UdpSocket, resolver: Arc<Resolver<C>>, limits: ServerLimits) {
+async fn udp_loop<C: Catalog>(
+    udp: UdpSocket,
+    resolver: Arc<Resolver<C>>,
+    forwards: Arc<Semaphore>,
+) {
     let udp = Arc::new(udp);
-    let forwards = Arc::new(Semaphore::new(limits.max_inflight_forwards.max(1)));
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; 65535];
+    let mut reply = Vec::with_capacity(4096);
     loop {
         let received = tokio::select! {
+            biased;
             r = udp.recv_from(&mut buf) => r,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
@@ -108,9 +197,9 @@ async fn udp_loop<C: Catalog>(udp: UdpSocket, resolver: Arc<Resolver<C>>, limits
             }
         };
         let packet = &buf[..n];
-        match resolver.answer(packet, Transport::Udp) {
-            Answer::Reply(bytes) => {
-                if let Err(e) = udp.send_to(&bytes, peer).await {
+        match resolver.answer_into(packet, Transport::Udp, &mut reply) {
+            Answer::Reply(_) => {
+                if let Err(e) = udp.send_to(&reply, peer).await {
                     tracing::debug!(error = %e, %peer, "dns: udp send");
                 }
             }

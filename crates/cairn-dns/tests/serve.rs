@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_dns::{
-    serve, serve_with, DnsConfig, Health, Instance, MemoryCatalog, NodeInfo, Resolver, ServerLimits,
+    bind_udp_reuseport, serve, serve_sockets, serve_with, udp_socket_count, DnsConfig, Health,
+    Instance, MemoryCatalog, NodeInfo, Resolver, ServerLimits,
 };
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
@@ -537,4 +538,70 @@ async fn dig_srv_and_reverse() {
         .unwrap();
     assert!(out.contains("status: NXDOMAIN"), "{out}");
     server.stop().await;
+}
+
+/// N `SO_REUSEPORT` sockets on one ephemeral port, each served by its own
+/// task: many clients (spread over the sockets by the kernel) all get
+/// answers, shuffled, and shutdown stops every socket task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuseport_sockets_all_answer() {
+    let n = udp_socket_count();
+    assert!(n >= 2);
+    let (sockets, tcp) = loop {
+        let sockets = bind_udp_reuseport("127.0.0.1:0".parse().unwrap(), n).unwrap();
+        let addr = sockets[0].local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            break (sockets, tcp);
+        }
+    };
+    assert_eq!(sockets.len(), n);
+    let addr = sockets[0].local_addr().unwrap();
+    assert_ne!(addr.port(), 0);
+    for s in &sockets {
+        assert_eq!(s.local_addr().unwrap(), addr);
+    }
+    let resolver = Arc::new(Resolver::new(catalog(5), DnsConfig::default()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve_sockets(
+        sockets,
+        tcp,
+        resolver,
+        ServerLimits::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut first = std::collections::HashSet::new();
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        clients.push(tokio::spawn(async move {
+            let mut firsts = Vec::new();
+            for _ in 0..8 {
+                let (m, _) =
+                    udp_query(addr, &query("web.service.consul.", RecordType::A, None)).await;
+                assert_eq!(m.answers.len(), 3);
+                firsts.push(m.answers[0].to_string());
+            }
+            firsts
+        }));
+    }
+    for c in clients {
+        first.extend(timeout(WAIT, c).await.unwrap().unwrap());
+    }
+    assert!(first.len() >= 2, "no shuffling: {first:?}");
+    let m = tcp_query(addr, &query("web.service.consul.", RecordType::SRV, None)).await;
+    assert_eq!(srv_count(&m), 5);
+    let _ = stop.send(());
+    timeout(WAIT, task).await.unwrap().unwrap().unwrap();
+    // Every socket is closed with its (aborted) task: the port can be bound
+    // again without SO_REUSEPORT.
+    let mut rebound = false;
+    for _ in 0..100 {
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            rebound = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(rebound, "a socket task outlived shutdown");
 }

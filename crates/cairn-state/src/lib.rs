@@ -52,6 +52,9 @@ pub struct State {
     /// Lower-cased service name -> (node, service ID) of every instance: derived from
     /// `nodes`, kept in step by every write so lookups by name need no scan.
     pub(crate) by_name: BTreeMap<String, std::collections::BTreeSet<(String, String)>>,
+    /// Node name -> index of the last catalog write addressed to that node (even one
+    /// that changed nothing): lets an agent notice writes to its own node cheaply.
+    pub(crate) node_writes: BTreeMap<String, u64>,
 }
 
 impl State {
@@ -67,9 +70,18 @@ impl State {
         }
         match cmd {
             Command::Noop => Outcome::None,
-            Command::Register(r) => self.register(index, r),
-            Command::Deregister(d) => self.deregister(index, d, d.now_ms),
-            Command::UpdateCheck(u) => self.update_check(index, u),
+            Command::Register(r) => {
+                self.node_writes.insert(r.node.node.clone(), index);
+                self.register(index, r)
+            }
+            Command::Deregister(d) => {
+                self.node_writes.insert(d.node.clone(), index);
+                self.deregister(index, d, d.now_ms)
+            }
+            Command::UpdateCheck(u) => {
+                self.node_writes.insert(u.node.clone(), index);
+                self.update_check(index, u)
+            }
             Command::Kv(op) => self.kv_op(index, op),
             Command::SessionCreate { session } => self.session_create(index, session),
             Command::SessionDestroy { id, now_ms } => {
@@ -82,6 +94,11 @@ impl State {
     /// Restores the state from a snapshot, keeping `index` monotonic.
     pub fn restore(&mut self, other: State) {
         *self = other;
+    }
+
+    /// Index of the last catalog write addressed to `node` (0 if none).
+    pub fn node_write_index(&self, node: &str) -> u64 {
+        self.node_writes.get(node).copied().unwrap_or(0)
     }
 
     /// Index of the last applied entry, never below 1.

@@ -1,0 +1,105 @@
+//! A stand-alone DNS server over the benchmark catalog of
+//! `bench/dns_vs_nsd.sh` (100 services x 3 instances `svcNNN`, nodes
+//! `svcNNN-nK`, addresses 127.1.x.y), for measuring the server without the
+//! agent: `dnsperf -s 127.0.0.1 -p PORT -d queries-srv.txt ...`.
+//!
+//! Run: `cargo run --release -p cairn-dns --example serve_bench [PORT] [SOCKETS] [CACHE]`
+//! (defaults 18654, the available parallelism, 1). `SOCKETS=0` serves the
+//! single-socket `serve` path; `CACHE=0` turns the answer cache off.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use cairn_dns::{
+    bind_udp_reuseport, serve, serve_sockets, udp_socket_count, Catalog, DnsConfig, Health,
+    Instance, MemoryCatalog, NodeInfo, Resolver, ServerLimits,
+};
+
+/// The catalog, with a chosen generation (0 = never cache).
+struct Bench(MemoryCatalog, u64);
+
+impl Catalog for Bench {
+    fn datacenter(&self) -> String {
+        self.0.datacenter()
+    }
+    fn service_instances(&self, service: &str) -> Vec<Instance> {
+        self.0.service_instances(service)
+    }
+    fn node(&self, name: &str) -> Option<NodeInfo> {
+        self.0.node(name)
+    }
+    fn nodes_by_address(&self, ip: IpAddr) -> Vec<NodeInfo> {
+        self.0.nodes_by_address(ip)
+    }
+    fn services_by_address(&self, ip: IpAddr) -> Vec<Instance> {
+        self.0.services_by_address(ip)
+    }
+    fn generation(&self) -> u64 {
+        self.1
+    }
+}
+
+fn catalog() -> MemoryCatalog {
+    let mut c = MemoryCatalog {
+        datacenter: "dc1".into(),
+        ..Default::default()
+    };
+    for s in 0..100u16 {
+        let service = format!("svc{s:03}");
+        for k in 0..3u16 {
+            let idx = s * 3 + k + 1;
+            let node = format!("{service}-n{k}");
+            let address = format!("127.1.{}.{}", idx / 250, idx % 250 + 1);
+            c.nodes.push(NodeInfo {
+                name: node.clone(),
+                address: address.clone(),
+                datacenter: "dc1".into(),
+                tagged_addresses: BTreeMap::new(),
+                meta: BTreeMap::new(),
+                health: Health::Passing,
+            });
+            c.instances.push(Instance {
+                node,
+                node_address: address,
+                datacenter: "dc1".into(),
+                service_id: service.clone(),
+                service: service.clone(),
+                service_address: String::new(),
+                port: 20000 + idx,
+                tags: Vec::new(),
+                health: Health::Passing,
+                weight_passing: 1,
+                weight_warning: 1,
+                node_meta: BTreeMap::new(),
+            });
+        }
+    }
+    c
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let port: u16 = args.next().and_then(|a| a.parse().ok()).unwrap_or(18654);
+    let sockets: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(udp_socket_count);
+    let cache: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let resolver = Arc::new(Resolver::new(Bench(catalog(), cache), DnsConfig::default()));
+    let tcp = tokio::net::TcpListener::bind(addr).await?;
+    println!("serving {addr} ({sockets} udp sockets, cache {cache})");
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if sockets == 0 {
+        let udp = tokio::net::UdpSocket::bind(addr).await?;
+        serve(udp, tcp, resolver, stop).await;
+        Ok(())
+    } else {
+        let udp = bind_udp_reuseport(addr, sockets)?;
+        serve_sockets(udp, tcp, resolver, ServerLimits::default(), stop).await
+    }
+}
