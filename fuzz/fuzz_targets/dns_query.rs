@@ -1,5 +1,10 @@
 //! Fuzz target: any packet into `Resolver::answer` must not panic, and any
 //! reply must parse back with hickory and fit the transport's size limit.
+//! Differential: every answer of the caching resolver (the catalog's
+//! generation is 1: repeated questions take the cached fast path) must be
+//! byte-identical to that of the same resolver over a catalog with
+//! generation 0 (never cached, hickory only). Both share seeds and are
+//! called in lockstep, so their shuffles agree.
 //!
 //! The first input byte picks the transport and the configuration (with or
 //! without recursors, truncation on or off); the rest is the packet.
@@ -7,10 +12,12 @@
 #![no_main]
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use cairn_dns::{
-    Answer, DnsConfig, Health, Instance, MemoryCatalog, NodeInfo, Resolver, ShuffleRng, Transport,
+    Answer, Catalog, DnsConfig, Health, Instance, MemoryCatalog, NodeInfo, Resolver, ShuffleRng,
+    Transport,
 };
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
@@ -67,30 +74,71 @@ fn catalog() -> MemoryCatalog {
     }
 }
 
+/// The same catalog, never cached.
+struct NoCache(MemoryCatalog);
+
+impl Catalog for NoCache {
+    fn datacenter(&self) -> String {
+        self.0.datacenter()
+    }
+    fn service_instances(&self, service: &str) -> Vec<Instance> {
+        self.0.service_instances(service)
+    }
+    fn node(&self, name: &str) -> Option<NodeInfo> {
+        self.0.node(name)
+    }
+    fn nodes_by_address(&self, ip: IpAddr) -> Vec<NodeInfo> {
+        self.0.nodes_by_address(ip)
+    }
+    fn services_by_address(&self, ip: IpAddr) -> Vec<Instance> {
+        self.0.services_by_address(ip)
+    }
+    fn generation(&self) -> u64 {
+        0
+    }
+}
+
+fn configs() -> [DnsConfig; 4] {
+    let make = |recursors: bool, truncate: bool, alt: bool| DnsConfig {
+        alt_domain: alt.then(|| "cairn.example".to_string()),
+        enable_truncate: truncate,
+        recursors: if recursors {
+            vec!["127.0.0.1:53".parse().unwrap()]
+        } else {
+            Vec::new()
+        },
+        agent_address: Some("10.0.0.1".parse().unwrap()),
+        a_record_limit: if truncate { 5 } else { 0 },
+        ..DnsConfig::default()
+    };
+    [
+        make(false, false, false),
+        make(true, false, true),
+        make(false, true, true),
+        make(true, true, false),
+    ]
+}
+
+fn uncached() -> &'static [Resolver<NoCache>; 4] {
+    static R: OnceLock<[Resolver<NoCache>; 4]> = OnceLock::new();
+    R.get_or_init(|| {
+        configs().map(|config| {
+            Resolver::with_parts(
+                NoCache(catalog()),
+                config,
+                ShuffleRng::from_seed(1),
+                Box::new(|| 42),
+            )
+        })
+    })
+}
+
 fn resolvers() -> &'static [Resolver<MemoryCatalog>; 4] {
     static R: OnceLock<[Resolver<MemoryCatalog>; 4]> = OnceLock::new();
     R.get_or_init(|| {
-        let make = |recursors: bool, truncate: bool, alt: bool| {
-            let config = DnsConfig {
-                alt_domain: alt.then(|| "cairn.example".to_string()),
-                enable_truncate: truncate,
-                recursors: if recursors {
-                    vec!["127.0.0.1:53".parse().unwrap()]
-                } else {
-                    Vec::new()
-                },
-                agent_address: Some("10.0.0.1".parse().unwrap()),
-                a_record_limit: if truncate { 5 } else { 0 },
-                ..DnsConfig::default()
-            };
+        configs().map(|config| {
             Resolver::with_parts(catalog(), config, ShuffleRng::from_seed(1), Box::new(|| 42))
-        };
-        [
-            make(false, false, false),
-            make(true, false, true),
-            make(false, true, true),
-            make(true, true, false),
-        ]
+        })
     })
 }
 
@@ -104,7 +152,10 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Transport::Tcp
     };
-    match resolver.answer(packet, transport) {
+    let answer = resolver.answer(packet, transport);
+    let plain = uncached()[usize::from(selector & 3)].answer(packet, transport);
+    assert_eq!(answer, plain, "cached and uncached answers differ");
+    match answer {
         Answer::Reply(reply) => {
             let parsed = Message::from_vec(&reply).expect("reply must parse");
             assert_eq!(&reply[..2], &packet[..2], "reply must echo the ID");

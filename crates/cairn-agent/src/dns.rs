@@ -85,6 +85,12 @@ impl Catalog for StateCatalog {
         self.datacenter.clone()
     }
 
+    /// The last applied Raft index: it moves on every change to the catalog, so the
+    /// resolver's answer cache is exact.
+    fn generation(&self) -> u64 {
+        self.state.read().last_index()
+    }
+
     fn service_instances(&self, service: &str) -> Vec<Instance> {
         let st = self.state.read();
         st.service_health_ignore_case(service)
@@ -117,18 +123,18 @@ impl Catalog for StateCatalog {
     }
 }
 
-/// Binds UDP and TCP on the same address; with port 0, TCP takes the port UDP got
-/// (retrying a few times in the rare case another process holds it on TCP).
+/// Binds the DNS listeners: one UDP socket per core (SO_REUSEPORT, so the kernel spreads
+/// queries over them) and TCP on the same port. With port 0 the first UDP socket picks the
+/// port; TCP then takes it too (retried a few times in the rare case it is taken on TCP).
 pub(crate) async fn bind(
     addr: std::net::SocketAddr,
-) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+) -> anyhow::Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener)> {
     use anyhow::Context;
     let mut last_err = None;
     for _ in 0..16 {
-        let udp = tokio::net::UdpSocket::bind(addr)
-            .await
+        let udp = cairn_dns::bind_udp_reuseport(addr, cairn_dns::udp_socket_count())
             .with_context(|| format!("binding DNS (udp) to {addr}"))?;
-        let port = udp.local_addr()?.port();
+        let port = udp[0].local_addr()?.port();
         match tokio::net::TcpListener::bind((addr.ip(), port)).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) if addr.port() == 0 => last_err = Some(e),

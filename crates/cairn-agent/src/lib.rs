@@ -76,7 +76,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         None => None,
         Some(addr) => {
             let (udp, tcp) = dns::bind(addr).await?;
-            let dns_bound = udp.local_addr()?;
+            let dns_bound = udp[0].local_addr()?;
             println!("       DNS address: {dns_bound} (udp+tcp)");
             info!(dns = %dns_bound, "DNS interface started");
             let resolver = Arc::new(cairn_dns::Resolver::new(
@@ -84,9 +84,22 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
                 dns::config(&cfg, &agent),
             ));
             let (dns_stop_tx, mut dns_stop_rx) = tokio::sync::watch::channel(false);
-            let task = tokio::spawn(cairn_dns::serve(udp, tcp, resolver, async move {
-                let _ = dns_stop_rx.wait_for(|s| *s).await;
-            }));
+            let task = tokio::spawn(async move {
+                let stop = async move {
+                    let _ = dns_stop_rx.wait_for(|s| *s).await;
+                };
+                if let Err(e) = cairn_dns::serve_sockets(
+                    udp,
+                    tcp,
+                    resolver,
+                    cairn_dns::ServerLimits::default(),
+                    stop,
+                )
+                .await
+                {
+                    tracing::error!("DNS server stopped: {e}");
+                }
+            });
             Some((dns_stop_tx, task))
         }
     };

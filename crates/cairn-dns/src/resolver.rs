@@ -774,25 +774,35 @@ impl<C: Catalog> Resolver<C> {
             Transport::Tcp => MAX_TCP,
         };
         let total = arranged.len();
-        let mut order = arranged.clone();
-        if transport == Transport::Udp
+        let limit = self.config.udp_answer_limit;
+        let counted = |i: &usize| cached.wire[*i].record.is_address_or_srv();
+        let retained: Vec<usize>;
+        let order: &[usize] = if transport == Transport::Udp
             && max_size <= MAX_UDP_PLAIN
-            && self.config.udp_answer_limit > 0
+            && limit > 0
+            && arranged.iter().filter(|i| counted(i)).count() > limit
         {
             let mut kept = 0;
-            order.retain(|&i| {
-                if cached.wire[i].record.is_address_or_srv() {
-                    kept += 1;
-                    kept <= self.config.udp_answer_limit
-                } else {
-                    true
-                }
-            });
-        }
+            retained = arranged
+                .iter()
+                .copied()
+                .filter(|i| {
+                    if counted(i) {
+                        kept += 1;
+                        kept <= limit
+                    } else {
+                        true
+                    }
+                })
+                .collect();
+            &retained
+        } else {
+            &arranged
+        };
         let answers: Vec<&WireRr> = order.iter().map(|&i| &cached.wire[i].record).collect();
         let mut seen = vec![false; cached.ids];
         let mut extras = Vec::new();
-        for &i in &order {
+        for &i in order {
             for (x, id) in &cached.wire[i].extras {
                 if !std::mem::replace(&mut seen[*id], true) {
                     extras.push(x);
@@ -821,16 +831,36 @@ impl<C: Catalog> Resolver<C> {
             *out = self.bare_error(id, OpCode::Query, ResponseCode::ServFail);
             return;
         };
+        // Owners that were the question name of the query that filled the
+        // cache become this query's (its case may differ).
+        let qname = request.queries.first().map(|q| q.name());
         let built = Built {
             rcode: ResponseCode::NoError,
             authoritative: true,
             answers: arranged
                 .iter()
-                .map(|&i| cached.entries[i].clone())
+                .map(|&i| Self::entry_for(&cached.entries[i], &cached.wire[i], qname))
                 .collect(),
             authorities: Vec::new(),
         };
         *out = self.encode(&request, built, transport);
+    }
+
+    /// A cached entry in hickory form, owners that stand for the question
+    /// name replaced by `qname`.
+    fn entry_for(entry: &Entry, wire: &WireEntry, qname: Option<&Name>) -> Entry {
+        let mut entry = entry.clone();
+        if let Some(qname) = qname {
+            if wire.record.owner_is_qname() {
+                entry.record.name = qname.clone();
+            }
+            for (x, (w, _)) in entry.extras.iter_mut().zip(&wire.extras) {
+                if w.owner_is_qname() {
+                    x.name = qname.clone();
+                }
+            }
+        }
+        entry
     }
 
     fn reverse(&self, query: &Query, ip: IpAddr) -> Vec<Entry> {

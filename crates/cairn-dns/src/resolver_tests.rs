@@ -1114,6 +1114,7 @@ const DIFF_NAMES: &[&str] = &[
     "lonely.service.consul.",
     "nope.service.consul.",
     "big.service.consul.",
+    "BIG.service.consul.",
     "Big.service.cairn.example.",
     "a.node.consul.",
     "A.NODE.dc1.consul.",

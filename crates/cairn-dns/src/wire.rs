@@ -188,6 +188,11 @@ impl WireRr {
         })
     }
 
+    /// Whether the owner is the question name (of whichever query).
+    pub(crate) fn owner_is_qname(&self) -> bool {
+        self.owner.is_none()
+    }
+
     /// Whether this record counts against `udp_answer_limit`.
     pub(crate) fn is_address_or_srv(&self) -> bool {
         matches!(
