@@ -347,3 +347,79 @@ async fn dig_sees_what_the_agent_serves() {
     let refused = dig(&["example.org", "A"]);
     assert!(refused.contains("REFUSED"), "{refused}");
 }
+
+/// A one-record DNS server standing in for an upstream resolver: answers every query
+/// with `name A 203.0.113.7` (TTL 1234) and counts the queries it saw.
+async fn test_recursor() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::Record;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+            for query in &q.queries {
+                m.add_query(query.clone());
+                m.add_answer(Record::from_rdata(
+                    query.name().clone(),
+                    1234,
+                    RData::A(A("203.0.113.7".parse().unwrap())),
+                ));
+            }
+            let _ = sock.send_to(&m.to_vec().unwrap(), peer).await;
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn names_outside_the_domain_go_to_the_recursor_unchanged() {
+    let (upstream, seen) = test_recursor().await;
+    let recursor = upstream.to_string();
+    let a = dns_agent(&["-recursor", &recursor]).await;
+    let dns_addr = a.dns_addr().await;
+    // What the upstream answers directly...
+    let mut q = Message::new(4242, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(
+        Name::from_ascii("example.org.").unwrap(),
+        RecordType::A,
+    ));
+    let query = q.to_vec().unwrap();
+    let ask = |server: SocketAddr| {
+        let query = query.clone();
+        async move {
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sock.send_to(&query, server).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(3), sock.recv(&mut buf))
+                .await
+                .expect("answer")
+                .unwrap();
+            buf.truncate(n);
+            buf
+        }
+    };
+    let direct = ask(upstream).await;
+    // ...comes back byte for byte through the agent.
+    let via_agent = ask(dns_addr).await;
+    assert_eq!(via_agent, direct, "forwarded answer must be unchanged");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        2,
+        "the agent asked the recursor once"
+    );
+    // Names inside the domain never reach the recursor.
+    let m = dns(dns_addr, "nosuch.service.consul.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+}
