@@ -36,7 +36,7 @@ if [ -x "$HARNESS" ] || [ -f "$HARNESS" ]; then
   say "py-consul compatibility suite (fresh agent per test)"
   # Reuses the debug binary cargo test just built: no second build.
   AGENT_CMD="target/debug/cairn agent -dev -dns-port -1" \
-    bash "$HARNESS" --exclude compat/py-consul.cairn-exclude
+    bash "$HARNESS" --exclude "$PWD/compat/py-consul.cairn-exclude"
 else
   say "py-consul compatibility suite skipped: $HARNESS not found (it lives outside this repository)"
 fi

@@ -352,6 +352,7 @@ impl Agent {
         }
         drop(local);
         self.persist_service(&id);
+        self.inner.ttl_changed.notify_one();
         for cid in &check_ids {
             self.persist_check(cid);
         }
@@ -429,6 +430,7 @@ impl Agent {
         let cid = c.check.check_id.clone();
         self.inner.local.lock().checks.insert(cid.clone(), c);
         self.persist_check(&cid);
+        self.inner.ttl_changed.notify_one();
         Ok(())
     }
 
@@ -479,6 +481,7 @@ impl Agent {
             };
             if renew_ttl {
                 c.deadline = c.ttl.map(|t| Instant::now() + t);
+                self.inner.ttl_changed.notify_one();
             }
         }
         let u = CheckUpdate {
@@ -641,10 +644,25 @@ fn services_to_reap(agent: &Agent, now: Instant) -> Vec<(String, String)> {
     out
 }
 
+/// Expires TTL checks at their deadline (woken early when a deadline moves) and reaps
+/// services critical past `DeregisterCriticalServiceAfter`.
 pub(crate) async fn ttl_loop(agent: Agent) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut reap = tokio::time::interval(Duration::from_millis(250));
     loop {
-        tick.tick().await;
+        let next = agent
+            .inner
+            .local
+            .lock()
+            .checks
+            .values()
+            .filter_map(|c| c.deadline)
+            .min();
+        let far = Instant::now() + Duration::from_secs(1);
+        tokio::select! {
+            _ = reap.tick() => {}
+            _ = agent.inner.ttl_changed.notified() => {}
+            _ = tokio::time::sleep_until(next.unwrap_or(far).min(far)) => {}
+        }
         for (service, check) in services_to_reap(&agent, Instant::now()) {
             tracing::info!(%service, %check, "check critical for longer than DeregisterCriticalServiceAfter; deregistering the service");
             if let Err(e) = agent.do_deregister_service(service.clone()).await {

@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     pub tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Signalled by `PUT /v1/agent/leave`.
     pub leave: tokio::sync::Notify,
+    /// Signalled when a TTL deadline moves, so expiry happens on time.
+    pub ttl_changed: tokio::sync::Notify,
     /// The agent's command-line arguments (re-read on reload).
     pub args: Vec<String>,
 }
@@ -156,6 +158,7 @@ impl Agent {
                 local_lock: tokio::sync::Mutex::new(()),
                 tasks: parking_lot::Mutex::new(Vec::new()),
                 leave: tokio::sync::Notify::new(),
+                ttl_changed: tokio::sync::Notify::new(),
                 args,
                 cfg,
             }),

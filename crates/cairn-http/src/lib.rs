@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, put};
 use axum::Router;
 
@@ -113,10 +113,53 @@ pub fn router(app: App) -> Router {
         .route("/v1/agent/check/warn/{id}", put(agent::check_warn))
         .route("/v1/agent/check/fail/{id}", put(agent::check_fail))
         .route("/v1/agent/check/update/{id}", put(agent::check_update))
+        .route("/", get(root))
+        .route("/ui", get(ui))
+        .route("/ui/", get(ui))
         .route("/v1/{*rest}", any(not_found))
         .fallback(not_found)
         .layer(middleware::from_fn(common_headers))
         .with_state(app)
+}
+
+/// `/` redirects to `/ui/`, as Consul's agent does (HTTP checks pointed at an agent's
+/// root rely on it answering 2xx after the redirect).
+async fn root() -> Response {
+    axum::response::Redirect::permanent("/ui/").into_response()
+}
+
+/// A minimal status page in place of Consul's web UI.
+async fn ui(axum::extract::State(app): axum::extract::State<App>) -> Response {
+    let (services, nodes) = {
+        let st = app.state().read();
+        let (inst, _) = st.all_instances();
+        (cairn_state::State::service_tags(&inst), st.nodes().0.len())
+    };
+    let rows: String = services
+        .keys()
+        .map(|s| {
+            let e = html_escape(s);
+            format!("<li><a href=\"/v1/health/service/{e}?pretty\">{e}</a></li>")
+        })
+        .collect();
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Cairn</title></head><body>\
+         <h1>Cairn agent {}</h1><p>Datacenter {}, {} node(s), {} service(s). \
+         This page stands in for a web UI; the API is under <a href=\"/v1/agent/self?pretty\">/v1/</a>.</p>\
+         <ul>{rows}</ul></body></html>",
+        html_escape(app.node_name()),
+        html_escape(app.datacenter()),
+        nodes,
+        services.len()
+    );
+    ([("content-type", "text/html; charset=utf-8")], body).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 async fn not_found(req: Request) -> HttpError {
