@@ -54,6 +54,8 @@ pub(crate) struct HttpProbe {
     timeout: Duration,
     method: Method,
     url: String,
+    /// `url` parsed once, so a run does not re-parse it.
+    parsed: reqwest::Url,
     headers: HeaderMap,
     body: String,
 }
@@ -88,6 +90,8 @@ impl HttpProbe {
             client,
             timeout,
             method,
+            parsed: reqwest::Url::parse(&def.http)
+                .map_err(|e| format!("invalid HTTP URL {:?}: {e}", def.http))?,
             url: def.http.clone(),
             headers,
             body: def.body.clone(),
@@ -97,7 +101,7 @@ impl HttpProbe {
     pub(crate) async fn run(&self) -> Outcome {
         let mut req = self
             .client
-            .request(self.method.clone(), &self.url)
+            .request(self.method.clone(), self.parsed.clone())
             .timeout(self.timeout)
             .headers(self.headers.clone());
         if !self.body.is_empty() {
