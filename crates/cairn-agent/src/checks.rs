@@ -161,7 +161,10 @@ impl Probe {
             }
             "h2ping" => Probe::H2Ping(grpc::H2PingProbe {
                 addr: def.h2ping.clone(),
-                tls: None,
+                tls: def.h2ping_use_tls.then(|| grpc::Tls {
+                    skip_verify: def.tls_skip_verify,
+                    server_name: def.tls_server_name.clone(),
+                }),
                 timeout,
             }),
             other => Probe::Broken(format!("check type {other:?} has no runner")),

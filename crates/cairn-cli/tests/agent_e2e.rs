@@ -229,7 +229,10 @@ async fn reload_applies_config_changes_without_resetting_checks() {
         {"name": "gamma", "port": 3}
     ]});
     std::fs::write(&cfg, next.to_string()).unwrap();
-    a.put_empty("/v1/agent/reload").await.expect(200);
+    // Through the CLI, as an operator would.
+    let (code, out, err) = common::run_cli(&["reload", "-http-addr", &a.addr], &[]);
+    assert_eq!(code, 0, "cairn reload: {out} {err}");
+    assert!(out.contains("reload"), "{out}");
     let svcs = a.get("/v1/agent/services").await.json();
     assert!(svcs.get("beta").is_none(), "removed from config: {svcs}");
     assert!(svcs.get("gamma").is_some(), "added by reload: {svcs}");

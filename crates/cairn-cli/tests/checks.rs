@@ -452,7 +452,7 @@ async fn grpc_and_h2ping_checks() {
             "/v1/agent/service/register",
             json!({"Name": "rpc", "Port": 9000, "Checks": [
                 {"CheckID": "grpc", "GRPC": format!("{addr}/rpc.Svc"), "Interval": "1s", "Timeout": "2s"},
-                {"CheckID": "ping", "H2PING": addr, "Interval": "1s", "Timeout": "2s"}
+                {"CheckID": "ping", "H2PING": addr, "H2PingUseTLS": false, "Interval": "1s", "Timeout": "2s"}
             ]}),
         )
         .await;

@@ -29,6 +29,10 @@ fn go_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Erro
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// A service as an agent registers it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceDefinition {
@@ -101,6 +105,9 @@ pub struct CheckDefinition {
     pub grpc_use_tls: bool,
     #[serde(rename = "H2PING", default)]
     pub h2ping: String,
+    /// H2PING over TLS (Consul's default) or plaintext HTTP/2 with prior knowledge.
+    #[serde(rename = "H2PingUseTLS", default = "yes")]
+    pub h2ping_use_tls: bool,
     #[serde(rename = "Args", alias = "ScriptArgs", default)]
     pub args: Vec<String>,
     #[serde(rename = "Shell", default)]

@@ -7,10 +7,9 @@
 //! or a transport error = critical.
 //!
 //! H2PING: an HTTP/2 connection to `H2PING` (`host:port`) and one PING, acknowledged in
-//! time = passing. Only the plaintext, prior-knowledge variant is run: the check
-//! definition type has no `H2PingUseTLS` field yet, and Consul's default for it is TLS,
-//! so an H2PING against a TLS-only endpoint fails here. ([`connect`] already speaks TLS;
-//! wiring the flag is one line once the field exists.)
+//! time = passing. Over TLS (ALPN `h2`) unless `H2PingUseTLS` is false (Consul's default is
+//! TLS), then plaintext HTTP/2 with prior knowledge; `TLSSkipVerify` / `TLSServerName`
+//! apply as for gRPC.
 
 use std::time::Duration;
 

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod catalog;
 pub mod kv;
 pub mod members;
+pub mod reload;
 pub mod services;
 pub mod version;
 
@@ -21,6 +22,7 @@ Available commands are:
     catalog     Interact with the catalog
     kv          Interact with the key-value store
     members     Lists the members of a Cairn cluster
+    reload      Triggers the agent's configuration reload
     services    Interact with services
     version     Prints the Cairn version
 
@@ -57,6 +59,7 @@ pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
     match cmd.as_str() {
         "agent" => agent::run(rest).await,
         "members" => members::run(rest).await,
+        "reload" => reload::run(rest).await,
         "catalog" => catalog::run(rest).await,
         "kv" => kv::run(rest).await,
         "services" => services::run(rest).await,
