@@ -15,7 +15,7 @@
 //! Unknown keys are ignored and reported in [`Config::warnings`]; bad values and invalid
 //! combinations are a [`ConfigError`]. The result is a fully typed [`Config`].
 
-pub mod duration;
+pub use cairn_types::duration;
 mod flags;
 mod source;
 

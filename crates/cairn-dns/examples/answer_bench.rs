@@ -9,14 +9,12 @@
 //! returns 0 (never cache): that is the full path (parse, catalog read,
 //! build, encode) on every query.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::Instant;
 
 use cairn_dns::{
-    Answer, Catalog, DnsConfig, Health, Instance, MemoryCatalog, NodeInfo, Resolver, ShuffleRng,
-    Transport,
+    Answer, Catalog, DnsConfig, Instance, MemoryCatalog, NodeInfo, Resolver, ShuffleRng, Transport,
 };
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
@@ -43,41 +41,7 @@ impl Catalog for NoCache {
 }
 
 fn catalog() -> MemoryCatalog {
-    let mut c = MemoryCatalog {
-        datacenter: "dc1".into(),
-        ..Default::default()
-    };
-    for s in 0..100u16 {
-        let service = format!("svc{s:03}");
-        for k in 0..3u16 {
-            let idx = s * 3 + k + 1;
-            let node = format!("{service}-n{k}");
-            let address = format!("127.1.{}.{}", idx / 250, idx % 250 + 1);
-            c.nodes.push(NodeInfo {
-                name: node.clone(),
-                address: address.clone(),
-                datacenter: "dc1".into(),
-                tagged_addresses: BTreeMap::new(),
-                meta: BTreeMap::new(),
-                health: Health::Passing,
-            });
-            c.instances.push(Instance {
-                node,
-                node_address: address,
-                datacenter: "dc1".into(),
-                service_id: service.clone(),
-                service: service.clone(),
-                service_address: String::new(),
-                port: 20000 + idx,
-                tags: Vec::new(),
-                health: Health::Passing,
-                weight_passing: 1,
-                weight_warning: 1,
-                node_meta: BTreeMap::new(),
-            });
-        }
-    }
-    c
+    MemoryCatalog::synthetic(100, 3)
 }
 
 fn packets(qtype: RecordType, edns: bool) -> Vec<Vec<u8>> {

@@ -7,13 +7,12 @@
 //! (defaults 18654, the available parallelism, 1). `SOCKETS=0` serves the
 //! single-socket `serve` path; `CACHE=0` turns the answer cache off.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use cairn_dns::{
-    bind_udp_reuseport, serve, serve_sockets, udp_socket_count, Catalog, DnsConfig, Health,
-    Instance, MemoryCatalog, NodeInfo, Resolver, ServerLimits,
+    bind_udp_reuseport, serve, serve_sockets, udp_socket_count, Catalog, DnsConfig, Instance,
+    MemoryCatalog, NodeInfo, Resolver, ServerLimits,
 };
 
 /// The catalog, with a chosen generation (0 = never cache).
@@ -41,41 +40,7 @@ impl Catalog for Bench {
 }
 
 fn catalog() -> MemoryCatalog {
-    let mut c = MemoryCatalog {
-        datacenter: "dc1".into(),
-        ..Default::default()
-    };
-    for s in 0..100u16 {
-        let service = format!("svc{s:03}");
-        for k in 0..3u16 {
-            let idx = s * 3 + k + 1;
-            let node = format!("{service}-n{k}");
-            let address = format!("127.1.{}.{}", idx / 250, idx % 250 + 1);
-            c.nodes.push(NodeInfo {
-                name: node.clone(),
-                address: address.clone(),
-                datacenter: "dc1".into(),
-                tagged_addresses: BTreeMap::new(),
-                meta: BTreeMap::new(),
-                health: Health::Passing,
-            });
-            c.instances.push(Instance {
-                node,
-                node_address: address,
-                datacenter: "dc1".into(),
-                service_id: service.clone(),
-                service: service.clone(),
-                service_address: String::new(),
-                port: 20000 + idx,
-                tags: Vec::new(),
-                health: Health::Passing,
-                weight_passing: 1,
-                weight_warning: 1,
-                node_meta: BTreeMap::new(),
-            });
-        }
-    }
-    c
+    MemoryCatalog::synthetic(100, 3)
 }
 
 #[tokio::main]
