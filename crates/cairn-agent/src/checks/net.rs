@@ -6,6 +6,7 @@
 //! timeout is passing (UDP services need not answer), an error, typically the ICMP
 //! "port unreachable" surfacing as "connection refused", is critical.
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::net::{lookup_host, TcpStream, UdpSocket};
@@ -21,7 +22,7 @@ pub(crate) struct TcpProbe {
 
 impl TcpProbe {
     pub(crate) async fn run(&self) -> Outcome {
-        match tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr)).await {
+        match tokio::time::timeout(self.timeout, connect_not_self(&self.addr)).await {
             Ok(Ok(_stream)) => Outcome::passing(format!("TCP connect {}: Success", self.addr)),
             Ok(Err(e)) => Outcome::critical(format!("dial tcp {}: {}", self.addr, os_error(&e))),
             Err(_) => Outcome::critical(format!("dial tcp {}: i/o timeout", self.addr)),
@@ -47,12 +48,12 @@ impl UdpProbe {
                 .await?
                 .next()
                 .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such host"))?;
-            let local = if target.is_ipv4() {
-                "0.0.0.0:0"
+            let local: SocketAddr = if target.is_ipv4() {
+                (Ipv4Addr::UNSPECIFIED, 0).into()
             } else {
-                "[::]:0"
+                (Ipv6Addr::UNSPECIFIED, 0).into()
             };
-            let sock = UdpSocket::bind(local).await?;
+            let sock = bind_avoiding(local, target).await?;
             sock.connect(target).await?;
             sock.send(b"data").await?;
             let mut buf = [0u8; 1];
@@ -63,6 +64,38 @@ impl UdpProbe {
             Ok(Err(e)) => fail(e),
         }
     }
+}
+
+/// Connects, refusing a TCP "simultaneous open" with itself: connecting to a free port
+/// in the ephemeral range can, rarely, be given that very port as the local end, and
+/// the kernel then reports a connection to nothing. Go's dialer retries such a
+/// connection; so does this, and a second self-connection counts as refused.
+async fn connect_not_self(addr: &str) -> std::io::Result<TcpStream> {
+    for _ in 0..2 {
+        let stream = TcpStream::connect(addr).await?;
+        if !is_self_connected(&stream) {
+            return Ok(stream);
+        }
+    }
+    Err(std::io::ErrorKind::ConnectionRefused.into())
+}
+
+fn is_self_connected(stream: &TcpStream) -> bool {
+    matches!((stream.local_addr(), stream.peer_addr()), (Ok(l), Ok(p)) if l == p)
+}
+
+/// Binds a UDP socket at `local` whose port is not `target`'s. A socket that got the
+/// target's own (free) port would, once connected, read back its own datagram and
+/// report an unreachable target as passing; the second bind happens while the first
+/// socket is still held, so the two ports cannot coincide.
+async fn bind_avoiding(local: SocketAddr, target: SocketAddr) -> std::io::Result<UdpSocket> {
+    let sock = UdpSocket::bind(local).await?;
+    if sock.local_addr()?.port() != target.port() {
+        return Ok(sock);
+    }
+    let mut any = local;
+    any.set_port(0);
+    UdpSocket::bind(any).await
 }
 
 /// An I/O error as Go prints it (`connect: connection refused`), without Rust's
@@ -117,6 +150,40 @@ mod tests {
             timeout: Duration::from_secs(2),
         };
         assert_eq!(p.run().await.status, "critical");
+    }
+
+    #[tokio::test]
+    async fn udp_probe_socket_never_takes_the_target_port() {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        drop(s);
+        let target: SocketAddr = ([127, 0, 0, 1], port).into();
+        // Ask for exactly the target's port: the helper must move elsewhere.
+        let local: SocketAddr = ([0, 0, 0, 0], port).into();
+        let sock = bind_avoiding(local, target).await.unwrap();
+        assert_ne!(sock.local_addr().unwrap().port(), port);
+    }
+
+    #[tokio::test]
+    async fn tcp_self_connection_is_recognised() {
+        // Bound to P and connecting to P, a socket opens a connection with itself.
+        use socket2::{Domain, Socket, Type};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.set_reuse_address(true).unwrap();
+        s.bind(&addr.into()).unwrap();
+        s.connect(&addr.into()).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let stream = TcpStream::from_std(std::net::TcpStream::from(s)).unwrap();
+        assert!(is_self_connected(&stream));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ok = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        assert!(!is_self_connected(&ok));
     }
 
     #[tokio::test]
