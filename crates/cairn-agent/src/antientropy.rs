@@ -106,7 +106,7 @@ impl Agent {
                 plan.services.push(s.clone());
             }
         }
-        for (id, c) in &local.checks {
+        for (id, c) in local.checks.iter() {
             if rec
                 .checks
                 .get(id)

