@@ -9,9 +9,9 @@ mod svcfile;
 
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc: with 10,000 HTTP checks, glibc's allocator
-/// (`_int_malloc`, `malloc_consolidate`) was the largest single item in the agent's
-/// profile; see docs/PERFORMANCE.md.
+/// jemalloc instead of glibc's malloc: with 10,000 HTTP checks, glibc's allocator
+/// (`_int_malloc`, `malloc_consolidate`) was about a fifth of the agent's profile and
+/// left the RSS high after bursts; see docs/PERFORMANCE.md for the measured choices.
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
