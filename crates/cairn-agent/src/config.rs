@@ -327,6 +327,12 @@ pub struct Config {
     pub check_update_interval: Duration,
     /// Minimum session TTL (default 10s).
     pub session_ttl_min: Duration,
+    /// How long a deleted KV key's tombstone is kept before the leader reaps it
+    /// (`kv_tombstone_ttl`, a Cairn key; default 15m, Consul's built-in value).
+    pub kv_tombstone_ttl: Duration,
+    /// How often the leader looks for tombstones to reap (`kv_tombstone_granularity`;
+    /// default 30s, Consul's built-in value).
+    pub kv_tombstone_granularity: Duration,
     /// `acl { ... }`.
     pub acl: AclConfig,
     /// Web UI enabled (`ui` or `ui_config.enabled`; default with `-dev`).
@@ -979,6 +985,10 @@ fn build(
         dns,
         check_update_interval: r.duration("check_update_interval", Duration::from_secs(300))?,
         session_ttl_min: r.duration("session_ttl_min", Duration::from_secs(10))?,
+        kv_tombstone_ttl: r.duration("kv_tombstone_ttl", Duration::from_secs(15 * 60))?,
+        kv_tombstone_granularity: r
+            .duration("kv_tombstone_granularity", Duration::from_secs(30))?
+            .max(Duration::from_millis(100)),
         acl,
         ui: r.bool("ui", false)? || r.bool("ui_config.enabled", false)?,
         pid_file: r

@@ -15,6 +15,7 @@ mod local;
 mod node;
 mod persist;
 mod sessions;
+mod tombstones;
 
 use std::sync::Arc;
 

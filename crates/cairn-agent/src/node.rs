@@ -171,7 +171,8 @@ impl Agent {
         let t1 = tokio::spawn(crate::local::ttl_loop(agent.clone()));
         let t2 = tokio::spawn(crate::sessions::reaper_loop(agent.clone()));
         let t3 = tokio::spawn(crate::antientropy::run(agent.clone()));
-        agent.inner.tasks.lock().extend([t1, t2, t3]);
+        let t4 = tokio::spawn(crate::tombstones::gc_loop(agent.clone()));
+        agent.inner.tasks.lock().extend([t1, t2, t3, t4]);
         Ok(agent)
     }
 

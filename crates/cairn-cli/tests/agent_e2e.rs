@@ -196,16 +196,7 @@ async fn reload_applies_config_changes_without_resetting_checks() {
     ], "checks": [{"id": "node-ttl", "name": "node ttl", "ttl": "10m"}]});
     std::fs::write(&cfg, both.to_string()).unwrap();
     let cfg_arg = format!("-config-file={}", cfg.display());
-    let a = Agent::start(&[
-        "agent",
-        "-dev",
-        "-http-port",
-        "0",
-        "-dns-port",
-        "-1",
-        &cfg_arg,
-    ])
-    .await;
+    let a = Agent::dev_with(&[&cfg_arg]).await;
     let svcs = a.get("/v1/agent/services").await.json();
     assert!(
         svcs.get("alpha").is_some() && svcs.get("beta").is_some(),

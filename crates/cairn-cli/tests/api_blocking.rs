@@ -217,19 +217,7 @@ async fn wait_has_bounded_jitter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_is_capped_by_max_query_time() {
-    let a = Agent::start(&[
-        "agent",
-        "-dev",
-        "-http-port",
-        "0",
-        "-dns-port",
-        "-1",
-        "-max-query-time",
-        "1s",
-        "-default-query-time",
-        "1s",
-    ])
-    .await;
+    let a = Agent::dev_with(&["-max-query-time", "1s", "-default-query-time", "1s"]).await;
     a.kv_put("cap", "x").await;
     let idx = a.get("/v1/kv/cap").await.expect(200).index();
     let cap = Duration::from_secs(1);

@@ -1,10 +1,13 @@
 //! Proves the KV API of a real `cairn agent -dev` over HTTP behaves like Consul's:
 //! get/put/raw/flags/recurse/keys+separator/delete (incl. recurse), 404 with an index,
 //! base64 values, check-and-set (create-only and racing writers), session locks with
-//! LockIndex, the 512 KiB value limit, and that `X-Consul-Index` of a `?recurse` read
-//! never goes backwards.
+//! LockIndex, the 512 KiB value limit, that `X-Consul-Index` of a `?recurse` read
+//! never goes backwards, and that the leader reaps tombstones of deleted keys after
+//! `kv_tombstone_ttl` without moving any index backwards.
 
 mod common;
+
+use std::time::Duration;
 
 use common::{b64, seed, unb64, Agent, Rng};
 use serde_json::{json, Value};
@@ -483,4 +486,69 @@ async fn recurse_and_keys_index_headers() {
         a.get("/v1/kv/ix/?recurse").await.expect(200).index(),
         before
     );
+}
+
+/// The `cairn.kv.tombstones` gauge of `/v1/agent/metrics`.
+async fn tombstones(a: &Agent) -> u64 {
+    let m = a.get("/v1/agent/metrics").await.expect(200).json();
+    m["Gauges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["Name"] == "cairn.kv.tombstones")
+        .and_then(|g| g["Value"].as_f64())
+        .expect("cairn.kv.tombstones gauge") as u64
+}
+
+#[tokio::test]
+async fn tombstones_are_reaped_after_their_ttl_and_indexes_hold() {
+    let (_dir, path) = common::tempdir();
+    let cfg = path.join("tombstones.json");
+    std::fs::write(
+        &cfg,
+        r#"{"kv_tombstone_ttl": "1s", "kv_tombstone_granularity": "100ms"}"#,
+    )
+    .unwrap();
+    let a = Agent::dev_with(&[&format!("-config-file={}", cfg.display())]).await;
+    a.kv_put("web/a", "1").await;
+    a.kv_put("web/b", "2").await;
+    a.kv_put("db/x", "3").await;
+    let before = a.get("/v1/kv/web/?recurse").await.expect(200).index();
+    a.delete("/v1/kv/web/b").await.expect(200);
+    let deleted = a.get("/v1/kv/web/?recurse").await.expect(200).index();
+    assert!(deleted > before, "a delete moves the prefix index forward");
+    assert_eq!(tombstones(&a).await, 1);
+
+    common::eventually(Duration::from_secs(10), "tombstone reaped", || async {
+        (tombstones(&a).await == 0).then_some(())
+    })
+    .await;
+    // The tombstone that set web/'s index is gone, and the index stays where it was.
+    let r = a.get("/v1/kv/web/?recurse").await.expect(200);
+    assert_eq!(r.index(), deleted, "index after the reap");
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    // So a blocking query at that index waits for a real change instead of returning.
+    let t = std::time::Instant::now();
+    let blocked = a
+        .get(&format!("/v1/kv/web/?recurse&index={deleted}&wait=1s"))
+        .await
+        .expect(200);
+    assert_eq!(blocked.index(), deleted);
+    assert!(t.elapsed() >= Duration::from_millis(900), "returned early");
+    // And a change still wakes it.
+    let waiter = {
+        let url = a.url(&format!("/v1/kv/web/?recurse&index={deleted}&wait=30s"));
+        tokio::spawn(async move {
+            reqwest::get(url).await.unwrap().headers()["x-consul-index"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.kv_put("web/c", "4").await;
+    assert!(waiter.await.unwrap() > deleted);
+    // Other prefixes never saw web/'s tombstone.
+    assert!(a.get("/v1/kv/db/?recurse").await.expect(200).index() < deleted);
 }

@@ -383,6 +383,7 @@ pub async fn metrics(State(app): State<App>, uri: Uri) -> Result<Response, HttpE
                 if raft.is_leader { 1.0 } else { 0.0 },
             ),
             ("cairn.kv.entries", st.kv_len() as f64),
+            ("cairn.kv.tombstones", st.kv_tombstone_count() as f64),
             ("cairn.catalog.nodes", st.nodes().0.len() as f64),
             (
                 "cairn.catalog.service_instances",

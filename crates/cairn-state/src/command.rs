@@ -25,6 +25,9 @@ pub enum Command {
     SessionDestroy { id: String, now_ms: u64 },
     /// An atomic transaction of KV operations.
     Txn(TxnRequest),
+    /// Forget KV tombstones (deletion markers) created at or below `upto`: the leader's
+    /// tombstone GC, once they are older than the tombstone TTL.
+    KvReap { upto: u64 },
 }
 
 /// Body of a catalog registration.

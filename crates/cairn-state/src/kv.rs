@@ -1,6 +1,10 @@
-//! The key/value store with Consul's check-and-set and session-lock semantics.
+//! The key/value store with Consul's check-and-set and session-lock semantics, the
+//! tombstones of deleted keys that keep prefix indexes moving forward, and their reaping.
+
+use std::collections::BTreeMap;
 
 use cairn_types::KvEntry;
+use serde::{Deserialize, Serialize};
 
 use crate::index::at_least_one;
 use crate::{ApplyError, KvOp, KvVerb, Outcome, State};
@@ -170,6 +174,32 @@ impl State {
         }
     }
 
+    /// Drops the tombstones created at or below `upto`, folding each into the floor of
+    /// its key's bucket. Returns how many were dropped.
+    pub(crate) fn kv_reap(&mut self, upto: u64) -> usize {
+        let floors = &mut self.kv_reaped;
+        let before = self.kv_tombstones.len();
+        self.kv_tombstones.retain(|key, idx| {
+            if *idx <= upto {
+                floors.raise(key, *idx);
+                false
+            } else {
+                true
+            }
+        });
+        before - self.kv_tombstones.len()
+    }
+
+    /// Number of KV tombstones held (a metric: the tombstone GC keeps it bounded).
+    pub fn kv_tombstone_count(&self) -> usize {
+        self.kv_tombstones.len()
+    }
+
+    /// The highest tombstone index, if any (where the leader's tombstone GC starts).
+    pub fn kv_max_tombstone(&self) -> Option<u64> {
+        self.kv_tombstones.values().copied().max()
+    }
+
     // ---- reads ---------------------------------------------------------------
 
     /// One key and the index to block on: its ModifyIndex, or the index of its
@@ -205,8 +235,12 @@ impl State {
             .map(|(_, i)| *i)
             .max()
             .unwrap_or(0);
-        let i = live.max(dead);
-        let i = if i == 0 { self.tables.kv } else { i };
+        // Nothing (live or tombstone) under the prefix: the table index, which is above
+        // any reaped tombstone. Otherwise the newest entry, raised to the reaped floor.
+        let i = match live.max(dead) {
+            0 => self.tables.kv,
+            i => i.max(self.kv_reaped.floor(prefix)),
+        };
         (entries, at_least_one(i))
     }
 
@@ -234,5 +268,66 @@ impl State {
     /// Number of KV entries (metrics).
     pub fn kv_len(&self) -> usize {
         self.kv.len()
+    }
+}
+
+/// The memory of reaped tombstones: for each bucket of keys, the highest index of a
+/// tombstone reaped in it. A key's bucket is its first path segment (`web/` for
+/// `web/a/b`); keys without `/` share the bucket `""`. A prefix list reports at least
+/// the floor of every bucket its keys can fall in, so its index never goes backwards
+/// when the tombstone that set it is reaped; the price is one extra wake-up for
+/// watchers of other prefixes in the same bucket. Buckets are capped: past
+/// [`MAX_REAPED_BUCKETS`] they fold into one floor that applies to every prefix.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ReapedFloors {
+    buckets: BTreeMap<String, u64>,
+    all: u64,
+}
+
+/// Most buckets [`ReapedFloors`] keeps apart.
+pub(crate) const MAX_REAPED_BUCKETS: usize = 1024;
+
+fn bucket(key: &str) -> &str {
+    match key.find('/') {
+        Some(p) => &key[..=p],
+        None => "",
+    }
+}
+
+impl ReapedFloors {
+    fn raise(&mut self, key: &str, idx: u64) {
+        let b = bucket(key);
+        if let Some(f) = self.buckets.get_mut(b) {
+            *f = (*f).max(idx);
+        } else if self.buckets.len() < MAX_REAPED_BUCKETS {
+            self.buckets.insert(b.to_string(), idx);
+        } else {
+            let most = self.buckets.values().copied().max().unwrap_or(0);
+            self.all = self.all.max(most).max(idx);
+            self.buckets.clear();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn buckets_len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The highest reaped tombstone index a key under `prefix` may have had.
+    fn floor(&self, prefix: &str) -> u64 {
+        let buckets = match prefix.find('/') {
+            // Only keys of this one bucket can start with the prefix.
+            Some(p) => self.buckets.get(&prefix[..=p]).copied().unwrap_or(0),
+            // Any bucket that starts with the prefix, and the flat keys.
+            None => self
+                .buckets
+                .range(prefix.to_string()..)
+                .take_while(|(b, _)| b.starts_with(prefix))
+                .map(|(_, i)| *i)
+                .chain(self.buckets.get("").copied())
+                .max()
+                .unwrap_or(0),
+        };
+        buckets.max(self.all)
     }
 }

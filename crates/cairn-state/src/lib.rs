@@ -43,6 +43,10 @@ pub struct State {
     /// Index at which a key was last deleted: keeps blocking indexes of a prefix
     /// monotonic after deletes.
     pub(crate) kv_tombstones: BTreeMap<String, u64>,
+    /// What reaped tombstones leave behind, so prefix indexes stay monotonic without
+    /// them: see [`kv::ReapedFloors`].
+    #[serde(default)]
+    pub(crate) kv_reaped: kv::ReapedFloors,
     pub(crate) sessions: BTreeMap<String, Session>,
     /// Key -> wall-clock ms until which it cannot be acquired (session lock-delay).
     pub(crate) lock_delays: BTreeMap<String, u64>,
@@ -88,6 +92,10 @@ impl State {
                 Outcome::Bool(self.session_destroy(index, id, *now_ms))
             }
             Command::Txn(t) => self.txn(index, t),
+            Command::KvReap { upto } => {
+                self.kv_reap(*upto);
+                Outcome::None
+            }
         }
     }
 

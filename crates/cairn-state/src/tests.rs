@@ -334,13 +334,18 @@ fn arb_cmd() -> impl Strategy<Value = Command> {
         KvVerb::Lock,
         KvVerb::Unlock,
     ]);
-    (verb, key, 0u64..6, prop::sample::select(vec!["", "s1"])).prop_map(|(verb, key, index, s)| {
-        let mut op = KvOp::new(verb, key);
-        op.index = index;
-        op.session = s.into();
-        op.value = vec![index as u8];
-        Command::Kv(op)
-    })
+    let kv = (verb, key, 0u64..6, prop::sample::select(vec!["", "s1"])).prop_map(
+        |(verb, key, index, s)| {
+            let mut op = KvOp::new(verb, key);
+            op.index = index;
+            op.session = s.into();
+            op.value = vec![index as u8];
+            Command::Kv(op)
+        },
+    );
+    // The tombstone GC's reap, at any index (even above the current one).
+    let reap = (0u64..80).prop_map(|upto| Command::KvReap { upto });
+    prop_oneof![6 => kv, 1 => reap]
 }
 
 proptest! {
@@ -351,11 +356,22 @@ proptest! {
         let mut st = State::new();
         register(&mut st, 1, "n1", None, vec![check("serfHealth", "", PASSING)]);
         st.apply(2, &session("s1", "n1", 0, "release"));
-        let mut last = (0u64, 0u64, 0u64);
+        let mut last = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
         for (i, c) in cmds.iter().enumerate() {
             st.apply(i as u64 + 3, c);
-            let now = (st.kv_list("a").1, st.kv_get("a").1, st.kv_list("").1);
-            prop_assert!(now.0 >= last.0 && now.1 >= last.1 && now.2 >= last.2);
+            let now = (
+                st.kv_list("a").1,
+                st.kv_get("a").1,
+                st.kv_list("").1,
+                st.kv_list("a/").1,
+                st.kv_get("a/b").1,
+                st.kv_list("b").1,
+            );
+            prop_assert!(
+                now.0 >= last.0 && now.1 >= last.1 && now.2 >= last.2
+                    && now.3 >= last.3 && now.4 >= last.4 && now.5 >= last.5,
+                "index went backwards after {:?}: {:?} -> {:?}", c, last, now
+            );
             last = now;
         }
         let bytes = serde_json::to_vec(&st).unwrap();
@@ -446,5 +462,59 @@ proptest! {
                 prop_assert_eq!(via_index, via_scan);
             }
         }
+    }
+}
+
+#[test]
+fn reaping_drops_old_tombstones_and_keeps_prefix_indexes() {
+    let mut st = State::new();
+    st.apply(1, &Command::Kv(KvOp::new(KvVerb::Set, "web/a")));
+    st.apply(2, &Command::Kv(KvOp::new(KvVerb::Set, "web/b")));
+    st.apply(3, &Command::Kv(KvOp::new(KvVerb::Set, "db/a")));
+    st.apply(4, &Command::Kv(KvOp::new(KvVerb::Delete, "web/b")));
+    st.apply(5, &Command::Kv(KvOp::new(KvVerb::Set, "flat")));
+    st.apply(6, &Command::Kv(KvOp::new(KvVerb::Delete, "flat")));
+    st.apply(7, &Command::Kv(KvOp::new(KvVerb::Delete, "db/a")));
+    assert_eq!(st.kv_tombstone_count(), 3);
+    assert_eq!(st.kv_max_tombstone(), Some(7));
+    assert_eq!(st.kv_list("web/").1, 4);
+
+    // Reap up to 6: the tombstones of web/b (4) and flat (6) go, db/a's (7) stays.
+    st.apply(8, &Command::KvReap { upto: 6 });
+    assert_eq!(st.kv_tombstone_count(), 1);
+    assert_eq!(st.kv_max_tombstone(), Some(7));
+    // web/ still reports 4 although only web/a (index 1) is left: no going backwards.
+    assert_eq!(st.kv_list("web/").1, 4);
+    assert_eq!(st.kv_list("web/a").1, 4);
+    // Other buckets are not raised by web/'s floor.
+    assert_eq!(st.kv_list("db/").1, 7);
+    // A missing key reports the table index, which is above any reaped tombstone.
+    assert_eq!(st.kv_get("web/b"), (None, 7));
+    st.apply(9, &Command::KvReap { upto: 9 });
+    assert_eq!(st.kv_tombstone_count(), 0);
+    assert_eq!(st.kv_list("db/").1, 7);
+    // Snapshots carry the floors.
+    let back: State = serde_json::from_slice(&serde_json::to_vec(&st).unwrap()).unwrap();
+    assert_eq!(back, st);
+}
+
+#[test]
+fn reaped_buckets_are_capped() {
+    let mut st = State::new();
+    let n = crate::kv::MAX_REAPED_BUCKETS as u64 + 10;
+    for i in 0..n {
+        let key = format!("k{i}/x");
+        st.apply(2 * i + 1, &Command::Kv(KvOp::new(KvVerb::Set, &key)));
+        st.apply(2 * i + 2, &Command::Kv(KvOp::new(KvVerb::Delete, &key)));
+    }
+    let before: Vec<u64> = (0..n).map(|i| st.kv_list(&format!("k{i}/")).1).collect();
+    st.apply(2 * n + 1, &Command::KvReap { upto: 2 * n });
+    assert_eq!(st.kv_tombstone_count(), 0);
+    assert!(st.kv_reaped.buckets_len() <= crate::kv::MAX_REAPED_BUCKETS);
+    for (i, b) in before.iter().enumerate() {
+        assert!(
+            st.kv_list(&format!("k{i}/")).1 >= *b,
+            "bucket k{i}/ went backwards"
+        );
     }
 }

@@ -76,6 +76,8 @@ pub(crate) const SCHEMA: Schema = Obj(&[
     ("enable_local_script_checks", Leaf),
     ("enable_script_checks", Leaf),
     ("encrypt", Leaf),
+    ("kv_tombstone_granularity", Leaf),
+    ("kv_tombstone_ttl", Leaf),
     (
         "limits",
         Obj(&[

@@ -92,6 +92,8 @@ fn defaults() {
     assert_eq!(c.limits.http_max_conns_per_client, 200);
     assert_eq!(c.session_ttl_min, Duration::from_secs(10));
     assert_eq!(c.check_update_interval, Duration::from_secs(300));
+    assert_eq!(c.kv_tombstone_ttl, Duration::from_secs(900));
+    assert_eq!(c.kv_tombstone_granularity, Duration::from_secs(30));
     assert_eq!(c.raft_multiplier, 5);
     assert_eq!(c.log_level, "info");
     assert_eq!(
@@ -254,6 +256,7 @@ fn all_mapped_keys_from_json() {
                          "udp_answer_limit": 5, "enable_truncate": true, "a_record_limit": 4,
                          "enable_additional_node_meta_txt": false},
           "check_update_interval": "1m", "session_ttl_min": "1s", "ui": true,
+          "kv_tombstone_ttl": "2m", "kv_tombstone_granularity": "1ms",
           "pid_file": "/run/cairn.pid", "encrypt": "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=",
           "primary_datacenter": "dc2",
           "service": {"name": "web", "port": 80},
@@ -316,6 +319,9 @@ fn all_mapped_keys_from_json() {
     assert_eq!((c.dns.udp_answer_limit, c.dns.a_record_limit), (5, 4));
     assert_eq!(c.check_update_interval, Duration::from_secs(60));
     assert_eq!(c.session_ttl_min, Duration::from_secs(1));
+    assert_eq!(c.kv_tombstone_ttl, Duration::from_secs(120));
+    // Clamped: a reap check every millisecond would only burn CPU.
+    assert_eq!(c.kv_tombstone_granularity, Duration::from_millis(100));
     assert!(c.ui);
     assert_eq!(c.pid_file, Some(PathBuf::from("/run/cairn.pid")));
     assert!(c.encrypt.is_some());

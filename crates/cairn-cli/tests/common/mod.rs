@@ -97,7 +97,14 @@ impl Resp {
 impl Agent {
     /// `cairn agent -dev -http-port 0 -dns-port -1`: an in-memory single server.
     pub async fn dev() -> Agent {
-        Agent::start(&["agent", "-dev", "-http-port", "0", "-dns-port", "-1"]).await
+        Agent::dev_with(&[]).await
+    }
+
+    /// [`Agent::dev`] with more flags (`-config-file=...`, `-max-query-time 1s`, ...).
+    pub async fn dev_with(extra: &[&str]) -> Agent {
+        let mut args = vec!["agent", "-dev", "-http-port", "0", "-dns-port", "-1"];
+        args.extend_from_slice(extra);
+        Agent::start(&args).await
     }
 
     /// A durable single server on `dir` with node name `test-node`.
