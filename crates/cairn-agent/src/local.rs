@@ -18,6 +18,23 @@ use tokio::time::Instant;
 
 use crate::node::{now_ms, Agent};
 
+/// Whether this agent runs a script check from this source, as Consul decides it:
+/// `enable_script_checks` allows scripts from anywhere, including the HTTP API (so anyone
+/// who can reach the API can run commands on the node); `enable_local_script_checks`
+/// allows only those in the agent's own configuration files.
+pub(crate) fn script_allowed(
+    cfg: &crate::config::Config,
+    from_config: bool,
+) -> Result<(), &'static str> {
+    if cfg.enable_script_checks || (cfg.enable_local_script_checks && from_config) {
+        Ok(())
+    } else if from_config {
+        Err("Scripts are disabled on this agent from local sources; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true")
+    } else {
+        Err("Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true")
+    }
+}
+
 /// Longest check output kept (Consul's default `check_output_max_size`).
 pub const MAX_CHECK_OUTPUT: usize = 4096;
 /// Node meta / service meta limits (Consul's structs.go).
@@ -196,11 +213,14 @@ fn dur(field: &str, s: &str) -> Result<Option<Duration>, HttpError> {
 
 impl Agent {
     /// Turns a check definition into the catalog check, validating it.
+    /// `from_config`: the definition comes from the agent's own configuration files
+    /// (which `enable_local_script_checks` trusts), not from an API call.
     fn build_check(
         &self,
         def: &CheckDefinition,
         default_id: String,
         default_name: String,
+        from_config: bool,
     ) -> Result<LocalCheck, HttpError> {
         let kind = def.check_type().ok_or_else(|| {
             bad("Invalid check: one of TTL, HTTP, TCP, UDP, GRPC, H2PING, Args (script) or AliasService/AliasNode must be set")
@@ -220,12 +240,8 @@ impl Agent {
                 kind.to_uppercase()
             )));
         }
-        if kind == "script"
-            && !(self.inner.cfg.enable_script_checks || self.inner.cfg.enable_local_script_checks)
-        {
-            return Err(bad(
-                "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true",
-            ));
+        if kind == "script" {
+            script_allowed(&self.inner.cfg, from_config).map_err(bad)?;
         }
         if !def.status.is_empty() && !cairn_types::is_valid_status(&def.status) {
             return Err(bad(format!("Invalid check status {:?}", def.status)));
@@ -333,8 +349,12 @@ impl Agent {
             } else {
                 format!("service:{id}")
             };
-            let mut c =
-                self.build_check(&d, default_id, format!("Service '{}' check", def.name))?;
+            let mut c = self.build_check(
+                &d,
+                default_id,
+                format!("Service '{}' check", def.name),
+                from_config,
+            )?;
             c.check.service_name = svc.service.clone();
             c.check.service_tags = svc.tags.clone();
             c.from_config = from_config;
@@ -344,7 +364,11 @@ impl Agent {
     }
 
     /// Validates a standalone check definition (see [`Agent::prepare_service`]).
-    pub(crate) fn prepare_check(&self, def: &CheckDefinition) -> Result<LocalCheck, HttpError> {
+    pub(crate) fn prepare_check(
+        &self,
+        def: &CheckDefinition,
+        from_config: bool,
+    ) -> Result<LocalCheck, HttpError> {
         if def.name.is_empty() {
             return Err(bad("Missing check name"));
         }
@@ -353,7 +377,9 @@ impl Agent {
         } else {
             def.id.clone()
         };
-        self.build_check(def, id, def.name.clone())
+        let mut c = self.build_check(def, id, def.name.clone(), from_config)?;
+        c.from_config = from_config;
+        Ok(c)
     }
 
     pub(crate) async fn do_register_service(
@@ -481,8 +507,7 @@ impl Agent {
         def: CheckDefinition,
         from_config: bool,
     ) -> Result<(), HttpError> {
-        let mut c = self.prepare_check(&def)?;
-        c.from_config = from_config;
+        let mut c = self.prepare_check(&def, from_config)?;
         let _guard = self.inner.local_lock.lock().await;
         if !c.check.service_id.is_empty() {
             let local = self.inner.local.lock();

@@ -281,7 +281,7 @@ impl Agent {
         }
         let mut check_ids = std::collections::BTreeSet::new();
         for def in &checks {
-            let c = self.prepare_check(def).map_err(|e| {
+            let c = self.prepare_check(def, true).map_err(|e| {
                 HttpError::bad_request(format!(
                     "reload failed, configuration unchanged: {}",
                     e.message

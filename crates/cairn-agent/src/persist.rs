@@ -159,9 +159,19 @@ impl Agent {
         let checks: Vec<PersistedCheck> = read_all(&cdir)?;
         let node = self.inner.cfg.node_name.clone();
         let mut restored = Vec::new();
+        let mut refused = Vec::new();
         {
             let st = self.inner.state.read();
             for pc in checks {
+                // The configuration may have changed since the check was registered.
+                if pc.def.check_type() == Some("script") {
+                    if let Err(why) = crate::local::script_allowed(&self.inner.cfg, pc.from_config)
+                    {
+                        warn!(check = %pc.check.check_id, "not restoring script check: {why}");
+                        refused.push(pc.check.check_id);
+                        continue;
+                    }
+                }
                 let mut check = pc.check;
                 if let Some(c) = st.check(&node, &check.check_id) {
                     check.status = c.status.clone();
@@ -194,6 +204,10 @@ impl Agent {
         for mut c in restored {
             c.runner = crate::checks::spawn_runner(self, &c);
             local.checks.insert(c.check.check_id.clone(), c);
+        }
+        drop(local);
+        for id in &refused {
+            self.unpersist_check(id);
         }
         info!(
             services = n_services,

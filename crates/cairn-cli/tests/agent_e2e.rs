@@ -250,9 +250,9 @@ async fn reload_applies_config_changes_without_resetting_checks() {
         .is_some());
 }
 
-#[tokio::test]
-async fn script_checks_are_refused_unless_enabled() {
-    let a = Agent::dev().await;
+/// Registering a script check over the HTTP API, alone or with a service, answers 400
+/// with `why` in the message and registers nothing.
+async fn api_refuses_script_checks(a: &Agent, why: &str) {
     let r = a
         .put_json(
             "/v1/agent/check/register",
@@ -260,7 +260,7 @@ async fn script_checks_are_refused_unless_enabled() {
         )
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("enable_script_checks"), "{}", r.text());
+    assert!(r.text().contains(why), "{}", r.text());
     let r = a
         .put_json(
             "/v1/agent/service/register",
@@ -268,11 +268,88 @@ async fn script_checks_are_refused_unless_enabled() {
         )
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains(why), "{}", r.text());
+    assert_eq!(a.get("/v1/agent/service/web").await.status, 404);
+    assert!(a.get("/v1/agent/checks").await.json().get("s").is_none());
+}
+
+#[tokio::test]
+async fn script_checks_are_refused_unless_enabled() {
+    let a = Agent::dev().await;
+    api_refuses_script_checks(&a, "enable_script_checks").await;
     assert_eq!(
         a.get("/v1/agent/services").await.json(),
         json!({}),
         "nothing registered"
     );
+}
+
+#[tokio::test]
+async fn local_script_checks_run_only_from_config_files() {
+    let (_dir, path) = common::tempdir();
+    let cfg = path.join("cron.json");
+    std::fs::write(
+        &cfg,
+        json!({"enable_local_script_checks": true,
+               "service": {"name": "cron", "check": {"id": "cron-alive",
+                           "args": ["/bin/sh", "-c", "echo fine"], "interval": "1s"}}})
+        .to_string(),
+    )
+    .unwrap();
+    let a = Agent::dev_with(&[&format!("-config-file={}", cfg.display())]).await;
+    // The file's script check runs...
+    common::eventually(Duration::from_secs(10), "cron-alive passing", || async {
+        let checks = a.get("/v1/agent/checks").await.json();
+        (checks["cron-alive"]["Status"] == "passing").then_some(())
+    })
+    .await;
+    // ...but the HTTP API may not add one: that would let any API caller run commands.
+    api_refuses_script_checks(&a, "from remote calls").await;
+}
+
+#[tokio::test]
+async fn script_checks_registered_by_api_are_not_restored_once_disallowed() {
+    let (_dir, data) = common::tempdir();
+    let mut a = Agent::durable_with(&data, &["-enable-script-checks"]).await;
+    a.put_json(
+        "/v1/agent/service/register",
+        &json!({"Name": "job", "Check": {"CheckID": "job-script", "Args": ["/bin/true"], "Interval": "1s"}}),
+    )
+    .await
+    .expect(200);
+    a.put_json(
+        "/v1/agent/check/register",
+        &json!({"Name": "keep", "TTL": "10m"}),
+    )
+    .await
+    .expect(200);
+    a.kill9();
+    // Restarted with scripts allowed from config files only: the API-registered script
+    // check stays off (and leaves the catalog); everything else comes back.
+    let a = Agent::durable_with(&data, &["-enable-local-script-checks"]).await;
+    let checks = a.get("/v1/agent/checks").await.json();
+    assert!(checks.get("job-script").is_none(), "{checks}");
+    assert!(checks.get("keep").is_some(), "{checks}");
+    assert!(a
+        .get("/v1/agent/services")
+        .await
+        .json()
+        .get("job")
+        .is_some());
+    common::eventually(
+        Duration::from_secs(10),
+        "job-script gone from the catalog",
+        || async {
+            let cat = a.get("/v1/health/node/test-node").await.json();
+            (!cat
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["CheckID"] == "job-script"))
+            .then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

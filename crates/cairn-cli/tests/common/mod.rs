@@ -109,8 +109,13 @@ impl Agent {
 
     /// A durable single server on `dir` with node name `test-node`.
     pub async fn durable(dir: &Path) -> Agent {
+        Agent::durable_with(dir, &[]).await
+    }
+
+    /// [`Agent::durable`] with more flags.
+    pub async fn durable_with(dir: &Path, extra: &[&str]) -> Agent {
         let data_dir = format!("-data-dir={}", dir.display());
-        Agent::start(&[
+        let mut args = vec![
             "agent",
             "-server",
             "-bootstrap-expect=1",
@@ -121,8 +126,9 @@ impl Agent {
             "-1",
             "-node",
             "test-node",
-        ])
-        .await
+        ];
+        args.extend_from_slice(extra);
+        Agent::start(&args).await
     }
 
     /// Starts the binary with `args`, reads the HTTP address, and waits for a leader
