@@ -212,18 +212,34 @@ where
     use std::sync::OnceLock;
     static RT: OnceLock<Option<tokio::runtime::Handle>> = OnceLock::new();
     let handle = RT.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| tracing::warn!("checks runtime: {e}; checks share the agent's runtime"))
-            .ok()?;
-        let handle = rt.handle().clone();
-        std::thread::Builder::new()
+        // The runtime is built on its own thread and never leaves it: a runtime may not
+        // be dropped from async code, which is where this runs.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
             .name("cairn-checks".into())
-            .spawn(move || rt.block_on(std::future::pending::<()>()))
-            .map_err(|e| tracing::warn!("checks thread: {e}; checks share the agent's runtime"))
-            .ok()?;
-        Some(handle)
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => {
+                        let _ = tx.send(Ok(rt.handle().clone()));
+                        rt.block_on(std::future::pending::<()>());
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
+            });
+        let outcome = match spawned {
+            Ok(_) => rx
+                .recv()
+                .unwrap_or_else(|_| Err("thread ended".to_string())),
+            Err(e) => Err(e.to_string()),
+        };
+        outcome
+            .map_err(|e| tracing::warn!("checks runtime: {e}; checks share the agent's runtime"))
+            .ok()
     });
     match handle {
         Some(h) => h.spawn(f),
