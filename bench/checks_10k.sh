@@ -40,7 +40,7 @@ OUT_DIR="${OUT_DIR:-$(mktemp -d -t cairn-checks-bench.XXXXXX)}"
 QUIET_WAIT="${QUIET_WAIT:-900}"
 BUSY_PATTERN="${BUSY_PATTERN:-kvb-cairn|etcd |loadgen|rustc}"
 
-. "$HERE/dns_checks_lib.sh"
+. "$HERE/lib.sh"
 bench_init "$OUT_DIR"
 
 for c in nginx curl python3; do

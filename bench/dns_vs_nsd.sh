@@ -50,7 +50,7 @@ QUIET_WAIT="${QUIET_WAIT:-900}"
 # Processes of other benchmarks / builds that would disturb the figures.
 BUSY_PATTERN="${BUSY_PATTERN:-kvb-cairn|etcd |loadgen|rustc}"
 
-. "$HERE/dns_checks_lib.sh"
+. "$HERE/lib.sh"
 bench_init "$OUT_DIR"
 
 for c in dnsperf nsd dig curl python3; do

@@ -105,8 +105,8 @@ OUT_DIR="${OUT_DIR:-$SCRATCH_BASE/kv-vs-etcd-out}"
 RESULTS_JSONL="$OUT_DIR/results.jsonl"
 KEEP_SCRATCH="${KEEP_SCRATCH:-0}"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
+# log, die, start_bg, stop_pid, stop_all, require_port_free, cpu_snap, CLK_TCK
+. "$REPO_ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------------------
 # Report: median / min / max per (target, workload, concurrency) and ratios.
@@ -219,30 +219,9 @@ fi
 RUN_DIR="$SCRATCH_BASE/kv-vs-etcd-run.$$"
 mkdir -p "$RUN_DIR" "$OUT_DIR" || die "cannot create $RUN_DIR / $OUT_DIR"
 : >"$RUN_DIR/pids"
+BENCH_PIDS="$RUN_DIR/pids"   # where lib.sh's start_bg records and stop_all stops
 SCRATCH_RM=()
 
-stop_pid() {
-    local pid="$1" i
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "pid $pid ignored TERM; sending KILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-    grep -vx "$pid" "$RUN_DIR/pids" >"$RUN_DIR/pids.tmp" || true
-    mv "$RUN_DIR/pids.tmp" "$RUN_DIR/pids"
-}
-stop_all() {
-    [ -f "$RUN_DIR/pids" ] || return 0
-    local pid
-    for pid in $(tac "$RUN_DIR/pids"); do stop_pid "$pid"; done
-}
 cleanup() {
     stop_all
     # keep the server logs next to the results; drop the scratch dir
@@ -260,29 +239,11 @@ cleanup() {
 trap 'cleanup; exit 130' INT TERM
 trap 'cleanup' EXIT
 
-start_bg() { # start_bg LOGFILE CMD... ; sets LAST_PID
-    local logf="$1"; shift
-    "$@" >"$logf" 2>&1 </dev/null &
-    LAST_PID=$!
-    echo "$LAST_PID" >>"$RUN_DIR/pids"
-}
-
-require_port_free() {
-    local p
-    for p in "$@"; do
-        if ss -Hlnt "( sport = :$p )" 2>/dev/null | grep -q .; then
-            die "port $p is already in use; stop whatever holds it (or choose other ports)"
-        fi
-    done
-}
-
 # ---------------------------------------------------------------------------
 # CPU accounting.
 # ---------------------------------------------------------------------------
 NCPU="$(nproc)"
-CLK_TCK="$(getconf CLK_TCK)"
-cpu_snap() { awk '/^cpu / {t=$2+$3+$4+$5+$6+$7+$8+$9; print t-$5-$6, t}' /proc/stat; }
-proc_ticks() { # utime+stime of one process, in clock ticks
+pid_ticks() { # utime+stime of one process, in clock ticks
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 # CPU seconds of this shell's reaped children (bash `times`, second line). `times`
@@ -328,10 +289,10 @@ measure() {
     local target="$1" workload="$2" c="$3" rep="$4" spid="$5"; shift 5
     local c0 c1 s0 s1 l0 l1 w0 w1 r0 r1 line rc
     r0="$(rustc_count)"
-    c0="$(cpu_snap)"; s0="$(proc_ticks "$spid")"; children_snap 0; w0="$(date +%s.%N)"
+    c0="$(cpu_snap)"; s0="$(pid_ticks "$spid")"; children_snap 0; w0="$(date +%s.%N)"
     line="$("$LOADGEN" --json -c "$c" -t "$LG_THREADS" -d "$DUR" -w "$WARMUP" \
         --keys "$KEYS" --value-size "$VALUE_SIZE" --label "$target $workload c=$c" "$@")"; rc=$?
-    children_snap 1; c1="$(cpu_snap)"; s1="$(proc_ticks "$spid")"; w1="$(date +%s.%N)"
+    children_snap 1; c1="$(cpu_snap)"; s1="$(pid_ticks "$spid")"; w1="$(date +%s.%N)"
     r1="$(rustc_count)"; l0="$(children_secs 0)"; l1="$(children_secs 1)"
     if [ -z "$line" ]; then
         log "loadgen printed nothing (rc=$rc) for $target $workload c=$c"

@@ -12,12 +12,11 @@
 #![no_main]
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use cairn_dns::{
-    Answer, Catalog, DnsConfig, Health, Instance, MemoryCatalog, NodeInfo, Resolver, ShuffleRng,
-    Transport,
+    Answer, DnsConfig, FixedGeneration, Health, Instance, MemoryCatalog, NodeInfo, Resolver,
+    ShuffleRng, Transport,
 };
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
@@ -74,30 +73,6 @@ fn catalog() -> MemoryCatalog {
     }
 }
 
-/// The same catalog, never cached.
-struct NoCache(MemoryCatalog);
-
-impl Catalog for NoCache {
-    fn datacenter(&self) -> String {
-        self.0.datacenter()
-    }
-    fn service_instances(&self, service: &str) -> Vec<Instance> {
-        self.0.service_instances(service)
-    }
-    fn node(&self, name: &str) -> Option<NodeInfo> {
-        self.0.node(name)
-    }
-    fn nodes_by_address(&self, ip: IpAddr) -> Vec<NodeInfo> {
-        self.0.nodes_by_address(ip)
-    }
-    fn services_by_address(&self, ip: IpAddr) -> Vec<Instance> {
-        self.0.services_by_address(ip)
-    }
-    fn generation(&self) -> u64 {
-        0
-    }
-}
-
 fn configs() -> [DnsConfig; 4] {
     let make = |recursors: bool, truncate: bool, alt: bool| DnsConfig {
         alt_domain: alt.then(|| "cairn.example".to_string()),
@@ -119,12 +94,12 @@ fn configs() -> [DnsConfig; 4] {
     ]
 }
 
-fn uncached() -> &'static [Resolver<NoCache>; 4] {
-    static R: OnceLock<[Resolver<NoCache>; 4]> = OnceLock::new();
+fn uncached() -> &'static [Resolver<FixedGeneration<MemoryCatalog>>; 4] {
+    static R: OnceLock<[Resolver<FixedGeneration<MemoryCatalog>>; 4]> = OnceLock::new();
     R.get_or_init(|| {
         configs().map(|config| {
             Resolver::with_parts(
-                NoCache(catalog()),
+                FixedGeneration(catalog(), 0),
                 config,
                 ShuffleRng::from_seed(1),
                 Box::new(|| 42),

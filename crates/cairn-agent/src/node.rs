@@ -59,7 +59,7 @@ fn stable_node_id(cfg: &Config) -> String {
         return id.clone();
     }
     // Persist a random ID in the data dir; -dev gets a fresh one each run, as Consul.
-    let fresh = cairn_http_uuid();
+    let fresh = cairn_http::new_uuid();
     if let Some(dir) = &cfg.data_dir {
         let path = dir.join("node-id");
         if let Ok(s) = std::fs::read_to_string(&path) {
@@ -74,20 +74,6 @@ fn stable_node_id(cfg: &Config) -> String {
         }
     }
     fresh
-}
-
-fn cairn_http_uuid() -> String {
-    use rand::Rng;
-    let b: [u8; 16] = rand::rng().random();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 pub(crate) fn write_error(e: WriteError) -> HttpError {

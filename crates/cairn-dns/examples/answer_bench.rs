@@ -10,35 +10,13 @@
 //! build, encode) on every query.
 
 use std::hint::black_box;
-use std::net::IpAddr;
 use std::time::Instant;
 
 use cairn_dns::{
-    Answer, Catalog, DnsConfig, Instance, MemoryCatalog, NodeInfo, Resolver, ShuffleRng, Transport,
+    Answer, Catalog, DnsConfig, FixedGeneration, MemoryCatalog, Resolver, ShuffleRng, Transport,
 };
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
-
-/// The same catalog with caching disabled (generation 0).
-struct NoCache(MemoryCatalog);
-
-impl Catalog for NoCache {
-    fn datacenter(&self) -> String {
-        self.0.datacenter()
-    }
-    fn service_instances(&self, service: &str) -> Vec<Instance> {
-        self.0.service_instances(service)
-    }
-    fn node(&self, name: &str) -> Option<NodeInfo> {
-        self.0.node(name)
-    }
-    fn nodes_by_address(&self, ip: IpAddr) -> Vec<NodeInfo> {
-        self.0.nodes_by_address(ip)
-    }
-    fn services_by_address(&self, ip: IpAddr) -> Vec<Instance> {
-        self.0.services_by_address(ip)
-    }
-}
 
 fn catalog() -> MemoryCatalog {
     MemoryCatalog::synthetic(100, 3)
@@ -89,7 +67,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(300_000);
     let cached = Resolver::new(catalog(), DnsConfig::default());
-    let uncached = Resolver::new(NoCache(catalog()), DnsConfig::default());
+    let uncached = Resolver::new(FixedGeneration(catalog(), 0), DnsConfig::default());
     for (qtype, edns) in [
         (RecordType::SRV, false),
         (RecordType::A, false),

@@ -7,37 +7,13 @@
 //! (defaults 18654, the available parallelism, 1). `SOCKETS=0` serves the
 //! single-socket `serve` path; `CACHE=0` turns the answer cache off.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cairn_dns::{
-    bind_udp_reuseport, serve, serve_sockets, udp_socket_count, Catalog, DnsConfig, Instance,
-    MemoryCatalog, NodeInfo, Resolver, ServerLimits,
+    bind_udp_reuseport, serve, serve_sockets, udp_socket_count, DnsConfig, FixedGeneration,
+    MemoryCatalog, Resolver, ServerLimits,
 };
-
-/// The catalog, with a chosen generation (0 = never cache).
-struct Bench(MemoryCatalog, u64);
-
-impl Catalog for Bench {
-    fn datacenter(&self) -> String {
-        self.0.datacenter()
-    }
-    fn service_instances(&self, service: &str) -> Vec<Instance> {
-        self.0.service_instances(service)
-    }
-    fn node(&self, name: &str) -> Option<NodeInfo> {
-        self.0.node(name)
-    }
-    fn nodes_by_address(&self, ip: IpAddr) -> Vec<NodeInfo> {
-        self.0.nodes_by_address(ip)
-    }
-    fn services_by_address(&self, ip: IpAddr) -> Vec<Instance> {
-        self.0.services_by_address(ip)
-    }
-    fn generation(&self) -> u64 {
-        self.1
-    }
-}
 
 fn catalog() -> MemoryCatalog {
     MemoryCatalog::synthetic(100, 3)
@@ -53,7 +29,10 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(udp_socket_count);
     let cache: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let resolver = Arc::new(Resolver::new(Bench(catalog(), cache), DnsConfig::default()));
+    let resolver = Arc::new(Resolver::new(
+        FixedGeneration(catalog(), cache),
+        DnsConfig::default(),
+    ));
     let tcp = tokio::net::TcpListener::bind(addr).await?;
     println!("serving {addr} ({sockets} udp sockets, cache {cache})");
     let stop = async {

@@ -91,6 +91,32 @@ pub trait Catalog: Send + Sync + 'static {
     }
 }
 
+/// A catalog answered with a fixed [`Catalog::generation`]: `FixedGeneration(c, 0)`
+/// is `c` never cached (to compare cached with uncached answers, or to measure the
+/// resolver without its cache).
+pub struct FixedGeneration<C>(pub C, pub u64);
+
+impl<C: Catalog> Catalog for FixedGeneration<C> {
+    fn datacenter(&self) -> String {
+        self.0.datacenter()
+    }
+    fn service_instances(&self, service: &str) -> Vec<Instance> {
+        self.0.service_instances(service)
+    }
+    fn node(&self, name: &str) -> Option<NodeInfo> {
+        self.0.node(name)
+    }
+    fn nodes_by_address(&self, ip: IpAddr) -> Vec<NodeInfo> {
+        self.0.nodes_by_address(ip)
+    }
+    fn services_by_address(&self, ip: IpAddr) -> Vec<Instance> {
+        self.0.services_by_address(ip)
+    }
+    fn generation(&self) -> u64 {
+        self.1
+    }
+}
+
 /// The `dns_config` settings, with Consul's defaults in [`Default`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsConfig {

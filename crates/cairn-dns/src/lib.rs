@@ -37,7 +37,7 @@ mod rng;
 pub mod server;
 mod wire;
 
-pub use catalog::{Catalog, DnsConfig, Health, Instance, NodeInfo};
+pub use catalog::{Catalog, DnsConfig, FixedGeneration, Health, Instance, NodeInfo};
 pub use memory::MemoryCatalog;
 pub use resolver::{Answer, Resolver, SerialClock, Transport};
 pub use rng::ShuffleRng;

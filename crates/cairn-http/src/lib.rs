@@ -31,6 +31,7 @@ use axum::Router;
 
 pub use backend::{Backend, BoxFut, Limits, RaftInfo};
 pub use reply::HttpError;
+pub use session::new_uuid;
 
 /// Shared handler state.
 pub type App = Arc<dyn Backend>;

@@ -1,5 +1,5 @@
-# Shared shell helpers for bench/dns_vs_nsd.sh and bench/checks_10k.sh.
-# Source it; do not run it.
+# Shared shell helpers for the scripts in bench/ (dns_vs_nsd.sh, checks_10k.sh,
+# kv_vs_etcd.sh). Source it; do not run it.
 #
 # Every process started through start_bg has its PID recorded; the EXIT/INT/TERM
 # trap installed by bench_init stops exactly those PIDs (TERM, then KILL after
