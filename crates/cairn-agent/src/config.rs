@@ -12,12 +12,15 @@
 //! 4. `-hcl` fragments.
 //!
 //! Sources merge as in Consul: later scalars replace earlier ones, lists append, maps merge.
-//! Unknown keys are ignored and reported in [`Config::warnings`]; bad values and invalid
-//! combinations are a [`ConfigError`]. The result is a fully typed [`Config`].
+//! Keys Cairn does not implement, bad values and invalid combinations are a
+//! [`ConfigError`] naming the key; settings that parse but whose feature is not built yet
+//! (ACL enforcement, HTTPS, ...) are refused by [`Config::check_supported`] before the agent
+//! starts. The result is a fully typed [`Config`].
 
 pub use cairn_types::duration;
 mod flags;
 mod source;
+mod unbuilt;
 
 pub use duration::{format_duration, parse_duration, DurationError};
 
@@ -83,6 +86,16 @@ pub enum ConfigError {
     /// An invalid combination of settings (e.g. `-server` without `-data-dir`).
     #[error("{0}")]
     Invalid(String),
+    /// A key (or a value of it) that Cairn does not implement: refused, never ignored.
+    #[error("{source_name}: configuration key {key:?} is not supported: {reason}")]
+    Unsupported {
+        /// File name, `-hcl` fragment or "command-line flags".
+        source_name: String,
+        /// Dotted config key.
+        key: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
 }
 
 /// Format of a config file.
@@ -178,8 +191,19 @@ pub struct Limits {
     pub kv_max_value_size: u64,
     /// Largest transaction request body in bytes (default 512 KiB).
     pub txn_max_req_len: u64,
-    /// Concurrent HTTP connections per client IP (default 200; 0 = unlimited).
+    /// Concurrent HTTP connections per client IP (default 200; 0 = unlimited). DNS over
+    /// TCP uses the same limit.
     pub http_max_conns_per_client: u32,
+    /// A request head must arrive within this (Cairn's `limits.http_header_read_timeout`,
+    /// default 10 s); ends slow-header clients.
+    pub http_header_read_timeout: Duration,
+    /// An HTTP connection with no request in flight and no traffic for this long is
+    /// closed (Cairn's `limits.http_idle_timeout`, default 60 s).
+    pub http_idle_timeout: Duration,
+    /// A DNS-over-TCP connection with no complete query for this long is closed, and a
+    /// query (or a reply) must cross within it (Cairn's `limits.dns_tcp_idle_timeout`,
+    /// default 10 s).
+    pub dns_tcp_idle_timeout: Duration,
 }
 
 /// `dns_config { ... }`.
@@ -441,7 +465,17 @@ pub fn load(args: &[String]) -> Result<Config, ConfigError> {
     }
     let mut merged = Map::new();
     for mut src in sources {
-        warnings.extend(source::normalise(&mut src));
+        source::normalise(&mut src)?;
+        let value = Value::Object(std::mem::take(&mut src.value));
+        if let Some(path) = cairn_types::input::find_nul(&value) {
+            return Err(bad(
+                &path,
+                format!("{}: contains a NUL byte, which is not allowed", src.name),
+            ));
+        }
+        if let Value::Object(m) = value {
+            src.value = m;
+        }
         source::merge_into(&mut merged, src.value);
     }
     build(&merged, flags.dev, config_files, warnings)
@@ -453,7 +487,6 @@ fn dev_defaults() -> Map<String, Value> {
         "bind_addr": "127.0.0.1",
         "log_level": "debug",
         "ui_config": {"enabled": true},
-        "ports": {"grpc": 8502},
         "performance": {"raft_multiplier": 1},
         "check_update_interval": "0s",
     }) {
@@ -981,6 +1014,17 @@ fn build(
             kv_max_value_size: r.uint("limits.kv_max_value_size", 512 * 1024)?,
             txn_max_req_len: r.uint("limits.txn_max_req_len", 512 * 1024)?,
             http_max_conns_per_client: r.uint("limits.http_max_conns_per_client", 200)?,
+            http_header_read_timeout: positive(
+                &r,
+                "limits.http_header_read_timeout",
+                Duration::from_secs(10),
+            )?,
+            http_idle_timeout: positive(&r, "limits.http_idle_timeout", Duration::from_secs(60))?,
+            dns_tcp_idle_timeout: positive(
+                &r,
+                "limits.dns_tcp_idle_timeout",
+                Duration::from_secs(10),
+            )?,
         },
         dns,
         check_update_interval: r.duration("check_update_interval", Duration::from_secs(300))?,
@@ -1001,6 +1045,16 @@ fn build(
         config_files,
         warnings,
     })
+}
+
+/// A duration setting that must be greater than zero (a zero timeout would close every
+/// connection at once).
+fn positive(r: &Reader, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+    let d = r.duration(key, default)?;
+    if d.is_zero() {
+        return Err(bad(key, "must be greater than 0"));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 mod antientropy;
 mod checks;
 pub mod config;
+mod datadir;
 mod dns;
 mod local;
 mod node;
 mod persist;
+mod rlimit;
 mod sessions;
 mod tombstones;
 
@@ -23,6 +25,10 @@ use anyhow::Context;
 use tracing::{info, warn};
 
 pub use node::Agent;
+
+/// File descriptors kept out of the HTTP and DNS connection budgets: the Raft log and
+/// snapshots, the agent's persistence files, check probes, listeners, the runtime.
+const FD_RESERVE: u64 = 128;
 
 /// Version of Cairn itself.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -41,6 +47,13 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     init_logging(&cfg.log_level, cfg.log_json);
+    let nofile = match rlimit::raise_nofile() {
+        Ok(n) => n,
+        Err(e) => {
+            warn!("could not raise the open-file limit: {e}");
+            1024
+        }
+    };
     for w in &cfg.warnings {
         warn!("config: {w}");
     }
@@ -85,18 +98,18 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
                 dns::config(&cfg, &agent),
             ));
             let (dns_stop_tx, mut dns_stop_rx) = tokio::sync::watch::channel(false);
+            let dns_limits = cairn_dns::ServerLimits {
+                // A quarter of the descriptors left after the reserve; HTTP gets the rest.
+                max_tcp_connections: cairn_types::conn::budget(nofile, FD_RESERVE, 1, 4),
+                max_tcp_conns_per_client: cfg.limits.http_max_conns_per_client as usize,
+                tcp_idle_timeout: cfg.limits.dns_tcp_idle_timeout,
+                ..cairn_dns::ServerLimits::default()
+            };
             let task = tokio::spawn(async move {
                 let stop = async move {
                     let _ = dns_stop_rx.wait_for(|s| *s).await;
                 };
-                if let Err(e) = cairn_dns::serve_sockets(
-                    udp,
-                    tcp,
-                    resolver,
-                    cairn_dns::ServerLimits::default(),
-                    stop,
-                )
-                .await
+                if let Err(e) = cairn_dns::serve_sockets(udp, tcp, resolver, dns_limits, stop).await
                 {
                     tracing::error!("DNS server stopped: {e}");
                 }
@@ -107,7 +120,18 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
     info!(http = %bound, "agent started");
     let app: cairn_http::App = Arc::new(agent.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(cairn_http::serve(listener, app, async move {
+    let http_limits = cairn_http::ServeLimits {
+        max_conns_per_client: cfg.limits.http_max_conns_per_client as usize,
+        max_conns: cairn_types::conn::budget(nofile, FD_RESERVE, 3, 4),
+        header_read_timeout: cfg.limits.http_header_read_timeout,
+        idle_timeout: cfg.limits.http_idle_timeout,
+    };
+    info!(
+        nofile,
+        http_max_conns = http_limits.max_conns,
+        "connection limits from the open-file limit"
+    );
+    let server = tokio::spawn(cairn_http::serve(listener, app, http_limits, async move {
         let mut rx = stop_rx;
         let _ = rx.wait_for(|s| *s).await;
     }));
@@ -127,6 +151,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
             }
         })
     };
+    let mut fatal = None;
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = agent.left() => {
@@ -134,19 +159,33 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
             // Let the 200 reach the client first.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        reason = agent.raft_stopped() => {
+            // Crash-only: a server whose log cannot be written must not keep answering
+            // (every write would fail while reads and checks look healthy). Exit non-zero
+            // at once so a supervisor restarts it; every acknowledged write is on disk.
+            tracing::error!(%reason, "the Raft log failed; exiting so that a supervisor restarts the agent");
+            fatal = Some(reason);
+        }
     }
     reloader.abort();
     info!("shutting down");
     let _ = stop_tx.send(true);
+    // After a fatal error nothing is drained: the listeners close with the process.
+    let grace = |d: u64| std::time::Duration::from_secs(if fatal.is_some() { 0 } else { d });
     if let Some((tx, task)) = dns_task {
         let _ = tx.send(true);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+        let _ = tokio::time::timeout(grace(2), task).await;
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
-    agent.shutdown().await;
+    let _ = tokio::time::timeout(grace(5), server).await;
     if let Some(p) = &cfg.pid_file {
         let _ = std::fs::remove_file(p);
     }
+    if let Some(reason) = fatal {
+        anyhow::bail!(
+            "the Raft log failed ({reason}); every acknowledged write is on disk, restart the agent once the cause (disk full, file descriptors) is fixed"
+        );
+    }
+    agent.shutdown().await;
     Ok(())
 }
 

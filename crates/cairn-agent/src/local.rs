@@ -425,11 +425,33 @@ impl Agent {
             skip_node_update: true,
             now_ms: now_ms(),
         };
-        ok(self.write_cmd(Command::Register(reg)).await?)?;
+        // Durable first: a registration that cannot be persisted is refused before the
+        // catalog sees it; if the catalog write then fails, the files go back to what the
+        // local state holds.
+        self.save_service(&svc, from_config)?;
+        for c in &checks {
+            if let Err(e) = self.save_check(c) {
+                self.persist_service(&id);
+                for done in checks
+                    .iter()
+                    .take_while(|d| d.check.check_id != c.check.check_id)
+                {
+                    self.persist_check(&done.check.check_id);
+                }
+                return Err(e);
+            }
+        }
+        let written = self.write_cmd(Command::Register(reg)).await.and_then(ok);
+        if let Err(e) = written {
+            self.persist_service(&id);
+            for c in &checks {
+                self.persist_check(&c.check.check_id);
+            }
+            return Err(e);
+        }
         for cid in &stale {
             self.deregister_check_catalog(cid).await?;
         }
-        let check_ids: Vec<String> = checks.iter().map(|c| c.check.check_id.clone()).collect();
         let persisted_stale = stale.clone();
         let mut local = self.inner.local.lock();
         for cid in stale {
@@ -461,11 +483,7 @@ impl Agent {
             local.checks.insert(c.check.check_id.clone(), c);
         }
         drop(local);
-        self.persist_service(&id);
         self.inner.ttl_changed.notify_one();
-        for cid in &check_ids {
-            self.persist_check(cid);
-        }
         for cid in &persisted_stale {
             self.unpersist_check(cid);
         }
@@ -534,11 +552,14 @@ impl Agent {
             skip_node_update: true,
             now_ms: now_ms(),
         };
-        ok(self.write_cmd(Command::Register(reg)).await?)?;
+        self.save_check(&c)?;
+        if let Err(e) = self.write_cmd(Command::Register(reg)).await.and_then(ok) {
+            self.persist_check(&c.check.check_id);
+            return Err(e);
+        }
         c.runner = crate::checks::spawn_runner(self, &c);
         let cid = c.check.check_id.clone();
-        self.inner.local.lock().checks.insert(cid.clone(), c);
-        self.persist_check(&cid);
+        self.inner.local.lock().checks.insert(cid, c);
         self.inner.ttl_changed.notify_one();
         Ok(())
     }
@@ -700,20 +721,21 @@ impl Agent {
             skip_node_update: true,
             now_ms: now_ms(),
         };
-        ok(self.write_cmd(Command::Register(reg)).await?)?;
-        self.inner.local.lock().checks.insert(
-            check_id.clone(),
-            LocalCheck {
-                check,
-                ttl: None,
-                deadline: None,
-                from_config: false,
-                def: CheckDefinition::default(),
-                runner: None,
-                critical_since: None,
-            },
-        );
-        self.persist_check(&check_id);
+        let local_check = LocalCheck {
+            check,
+            ttl: None,
+            deadline: None,
+            from_config: false,
+            def: CheckDefinition::default(),
+            runner: None,
+            critical_since: None,
+        };
+        self.save_check(&local_check)?;
+        if let Err(e) = self.write_cmd(Command::Register(reg)).await.and_then(ok) {
+            self.persist_check(&check_id);
+            return Err(e);
+        }
+        self.inner.local.lock().checks.insert(check_id, local_check);
         Ok(())
     }
 }

@@ -12,7 +12,6 @@ use cairn_types::{HealthCheck, Node, NodeService, PASSING, SERF_CHECK_ID, SERF_C
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tokio::sync::watch;
-use tracing::warn;
 
 use crate::config::Config;
 use crate::local::LocalState;
@@ -54,28 +53,6 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn stable_node_id(cfg: &Config) -> String {
-    if let Some(id) = &cfg.node_id {
-        return id.clone();
-    }
-    // Persist a random ID in the data dir; -dev gets a fresh one each run, as Consul.
-    let fresh = cairn_http::new_uuid();
-    if let Some(dir) = &cfg.data_dir {
-        let path = dir.join("node-id");
-        if let Ok(s) = std::fs::read_to_string(&path) {
-            let s = s.trim().to_string();
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        let _ = std::fs::create_dir_all(dir);
-        if let Err(e) = std::fs::write(&path, &fresh) {
-            warn!("could not persist node-id to {}: {e}", path.display());
-        }
-    }
-    fresh
-}
-
 pub(crate) fn write_error(e: WriteError) -> HttpError {
     match e {
         WriteError::NoLeader => HttpError::internal("No cluster leader"),
@@ -88,11 +65,7 @@ impl Agent {
     /// background tasks (TTL checks, session expiry).
     /// `args` are the command-line arguments the config came from; `reload` re-reads them.
     pub async fn start(cfg: Config, args: Vec<String>) -> anyhow::Result<Agent> {
-        if !cfg.server {
-            anyhow::bail!(
-                "client mode (an agent without -server) needs gossip and server RPC, which are not built yet; run with -dev or -server"
-            );
-        }
+        cfg.check_supported()?;
         let state = Arc::new(RwLock::new(State::new()));
         let (applied_tx, applied_rx) = watch::channel(0u64);
         let address = cfg
@@ -112,6 +85,7 @@ impl Agent {
             .unwrap_or_else(|| format!("{address}:8300"));
         if let Some(d) = &cfg.data_dir {
             std::fs::create_dir_all(d)?;
+            crate::datadir::check_intact(d)?;
         }
         let raft = RaftNode::start(RaftOptions {
             node_id: 1,
@@ -119,7 +93,7 @@ impl Agent {
             data_dir: cfg.data_dir.clone(),
             state: state.clone(),
             applied_tx,
-            dev: cfg.dev,
+            raft_multiplier: cfg.raft_multiplier,
         })
         .await?;
         let limits = Limits {
@@ -130,7 +104,7 @@ impl Agent {
             max_query_time: cfg.max_query_time,
             session_ttl_min: cfg.session_ttl_min,
         };
-        let node_id = stable_node_id(&cfg);
+        let node_id = crate::datadir::node_id(cfg.node_id.as_deref(), cfg.data_dir.as_deref())?;
         let agent = Agent {
             inner: Arc::new(Inner {
                 node_id,
@@ -366,6 +340,12 @@ impl Agent {
     /// Resolves when a graceful leave was requested over the API.
     pub async fn left(&self) {
         self.inner.leave.notified().await;
+    }
+
+    /// Resolves, with the reason, when the Raft server stopped by itself (fatal storage
+    /// error): the agent must exit rather than serve without a working log.
+    pub async fn raft_stopped(&self) -> String {
+        self.inner.raft.stopped().await
     }
 
     /// Stops background tasks and Raft.

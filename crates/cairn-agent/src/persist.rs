@@ -8,6 +8,13 @@
 //! restores them at start. One file per definition keeps the cost of a registration
 //! constant however many services the agent has. Check *status* is taken from the
 //! catalog (replicated and durable) at restore, not from these files.
+//!
+//! A file is named by the SHA-256 of its ID (64 hex digits, as Consul names its files by
+//! a hash), so IDs of any length persist; the file holds the full ID. A registration is
+//! written here *before* it reaches the catalog, and one that cannot be written is an
+//! error to the caller rather than a 200 that a restart would forget. A file that cannot
+//! be decoded is skipped at start with a warning naming it, as Consul does, so one bad
+//! file never keeps the agent down.
 
 use std::path::{Path, PathBuf};
 
@@ -33,37 +40,49 @@ struct PersistedCheck {
     from_config: bool,
 }
 
-/// File name for an ID: hex of its bytes (IDs may hold any character).
+/// File name for an ID: the SHA-256 of its bytes, so any ID fits a file name.
 fn file_name(id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.snap")
+}
+
+/// The name earlier versions used (hex of the ID's bytes), removed alongside.
+fn legacy_file_name(id: &str) -> String {
     let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
     format!("{hex}.snap")
 }
 
-fn remove_durably(dir: &Path, id: &str) {
-    let path = dir.join(file_name(id));
-    match std::fs::remove_file(&path) {
-        Ok(()) => {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
+fn remove_durably(dir: &Path, id: &str) -> std::io::Result<()> {
+    let mut removed = false;
+    for name in [file_name(id), legacy_file_name(id)] {
+        match std::fs::remove_file(dir.join(&name)) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // A legacy name too long for the file system cannot exist.
+            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {}
+            Err(e) => return Err(e),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => warn!("could not remove {}: {e}", path.display()),
+    }
+    if removed {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn write_durably<T: Serialize>(dir: &Path, id: &str, value: &T) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    cairn_storage::write_file_durably(dir, &file_name(id), &bytes)?;
+    // A file from an earlier version under the old name would restore a stale copy.
+    match std::fs::remove_file(dir.join(legacy_file_name(id))) {
+        Ok(()) => std::fs::File::open(dir)?.sync_all(),
+        Err(_) => Ok(()),
     }
 }
 
-fn write_durably<T: Serialize>(dir: &Path, id: &str, value: &T) {
-    let result = serde_json::to_vec(value)
-        .map_err(std::io::Error::other)
-        .and_then(|bytes| {
-            std::fs::create_dir_all(dir)?;
-            cairn_storage::write_snapshot_file(dir, &file_name(id), &bytes)
-        });
-    if let Err(e) = result {
-        warn!("could not persist {id:?} in {}: {e}", dir.display());
-    }
-}
-
+/// Decodes every `.snap` file in `dir`; a file that cannot be read or decoded is skipped
+/// with a warning naming it.
 fn read_all<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<Vec<T>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -76,13 +95,25 @@ fn read_all<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<Vec<T>
         if path.extension().is_none_or(|x| x != "snap") {
             continue;
         }
-        let bytes = std::fs::read(&path)?;
-        out.push(
-            serde_json::from_slice(&bytes)
-                .map_err(|e| anyhow::anyhow!("decoding {}: {e}", path.display()))?,
-        );
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
+            Ok(v) => out.push(v),
+            Err(e) => warn!(
+                file = %path.display(),
+                "skipping a persisted definition that cannot be decoded: {e}"
+            ),
+        }
     }
     Ok(out)
+}
+
+/// An error to the caller when a registration cannot be made durable.
+fn persist_error(what: &str, id: &str, e: std::io::Error) -> cairn_http::HttpError {
+    cairn_http::HttpError::internal(format!(
+        "could not persist {what} {id:?} to the data directory, so it was not registered: {e}"
+    ))
 }
 
 impl Agent {
@@ -94,7 +125,38 @@ impl Agent {
             .map(|d| d.join("agent").join(kind))
     }
 
-    /// Writes the definition of local service `id` (no-op without a data directory).
+    /// Writes service `svc` before it is registered; an error means "do not register".
+    pub(crate) fn save_service(
+        &self,
+        svc: &NodeService,
+        from_config: bool,
+    ) -> Result<(), cairn_http::HttpError> {
+        let Some(dir) = self.local_dir("services") else {
+            return Ok(());
+        };
+        let v = PersistedService {
+            service: svc.clone(),
+            from_config,
+        };
+        write_durably(&dir, &svc.id, &v).map_err(|e| persist_error("service", &svc.id, e))
+    }
+
+    /// Writes check `c` before it is registered; an error means "do not register".
+    pub(crate) fn save_check(&self, c: &LocalCheck) -> Result<(), cairn_http::HttpError> {
+        let Some(dir) = self.local_dir("checks") else {
+            return Ok(());
+        };
+        let v = PersistedCheck {
+            check: c.check.clone(),
+            def: c.def.clone(),
+            from_config: c.from_config,
+        };
+        write_durably(&dir, &c.check.check_id, &v)
+            .map_err(|e| persist_error("check", &c.check.check_id, e))
+    }
+
+    /// Writes the definition of local service `id` as the local state holds it (removes
+    /// the file when it holds none): brings the disk back in line after a failed write.
     pub(crate) fn persist_service(&self, id: &str) {
         let Some(dir) = self.local_dir("services") else {
             return;
@@ -106,13 +168,16 @@ impl Agent {
                 from_config: local.config_services.contains(id),
             })
         };
-        match value {
+        let r = match value {
             Some(v) => write_durably(&dir, id, &v),
             None => remove_durably(&dir, id),
+        };
+        if let Err(e) = r {
+            warn!("could not persist service {id:?} in {}: {e}", dir.display());
         }
     }
 
-    /// Writes the definition of local check `id`.
+    /// Writes the definition of local check `id` as the local state holds it.
     pub(crate) fn persist_check(&self, id: &str) {
         let Some(dir) = self.local_dir("checks") else {
             return;
@@ -128,23 +193,33 @@ impl Agent {
                 def: c.def.clone(),
                 from_config: c.from_config,
             });
-        match value {
+        let r = match value {
             Some(v) => write_durably(&dir, id, &v),
             None => remove_durably(&dir, id),
+        };
+        if let Err(e) = r {
+            warn!("could not persist check {id:?} in {}: {e}", dir.display());
         }
     }
 
     /// Forgets local service `id` on disk.
     pub(crate) fn unpersist_service(&self, id: &str) {
         if let Some(dir) = self.local_dir("services") {
-            remove_durably(&dir, id);
+            if let Err(e) = remove_durably(&dir, id) {
+                warn!(
+                    "could not remove service {id:?} from {}: {e}",
+                    dir.display()
+                );
+            }
         }
     }
 
     /// Forgets local check `id` on disk.
     pub(crate) fn unpersist_check(&self, id: &str) {
         if let Some(dir) = self.local_dir("checks") {
-            remove_durably(&dir, id);
+            if let Err(e) = remove_durably(&dir, id) {
+                warn!("could not remove check {id:?} from {}: {e}", dir.display());
+            }
         }
     }
 

@@ -12,8 +12,12 @@
 //!   (beyond that the query is answered SERVFAIL at once rather than queued).
 //! - TCP: 2-byte length framing, several queries per connection, answered in
 //!   order; a connection idle for [`ServerLimits::tcp_idle_timeout`] is
-//!   closed; at most [`ServerLimits::max_tcp_connections`] at once (more are
-//!   closed on accept).
+//!   closed, and a query or a reply must cross within it (a client that
+//!   trickles bytes or never reads is cut off); at most
+//!   [`ServerLimits::max_tcp_connections`] at once and
+//!   [`ServerLimits::max_tcp_conns_per_client`] per client IP (more are closed
+//!   on accept); accept errors (out of descriptors) pause with a growing
+//!   backoff instead of spinning.
 //! - Forwarding ([`Answer::Forward`]): the query bytes go unchanged to each
 //!   recursor in order over UDP (each attempt bounded by
 //!   `recursor_timeout`); a truncated reply is retried over TCP; a reply
@@ -42,6 +46,9 @@ use crate::resolver::{Answer, Resolver, Transport};
 pub struct ServerLimits {
     /// Simultaneous TCP connections (default 256).
     pub max_tcp_connections: usize,
+    /// Simultaneous TCP connections from one client IP (default 200, as Consul's
+    /// `limits.http_max_conns_per_client`; 0 = no per-client limit).
+    pub max_tcp_conns_per_client: usize,
     /// A TCP connection with no complete query for this long is closed
     /// (default 10 s).
     pub tcp_idle_timeout: Duration,
@@ -53,6 +60,7 @@ impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             max_tcp_connections: 256,
+            max_tcp_conns_per_client: 200,
             tcp_idle_timeout: Duration::from_secs(10),
             max_inflight_forwards: 1024,
         }
@@ -234,7 +242,11 @@ async fn udp_loop<C: Catalog>(
 }
 
 async fn tcp_loop<C: Catalog>(tcp: TcpListener, resolver: Arc<Resolver<C>>, limits: ServerLimits) {
-    let slots = Arc::new(Semaphore::new(limits.max_tcp_connections.max(1)));
+    let limiter = cairn_types::conn::ConnLimiter::new(
+        limits.max_tcp_conns_per_client,
+        limits.max_tcp_connections,
+    );
+    let mut backoff = cairn_types::conn::AcceptBackoff::default();
     let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -242,23 +254,32 @@ async fn tcp_loop<C: Catalog>(tcp: TcpListener, resolver: Arc<Resolver<C>>, limi
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
         let (stream, peer) = match accepted {
-            Ok(a) => a,
+            Ok(a) => {
+                backoff.succeeded();
+                a
+            }
             Err(e) => {
-                // E.g. out of file descriptors: back off a little.
-                tracing::warn!(error = %e, "dns: tcp accept");
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // E.g. out of file descriptors: wait for connections to close.
+                let pause = backoff.failed();
+                if pause.log {
+                    tracing::warn!(error = %e, failures = backoff.failures(), "dns: tcp accept failed; pausing");
+                }
+                tokio::time::sleep(pause.wait).await;
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "dns: too many tcp connections, closing");
-            drop(stream);
-            continue;
+        let slot = match limiter.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::debug!(%peer, ?why, "dns: tcp connection over the limit, closing");
+                drop(stream);
+                continue;
+            }
         };
         let resolver = resolver.clone();
         let idle = limits.tcp_idle_timeout;
         conns.spawn(async move {
-            let _permit = permit;
+            let _slot = slot;
             if let Err(e) = tcp_connection(stream, &resolver, idle).await {
                 tracing::debug!(error = %e, %peer, "dns: tcp connection");
             }
@@ -291,7 +312,10 @@ async fn tcp_connection<C: Catalog>(
                 None => continue,
             },
         };
-        write_framed(&mut stream, &reply).await?;
+        // A client that never reads its replies must not hold the connection forever.
+        timeout(idle, write_framed(&mut stream, &reply))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "reply not read"))??;
     }
 }
 

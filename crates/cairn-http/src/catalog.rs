@@ -39,6 +39,7 @@ pub(crate) async fn decode_body<T: serde::de::DeserializeOwned>(
             "Request decode failed: expected a JSON object",
         ));
     }
+    crate::query::reject_nul(&v)?;
     let v = cairn_types::input::normalize(v);
     serde_json::from_value(v)
         .map(Some)

@@ -13,8 +13,18 @@ use crate::query::{decode_path, Query};
 use crate::reply::{json, json_read, status_read, HttpError};
 use crate::App;
 
-/// Longest key accepted, in bytes.
+/// Longest key accepted, in bytes, by `/v1/kv` and `/v1/txn` alike.
 pub const MAX_KEY_LEN: usize = 4096;
+
+/// The one key-length rule of the KV endpoints and transactions.
+pub(crate) fn check_key_len(key: &str) -> Result<(), HttpError> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(HttpError::bad_request(format!(
+            "Key too long (max {MAX_KEY_LEN} bytes)"
+        )));
+    }
+    Ok(())
+}
 
 fn key_of(uri: &Uri) -> Result<String, HttpError> {
     let path = uri.path();
@@ -23,11 +33,7 @@ fn key_of(uri: &Uri) -> Result<String, HttpError> {
     } else {
         decode_path(path, "/v1/kv/")?
     };
-    if key.len() > MAX_KEY_LEN {
-        return Err(HttpError::bad_request(format!(
-            "Key too long (max {MAX_KEY_LEN} bytes)"
-        )));
-    }
+    check_key_len(&key)?;
     Ok(key)
 }
 

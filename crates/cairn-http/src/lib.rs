@@ -16,11 +16,11 @@ mod kv;
 pub mod metrics;
 mod query;
 mod reply;
+mod serve;
 mod session;
 mod status;
 mod txn;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -31,6 +31,7 @@ use axum::Router;
 
 pub use backend::{Backend, BoxFut, Limits, RaftInfo};
 pub use reply::HttpError;
+pub use serve::ServeLimits;
 pub use session::new_uuid;
 
 /// Shared handler state.
@@ -191,14 +192,13 @@ async fn common_headers(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Serves the API on an already bound listener until `shutdown` resolves.
+/// Serves the API on an already bound listener, within `limits`, until `shutdown`
+/// resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: App,
+    limits: ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::serve_router(listener, router(app), limits, shutdown).await
 }

@@ -151,3 +151,13 @@ pub fn check_name(s: &str, what: &str) -> Result<(), HttpError> {
     }
     Ok(())
 }
+
+/// Refuses a JSON body with a NUL byte in any string (as a NUL in a URL is refused).
+pub fn reject_nul(v: &serde_json::Value) -> Result<(), HttpError> {
+    match cairn_types::input::find_nul(v) {
+        None => Ok(()),
+        Some(path) => Err(HttpError::bad_request(format!(
+            "Request decode failed: {path} contains a NUL byte, which is not allowed"
+        ))),
+    }
+}

@@ -23,6 +23,7 @@ pub async fn txn(State(app): State<App>, uri: Uri, body: Body) -> Result<Respons
     let bytes = read_body(body, app.limits().txn_max_req_len).await?;
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| HttpError::bad_request(format!("Failed to parse body: {e}")))?;
+    crate::query::reject_nul(&v)?;
     let v = cairn_types::input::normalize(v);
     let Value::Array(items) = v else {
         return Err(HttpError::bad_request(
@@ -58,6 +59,8 @@ pub async fn txn(State(app): State<App>, uri: Uri, body: Body) -> Result<Respons
                 "Operation {i}: missing key"
             )));
         }
+        crate::kv::check_key_len(&key)
+            .map_err(|e| HttpError::bad_request(format!("Operation {i}: {}", e.message)))?;
         let mut op = KvOp::new(verb, key);
         if let Some(val) = kv.get("Value").filter(|v| !v.is_null()) {
             let s = val.as_str().ok_or_else(|| {

@@ -14,6 +14,6 @@ pub mod node;
 pub mod state_machine;
 pub mod types;
 
-pub use node::{RaftNode, RaftOptions, WriteError};
+pub use node::{log_path, snapshot_dir, RaftNode, RaftOptions, WriteError};
 pub use state_machine::CairnStateMachine;
 pub use types::TypeConfig;

@@ -30,6 +30,16 @@ pub type CairnRaft = Raft<TypeConfig, CairnStateMachine>;
 /// Take a snapshot (and purge the log behind it) every this many applied entries.
 pub const SNAPSHOT_EVERY_LOGS: u64 = 10_000;
 
+/// Where a durable server keeps its Raft log inside its data directory.
+pub fn log_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("raft").join("raft.redb")
+}
+
+/// Where a durable server keeps its state-machine snapshots inside its data directory.
+pub fn snapshot_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("snapshots")
+}
+
 /// How long [`RaftNode::start`] waits for this node to become leader.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
@@ -45,8 +55,9 @@ pub struct RaftOptions {
     pub state: Arc<RwLock<State>>,
     /// Receives the last applied index after every applied batch.
     pub applied_tx: watch::Sender<u64>,
-    /// Short timeouts for development.
-    pub dev: bool,
+    /// Consul's `performance.raft_multiplier` (1-10): scales every Raft timeout; 1 is the
+    /// fastest (and `-dev`'s), 5 Consul's default for production.
+    pub raft_multiplier: u32,
 }
 
 /// Why a write (or a consistency check) failed.
@@ -92,18 +103,19 @@ pub struct RaftNode {
     raft: CairnRaft,
     node_id: u64,
     last_contact: Arc<Mutex<Option<Instant>>>,
+    /// Set by [`RaftNode::shutdown`], so [`RaftNode::stopped`] tells a requested stop
+    /// from a fatal one.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
-fn raft_config(dev: bool) -> anyhow::Result<Config> {
-    // Consul with raft_multiplier=1: heartbeat ~1s, election 1-2s. `-dev`: tens of ms.
-    let (heartbeat, emin, emax) = if dev {
-        (50, 150, 300)
-    } else {
-        (300, 1000, 2000)
-    };
+/// Raft timing scaled by `multiplier`: election timeout 200-400 ms per unit, heartbeats
+/// at a quarter of its minimum (multiplier 1: 50 ms / 200-400 ms; 5: 250 ms / 1-2 s).
+fn raft_config(multiplier: u32) -> anyhow::Result<Config> {
+    let m = u64::from(multiplier.clamp(1, 10));
+    let (emin, emax) = (200 * m, 400 * m);
     let config = Config {
         cluster_name: "cairn".to_string(),
-        heartbeat_interval: heartbeat,
+        heartbeat_interval: emin / 4,
         election_timeout_min: emin,
         election_timeout_max: emax,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_LOGS),
@@ -123,10 +135,10 @@ impl RaftNode {
             data_dir,
             state,
             applied_tx,
-            dev,
+            raft_multiplier,
         } = opts;
-        let config = Arc::new(raft_config(dev)?);
-        let snapshot_dir = data_dir.as_ref().map(|d| d.join("snapshots"));
+        let config = Arc::new(raft_config(raft_multiplier)?);
+        let snapshot_dir = data_dir.as_deref().map(snapshot_dir);
         let sm = tokio::task::spawn_blocking(move || {
             CairnStateMachine::open(state, applied_tx, snapshot_dir)
         })
@@ -135,12 +147,17 @@ impl RaftNode {
 
         let raft = match &data_dir {
             Some(dir) => {
-                let path = dir.join("raft").join("raft.redb");
+                let path = log_path(dir);
                 let shown = path.display().to_string();
                 let store =
                     tokio::task::spawn_blocking(move || RedbLogStore::<TypeConfig>::open(path))
                         .await?
-                        .with_context(|| format!("opening raft log {shown}"))?;
+                        .with_context(|| {
+                            format!(
+                                "opening the Raft log {shown} (to recover a damaged data \
+                                 directory, see docs/operations.md)"
+                            )
+                        })?;
                 Raft::new(node_id, config, NetworkFactory::default(), store, sm).await?
             }
             None => {
@@ -165,6 +182,7 @@ impl RaftNode {
             raft,
             node_id,
             last_contact: Arc::new(Mutex::new(None)),
+            stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         node.spawn_contact_tracker();
 
@@ -297,8 +315,35 @@ impl RaftNode {
         }
     }
 
+    /// Resolves when Raft stops by itself, with the reason: a fatal error such as a failed
+    /// log append (disk full, out of file descriptors) or a corrupt store. openraft does not
+    /// recover from these, so a node that keeps running after one refuses every write while
+    /// looking healthy; the agent exits instead (see docs/operations.md, failure policy).
+    /// Never resolves after [`shutdown`](Self::shutdown) was called.
+    pub async fn stopped(&self) -> String {
+        let mut rx = self.raft.metrics();
+        loop {
+            {
+                let m = rx.borrow_watched();
+                if let Err(fatal) = &m.running_state {
+                    if !self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                        return fatal.to_string();
+                    }
+                }
+            }
+            if rx.changed().await.is_err() {
+                if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                return "raft core exited".to_string();
+            }
+        }
+    }
+
     /// Stops Raft; storage is closed once the Raft tasks have exited.
     pub async fn shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }

@@ -29,7 +29,7 @@ async fn start(data_dir: Option<&Path>, dev: bool) -> Started {
         data_dir: data_dir.map(Path::to_path_buf),
         state: state.clone(),
         applied_tx,
-        dev,
+        raft_multiplier: if dev { 1 } else { 5 },
     })
     .await
     .expect("start raft node");

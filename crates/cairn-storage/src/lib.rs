@@ -15,9 +15,12 @@
 
 mod codec;
 pub mod mem_store;
+mod quiet_panic;
 pub mod redb_store;
 pub mod snapshot_file;
 
 pub use mem_store::MemLogStore;
 pub use redb_store::RedbLogStore;
-pub use snapshot_file::{prune_snapshots, read_latest_snapshot, write_snapshot_file};
+pub use snapshot_file::{
+    prune_snapshots, read_latest_snapshot, write_file_durably, write_snapshot_file,
+};

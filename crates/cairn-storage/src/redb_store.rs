@@ -72,8 +72,23 @@ impl<C: RaftTypeConfig> RedbLogStore<C> {
     /// still be alive for a moment after its Raft instance shut down (tasks holding a reader
     /// clone exit asynchronously), so opening a path that is already open in this process
     /// returns a handle onto the same database instead of failing.
+    ///
+    /// A file the engine cannot read (corrupt pages) is an error of kind `InvalidData`
+    /// naming the file, never a panic.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
+        crate::quiet_panic::catch(|| Self::open_inner(path)).unwrap_or_else(|panic| {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is corrupt (the storage engine failed reading it: {panic})",
+                    path.display()
+                ),
+            ))
+        })
+    }
+
+    fn open_inner(path: &Path) -> io::Result<Self> {
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -133,9 +148,16 @@ impl<C: RaftTypeConfig> RedbLogStore<C> {
         T: Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(io_err)?
+        tokio::task::spawn_blocking(move || {
+            crate::quiet_panic::catch(|| f(&db)).unwrap_or_else(|panic| {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the Raft log is corrupt (the storage engine failed: {panic})"),
+                ))
+            })
+        })
+        .await
+        .map_err(io_err)?
     }
 
     /// Runs `f` inside one write transaction and commits it durably (fsync) before returning.

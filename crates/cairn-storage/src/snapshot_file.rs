@@ -20,20 +20,27 @@ pub const SNAPSHOT_EXT: &str = "snap";
 /// for [`read_latest_snapshot`] to consider it; if it does not, `.snap` is appended.
 /// Returns the final path.
 pub fn write_snapshot_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-    if name.is_empty() || name.contains('/') || name.contains('\\') {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid snapshot file name {name:?}"),
-        ));
-    }
-    fs::create_dir_all(dir)?;
     let final_name = if name.ends_with(&format!(".{SNAPSHOT_EXT}")) {
         name.to_string()
     } else {
         format!("{name}.{SNAPSHOT_EXT}")
     };
-    let final_path = dir.join(&final_name);
-    let tmp_path = dir.join(format!("{final_name}.tmp"));
+    write_file_durably(dir, &final_name, bytes)
+}
+
+/// Durably and atomically writes `bytes` to `dir/name`: a temporary file, fsync, rename
+/// over the old one, fsync of the directory. A crash leaves the old file or the new one,
+/// never a torn one. Returns the final path.
+pub fn write_file_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    if name.is_empty() || name.contains('/') || name.contains('\\') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid file name {name:?}"),
+        ));
+    }
+    fs::create_dir_all(dir)?;
+    let final_path = dir.join(name);
+    let tmp_path = dir.join(format!("{name}.tmp"));
     {
         let mut f = File::create(&tmp_path)?;
         f.write_all(bytes)?;

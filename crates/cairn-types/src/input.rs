@@ -173,3 +173,64 @@ mod tests {
         );
     }
 }
+
+/// The JSON path (`Service.Name`, `[2].KV.Key`) of the first string in `v`, key or value,
+/// that holds a NUL byte. Names with NUL are refused in URLs; a body must not be a way
+/// around that, and no Consul field has a use for NUL.
+pub fn find_nul(v: &Value) -> Option<String> {
+    fn walk(v: &Value, path: &mut String) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            Value::Object(map) => map.iter().any(|(k, item)| {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&k.replace('\0', "\\u0000"));
+                let found = k.contains('\0') || walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = String::new();
+    walk(v, &mut path).then_some(path)
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::find_nul;
+    use serde_json::json;
+
+    #[test]
+    fn finds_nul_in_values_and_keys_with_path() {
+        assert_eq!(
+            find_nul(&json!({"Node": "a", "Service": {"Service": "w"}})),
+            None
+        );
+        assert_eq!(
+            find_nul(&json!({"Node": "a", "Service": {"Service": "w\u{0}x"}})).as_deref(),
+            Some("Service.Service")
+        );
+        assert_eq!(
+            find_nul(&json!([{"KV": {"Key": "ok"}}, {"KV": {"Key": "b\u{0}"}}])).as_deref(),
+            Some("[1].KV.Key")
+        );
+        assert_eq!(
+            find_nul(&json!({"Meta": {"k\u{0}": "v"}})).as_deref(),
+            Some("Meta.k\\u0000")
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! client library. They carry no I/O and no async code, so every layer can use them
 //! and tests can build them directly.
 
+pub mod conn;
 pub mod definition;
 pub mod duration;
 pub mod input;

@@ -1,6 +1,11 @@
 //! Configuration sources: reading JSON/HCL files and directories, normalising each source
-//! (legacy key aliases, `service`/`check` collection, HCL repeated blocks), reporting unknown
-//! keys, and merging sources with Consul's rule (later scalars win, lists append, maps merge).
+//! (legacy key aliases, `service`/`check` collection, HCL repeated blocks), refusing keys
+//! Cairn does not implement, and merging sources with Consul's rule (later scalars win,
+//! lists append, maps merge).
+//!
+//! A key Cairn does not implement is an error that names it and its source, never a
+//! warning: a setting silently ignored is a configuration that lies (an ignored `tls`
+//! block would serve in plain text while the operator believes otherwise).
 
 use super::{ConfigError, Format};
 use serde_json::{Map, Value};
@@ -18,7 +23,7 @@ pub(crate) enum Schema {
 
 use Schema::{Leaf, Map as FreeMap, Obj};
 
-/// Every key Cairn interprets. Anything else is ignored with a warning.
+/// Every key Cairn interprets. Anything else refuses to start.
 pub(crate) const SCHEMA: Schema = Obj(&[
     (
         "acl",
@@ -81,6 +86,9 @@ pub(crate) const SCHEMA: Schema = Obj(&[
     (
         "limits",
         Obj(&[
+            ("dns_tcp_idle_timeout", Leaf),
+            ("http_header_read_timeout", Leaf),
+            ("http_idle_timeout", Leaf),
             ("http_max_conns_per_client", Leaf),
             ("kv_max_value_size", Leaf),
             ("txn_max_req_len", Leaf),
@@ -291,8 +299,8 @@ fn fold_objects(v: Value) -> Value {
     }
 }
 
-/// Normalises one source in place and returns warnings about unknown keys.
-pub(crate) fn normalise(src: &mut Source) -> Vec<String> {
+/// Normalises one source in place; a key Cairn does not implement is an error naming it.
+pub(crate) fn normalise(src: &mut Source) -> Result<(), ConfigError> {
     let map = &mut src.value;
     // Fold repeated blocks first so aliases inside `acl` are found.
     for key in [
@@ -335,11 +343,10 @@ pub(crate) fn normalise(src: &mut Source) -> Vec<String> {
             map.insert(plural.to_string(), Value::Array(list));
         }
     }
-    let mut warnings = Vec::new();
-    if let Obj(fields) = &SCHEMA {
-        check_keys(map, fields, "", &src.name, &mut warnings);
+    match &SCHEMA {
+        Obj(fields) => check_keys(map, fields, "", &src.name),
+        _ => Ok(()),
     }
-    warnings
 }
 
 fn check_keys(
@@ -347,22 +354,29 @@ fn check_keys(
     fields: &[(&str, Schema)],
     prefix: &str,
     source: &str,
-    warnings: &mut Vec<String>,
-) {
+) -> Result<(), ConfigError> {
     for (key, value) in map {
         let path = format!("{prefix}{key}");
         match fields.iter().find(|(k, _)| k == key) {
-            None => warnings.push(format!(
-                "{source}: configuration key {path:?} is not supported and was ignored"
-            )),
+            None => {
+                let why = super::unbuilt::reason_for_key(&path).unwrap_or(
+                    "Cairn does not implement it; remove it (Cairn refuses to start rather than ignore a setting)",
+                );
+                return Err(ConfigError::Unsupported {
+                    source_name: source.to_string(),
+                    key: path,
+                    reason: why.to_string(),
+                });
+            }
             Some((_, Obj(sub))) => {
                 if let Value::Object(m) = value {
-                    check_keys(m, sub, &format!("{path}."), source, warnings);
+                    check_keys(m, sub, &format!("{path}."), source)?;
                 }
             }
             Some(_) => {}
         }
     }
+    Ok(())
 }
 
 /// Merges `src` over `dst`: scalars replace, lists append, objects merge; `null` is ignored.
@@ -419,7 +433,17 @@ mod tests {
                 "dns_config": {"weird": 1, "service_ttl": {"*": "5s"}},
             })),
         };
-        let warnings = normalise(&mut s);
+        let err = normalise(&mut s).unwrap_err().to_string();
+        assert!(err.contains("\"bogus\""), "{err}");
+        s.value.remove("bogus");
+        normalise(&mut s).unwrap_err();
+        s.value
+            .get_mut("dns_config")
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .remove("weird");
+        normalise(&mut s).unwrap();
         assert_eq!(
             Value::Object(s.value),
             json!({
@@ -428,13 +452,9 @@ mod tests {
                 "services": [{"name": "web"}, {"name": "db"}],
                 "checks": [{"name": "c"}],
                 "ports": {"http": 1, "dns": 2},
-                "bogus": 1,
-                "dns_config": {"weird": 1, "service_ttl": {"*": "5s"}},
+                "dns_config": {"service_ttl": {"*": "5s"}},
             })
         );
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
-        assert!(warnings.iter().any(|w| w.contains("\"bogus\"")));
-        assert!(warnings.iter().any(|w| w.contains("\"dns_config.weird\"")));
     }
 
     #[test]

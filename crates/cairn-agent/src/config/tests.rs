@@ -34,8 +34,7 @@ const PY_CONSUL_JSON: &str = r#"{
   "enable_script_checks": true,
   "acl": {"enabled": true, "default_policy": "deny", "down_policy": "extend-cache",
           "enable_token_persistence": true,
-          "tokens": {"initial_management": "root-token", "agent": "agent-token"}},
-  "bogus_key": {"x": 1}
+          "tokens": {"initial_management": "root-token", "agent": "agent-token"}}
 }"#;
 
 const PY_CONSUL_HCL: &str = r#"
@@ -56,7 +55,6 @@ acl {
     agent              = "agent-token"
   }
 }
-bogus_key = 1
 "#;
 
 #[test]
@@ -138,7 +136,7 @@ fn dev_mode() {
     assert_eq!(c.data_dir, None);
     assert_eq!(c.bind_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert_eq!(c.log_level, "debug");
-    assert_eq!(c.ports.grpc, Port::Fixed(8502));
+    assert_eq!(c.ports.grpc, Port::Disabled);
     assert_eq!(c.raft_multiplier, 1);
     assert!(c.ui);
     assert_eq!(c.server_rpc_addr(), Some("127.0.0.1:8300".parse().unwrap()));
@@ -205,9 +203,20 @@ fn py_consul_json_and_hcl_load() {
             Some("root-token")
         );
         assert_eq!(c.acl.tokens.agent.as_deref(), Some("agent-token"));
-        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        assert!(c.warnings[0].contains("bogus_key"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert_eq!(c.config_files, vec![PathBuf::from(&f)]);
+        // The same file with a key Cairn does not know is refused, naming key and file.
+        let f = write(
+            dir.path(),
+            &format!("bogus-{name}"),
+            &if name.ends_with(".json") {
+                text.replacen('{', "{\"bogus_key\": {\"x\": 1},", 1)
+            } else {
+                format!("{text}\nbogus_key = 1\n")
+            },
+        );
+        let e = load_err(&["-dev", "-node=n", "-config-file", &f]);
+        assert!(e.contains("\"bogus_key\"") && e.contains("bogus-"), "{e}");
     }
 }
 
@@ -306,7 +315,10 @@ fn all_mapped_keys_from_json() {
         Limits {
             kv_max_value_size: 1024,
             txn_max_req_len: 2048,
-            http_max_conns_per_client: 50
+            http_max_conns_per_client: 50,
+            http_header_read_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(60),
+            dns_tcp_idle_timeout: Duration::from_secs(10),
         }
     );
     assert_eq!(c.dns.node_ttl, Duration::from_secs(10));

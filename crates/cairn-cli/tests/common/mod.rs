@@ -134,7 +134,36 @@ impl Agent {
     /// Starts the binary with `args`, reads the HTTP address, and waits for a leader
     /// and for the agent's own node to be in the catalog.
     pub async fn start(args: &[&str]) -> Agent {
-        let mut child = Command::new(bin())
+        Agent::start_cmd(Command::new(bin()), args).await
+    }
+
+    /// [`Agent::start`] with the open-file limit (soft and hard) set to `nofile` first.
+    pub async fn start_with_nofile(args: &[&str], nofile: u32) -> Agent {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(bin());
+        Agent::start_cmd(cmd, args).await
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Some(status);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn start_cmd(mut cmd: Command, args: &[&str]) -> Agent {
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -468,4 +497,35 @@ pub fn tempdir() -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().expect("tempdir");
     let p = d.path().to_path_buf();
     (d, p)
+}
+
+/// Runs `cairn ARGS` expecting it to exit by itself within `timeout` (e.g. a refused
+/// start); returns its exit code and stderr. Panics if it is still running.
+pub fn run_to_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cairn");
+    let mut err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cairn {args:?} was still running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), reader.join().unwrap_or_default())
 }
