@@ -12,6 +12,7 @@ mod checks;
 pub mod config;
 mod datadir;
 mod dns;
+mod leader;
 mod local;
 mod node;
 mod persist;

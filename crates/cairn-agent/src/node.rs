@@ -129,10 +129,9 @@ impl Agent {
         // Bring the catalog in line with what was restored before serving.
         agent.sync().await;
         let t1 = tokio::spawn(crate::local::ttl_loop(agent.clone()));
-        let t2 = tokio::spawn(crate::sessions::reaper_loop(agent.clone()));
+        let t2 = tokio::spawn(crate::leader::supervise(agent.clone()));
         let t3 = tokio::spawn(crate::antientropy::run(agent.clone()));
-        let t4 = tokio::spawn(crate::tombstones::gc_loop(agent.clone()));
-        agent.inner.tasks.lock().extend([t1, t2, t3, t4]);
+        agent.inner.tasks.lock().extend([t1, t2, t3]);
         Ok(agent)
     }
 

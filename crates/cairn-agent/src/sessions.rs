@@ -31,25 +31,16 @@ impl SessionTimers {
     }
 }
 
-/// Destroys sessions whose TTL ran out. Runs on every server; acts only on the leader.
+/// Destroys sessions whose TTL ran out. A leader duty ([`crate::leader`]): it runs only
+/// while this server leads, and every TTL starts afresh with it.
 pub(crate) async fn reaper_loop(agent: Agent) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let mut was_leader = false;
+    let timers = &agent.inner.sessions;
+    timers.deadlines.lock().clear();
+    timers.renewed.lock().clear();
     loop {
         tick.tick().await;
-        let leader = agent.inner.raft.is_leader();
-        if !leader {
-            was_leader = false;
-            continue;
-        }
         let now = Instant::now();
-        let timers = &agent.inner.sessions;
-        if !was_leader {
-            // New leadership: every TTL starts afresh.
-            timers.deadlines.lock().clear();
-            timers.renewed.lock().clear();
-            was_leader = true;
-        }
         let sessions: Vec<(String, Duration)> = {
             let st = agent.inner.state.read();
             st.sessions()

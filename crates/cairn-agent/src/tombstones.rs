@@ -39,7 +39,8 @@ fn due(
     newest
 }
 
-/// Runs on every server; acts only on the leader.
+/// A leader duty ([`crate::leader`]): runs only while this server leads, and starts with
+/// no marks on every new term of leadership.
 pub(crate) async fn gc_loop(agent: Agent) {
     let ttl = agent.inner.cfg.kv_tombstone_ttl;
     let mut tick = tokio::time::interval(agent.inner.cfg.kv_tombstone_granularity);
@@ -47,10 +48,6 @@ pub(crate) async fn gc_loop(agent: Agent) {
     let mut marks: VecDeque<(Instant, u64)> = VecDeque::new();
     loop {
         tick.tick().await;
-        if !agent.inner.raft.is_leader() {
-            marks.clear();
-            continue;
-        }
         let now = Instant::now();
         if let Some(max) = agent.inner.state.read().kv_max_tombstone() {
             if marks.back().is_none_or(|&(_, m)| m < max) {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{b64, eventually, run_to_exit, tempdir, unb64, Agent};
+use common::{b64, durable_args, eventually, run_to_exit, tempdir, unb64, Agent};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -430,24 +430,6 @@ fn dns_query(name: &str) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------- the Raft log
-
-fn durable_args(dir: &Path) -> Vec<String> {
-    [
-        "agent",
-        "-server",
-        "-bootstrap-expect=1",
-        &format!("-data-dir={}", dir.display()),
-        "-http-port",
-        "0",
-        "-dns-port",
-        "-1",
-        "-node",
-        "test-node",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
 
 fn refused_start(dir: &Path) -> String {
     let a = durable_args(dir);

@@ -247,6 +247,20 @@ impl RaftNode {
         }
     }
 
+    /// Resolves once this node's leadership is `leader` (at once if it already is): the
+    /// edge on which leader-only duties start and stop. Never resolves after Raft stopped.
+    pub async fn leadership_is(&self, leader: bool) {
+        let mut rx = self.raft.metrics();
+        loop {
+            if (rx.borrow_watched().state == ServerState::Leader) == leader {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Whether this node currently is the leader.
     pub fn is_leader(&self) -> bool {
         self.raft.is_leader()

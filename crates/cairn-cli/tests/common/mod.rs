@@ -114,19 +114,8 @@ impl Agent {
 
     /// [`Agent::durable`] with more flags.
     pub async fn durable_with(dir: &Path, extra: &[&str]) -> Agent {
-        let data_dir = format!("-data-dir={}", dir.display());
-        let mut args = vec![
-            "agent",
-            "-server",
-            "-bootstrap-expect=1",
-            &data_dir,
-            "-http-port",
-            "0",
-            "-dns-port",
-            "-1",
-            "-node",
-            "test-node",
-        ];
+        let owned = durable_args(dir);
+        let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
         args.extend_from_slice(extra);
         Agent::start(&args).await
     }
@@ -528,4 +517,23 @@ pub fn run_to_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
         std::thread::sleep(Duration::from_millis(20));
     };
     (status.code(), reader.join().unwrap_or_default())
+}
+
+/// The arguments of a durable single server on `dir` named `test-node`.
+pub fn durable_args(dir: &Path) -> Vec<String> {
+    [
+        "agent",
+        "-server",
+        "-bootstrap-expect=1",
+        &format!("-data-dir={}", dir.display()),
+        "-http-port",
+        "0",
+        "-dns-port",
+        "-1",
+        "-node",
+        "test-node",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
