@@ -1,0 +1,179 @@
+//! The in-process transport: servers register under a socket address in a [`Network`], clients
+//! created from the same network call them directly (no sockets), with the same codec, size
+//! limits, deadlines, cancellation and errors as TCP, plus seeded fault injection
+//! ([`faults`]) for cluster tests: partitions, message loss and delay.
+
+mod client;
+pub mod faults;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use client::LocalClient;
+use faults::Faults;
+
+use crate::config::{ClientConfig, ServerConfig};
+use crate::protocol::{DynService, Protocol, Service};
+
+/// A set of in-process servers and the links between them. Cheap to clone (clones share).
+pub struct Network<P: Protocol> {
+    inner: Arc<NetInner<P>>,
+}
+
+impl<P: Protocol> Clone for Network<P> {
+    fn clone(&self) -> Self {
+        Network {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+pub(crate) struct NetInner<P: Protocol> {
+    servers: parking_lot::Mutex<HashMap<SocketAddr, Registered<P>>>,
+    pub(crate) faults: parking_lot::Mutex<Faults>,
+    generations: AtomicU64,
+}
+
+/// What a client finds at an address.
+pub(crate) struct Registered<P: Protocol> {
+    pub(crate) service: Arc<dyn DynService<P>>,
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) stopped: watch::Receiver<bool>,
+    pub(crate) generation: u64,
+}
+
+impl<P: Protocol> Clone for Registered<P> {
+    fn clone(&self) -> Self {
+        Registered {
+            service: self.service.clone(),
+            config: self.config.clone(),
+            stopped: self.stopped.clone(),
+            generation: self.generation,
+        }
+    }
+}
+
+impl<P: Protocol> NetInner<P> {
+    pub(crate) fn lookup(&self, addr: SocketAddr) -> Option<Registered<P>> {
+        self.servers.lock().get(&addr).cloned()
+    }
+}
+
+impl<P: Protocol> Network<P> {
+    /// An empty network whose faults draw from `seed` (print it in tests; replay with it).
+    pub fn new(seed: u64) -> Self {
+        Network {
+            inner: Arc::new(NetInner {
+                servers: parking_lot::Mutex::new(HashMap::new()),
+                faults: parking_lot::Mutex::new(Faults::new(seed)),
+                generations: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Registers `service` at `addr`. Fails with `AddrInUse` if a server is already there.
+    /// The returned handle unregisters (and cancels the calls in flight) on
+    /// [`LocalServer::shutdown`] or drop.
+    pub fn serve<S: Service<P>>(
+        &self,
+        addr: SocketAddr,
+        service: Arc<S>,
+        config: ServerConfig,
+    ) -> io::Result<LocalServer<P>> {
+        let mut servers = self.inner.servers.lock();
+        if servers.contains_key(&addr) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("a server is already registered at {addr}"),
+            ));
+        }
+        let (stop, stopped) = watch::channel(false);
+        let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        servers.insert(
+            addr,
+            Registered {
+                service,
+                config: Arc::new(config),
+                stopped,
+                generation,
+            },
+        );
+        Ok(LocalServer {
+            net: self.inner.clone(),
+            addr,
+            generation,
+            stop,
+        })
+    }
+
+    /// A client whose calls come from `local` (the address partitions are keyed on).
+    pub fn client(&self, local: SocketAddr, config: ClientConfig) -> LocalClient<P> {
+        LocalClient::new(self.inner.clone(), local, config)
+    }
+
+    /// Cuts the link between `a` and `b` (both directions): new calls fail with
+    /// `Unreachable`, calls and streams in flight with `ConnectionLost`.
+    pub fn partition(&self, a: SocketAddr, b: SocketAddr) {
+        self.inner.faults.lock().partition(a, b);
+    }
+
+    /// Restores the link between `a` and `b`.
+    pub fn heal(&self, a: SocketAddr, b: SocketAddr) {
+        self.inner.faults.lock().heal(a, b);
+    }
+
+    /// Restores every link.
+    pub fn heal_all(&self) {
+        self.inner.faults.lock().heal_all();
+    }
+
+    /// Loses each call with probability `p` (see [`Faults::set_drop_probability`]); a lost
+    /// call fails with `ConnectionLost` (delivery unknown, as on a real network).
+    pub fn set_drop_probability(&self, p: f64) {
+        self.inner.faults.lock().set_drop_probability(p);
+    }
+
+    /// Delays each message by `base` plus up to `jitter`.
+    pub fn set_delay(&self, base: Duration, jitter: Duration) {
+        self.inner.faults.lock().set_delay(base, jitter);
+    }
+
+    /// The seed faults draw from.
+    pub fn seed(&self) -> u64 {
+        self.inner.faults.lock().seed()
+    }
+}
+
+/// A registration in a [`Network`]; dropping it is the same as [`LocalServer::shutdown`].
+pub struct LocalServer<P: Protocol> {
+    net: Arc<NetInner<P>>,
+    addr: SocketAddr,
+    generation: u64,
+    stop: watch::Sender<bool>,
+}
+
+impl<P: Protocol> LocalServer<P> {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Unregisters the server and cancels its calls in flight (their callers get
+    /// `ConnectionLost`; new calls get `Unreachable`).
+    pub fn shutdown(self) {}
+}
+
+impl<P: Protocol> Drop for LocalServer<P> {
+    fn drop(&mut self) {
+        let mut servers = self.net.servers.lock();
+        if servers.get(&self.addr).map(|r| r.generation) == Some(self.generation) {
+            servers.remove(&self.addr);
+        }
+        let _ = self.stop.send(true);
+    }
+}

@@ -1,0 +1,398 @@
+//! The TCP listener: accepts connections, speaks HTTP/2 on each, runs one handler task per
+//! call, and cancels that task the moment its caller goes away.
+//!
+//! Per connection: a handshake deadline (garbage or silence on the port closes the connection
+//! without disturbing anyone else), a keepalive, an idle close and a concurrent-stream limit;
+//! per server: a connection limit and a graceful shutdown with a grace period.
+
+use std::io;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::poll_fn;
+use futures::StreamExt;
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::{Request, Response};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::codec::Codec;
+use crate::config::ServerConfig;
+use crate::error::Direction;
+use crate::frame::{FrameDecoder, FrameError, FrameKind};
+use crate::message::{encode_message, encode_status};
+use crate::protocol::{content_type, CallContext, CallKind, DynService, Protocol, Service};
+use crate::status::{Code, Status};
+use crate::tcp::body::{next_frame, send_all, RecvError};
+use crate::tcp::io::{Acceptor, PlainTcp};
+use crate::tcp::keepalive;
+use crate::tcp::{OPEN_FAILED_HEADER, TIMEOUT_HEADER};
+
+/// Serves one protocol on a TCP listener. Build it, then run [`RpcServer::serve`].
+pub struct RpcServer<P: Protocol> {
+    config: Arc<ServerConfig>,
+    acceptor: Arc<dyn Acceptor>,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+impl<P: Protocol> RpcServer<P> {
+    pub fn new(config: ServerConfig) -> Self {
+        RpcServer {
+            config: Arc::new(config),
+            acceptor: Arc::new(PlainTcp),
+            _protocol: PhantomData,
+        }
+    }
+
+    /// Replaces the plain-TCP acceptor (the TLS seam).
+    pub fn with_acceptor(mut self, acceptor: impl Acceptor) -> Self {
+        self.acceptor = Arc::new(acceptor);
+        self
+    }
+
+    /// Accepts connections on `listener` and answers calls with `service` until `shutdown`
+    /// completes. Then it stops accepting (the port closes at once), lets calls in flight run
+    /// for [`ServerConfig::shutdown_grace`], and cuts whatever is left. Returns once every
+    /// connection is closed.
+    pub async fn serve<S: Service<P>>(
+        &self,
+        listener: TcpListener,
+        service: Arc<S>,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        let service: Arc<dyn DynService<P>> = service;
+        let limit = Arc::new(Semaphore::new(self.config.max_connections));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut conns = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let Ok(permit) = limit.clone().try_acquire_owned() else {
+                            warn!(%peer, limit = self.config.max_connections, "rpc: connection limit reached, closing new connection");
+                            continue;
+                        };
+                        let _ = tcp.set_nodelay(true);
+                        let conn = Connection::<P> {
+                            config: self.config.clone(),
+                            acceptor: self.acceptor.clone(),
+                            service: service.clone(),
+                            peer,
+                            _protocol: PhantomData,
+                        };
+                        let stop = stop_rx.clone();
+                        conns.spawn(async move {
+                            conn.run(tcp, stop).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause instead of spinning.
+                        warn!(error = %e, "rpc: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            debug!(
+                remaining = conns.len(),
+                "rpc: shutdown grace over, cutting connections"
+            );
+            conns.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+/// One accepted connection.
+struct Connection<P: Protocol> {
+    config: Arc<ServerConfig>,
+    acceptor: Arc<dyn Acceptor>,
+    service: Arc<dyn DynService<P>>,
+    peer: SocketAddr,
+    _protocol: PhantomData<fn() -> P>,
+}
+
+impl<P: Protocol> Connection<P> {
+    async fn run(self, tcp: TcpStream, mut stop: watch::Receiver<bool>) {
+        let peer = self.peer;
+        let cfg = self.config.clone();
+        let handshake = async {
+            let io = self
+                .acceptor
+                .accept(peer, tcp)
+                .await
+                .map_err(|e| e.to_string())?;
+            h2::server::Builder::new()
+                .max_concurrent_streams(cfg.max_streams_per_connection)
+                .initial_window_size(cfg.stream_window)
+                .initial_connection_window_size(cfg.connection_window)
+                .max_header_list_size(16 << 10)
+                .handshake::<_, Bytes>(io)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let mut conn = match tokio::time::timeout(cfg.handshake_timeout, handshake).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "rpc: handshake failed");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "rpc: handshake timed out");
+                return;
+            }
+        };
+        let keepalive = keepalive::run(
+            conn.ping_pong(),
+            cfg.keepalive_interval,
+            cfg.keepalive_timeout,
+        );
+        tokio::pin!(keepalive);
+        let mut calls = JoinSet::new();
+        let mut last_active = Instant::now();
+        let mut idle_check =
+            tokio::time::interval((cfg.idle_timeout / 4).max(Duration::from_millis(10)));
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                next = conn.accept() => match next {
+                    Some(Ok((request, respond))) => {
+                        last_active = Instant::now();
+                        calls.spawn(handle_call::<P>(request, respond, self.service.clone(), cfg.clone(), peer));
+                    }
+                    Some(Err(e)) => {
+                        debug!(%peer, error = %e, "rpc: connection error");
+                        break;
+                    }
+                    None => break,
+                },
+                Some(_) = calls.join_next(), if !calls.is_empty() => last_active = Instant::now(),
+                reason = &mut keepalive => {
+                    debug!(%peer, %reason, "rpc: peer stopped answering pings");
+                    break;
+                }
+                _ = idle_check.tick(), if !closing => {
+                    if calls.is_empty() && last_active.elapsed() >= cfg.idle_timeout {
+                        debug!(%peer, "rpc: closing idle connection");
+                        conn.graceful_shutdown();
+                        closing = true;
+                    }
+                }
+                _ = stop.changed(), if !closing => {
+                    conn.graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+        // Dropping `calls` aborts the handlers still running: their caller is gone.
+    }
+}
+
+fn ok_response<P: Protocol>(open_failed: bool) -> Response<()> {
+    let mut builder = Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, content_type::<P>());
+    if open_failed {
+        builder = builder.header(OPEN_FAILED_HEADER, "1");
+    }
+    builder.body(()).unwrap_or_default()
+}
+
+/// Sends a whole response that is just a status.
+async fn reply_status<P: Protocol>(respond: &mut SendResponse<Bytes>, status: Status) {
+    if let Ok(mut body) = respond.send_response(ok_response::<P>(true), false) {
+        let _ = send_all(&mut body, encode_status(&status), true).await;
+    }
+}
+
+/// Waits until the client resets the stream (or the connection fails).
+async fn client_gone(respond: &mut SendResponse<Bytes>) {
+    let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the one request message of a call.
+async fn read_request(body: &mut RecvStream, limit: usize) -> Result<Bytes, Status> {
+    let mut decoder = FrameDecoder::new(limit);
+    let first = next_frame(body, &mut decoder).await.map_err(recv_status)?;
+    let payload = match first {
+        Some((FrameKind::Message, payload)) => payload,
+        Some((FrameKind::Status, _)) => {
+            return Err(Status::invalid_argument(
+                "a request must be a message frame",
+            ))
+        }
+        None => return Err(Status::invalid_argument("empty request body")),
+    };
+    match next_frame(body, &mut decoder).await.map_err(recv_status)? {
+        None => Ok(payload),
+        Some(_) => Err(Status::invalid_argument(
+            "a request must be exactly one frame",
+        )),
+    }
+}
+
+fn recv_status(e: RecvError) -> Status {
+    match e {
+        RecvError::Frame(FrameError::TooLarge { len, limit }) => {
+            Status::too_large(Direction::Request, len, limit)
+        }
+        RecvError::Frame(e) => Status::invalid_argument(format!("bad request framing: {e}")),
+        RecvError::H2(e) => Status::unavailable(format!("request body failed: {e}")),
+    }
+}
+
+async fn handle_call<P: Protocol>(
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    service: Arc<dyn DynService<P>>,
+    cfg: Arc<ServerConfig>,
+    peer: SocketAddr,
+) {
+    let Some(kind) = CallKind::from_path::<P>(request.uri().path()) else {
+        let path = request.uri().path().to_owned();
+        return reply_status::<P>(
+            &mut respond,
+            Status::unimplemented(format!("no protocol {} call at path {path}", P::NAME)),
+        )
+        .await;
+    };
+    let expected = content_type::<P>();
+    let got = request.headers().get(http::header::CONTENT_TYPE);
+    if got.map(|v| v.as_bytes()) != Some(expected.as_bytes()) {
+        return reply_status::<P>(
+            &mut respond,
+            Status::invalid_argument(format!("content-type must be {expected} (got {got:?})")),
+        )
+        .await;
+    }
+    let deadline = request
+        .headers()
+        .get(TIMEOUT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|ms| Instant::now() + Duration::from_millis(ms));
+    let mut body = request.into_body();
+
+    let read = tokio::select! {
+        r = tokio::time::timeout(cfg.request_read_timeout, read_request(&mut body, cfg.max_request_bytes)) => r,
+        _ = client_gone(&mut respond) => return,
+    };
+    let payload = match read {
+        Ok(Ok(payload)) => payload,
+        Ok(Err(status)) => return reply_status::<P>(&mut respond, status).await,
+        Err(_) => {
+            return reply_status::<P>(
+                &mut respond,
+                Status::invalid_argument("request body did not arrive in time"),
+            )
+            .await
+        }
+    };
+    drop(body);
+    let req: P::Request = match <P::Codec as Codec>::decode(&payload) {
+        Ok(req) => req,
+        Err(e) => {
+            return reply_status::<P>(
+                &mut respond,
+                Status::invalid_argument(format!("request could not be decoded: {e}")),
+            )
+            .await
+        }
+    };
+    let ctx = CallContext { peer, deadline };
+    match kind {
+        CallKind::Unary => unary::<P>(respond, service, ctx, req, &cfg).await,
+        CallKind::Stream => stream::<P>(respond, service, ctx, req, &cfg).await,
+    }
+}
+
+fn deadline_status() -> Status {
+    Status::new(Code::DeadlineExceeded, "the caller's deadline passed")
+}
+
+async fn unary<P: Protocol>(
+    mut respond: SendResponse<Bytes>,
+    service: Arc<dyn DynService<P>>,
+    ctx: CallContext,
+    req: P::Request,
+    cfg: &ServerConfig,
+) {
+    let deadline = ctx.deadline;
+    let outcome = tokio::select! {
+        r = service.call_unary(ctx, req) => r,
+        _ = client_gone(&mut respond) => return,
+        _ = sleep_until(deadline) => Err(deadline_status()),
+    };
+    let frame = match outcome {
+        Ok(resp) => encode_message::<P::Codec, _>(&resp, cfg.max_response_bytes)
+            .unwrap_or_else(|e| encode_status(&e.into_status())),
+        Err(status) => encode_status(&status),
+    };
+    if let Ok(mut body) = respond.send_response(ok_response::<P>(false), false) {
+        let _ = send_all(&mut body, frame, true).await;
+    }
+}
+
+async fn stream<P: Protocol>(
+    mut respond: SendResponse<Bytes>,
+    service: Arc<dyn DynService<P>>,
+    ctx: CallContext,
+    req: P::Request,
+    cfg: &ServerConfig,
+) {
+    let deadline = ctx.deadline;
+    let opened = tokio::select! {
+        r = service.call_stream(ctx, req) => r,
+        _ = client_gone(&mut respond) => return,
+        _ = sleep_until(deadline) => Err(deadline_status()),
+    };
+    let mut items = match opened {
+        Ok(items) => items,
+        Err(status) => return reply_status::<P>(&mut respond, status).await,
+    };
+    let Ok(mut body) = respond.send_response(ok_response::<P>(false), false) else {
+        return;
+    };
+    loop {
+        let next = tokio::select! {
+            n = items.next() => n,
+            _ = poll_fn(|cx| body.poll_reset(cx)) => return,
+        };
+        let (frame, last) = match next {
+            None => (Bytes::new(), true),
+            Some(Ok(item)) => match encode_message::<P::Codec, _>(&item, cfg.max_response_bytes) {
+                Ok(frame) => (frame, false),
+                Err(e) => (encode_status(&e.into_status()), true),
+            },
+            Some(Err(status)) => (encode_status(&status), true),
+        };
+        if send_all(&mut body, frame, last).await.is_err() || last {
+            return;
+        }
+    }
+}
