@@ -115,9 +115,12 @@ impl RpcError {
 
     /// Maps a status frame received from the peer. The transport's own refusals (a request
     /// over the server's limit, a request it could not decode) become the matching typed
-    /// errors; everything else is the handler's [`RpcError::Remote`].
+    /// errors, and a server that gave up at the caller's deadline reads as the caller's own
+    /// timeout (whichever side's timer fired first, the caller sees the same error);
+    /// everything else is the handler's [`RpcError::Remote`].
     pub(crate) fn from_status(status: Status) -> Self {
         match status.code {
+            Code::DeadlineExceeded => RpcError::Timeout { request_sent: true },
             Code::RequestTooLarge { len, limit } => RpcError::TooLarge {
                 direction: Direction::Request,
                 len,

@@ -21,7 +21,8 @@ pub enum Code {
     PermissionDenied,
     /// The server cannot serve now (no leader, shutting down, overloaded); retry later.
     Unavailable,
-    /// The server gave up at the deadline the caller sent.
+    /// The server gave up at the deadline the caller sent (the client reports this as
+    /// [`crate::RpcError::Timeout`]).
     DeadlineExceeded,
     /// The request was larger than the server's limit; the handler did not run (the client
     /// maps this to [`crate::RpcError::TooLarge`]).

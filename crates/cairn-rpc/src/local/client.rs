@@ -89,6 +89,14 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// Fault-injected latency; zero costs nothing (a zero `sleep` would still wait for the next
+/// timer tick, about a millisecond).
+async fn delay_by(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
 fn deadline_status() -> Status {
     Status::new(Code::DeadlineExceeded, "the caller's deadline passed")
 }
@@ -242,7 +250,7 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
                 let (server, delay, drop) = inner.route(peer)?;
                 let req = inner.server_decode(&server, &payload)?;
                 sent.store(true, Ordering::Release);
-                tokio::time::sleep(delay).await;
+                delay_by(delay).await;
                 if drop == Some(Direction::Request) {
                     return Err(inner.lost(peer, "request lost (fault injection)"));
                 }
@@ -267,7 +275,7 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
                     Some(answer) => answer,
                     None => return Err(inner.lost(peer, "server shut down")),
                 };
-                tokio::time::sleep(delay).await;
+                delay_by(delay).await;
                 if inner.partitioned(peer) {
                     return Err(inner.lost(peer, "partitioned"));
                 }
@@ -300,7 +308,7 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
                 let (server, delay, drop) = inner.route(peer)?;
                 let req = inner.server_decode(&server, &payload)?;
                 sent.store(true, Ordering::Release);
-                tokio::time::sleep(delay).await;
+                delay_by(delay).await;
                 if drop.is_some() {
                     return Err(inner.lost(peer, "stream lost (fault injection)"));
                 }

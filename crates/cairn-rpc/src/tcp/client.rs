@@ -52,13 +52,24 @@ impl<P: Protocol> Clone for TcpClient<P> {
 struct Inner {
     config: ClientConfig,
     connector: Arc<dyn Connector>,
-    peers: parking_lot::Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<PeerState>>>>,
+    peers: parking_lot::Mutex<HashMap<SocketAddr, Arc<Peer>>>,
     events: broadcast::Sender<ConnectionEvent>,
 }
 
-struct PeerState {
-    conn: Option<LiveConn>,
-    backoff: Backoff,
+/// One peer: the live connection for the fast path, and the connect state behind an async
+/// lock so only one caller connects at a time.
+struct Peer {
+    live: parking_lot::Mutex<Option<LiveConn>>,
+    connecting: tokio::sync::Mutex<Backoff>,
+}
+
+impl Peer {
+    fn live(&self) -> Option<LiveConn> {
+        let live = self.live.lock();
+        live.as_ref()
+            .filter(|c| c.alive.load(Ordering::Acquire))
+            .cloned()
+    }
 }
 
 #[derive(Clone)]
@@ -103,20 +114,24 @@ impl Inner {
             .lock()
             .entry(peer)
             .or_insert_with(|| {
-                Arc::new(tokio::sync::Mutex::new(PeerState {
-                    conn: None,
-                    backoff: Backoff::new(self.config.backoff_initial, self.config.backoff_max),
-                }))
+                Arc::new(Peer {
+                    live: parking_lot::Mutex::new(None),
+                    connecting: tokio::sync::Mutex::new(Backoff::new(
+                        self.config.backoff_initial,
+                        self.config.backoff_max,
+                    )),
+                })
             })
             .clone();
-        let mut state = slot.lock().await;
-        if let Some(conn) = &state.conn {
-            if conn.alive.load(Ordering::Acquire) {
-                return Ok(conn.clone());
-            }
+        if let Some(conn) = slot.live() {
+            return Ok(conn);
         }
-        state.conn = None;
-        if let Err((last, wait)) = state.backoff.check(Instant::now()) {
+        let mut backoff = slot.connecting.lock().await;
+        // Someone else may have connected while this caller waited for the lock.
+        if let Some(conn) = slot.live() {
+            return Ok(conn);
+        }
+        if let Err((last, wait)) = backoff.check(Instant::now()) {
             return Err(RpcError::Unreachable {
                 addr: peer,
                 reason: format!("not retrying for {wait:?} after: {last}"),
@@ -132,12 +147,12 @@ impl Inner {
         };
         match result {
             Ok(conn) => {
-                state.backoff.succeeded();
-                state.conn = Some(conn.clone());
+                backoff.succeeded();
+                *slot.live.lock() = Some(conn.clone());
                 Ok(conn)
             }
             Err(reason) => {
-                state.backoff.failed(Instant::now(), reason.clone());
+                backoff.failed(Instant::now(), reason.clone());
                 Err(RpcError::Unreachable { addr: peer, reason })
             }
         }

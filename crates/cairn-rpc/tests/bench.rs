@@ -1,0 +1,99 @@
+//! Micro-benchmark: unary round trips per second and latency percentiles over TCP loopback
+//! (and, for comparison, the in-process network), at concurrency 1, 16 and 64, small request.
+//!
+//! Ignored by default; run with
+//! `cargo test -p cairn-rpc --release --test bench -- --ignored --nocapture`.
+//! Bounded: each level runs for a fixed time against a server on 127.0.0.1.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_rpc::{Client, ClientConfig, Network, RpcServer, ServerConfig, TcpClient};
+use support::*;
+use tokio::net::TcpListener;
+
+const WARMUP: Duration = Duration::from_millis(500);
+const RUN: Duration = Duration::from_secs(3);
+
+async fn measure(client: &Client<TestProto>, addr: SocketAddr, concurrency: usize) -> String {
+    let run = |dur: Duration| {
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let end = Instant::now() + dur;
+                    while Instant::now() < end {
+                        let t = Instant::now();
+                        client.call(addr, Req::Echo("ping".into())).await.unwrap();
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        async move {
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all
+        }
+    };
+    run(WARMUP).await;
+    let started = Instant::now();
+    let mut lat = run(RUN).await;
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    format!(
+        "c={concurrency:<3} {:>9.0} calls/s   p50 {:>8.1?}   p99 {:>8.1?}   ({} calls)",
+        lat.len() as f64 / secs,
+        pct(0.50),
+        pct(0.99),
+        lat.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --release --ignored --nocapture"]
+async fn unary_round_trips() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = Arc::new(TestService {
+        probe: Arc::default(),
+    });
+    tokio::spawn(async move {
+        RpcServer::<TestProto>::new(ServerConfig::default())
+            .serve(listener, service, std::future::pending())
+            .await
+    });
+    let tcp = Client::new(TcpClient::<TestProto>::new(ClientConfig::default()));
+    println!("TCP loopback (one HTTP/2 connection, postcard, client and server in one process):");
+    for c in [1, 16, 64] {
+        println!("  {}", measure(&tcp, addr, c).await);
+    }
+
+    let net = Network::<TestProto>::new(1);
+    let local = SocketAddr::from(([127, 0, 0, 1], 8300));
+    let _server = net
+        .serve(
+            local,
+            Arc::new(TestService {
+                probe: Arc::default(),
+            }),
+            ServerConfig::default(),
+        )
+        .unwrap();
+    let inproc = Client::new(net.client(
+        SocketAddr::from(([127, 0, 0, 2], 1)),
+        ClientConfig::default(),
+    ));
+    println!("In-process network (codec on both sides, no sockets):");
+    for c in [1, 16, 64] {
+        println!("  {}", measure(&inproc, local, c).await);
+    }
+}
