@@ -69,6 +69,9 @@ impl<P: Protocol> RpcServer<P> {
     ) -> io::Result<()> {
         let service: Arc<dyn DynService<P>> = service;
         let limit = Arc::new(Semaphore::new(self.config.max_connections));
+        // Connections over the limit are told so in HTTP/2 terms (their calls were not
+        // processed); this many at a time, the rest are simply closed.
+        let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
         tokio::pin!(shutdown);
@@ -79,7 +82,15 @@ impl<P: Protocol> RpcServer<P> {
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         let Ok(permit) = limit.clone().try_acquire_owned() else {
-                            warn!(%peer, limit = self.config.max_connections, "rpc: connection limit reached, closing new connection");
+                            warn!(%peer, limit = self.config.max_connections, "rpc: connection limit reached, refusing new connection");
+                            if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                                let acceptor = self.acceptor.clone();
+                                let deadline = self.config.handshake_timeout;
+                                conns.spawn(async move {
+                                    refuse(acceptor, peer, tcp, deadline).await;
+                                    drop(slot);
+                                });
+                            }
                             continue;
                         };
                         let _ = tcp.set_nodelay(true);
@@ -119,6 +130,22 @@ impl<P: Protocol> RpcServer<P> {
         }
         Ok(())
     }
+}
+
+/// Connections over the limit being refused at once (each for at most the handshake timeout).
+const REFUSALS_IN_FLIGHT: usize = 64;
+
+/// Completes the HTTP/2 handshake only to send `GOAWAY(REFUSED_STREAM)` with no stream
+/// processed: the client learns its calls were not delivered and may retry elsewhere.
+async fn refuse(acceptor: Arc<dyn Acceptor>, peer: SocketAddr, tcp: TcpStream, within: Duration) {
+    let work = async {
+        let io = acceptor.accept(peer, tcp).await.ok()?;
+        let mut conn = h2::server::handshake(io).await.ok()?;
+        conn.abrupt_shutdown(h2::Reason::REFUSED_STREAM);
+        let _ = poll_fn(|cx| conn.poll_closed(cx)).await;
+        Some(())
+    };
+    let _ = tokio::time::timeout(within, work).await;
 }
 
 /// One accepted connection.
