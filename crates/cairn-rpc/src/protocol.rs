@@ -12,8 +12,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
+use std::panic::AssertUnwindSafe;
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{BoxStream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -110,20 +112,44 @@ pub(crate) trait DynService<P: Protocol>: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<ItemStream<P::Item>, Status>>;
 }
 
+/// A handler that panics answers `Internal` instead of taking its connection down with it.
+fn panicked() -> Status {
+    Status::internal("the handler panicked")
+}
+
 impl<P: Protocol, S: Service<P>> DynService<P> for S {
     fn call_unary(
         self: Arc<Self>,
         ctx: CallContext,
         req: P::Request,
     ) -> BoxFuture<'static, Result<P::Response, Status>> {
-        Box::pin(async move { self.unary(ctx, req).await })
+        Box::pin(async move {
+            AssertUnwindSafe(self.unary(ctx, req))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(panicked()))
+        })
     }
     fn call_stream(
         self: Arc<Self>,
         ctx: CallContext,
         req: P::Request,
     ) -> BoxFuture<'static, Result<ItemStream<P::Item>, Status>> {
-        Box::pin(async move { self.stream(ctx, req).await })
+        Box::pin(async move {
+            let items = AssertUnwindSafe(self.stream(ctx, req))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(panicked()))?;
+            // A panic while producing an item ends the stream with `Internal`.
+            let items = AssertUnwindSafe(items)
+                .catch_unwind()
+                .map(|item| match item {
+                    Ok(item) => item,
+                    Err(_) => Err(panicked()),
+                });
+            let items: ItemStream<P::Item> = Box::pin(items);
+            Ok(items)
+        })
     }
 }
 

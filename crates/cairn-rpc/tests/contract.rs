@@ -190,6 +190,43 @@ async fn unary_round_trip<H: Harness>() {
     );
     assert_eq!(err.delivery(), Delivery::Processed);
     assert_eq!(h.probe().active.load(Ordering::SeqCst), 0);
+
+    // Megabytes each way (Raft snapshot chunks) within the default limits.
+    let resp = client.call(addr, Req::Blob(8 << 20)).await.unwrap();
+    assert_eq!(resp, Resp::Blob(vec![7; 8 << 20]));
+    let resp = client
+        .call(addr, Req::Upload(vec![1; 3 << 20]))
+        .await
+        .unwrap();
+    assert_eq!(resp, Resp::Len(3 << 20));
+}
+
+async fn a_panicking_handler_answers_internal<H: Harness>() {
+    let mut h = H::new();
+    let addr = h.start(server_config()).await;
+    let client = h.client(client_config());
+    let err = client.call(addr, Req::Panic).await.unwrap_err();
+    assert_eq!(
+        err.status().map(|s| &s.code),
+        Some(&Code::Internal),
+        "{err}"
+    );
+    let mut s = client.subscribe(addr, Req::Panic).await.unwrap();
+    assert_eq!(s.next().await.unwrap().unwrap().n, 0);
+    assert_eq!(s.next().await.unwrap().unwrap().n, 1);
+    let err = s.next().await.unwrap().unwrap_err();
+    assert_eq!(
+        err.status().map(|s| &s.code),
+        Some(&Code::Internal),
+        "{err}"
+    );
+    assert_eq!(
+        client
+            .call(addr, Req::Echo("still up".into()))
+            .await
+            .unwrap(),
+        Resp::Echo("still up".into())
+    );
 }
 
 async fn concurrent_calls_share_one_connection<H: Harness>() {
@@ -578,6 +615,7 @@ macro_rules! contract {
 
 contract!(
     unary_round_trip,
+    a_panicking_handler_answers_internal,
     concurrent_calls_share_one_connection,
     server_stream_with_backpressure,
     deadline_gives_timeout_and_cancels_the_handler,

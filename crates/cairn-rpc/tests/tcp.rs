@@ -360,3 +360,34 @@ async fn a_mismatched_protocol_or_codec_is_refused_not_misread() {
     assert!(err.to_string().contains("content-type"), "{err}");
     assert_eq!(server.probe.active.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_stream_limit_wait_their_turn() {
+    let server = start(ServerConfig {
+        max_streams_per_connection: 4,
+        ..ServerConfig::default()
+    })
+    .await;
+    let client = client(ClientConfig::default());
+    let calls = (0..40).map(|i| {
+        let client = client.clone();
+        async move {
+            client
+                .call(server.addr, Req::SleepThenEcho(20, i.to_string()))
+                .await
+        }
+    });
+    for (i, r) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(r.unwrap(), Resp::Echo(i.to_string()));
+    }
+    let peak = server.probe.peak.load(Ordering::SeqCst);
+    assert!(
+        peak <= 4,
+        "{peak} handlers ran at once on a 4-stream connection"
+    );
+    assert_eq!(server.probe.peers.lock().len(), 1);
+}

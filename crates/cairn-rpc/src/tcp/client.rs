@@ -237,7 +237,7 @@ async fn start<P: Protocol>(
     peer: SocketAddr,
     kind: CallKind,
     frame: Bytes,
-    timeout: Option<Duration>,
+    deadline: Option<Instant>,
     sent: &AtomicBool,
 ) -> Result<Result<http::Response<RecvStream>, RpcError>, NotSent> {
     let mut ready = conn
@@ -250,8 +250,10 @@ async fn start<P: Protocol>(
         .method(http::Method::POST)
         .uri(format!("http://{peer}{}", kind.path::<P>()))
         .header(http::header::CONTENT_TYPE, content_type::<P>());
-    if let Some(t) = timeout {
-        request = request.header(TIMEOUT_HEADER, t.as_millis().to_string());
+    if let Some(deadline) = deadline {
+        // What is left of the caller's deadline, so the server gives up when the caller does.
+        let left = deadline.saturating_duration_since(Instant::now());
+        request = request.header(TIMEOUT_HEADER, left.as_millis().to_string());
     }
     let request = request
         .body(())
@@ -290,13 +292,13 @@ async fn open<P: Protocol>(
     peer: SocketAddr,
     kind: CallKind,
     frame: Bytes,
-    timeout: Option<Duration>,
+    deadline: Option<Instant>,
     sent: &AtomicBool,
 ) -> Result<http::Response<RecvStream>, RpcError> {
     let mut last = String::new();
     for _ in 0..2 {
         let conn = inner.connection(peer).await?;
-        match start::<P>(&conn, peer, kind, frame.clone(), timeout, sent).await {
+        match start::<P>(&conn, peer, kind, frame.clone(), deadline, sent).await {
             Ok(result) => return result,
             Err(NotSent(reason)) => {
                 conn.alive.store(false, Ordering::Release);
@@ -340,10 +342,11 @@ impl<P: Protocol> Transport<P> for TcpClient<P> {
         Box::pin(async move {
             let frame = encoded.map_err(|e| e.into_rpc(Direction::Request))?;
             let timeout = opts.timeout.or(inner.config.default_timeout);
+            let deadline = timeout.map(|t| Instant::now() + t);
             let sent = AtomicBool::new(false);
             with_deadline(timeout, &sent, async {
                 let response =
-                    open::<P>(&inner, peer, CallKind::Unary, frame, timeout, &sent).await?;
+                    open::<P>(&inner, peer, CallKind::Unary, frame, deadline, &sent).await?;
                 let mut body = response.into_body();
                 let mut decoder = FrameDecoder::new(inner.config.max_response_bytes);
                 match next_frame(&mut body, &mut decoder)
@@ -377,11 +380,12 @@ impl<P: Protocol> Transport<P> for TcpClient<P> {
         Box::pin(async move {
             let frame = encoded.map_err(|e| e.into_rpc(Direction::Request))?;
             let timeout = opts.timeout.or(inner.config.default_timeout);
+            let deadline = timeout.map(|t| Instant::now() + t);
             let sent = AtomicBool::new(false);
             let limit = inner.config.max_response_bytes;
             with_deadline(timeout, &sent, async {
                 let response =
-                    open::<P>(&inner, peer, CallKind::Stream, frame, timeout, &sent).await?;
+                    open::<P>(&inner, peer, CallKind::Stream, frame, deadline, &sent).await?;
                 let failed = response.headers().contains_key(OPEN_FAILED_HEADER);
                 let mut body = response.into_body();
                 let mut decoder = FrameDecoder::new(limit);

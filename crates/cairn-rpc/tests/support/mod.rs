@@ -36,6 +36,8 @@ pub enum Req {
     },
     /// Stream: refused at open with InvalidArgument.
     RefuseStream,
+    /// Unary: panics. Stream: yields two items, then panics.
+    Panic,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +68,8 @@ impl Protocol for TestProto {
 pub struct Probe {
     /// Handlers (unary or stream) currently alive.
     pub active: AtomicUsize,
+    /// The most handlers alive at once.
+    pub peak: AtomicUsize,
     /// Handlers dropped before finishing.
     pub cancelled: AtomicUsize,
     /// Stream items produced so far (all streams).
@@ -82,7 +86,8 @@ pub struct Guard {
 
 impl Guard {
     pub fn new(probe: &Arc<Probe>) -> Self {
-        probe.active.fetch_add(1, Ordering::SeqCst);
+        let now = probe.active.fetch_add(1, Ordering::SeqCst) + 1;
+        probe.peak.fetch_max(now, Ordering::SeqCst);
         Guard {
             probe: probe.clone(),
             finished: false,
@@ -120,6 +125,7 @@ impl Service<TestProto> for TestService {
             Req::NotLeader(hint) => Err(Status::not_leader(Some(hint))),
             Req::Blob(n) => Ok(Resp::Blob(vec![7; n])),
             Req::Upload(bytes) => Ok(Resp::Len(bytes.len())),
+            Req::Panic => panic!("handler panics on purpose"),
             Req::Count { .. } | Req::RefuseStream => {
                 Err(Status::invalid_argument("stream request on a unary call"))
             }
@@ -137,6 +143,7 @@ impl Service<TestProto> for TestService {
                 fail_after,
             } => (limit, pad, fail_after),
             Req::RefuseStream => return Err(Status::invalid_argument("refused")),
+            Req::Panic => (None, 0, Some(u64::MAX)),
             _ => return Err(Status::invalid_argument("not a stream request")),
         };
         let guard = Guard::new(&self.probe);
@@ -145,6 +152,9 @@ impl Service<TestProto> for TestService {
             .take_while(move |n| std::future::ready(limit.is_none_or(|l| *n < l)))
             .map(move |n| {
                 let _hold = &guard;
+                if fail_after == Some(u64::MAX) && n == 2 {
+                    panic!("stream panics on purpose");
+                }
                 if fail_after == Some(n) {
                     return Err(Status::unavailable("stream failed on purpose"));
                 }
