@@ -18,6 +18,9 @@ pub struct ClientConfig {
     pub max_response_bytes: usize,
     /// Deadline applied to calls that do not set their own (`None`: wait for ever).
     pub default_timeout: Option<Duration>,
+    /// HTTP/2 connections kept to each peer, used in turn. One multiplexes any number of calls;
+    /// more spread a very busy link over several connections (and server threads).
+    pub connections_per_peer: usize,
     /// Bound on TCP connect + HTTP/2 handshake.
     pub connect_timeout: Duration,
     /// First wait after a failed connect before the next attempt; doubles per failure.
@@ -41,6 +44,7 @@ impl Default for ClientConfig {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             default_timeout: None,
+            connections_per_peer: 1,
             connect_timeout: Duration::from_secs(3),
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_secs(5),
@@ -64,7 +68,8 @@ pub struct ServerConfig {
     /// Connections beyond this are closed as soon as they are accepted.
     pub max_connections: usize,
     /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`: calls in flight per connection (more wait in
-    /// the client).
+    /// the client). It binds once the client has the server's settings, i.e. after the first
+    /// round trip of a connection.
     pub max_streams_per_connection: u32,
     /// A new connection must complete the HTTP/2 preface and settings exchange within this.
     pub handshake_timeout: Duration,

@@ -77,6 +77,15 @@ async fn unary_round_trips() {
         println!("  {}", measure(&tcp, addr, c).await);
     }
 
+    let pooled = Client::new(TcpClient::<TestProto>::new(ClientConfig {
+        connections_per_peer: 2,
+        ..ClientConfig::default()
+    }));
+    println!("TCP loopback, 2 connections to the peer:");
+    for c in [16, 64] {
+        println!("  {}", measure(&pooled, addr, c).await);
+    }
+
     let net = Network::<TestProto>::new(1);
     let local = SocketAddr::from(([127, 0, 0, 1], 8300));
     let _server = net

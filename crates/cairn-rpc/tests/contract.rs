@@ -192,13 +192,13 @@ async fn unary_round_trip<H: Harness>() {
     assert_eq!(h.probe().active.load(Ordering::SeqCst), 0);
 
     // Megabytes each way (Raft snapshot chunks) within the default limits.
-    let resp = client.call(addr, Req::Blob(8 << 20)).await.unwrap();
-    assert_eq!(resp, Resp::Blob(vec![7; 8 << 20]));
+    let resp = client.call(addr, Req::Blob(4 << 20)).await.unwrap();
+    assert_eq!(resp, Resp::Blob(vec![7; 4 << 20]));
     let resp = client
-        .call(addr, Req::Upload(vec![1; 3 << 20]))
+        .call(addr, Req::Upload(vec![1; 2 << 20]))
         .await
         .unwrap();
-    assert_eq!(resp, Resp::Len(3 << 20));
+    assert_eq!(resp, Resp::Len(2 << 20));
 }
 
 async fn a_panicking_handler_answers_internal<H: Harness>() {

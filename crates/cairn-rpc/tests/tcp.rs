@@ -369,6 +369,12 @@ async fn calls_beyond_the_stream_limit_wait_their_turn() {
     })
     .await;
     let client = client(ClientConfig::default());
+    // The limit holds once the server's settings have reached the client (the first round
+    // trip); a burst on a brand-new connection may briefly exceed it.
+    client
+        .call(server.addr, Req::Echo("warm".into()))
+        .await
+        .unwrap();
     let calls = (0..40).map(|i| {
         let client = client.clone();
         async move {
@@ -390,4 +396,74 @@ async fn calls_beyond_the_stream_limit_wait_their_turn() {
         "{peak} handlers ran at once on a 4-stream connection"
     );
     assert_eq!(server.probe.peers.lock().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_spreads_calls_over_several_connections() {
+    let server = start(ServerConfig::default()).await;
+    let client = client(ClientConfig {
+        connections_per_peer: 3,
+        ..ClientConfig::default()
+    });
+    let calls = (0..30).map(|i| {
+        let client = client.clone();
+        async move { client.call(server.addr, Req::Echo(i.to_string())).await }
+    });
+    for r in futures::future::join_all(calls).await {
+        r.unwrap();
+    }
+    assert_eq!(server.probe.peers.lock().len(), 3);
+}
+
+/// Counts the streams it wraps: stands in for a TLS acceptor/connector.
+#[derive(Clone, Default)]
+struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+impl cairn_rpc::tcp::io::Acceptor for Counting {
+    fn accept(
+        &self,
+        _peer: SocketAddr,
+        stream: TcpStream,
+    ) -> futures::future::BoxFuture<'static, std::io::Result<cairn_rpc::tcp::io::BoxIo>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok(Box::new(stream) as cairn_rpc::tcp::io::BoxIo) })
+    }
+}
+
+impl cairn_rpc::tcp::io::Connector for Counting {
+    fn connect(
+        &self,
+        _peer: SocketAddr,
+        stream: TcpStream,
+    ) -> futures::future::BoxFuture<'static, std::io::Result<cairn_rpc::tcp::io::BoxIo>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok(Box::new(stream) as cairn_rpc::tcp::io::BoxIo) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_seam_wraps_every_connection_on_both_ends() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Counting::default();
+    let server =
+        RpcServer::<TestProto>::new(ServerConfig::default()).with_acceptor(accepted.clone());
+    let service = Arc::new(TestService {
+        probe: Arc::default(),
+    });
+    tokio::spawn(async move {
+        server
+            .serve(listener, service, std::future::pending())
+            .await
+    });
+    let connected = Counting::default();
+    let client = Client::new(TcpClient::<TestProto>::with_connector(
+        ClientConfig::default(),
+        connected.clone(),
+    ));
+    for _ in 0..3 {
+        client.call(addr, Req::Echo("x".into())).await.unwrap();
+    }
+    assert_eq!(connected.0.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted.0.load(Ordering::SeqCst), 1);
 }

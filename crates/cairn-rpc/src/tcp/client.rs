@@ -1,5 +1,6 @@
-//! The TCP client: one lazily opened HTTP/2 connection per peer, shared by all calls to it;
-//! reconnects with backoff; reports connection health as [`ConnectionEvent`]s.
+//! The TCP client: a small pool of lazily opened HTTP/2 connections per peer (one by default),
+//! shared by all calls to it; reconnects with backoff; reports connection health as
+//! [`ConnectionEvent`]s.
 //!
 //! Cancellation needs no code: a call owns its HTTP/2 stream handles, and dropping them (the
 //! caller dropped the future or the stream, or the deadline fired) makes `h2` send
@@ -8,7 +9,7 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,16 +57,17 @@ struct Inner {
     events: broadcast::Sender<ConnectionEvent>,
 }
 
-/// One peer: the live connection for the fast path, and the connect state behind an async
-/// lock so only one caller connects at a time.
+/// One peer: its pool of connections (used in turn; each is a slot that is connected on
+/// demand), and the connect state behind an async lock so only one caller connects at a time.
 struct Peer {
-    live: parking_lot::Mutex<Option<LiveConn>>,
+    slots: Vec<parking_lot::Mutex<Option<LiveConn>>>,
+    next: AtomicUsize,
     connecting: tokio::sync::Mutex<Backoff>,
 }
 
 impl Peer {
-    fn live(&self) -> Option<LiveConn> {
-        let live = self.live.lock();
+    fn live(&self, slot: usize) -> Option<LiveConn> {
+        let live = self.slots[slot].lock();
         live.as_ref()
             .filter(|c| c.alive.load(Ordering::Acquire))
             .cloned()
@@ -74,7 +76,7 @@ impl Peer {
 
 #[derive(Clone)]
 struct LiveConn {
-    send: SendRequest<Bytes>,
+    send: Arc<SendRequest<Bytes>>,
     alive: Arc<AtomicBool>,
 }
 
@@ -106,16 +108,19 @@ impl Inner {
         let _ = self.events.send(ConnectionEvent { peer, kind });
     }
 
-    /// The live connection to `peer`, connecting if needed (one connect at a time per peer;
-    /// concurrent callers wait for it and share the result).
+    /// A live connection to `peer` (the pool's next slot), connecting if needed (one connect
+    /// at a time per peer; concurrent callers wait for it and share the result).
     async fn connection(self: &Arc<Self>, peer: SocketAddr) -> Result<LiveConn, RpcError> {
-        let slot = self
+        let pool = self
             .peers
             .lock()
             .entry(peer)
             .or_insert_with(|| {
                 Arc::new(Peer {
-                    live: parking_lot::Mutex::new(None),
+                    slots: (0..self.config.connections_per_peer.max(1))
+                        .map(|_| parking_lot::Mutex::new(None))
+                        .collect(),
+                    next: AtomicUsize::new(0),
                     connecting: tokio::sync::Mutex::new(Backoff::new(
                         self.config.backoff_initial,
                         self.config.backoff_max,
@@ -123,12 +128,13 @@ impl Inner {
                 })
             })
             .clone();
-        if let Some(conn) = slot.live() {
+        let slot = pool.next.fetch_add(1, Ordering::Relaxed) % pool.slots.len();
+        if let Some(conn) = pool.live(slot) {
             return Ok(conn);
         }
-        let mut backoff = slot.connecting.lock().await;
+        let mut backoff = pool.connecting.lock().await;
         // Someone else may have connected while this caller waited for the lock.
-        if let Some(conn) = slot.live() {
+        if let Some(conn) = pool.live(slot) {
             return Ok(conn);
         }
         if let Err((last, wait)) = backoff.check(Instant::now()) {
@@ -148,7 +154,7 @@ impl Inner {
         match result {
             Ok(conn) => {
                 backoff.succeeded();
-                *slot.live.lock() = Some(conn.clone());
+                *pool.slots[slot].lock() = Some(conn.clone());
                 Ok(conn)
             }
             Err(reason) => {
@@ -184,11 +190,14 @@ impl Inner {
         );
         let me = Arc::downgrade(self);
         let flag = alive.clone();
+        let send = Arc::new(send);
+        // Only a weak handle: the connection must still end when the pool lets go of it.
+        let probe = Arc::downgrade(&send);
         tokio::spawn(async move {
             let outcome = tokio::select! {
                 r = conn => match r {
-                    Ok(()) => ConnectionEventKind::Closed,
-                    Err(e) if e.is_go_away() && e.reason() == Some(Reason::NO_ERROR) => ConnectionEventKind::Closed,
+                    Ok(()) => ended_how(probe).await,
+                    Err(e) if e.is_go_away() && e.is_remote() => ConnectionEventKind::Closed,
                     Err(e) => ConnectionEventKind::Lost { reason: e.to_string() },
                 },
                 reason = keepalive => ConnectionEventKind::Lost { reason },
@@ -201,6 +210,26 @@ impl Inner {
         });
         self.emit(peer, ConnectionEventKind::Connected);
         Ok(LiveConn { send, alive })
+    }
+}
+
+/// Why a connection whose I/O ended cleanly ended: after the peer's GOAWAY it was an orderly
+/// close (`Closed`); a bare end of stream (the peer's process or host dropped it, or cut it
+/// after its shutdown grace) is `Lost`. h2 keeps the reason as the connection's error, which
+/// a request handle reports.
+async fn ended_how(probe: std::sync::Weak<SendRequest<Bytes>>) -> ConnectionEventKind {
+    let Some(send) = probe.upgrade() else {
+        return ConnectionEventKind::Closed;
+    };
+    let mut send = (*send).clone();
+    match futures::future::poll_fn(|cx| send.poll_ready(cx)).await {
+        Err(e) if e.is_go_away() && e.is_remote() => ConnectionEventKind::Closed,
+        Err(e) => ConnectionEventKind::Lost {
+            reason: e.to_string(),
+        },
+        Ok(()) => ConnectionEventKind::Lost {
+            reason: "connection closed".into(),
+        },
     }
 }
 
@@ -240,9 +269,7 @@ async fn start<P: Protocol>(
     deadline: Option<Instant>,
     sent: &AtomicBool,
 ) -> Result<Result<http::Response<RecvStream>, RpcError>, NotSent> {
-    let mut ready = conn
-        .send
-        .clone()
+    let mut ready = SendRequest::clone(&conn.send)
         .ready()
         .await
         .map_err(|e| NotSent(e.to_string()))?;
