@@ -3,7 +3,9 @@
 //!
 //! Ignored by default; run with
 //! `cargo test -p cairn-rpc --release --test bench -- --ignored --nocapture`.
-//! Bounded: each level runs for a fixed time against a server on 127.0.0.1.
+//! Bounded: each level runs for a fixed time against a server on 127.0.0.1. Besides rates and
+//! latencies it prints the process's CPU time per call (client and server together), which
+//! stays meaningful on a machine shared with other work.
 
 mod support;
 
@@ -45,17 +47,33 @@ async fn measure(client: &Client<TestProto>, addr: SocketAddr, concurrency: usiz
     };
     run(WARMUP).await;
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let mut lat = run(RUN).await;
+    let cpu = process_cpu() - cpu_before;
     let secs = started.elapsed().as_secs_f64();
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     format!(
-        "c={concurrency:<3} {:>9.0} calls/s   p50 {:>8.1?}   p99 {:>8.1?}   ({} calls)",
+        "c={concurrency:<3} {:>9.0} calls/s   p50 {:>8.1?}   p99 {:>8.1?}   CPU {:>5.1} µs/call   ({} calls)",
         lat.len() as f64 / secs,
         pct(0.50),
         pct(0.99),
+        cpu.as_secs_f64() * 1e6 / lat.len() as f64,
         lat.len()
     )
+}
+
+/// User + system CPU time of this process (client and server together): unlike wall-clock
+/// rates, CPU per call does not depend on how busy the rest of the machine is.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass, which is zero-initialised plain data.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
