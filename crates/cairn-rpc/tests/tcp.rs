@@ -467,3 +467,38 @@ async fn the_tls_seam_wraps_every_connection_on_both_ends() {
     assert_eq!(connected.0.load(Ordering::SeqCst), 1);
     assert_eq!(accepted.0.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_never_comes_is_answered_at_the_read_deadline() {
+    let server = start(ServerConfig {
+        request_read_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    })
+    .await;
+    // A raw HTTP/2 client that sends the headers of a call and then nothing.
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (send, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut send = send.ready().await.unwrap();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{}/cairn.test.v1/unary", server.addr))
+        .header("content-type", "application/cairn-rpc+postcard")
+        .body(())
+        .unwrap();
+    let (response, _body_never_sent) = send.send_request(request, false).unwrap();
+    let response = tokio::time::timeout(WAIT, response).await.unwrap().unwrap();
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(WAIT, body.data()).await.unwrap() {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(bytes.first(), Some(&1), "a status frame");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("did not arrive in time"), "{text}");
+    assert_eq!(
+        server.probe.active.load(Ordering::SeqCst),
+        0,
+        "no handler ran"
+    );
+}
