@@ -1,9 +1,10 @@
 //! Cairn's server RPC layer: how client agents reach servers (forwarded writes and reads,
 //! blocking queries, change streams) and, later, how servers reach each other (Raft).
 //!
-//! It knows nothing of Cairn's types: a user defines a [`Protocol`] (request, response and
-//! stream-item types plus a [`Codec`]) and implements [`Service`] for it; callers hold a
-//! [`Client`]. Two transports sit behind the same API and pass one contract test suite:
+//! It knows nothing of Cairn's types. A user defines a [`Protocol`] (request, response and
+//! stream-item types, plus a [`Codec`]) and implements [`Service`] for it. A server answers
+//! the protocols in its [`Routes`], and callers hold a [`Client`]. Two transports sit behind
+//! the same API and pass one contract test suite:
 //!
 //! - TCP ([`RpcServer`], [`TcpClient`]): HTTP/2 over TCP, messages framed inside stream bodies
 //!   ([`frame`]), one multiplexed connection per peer, deadlines, cancellation, keepalive,
@@ -23,6 +24,7 @@ pub mod frame;
 pub mod local;
 mod message;
 mod protocol;
+mod routes;
 mod status;
 pub mod tcp;
 
@@ -34,5 +36,6 @@ pub use config::{
 pub use error::{Delivery, Direction, RpcError};
 pub use local::{LocalClient, LocalServer, Network};
 pub use protocol::{CallContext, ItemStream, Message, Protocol, Service};
+pub use routes::Routes;
 pub use status::{Code, Status};
 pub use tcp::{RpcServer, TcpClient};

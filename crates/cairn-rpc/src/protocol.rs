@@ -1,12 +1,12 @@
 //! What a user of this crate defines: a [`Protocol`] (message types + codec) and a [`Service`]
 //! that answers it. Both transports take the same two things.
 //!
-//! Multiplexing: one protocol has one request type, so several methods are variants of the
-//! user's request enum (and the response enum answers them); the transport carries one kind of
-//! call per protocol in each direction. Unary and server-streaming calls are distinguished by
-//! the HTTP/2 path (`/NAME/unary`, `/NAME/stream`), where `NAME` is [`Protocol::NAME`], so two
-//! protocols (say forwarding and Raft) can never be confused, and a versioned name (`...v1`)
-//! lets a future change be refused cleanly instead of misread.
+//! Multiplexing: one protocol has one request type, so its methods are variants of the user's
+//! request enum (and the response enum answers them). Several protocols can share one server:
+//! [`crate::Routes`] maps each [`Protocol::NAME`] to its service. Each call carries its
+//! protocol and kind in the HTTP/2 path (`/NAME/unary`, `/NAME/stream`). So two protocols (for
+//! example forwarding and Raft) are never confused, and a versioned name (`...v1`) lets a later
+//! change be refused cleanly instead of misread.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -165,15 +165,6 @@ impl CallKind {
         match self {
             CallKind::Unary => format!("/{}/unary", P::NAME),
             CallKind::Stream => format!("/{}/stream", P::NAME),
-        }
-    }
-
-    pub(crate) fn from_path<P: Protocol>(path: &str) -> Option<CallKind> {
-        let rest = path.strip_prefix('/')?.strip_prefix(P::NAME)?;
-        match rest {
-            "/unary" => Some(CallKind::Unary),
-            "/stream" => Some(CallKind::Stream),
-            _ => None,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_rpc::{Client, ClientConfig, Network, RpcServer, ServerConfig, TcpClient};
+use cairn_rpc::{Client, ClientConfig, Network, Routes, RpcServer, ServerConfig, TcpClient};
 use support::*;
 use tokio::net::TcpListener;
 
@@ -85,8 +85,12 @@ async fn unary_round_trips() {
         probe: Arc::default(),
     });
     tokio::spawn(async move {
-        RpcServer::<TestProto>::new(ServerConfig::default())
-            .serve(listener, service, std::future::pending())
+        RpcServer::new(ServerConfig::default())
+            .serve(
+                listener,
+                Routes::new().route::<TestProto, _>(service),
+                std::future::pending(),
+            )
             .await
     });
     let tcp = Client::new(TcpClient::<TestProto>::new(ClientConfig::default()));
@@ -104,18 +108,18 @@ async fn unary_round_trips() {
         println!("  {}", measure(&pooled, addr, c).await);
     }
 
-    let net = Network::<TestProto>::new(1);
+    let net = Network::new(1);
     let local = SocketAddr::from(([127, 0, 0, 1], 8300));
     let _server = net
         .serve(
             local,
-            Arc::new(TestService {
+            Routes::new().route::<TestProto, _>(Arc::new(TestService {
                 probe: Arc::default(),
-            }),
+            })),
             ServerConfig::default(),
         )
         .unwrap();
-    let inproc = Client::new(net.client(
+    let inproc = Client::new(net.client::<TestProto>(
         SocketAddr::from(([127, 0, 0, 2], 1)),
         ClientConfig::default(),
     ));

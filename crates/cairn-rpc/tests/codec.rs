@@ -8,7 +8,7 @@ use std::sync::Arc;
 use cairn_rpc::codec::round_trip;
 use cairn_rpc::{
     CallContext, Client, ClientConfig, Code, Codec, JsonCodec, Network, PostcardCodec, Protocol,
-    RpcServer, ServerConfig, Service, Status, TcpClient,
+    Routes, RpcServer, ServerConfig, Service, Status, TcpClient,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -119,8 +119,12 @@ where
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        RpcServer::<P>::new(ServerConfig::default())
-            .serve(listener, Arc::new(Mirror), std::future::pending())
+        RpcServer::new(ServerConfig::default())
+            .serve(
+                listener,
+                Routes::new().route::<P, _>(Arc::new(Mirror)),
+                std::future::pending(),
+            )
             .await
     });
     addr
@@ -132,12 +136,16 @@ async fn values_cross_both_transports_with_json_and_fail_clearly_with_postcard()
     let addr = tcp_server::<OverJson>().await;
     let client = Client::new(TcpClient::<OverJson>::new(ClientConfig::default()));
     assert_eq!(client.call(addr, sample()).await.unwrap(), sample());
-    let net = Network::<OverJson>::new(1);
+    let net = Network::new(1);
     let local = SocketAddr::from(([127, 0, 0, 1], 1));
     let _s = net
-        .serve(local, Arc::new(Mirror), ServerConfig::default())
+        .serve(
+            local,
+            Routes::new().route::<OverJson, _>(Arc::new(Mirror)),
+            ServerConfig::default(),
+        )
         .unwrap();
-    let client = Client::new(net.client(
+    let client = Client::new(net.client::<OverJson>(
         SocketAddr::from(([127, 0, 0, 2], 1)),
         ClientConfig::default(),
     ));
@@ -147,11 +155,15 @@ async fn values_cross_both_transports_with_json_and_fail_clearly_with_postcard()
     let addr = tcp_server::<OverPostcard>().await;
     let client = Client::new(TcpClient::<OverPostcard>::new(ClientConfig::default()));
     let tcp_err = client.call(addr, sample()).await.unwrap_err();
-    let net = Network::<OverPostcard>::new(1);
+    let net = Network::new(1);
     let _s = net
-        .serve(local, Arc::new(Mirror), ServerConfig::default())
+        .serve(
+            local,
+            Routes::new().route::<OverPostcard, _>(Arc::new(Mirror)),
+            ServerConfig::default(),
+        )
         .unwrap();
-    let client = Client::new(net.client(
+    let client = Client::new(net.client::<OverPostcard>(
         SocketAddr::from(([127, 0, 0, 2], 1)),
         ClientConfig::default(),
     ));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cairn_rpc::{
     CallOptions, Client, ClientConfig, Code, ConnectionEventKind, Delivery, Direction, Network,
-    RpcError, RpcServer, ServerConfig, TcpClient,
+    Protocol, RpcError, RpcServer, ServerConfig, TcpClient,
 };
 use futures::StreamExt;
 use support::*;
@@ -31,7 +31,10 @@ trait Harness: Sized + Send {
     async fn stop(&mut self, addr: SocketAddr);
     /// Starts the server again at the same address.
     async fn restart(&mut self, addr: SocketAddr, config: ServerConfig);
-    fn client(&self, config: ClientConfig) -> Client<TestProto>;
+    fn client_of<P: Protocol>(&self, config: ClientConfig) -> Client<P>;
+    fn client(&self, config: ClientConfig) -> Client<TestProto> {
+        self.client_of::<TestProto>(config)
+    }
     fn probe(&self) -> Arc<Probe>;
     /// An address where nothing listens.
     async fn dead_address(&mut self) -> SocketAddr;
@@ -62,12 +65,10 @@ impl TcpHarness {
     fn launch(&mut self, listener: TcpListener, config: ServerConfig) -> SocketAddr {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let service = Arc::new(TestService {
-            probe: self.probe.clone(),
-        });
+        let routes = test_routes(&self.probe);
         let task = tokio::spawn(async move {
-            RpcServer::<TestProto>::new(config)
-                .serve(listener, service, async {
+            RpcServer::new(config)
+                .serve(listener, routes, async {
                     let _ = stopped.await;
                 })
                 .await
@@ -98,8 +99,8 @@ impl Harness for TcpHarness {
             eventually_ok("rebinding the same port", WAIT, || TcpListener::bind(addr)).await;
         self.launch(listener, config);
     }
-    fn client(&self, config: ClientConfig) -> Client<TestProto> {
-        Client::new(TcpClient::<TestProto>::new(config))
+    fn client_of<P: Protocol>(&self, config: ClientConfig) -> Client<P> {
+        Client::new(TcpClient::<P>::new(config))
     }
     fn probe(&self) -> Arc<Probe> {
         self.probe.clone()
@@ -112,10 +113,10 @@ impl Harness for TcpHarness {
 }
 
 struct LocalHarness {
-    net: Network<TestProto>,
+    net: Network,
     probe: Arc<Probe>,
     next: u8,
-    running: HashMap<SocketAddr, cairn_rpc::LocalServer<TestProto>>,
+    running: HashMap<SocketAddr, cairn_rpc::LocalServer>,
 }
 
 impl LocalHarness {
@@ -124,10 +125,10 @@ impl LocalHarness {
         SocketAddr::from(([127, 0, 0, self.next], 8300))
     }
     fn register(&mut self, addr: SocketAddr, config: ServerConfig) {
-        let service = Arc::new(TestService {
-            probe: self.probe.clone(),
-        });
-        let server = self.net.serve(addr, service, config).unwrap();
+        let server = self
+            .net
+            .serve(addr, test_routes(&self.probe), config)
+            .unwrap();
         self.running.insert(addr, server);
     }
 }
@@ -154,10 +155,10 @@ impl Harness for LocalHarness {
     async fn restart(&mut self, addr: SocketAddr, config: ServerConfig) {
         self.register(addr, config);
     }
-    fn client(&self, config: ClientConfig) -> Client<TestProto> {
+    fn client_of<P: Protocol>(&self, config: ClientConfig) -> Client<P> {
         Client::new(
             self.net
-                .client(SocketAddr::from(([127, 0, 0, 250], 40000)), config),
+                .client::<P>(SocketAddr::from(([127, 0, 0, 250], 40000)), config),
         )
     }
     fn probe(&self) -> Arc<Probe> {
@@ -226,6 +227,29 @@ async fn a_panicking_handler_answers_internal<H: Harness>() {
             .await
             .unwrap(),
         Resp::Echo("still up".into())
+    );
+}
+
+async fn several_protocols_share_one_server<H: Harness>() {
+    let mut h = H::new();
+    let addr = h.start(server_config()).await;
+    let test = h.client(client_config());
+    let len = h.client_of::<LenProto>(client_config());
+    assert_eq!(
+        test.call(addr, Req::Echo("a".into())).await.unwrap(),
+        Resp::Echo("a".into())
+    );
+    assert_eq!(len.call(addr, "four".to_string()).await.unwrap(), 4);
+    let unserved = h.client_of::<UnservedProto>(client_config());
+    let err = unserved.call(addr, "x".to_string()).await.unwrap_err();
+    assert_eq!(
+        err.status().map(|s| &s.code),
+        Some(&Code::Unimplemented),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("cairn.test.len.v1"),
+        "lists what is served: {err}"
     );
 }
 
@@ -615,6 +639,7 @@ macro_rules! contract {
 
 contract!(
     unary_round_trip,
+    several_protocols_share_one_server,
     a_panicking_handler_answers_internal,
     concurrent_calls_share_one_connection,
     server_stream_with_backpressure,

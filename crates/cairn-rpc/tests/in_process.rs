@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_rpc::{
-    CallOptions, Client, ClientConfig, ConnectionEventKind, Delivery, Network, RpcError,
+    CallOptions, Client, ClientConfig, ConnectionEventKind, Delivery, Network, Routes, RpcError,
     ServerConfig,
 };
 use futures::StreamExt;
@@ -21,22 +21,16 @@ fn addr(n: u8) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, n], 8300))
 }
 
-fn setup(
-    seed: u64,
-) -> (
-    Network<TestProto>,
-    Arc<Probe>,
-    cairn_rpc::LocalServer<TestProto>,
-) {
+fn setup(seed: u64) -> (Network, Arc<Probe>, cairn_rpc::LocalServer) {
     println!("in-process network seed {seed}");
     let net = Network::new(seed);
     let probe: Arc<Probe> = Arc::default();
     let server = net
         .serve(
             addr(1),
-            Arc::new(TestService {
+            Routes::new().route::<TestProto, _>(Arc::new(TestService {
                 probe: probe.clone(),
-            }),
+            })),
             ServerConfig::default(),
         )
         .unwrap();
@@ -46,8 +40,8 @@ fn setup(
 #[tokio::test]
 async fn a_partition_makes_the_peer_unreachable_until_healed() {
     let (net, probe, _server) = setup(7);
-    let a = Client::new(net.client(addr(2), ClientConfig::default()));
-    let b = Client::new(net.client(addr(3), ClientConfig::default()));
+    let a = Client::new(net.client::<TestProto>(addr(2), ClientConfig::default()));
+    let b = Client::new(net.client::<TestProto>(addr(3), ClientConfig::default()));
     let mut a_events = a.events();
     a.call(addr(1), Req::Echo("x".into())).await.unwrap();
     assert_eq!(
@@ -118,7 +112,7 @@ async fn a_second_server_on_a_taken_address_is_refused() {
     let err = net
         .serve(
             addr(1),
-            Arc::new(TestService { probe }),
+            Routes::new().route::<TestProto, _>(Arc::new(TestService { probe })),
             ServerConfig::default(),
         )
         .err()
@@ -130,7 +124,7 @@ async fn a_second_server_on_a_taken_address_is_refused() {
 async fn fates(seed: u64, n: usize) -> Vec<bool> {
     let (net, _probe, _server) = setup(seed);
     net.set_drop_probability(0.25);
-    let client = Client::new(net.client(addr(2), ClientConfig::default()));
+    let client = Client::new(net.client::<TestProto>(addr(2), ClientConfig::default()));
     let mut out = Vec::new();
     for i in 0..n {
         match client.call(addr(1), Req::Echo(i.to_string())).await {
@@ -167,7 +161,7 @@ async fn message_loss_is_seeded_and_replays_exactly() {
 async fn added_delay_applies_each_way_and_counts_against_the_deadline() {
     let (net, _probe, _server) = setup(3);
     net.set_delay(Duration::from_millis(50), Duration::ZERO);
-    let client = Client::new(net.client(addr(2), ClientConfig::default()));
+    let client = Client::new(net.client::<TestProto>(addr(2), ClientConfig::default()));
     let started = tokio::time::Instant::now();
     client
         .call(addr(1), Req::Echo("slow".into()))

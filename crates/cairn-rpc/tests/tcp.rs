@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_rpc::{
-    Client, ClientConfig, Code, ConnectionEventKind, JsonCodec, Protocol, RpcError, RpcServer,
-    ServerConfig, TcpClient,
+    Client, ClientConfig, Code, ConnectionEventKind, JsonCodec, Protocol, Routes, RpcError,
+    RpcServer, ServerConfig, TcpClient,
 };
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,10 +34,14 @@ async fn start(config: ServerConfig) -> Running {
     });
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        RpcServer::<TestProto>::new(config)
-            .serve(listener, service, async {
-                let _ = stopped.await;
-            })
+        RpcServer::new(config)
+            .serve(
+                listener,
+                Routes::new().route::<TestProto, _>(service),
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
     });
     Running {
@@ -446,14 +450,17 @@ async fn the_tls_seam_wraps_every_connection_on_both_ends() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Counting::default();
-    let server =
-        RpcServer::<TestProto>::new(ServerConfig::default()).with_acceptor(accepted.clone());
+    let server = RpcServer::new(ServerConfig::default()).with_acceptor(accepted.clone());
     let service = Arc::new(TestService {
         probe: Arc::default(),
     });
     tokio::spawn(async move {
         server
-            .serve(listener, service, std::future::pending())
+            .serve(
+                listener,
+                Routes::new().route::<TestProto, _>(service),
+                std::future::pending(),
+            )
             .await
     });
     let connected = Counting::default();

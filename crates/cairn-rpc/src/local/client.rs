@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::faults::Verdict;
-use super::{NetInner, Registered};
+use super::{Host, NetInner};
 use crate::client::{CallOptions, ConnectionEvent, ConnectionEventKind, RpcStream, Transport};
 use crate::codec::Codec;
 use crate::config::ClientConfig;
@@ -41,12 +41,13 @@ impl<P: Protocol> Clone for LocalClient<P> {
 }
 
 struct ClientInner<P: Protocol> {
-    net: Arc<NetInner<P>>,
+    net: Arc<NetInner>,
     local: SocketAddr,
     config: ClientConfig,
     events: broadcast::Sender<ConnectionEvent>,
     /// Peers this client has "a connection" to, with the server generation it reached.
     connected: parking_lot::Mutex<HashMap<SocketAddr, u64>>,
+    _protocol: std::marker::PhantomData<fn() -> P>,
 }
 
 /// Aborts a task when dropped: the caller's future owns the handler's task.
@@ -69,6 +70,14 @@ impl<T> std::future::Future for AbortOnDrop<Option<T>> {
             .poll(cx)
             .map(|joined| joined.ok().flatten())
     }
+}
+
+/// Where a call goes and what happens to it on the way.
+struct Routed<P: Protocol> {
+    host: Host,
+    service: Arc<dyn crate::protocol::DynService<P>>,
+    delay: Duration,
+    drop: Option<Direction>,
 }
 
 /// One message of an in-process stream.
@@ -102,7 +111,7 @@ fn deadline_status() -> Status {
 }
 
 impl<P: Protocol> LocalClient<P> {
-    pub(crate) fn new(net: Arc<NetInner<P>>, local: SocketAddr, config: ClientConfig) -> Self {
+    pub(crate) fn new(net: Arc<NetInner>, local: SocketAddr, config: ClientConfig) -> Self {
         let (events, _) = broadcast::channel(256);
         LocalClient {
             inner: Arc::new(ClientInner {
@@ -111,6 +120,7 @@ impl<P: Protocol> LocalClient<P> {
                 config,
                 events,
                 connected: parking_lot::Mutex::new(HashMap::new()),
+                _protocol: std::marker::PhantomData,
             }),
         }
     }
@@ -129,10 +139,7 @@ impl<P: Protocol> ClientInner<P> {
     }
 
     /// Finds the server at `peer` and draws the call's fate.
-    fn route(
-        &self,
-        peer: SocketAddr,
-    ) -> Result<(Registered<P>, Duration, Option<Direction>), RpcError> {
+    fn route(&self, peer: SocketAddr) -> Result<Routed<P>, RpcError> {
         let verdict = self.net.faults.lock().decide(self.local, peer);
         let (delay, drop) = match verdict {
             Verdict::Partitioned => {
@@ -163,7 +170,30 @@ impl<P: Protocol> ClientInner<P> {
             }
             self.emit(peer, ConnectionEventKind::Connected);
         }
-        Ok((server, delay, drop))
+        // As over TCP: the server answers a protocol it does not serve, or serves with other
+        // types, with a status.
+        let service = match server.routes.service::<P>() {
+            Some(Some(service)) => service,
+            Some(None) => {
+                return Err(RpcError::Remote(Status::invalid_argument(format!(
+                    "protocol {} is served at {peer} with another codec or other message types",
+                    P::NAME
+                ))))
+            }
+            None => {
+                return Err(RpcError::Remote(Status::unimplemented(format!(
+                    "protocol {} is not served at {peer} (protocols served: {})",
+                    P::NAME,
+                    server.routes.names().collect::<Vec<_>>().join(", ")
+                ))))
+            }
+        };
+        Ok(Routed {
+            host: server,
+            service,
+            delay,
+            drop,
+        })
     }
 
     fn lost(&self, peer: SocketAddr, reason: &str) -> RpcError {
@@ -184,11 +214,7 @@ impl<P: Protocol> ClientInner<P> {
     }
 
     /// Server side of the transport: the request as the handler will see it.
-    fn server_decode(
-        &self,
-        server: &Registered<P>,
-        payload: &[u8],
-    ) -> Result<P::Request, RpcError> {
+    fn server_decode(&self, server: &Host, payload: &[u8]) -> Result<P::Request, RpcError> {
         if payload.len() > server.config.max_request_bytes {
             return Err(RpcError::TooLarge {
                 direction: Direction::Request,
@@ -247,7 +273,12 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
             let deadline = timeout.map(|t| Instant::now() + t);
             let sent = AtomicBool::new(false);
             with_deadline(timeout, &sent, async {
-                let (server, delay, drop) = inner.route(peer)?;
+                let Routed {
+                    host: server,
+                    service,
+                    delay,
+                    drop,
+                } = inner.route(peer)?;
                 let req = inner.server_decode(&server, &payload)?;
                 sent.store(true, Ordering::Release);
                 delay_by(delay).await;
@@ -258,7 +289,6 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
                     peer: inner.local,
                     deadline,
                 };
-                let service = server.service.clone();
                 let limit = server.config.max_response_bytes;
                 let stop = server.stopped.clone();
                 let task = AbortOnDrop(tokio::spawn(async move {
@@ -305,7 +335,12 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
             let deadline = timeout.map(|t| Instant::now() + t);
             let sent = AtomicBool::new(false);
             with_deadline(timeout, &sent, async {
-                let (server, delay, drop) = inner.route(peer)?;
+                let Routed {
+                    host: server,
+                    service,
+                    delay,
+                    drop,
+                } = inner.route(peer)?;
                 let req = inner.server_decode(&server, &payload)?;
                 sent.store(true, Ordering::Release);
                 delay_by(delay).await;
@@ -317,7 +352,6 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
                     deadline,
                 };
                 let (tx, rx) = mpsc::channel::<Pumped>(STREAM_BUFFER);
-                let service = server.service.clone();
                 let limit = server.config.max_response_bytes;
                 let stop = server.stopped.clone();
                 let task = AbortOnDrop(tokio::spawn(async move {

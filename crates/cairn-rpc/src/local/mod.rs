@@ -19,53 +19,38 @@ pub use client::LocalClient;
 use faults::Faults;
 
 use crate::config::{ClientConfig, ServerConfig};
-use crate::protocol::{DynService, Protocol, Service};
+use crate::protocol::Protocol;
+use crate::routes::Routes;
 
-/// A set of in-process servers and the links between them. Cheap to clone (clones share).
-pub struct Network<P: Protocol> {
-    inner: Arc<NetInner<P>>,
+/// A set of in-process servers and the links between them, for any number of protocols.
+/// Cheap to clone (clones share).
+#[derive(Clone)]
+pub struct Network {
+    inner: Arc<NetInner>,
 }
 
-impl<P: Protocol> Clone for Network<P> {
-    fn clone(&self) -> Self {
-        Network {
-            inner: self.inner.clone(),
-        }
-    }
-}
-
-pub(crate) struct NetInner<P: Protocol> {
-    servers: parking_lot::Mutex<HashMap<SocketAddr, Registered<P>>>,
+pub(crate) struct NetInner {
+    servers: parking_lot::Mutex<HashMap<SocketAddr, Host>>,
     pub(crate) faults: parking_lot::Mutex<Faults>,
     generations: AtomicU64,
 }
 
 /// What a client finds at an address.
-pub(crate) struct Registered<P: Protocol> {
-    pub(crate) service: Arc<dyn DynService<P>>,
+#[derive(Clone)]
+pub(crate) struct Host {
+    pub(crate) routes: Arc<Routes>,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) stopped: watch::Receiver<bool>,
     pub(crate) generation: u64,
 }
 
-impl<P: Protocol> Clone for Registered<P> {
-    fn clone(&self) -> Self {
-        Registered {
-            service: self.service.clone(),
-            config: self.config.clone(),
-            stopped: self.stopped.clone(),
-            generation: self.generation,
-        }
-    }
-}
-
-impl<P: Protocol> NetInner<P> {
-    pub(crate) fn lookup(&self, addr: SocketAddr) -> Option<Registered<P>> {
+impl NetInner {
+    pub(crate) fn lookup(&self, addr: SocketAddr) -> Option<Host> {
         self.servers.lock().get(&addr).cloned()
     }
 }
 
-impl<P: Protocol> Network<P> {
+impl Network {
     /// An empty network whose faults draw from `seed` (print it in tests; replay with it).
     pub fn new(seed: u64) -> Self {
         Network {
@@ -77,15 +62,15 @@ impl<P: Protocol> Network<P> {
         }
     }
 
-    /// Registers `service` at `addr`. Fails with `AddrInUse` if a server is already there.
-    /// The returned handle unregisters (and cancels the calls in flight) on
+    /// Registers a server answering `routes` at `addr`. Fails with `AddrInUse` if a server is
+    /// already there. The returned handle unregisters it (and cancels its calls in flight) on
     /// [`LocalServer::shutdown`] or drop.
-    pub fn serve<S: Service<P>>(
+    pub fn serve(
         &self,
         addr: SocketAddr,
-        service: Arc<S>,
+        routes: Routes,
         config: ServerConfig,
-    ) -> io::Result<LocalServer<P>> {
+    ) -> io::Result<LocalServer> {
         let mut servers = self.inner.servers.lock();
         if servers.contains_key(&addr) {
             return Err(io::Error::new(
@@ -97,8 +82,8 @@ impl<P: Protocol> Network<P> {
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
         servers.insert(
             addr,
-            Registered {
-                service,
+            Host {
+                routes: Arc::new(routes),
                 config: Arc::new(config),
                 stopped,
                 generation,
@@ -112,8 +97,9 @@ impl<P: Protocol> Network<P> {
         })
     }
 
-    /// A client whose calls come from `local` (the address partitions are keyed on).
-    pub fn client(&self, local: SocketAddr, config: ClientConfig) -> LocalClient<P> {
+    /// A client of protocol `P` whose calls come from `local` (the address partitions are
+    /// keyed on).
+    pub fn client<P: Protocol>(&self, local: SocketAddr, config: ClientConfig) -> LocalClient<P> {
         LocalClient::new(self.inner.clone(), local, config)
     }
 
@@ -151,14 +137,14 @@ impl<P: Protocol> Network<P> {
 }
 
 /// A registration in a [`Network`]; dropping it is the same as [`LocalServer::shutdown`].
-pub struct LocalServer<P: Protocol> {
-    net: Arc<NetInner<P>>,
+pub struct LocalServer {
+    net: Arc<NetInner>,
     addr: SocketAddr,
     generation: u64,
     stop: watch::Sender<bool>,
 }
 
-impl<P: Protocol> LocalServer<P> {
+impl LocalServer {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -168,7 +154,7 @@ impl<P: Protocol> LocalServer<P> {
     pub fn shutdown(self) {}
 }
 
-impl<P: Protocol> Drop for LocalServer<P> {
+impl Drop for LocalServer {
     fn drop(&mut self) {
         let mut servers = self.net.servers.lock();
         if servers.get(&self.addr).map(|r| r.generation) == Some(self.generation) {

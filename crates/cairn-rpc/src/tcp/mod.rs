@@ -5,7 +5,7 @@ mod body;
 mod client;
 pub mod io;
 mod keepalive;
-mod server;
+pub(crate) mod server;
 
 pub use client::TcpClient;
 pub use server::RpcServer;

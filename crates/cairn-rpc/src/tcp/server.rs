@@ -1,12 +1,12 @@
-//! The TCP listener: accepts connections, speaks HTTP/2 on each, runs one handler task per
-//! call, and cancels that task the moment its caller goes away.
+//! The TCP listener: accepts connections, speaks HTTP/2 on each, routes each call to its
+//! protocol's service in a task of its own, and cancels that task the moment its caller goes
+//! away.
 //!
 //! Per connection: a handshake deadline (garbage or silence on the port closes the connection
 //! without disturbing anyone else), a keepalive, an idle close and a concurrent-stream limit;
 //! per server: a connection limit and a graceful shutdown with a grace period.
 
 use std::io;
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,26 +28,25 @@ use crate::config::ServerConfig;
 use crate::error::Direction;
 use crate::frame::{FrameDecoder, FrameError, FrameKind};
 use crate::message::{encode_message, encode_status};
-use crate::protocol::{content_type, CallContext, CallKind, DynService, Protocol, Service};
+use crate::protocol::{content_type, CallContext, CallKind, DynService, Protocol};
+use crate::routes::{parse_path, Routes};
 use crate::status::{Code, Status};
 use crate::tcp::body::{next_frame, send_all, RecvError};
 use crate::tcp::io::{Acceptor, PlainTcp};
 use crate::tcp::keepalive;
 use crate::tcp::{OPEN_FAILED_HEADER, TIMEOUT_HEADER};
 
-/// Serves one protocol on a TCP listener. Build it, then run [`RpcServer::serve`].
-pub struct RpcServer<P: Protocol> {
+/// Serves one or more protocols on a TCP listener. Build it, then run [`RpcServer::serve`].
+pub struct RpcServer {
     config: Arc<ServerConfig>,
     acceptor: Arc<dyn Acceptor>,
-    _protocol: PhantomData<fn() -> P>,
 }
 
-impl<P: Protocol> RpcServer<P> {
+impl RpcServer {
     pub fn new(config: ServerConfig) -> Self {
         RpcServer {
             config: Arc::new(config),
             acceptor: Arc::new(PlainTcp),
-            _protocol: PhantomData,
         }
     }
 
@@ -57,17 +56,17 @@ impl<P: Protocol> RpcServer<P> {
         self
     }
 
-    /// Accepts connections on `listener` and answers calls with `service` until `shutdown`
-    /// completes. Then it stops accepting (the port closes at once), lets calls in flight run
-    /// for [`ServerConfig::shutdown_grace`], and cuts whatever is left. Returns once every
-    /// connection is closed.
-    pub async fn serve<S: Service<P>>(
+    /// Accepts connections on `listener` and answers calls of the protocols in `routes` until
+    /// `shutdown` completes. Then it stops accepting (the port closes at once), lets calls in
+    /// flight run for [`ServerConfig::shutdown_grace`], and cuts whatever is left. Returns once
+    /// every connection is closed.
+    pub async fn serve(
         &self,
         listener: TcpListener,
-        service: Arc<S>,
+        routes: Routes,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> io::Result<()> {
-        let service: Arc<dyn DynService<P>> = service;
+        let routes = Arc::new(routes);
         let limit = Arc::new(Semaphore::new(self.config.max_connections));
         // Connections over the limit are told so in HTTP/2 terms (their calls were not
         // processed); this many at a time, the rest are simply closed.
@@ -94,12 +93,11 @@ impl<P: Protocol> RpcServer<P> {
                             continue;
                         };
                         let _ = tcp.set_nodelay(true);
-                        let conn = Connection::<P> {
+                        let conn = Connection {
                             config: self.config.clone(),
                             acceptor: self.acceptor.clone(),
-                            service: service.clone(),
+                            routes: routes.clone(),
                             peer,
-                            _protocol: PhantomData,
                         };
                         let stop = stop_rx.clone();
                         conns.spawn(async move {
@@ -149,15 +147,14 @@ async fn refuse(acceptor: Arc<dyn Acceptor>, peer: SocketAddr, tcp: TcpStream, w
 }
 
 /// One accepted connection.
-struct Connection<P: Protocol> {
+struct Connection {
     config: Arc<ServerConfig>,
     acceptor: Arc<dyn Acceptor>,
-    service: Arc<dyn DynService<P>>,
+    routes: Arc<Routes>,
     peer: SocketAddr,
-    _protocol: PhantomData<fn() -> P>,
 }
 
-impl<P: Protocol> Connection<P> {
+impl Connection {
     async fn run(self, tcp: TcpStream, mut stop: watch::Receiver<bool>) {
         let peer = self.peer;
         let cfg = self.config.clone();
@@ -203,7 +200,7 @@ impl<P: Protocol> Connection<P> {
                 next = conn.accept() => match next {
                     Some(Ok((request, respond))) => {
                         last_active = Instant::now();
-                        calls.spawn(handle_call::<P>(request, respond, self.service.clone(), cfg.clone(), peer));
+                        calls.spawn(dispatch(request, respond, self.routes.clone(), cfg.clone(), peer));
                     }
                     Some(Err(e)) => {
                         debug!(%peer, error = %e, "rpc: connection error");
@@ -233,10 +230,10 @@ impl<P: Protocol> Connection<P> {
     }
 }
 
-fn ok_response<P: Protocol>(open_failed: bool) -> Response<()> {
+fn ok_response(content_type: &str, open_failed: bool) -> Response<()> {
     let mut builder = Response::builder()
         .status(200)
-        .header(http::header::CONTENT_TYPE, content_type::<P>());
+        .header(http::header::CONTENT_TYPE, content_type);
     if open_failed {
         builder = builder.header(OPEN_FAILED_HEADER, "1");
     }
@@ -244,8 +241,8 @@ fn ok_response<P: Protocol>(open_failed: bool) -> Response<()> {
 }
 
 /// Sends a whole response that is just a status.
-async fn reply_status<P: Protocol>(respond: &mut SendResponse<Bytes>, status: Status) {
-    if let Ok(mut body) = respond.send_response(ok_response::<P>(true), false) {
+async fn reply_status(respond: &mut SendResponse<Bytes>, content_type: &str, status: Status) {
+    if let Ok(mut body) = respond.send_response(ok_response(content_type, true), false) {
         let _ = send_all(&mut body, encode_status(&status), true).await;
     }
 }
@@ -293,29 +290,46 @@ fn recv_status(e: RecvError) -> Status {
     }
 }
 
-async fn handle_call<P: Protocol>(
+/// Finds the protocol a call names and hands the call to it.
+async fn dispatch(
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    routes: Arc<Routes>,
+    cfg: Arc<ServerConfig>,
+    peer: SocketAddr,
+) {
+    let path = request.uri().path();
+    let route = parse_path(path).and_then(|(name, kind)| Some((routes.lookup(name)?, kind)));
+    match route {
+        Some((route, kind)) => route.handle_tcp(kind, request, respond, cfg, peer).await,
+        None => {
+            let status = Status::unimplemented(format!(
+                "no call at path {path} (protocols served: {})",
+                routes.names().collect::<Vec<_>>().join(", ")
+            ));
+            reply_status(&mut respond, GENERIC_CONTENT_TYPE, status).await
+        }
+    }
+}
+
+/// Content type of answers to calls that match no protocol.
+const GENERIC_CONTENT_TYPE: &str = "application/cairn-rpc";
+
+/// Serves one call of protocol `P`.
+pub(crate) async fn handle_call<P: Protocol>(
+    kind: CallKind,
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     service: Arc<dyn DynService<P>>,
     cfg: Arc<ServerConfig>,
     peer: SocketAddr,
 ) {
-    let Some(kind) = CallKind::from_path::<P>(request.uri().path()) else {
-        let path = request.uri().path().to_owned();
-        return reply_status::<P>(
-            &mut respond,
-            Status::unimplemented(format!("no protocol {} call at path {path}", P::NAME)),
-        )
-        .await;
-    };
     let expected = content_type::<P>();
     let got = request.headers().get(http::header::CONTENT_TYPE);
     if got.map(|v| v.as_bytes()) != Some(expected.as_bytes()) {
-        return reply_status::<P>(
-            &mut respond,
-            Status::invalid_argument(format!("content-type must be {expected} (got {got:?})")),
-        )
-        .await;
+        let status =
+            Status::invalid_argument(format!("content-type must be {expected} (got {got:?})"));
+        return reply_status(&mut respond, &expected, status).await;
     }
     let deadline = request
         .headers()
@@ -331,10 +345,11 @@ async fn handle_call<P: Protocol>(
     };
     let payload = match read {
         Ok(Ok(payload)) => payload,
-        Ok(Err(status)) => return reply_status::<P>(&mut respond, status).await,
+        Ok(Err(status)) => return reply_status(&mut respond, &expected, status).await,
         Err(_) => {
-            return reply_status::<P>(
+            return reply_status(
                 &mut respond,
+                &expected,
                 Status::invalid_argument("request body did not arrive in time"),
             )
             .await
@@ -344,8 +359,9 @@ async fn handle_call<P: Protocol>(
     let req: P::Request = match <P::Codec as Codec>::decode(&payload) {
         Ok(req) => req,
         Err(e) => {
-            return reply_status::<P>(
+            return reply_status(
                 &mut respond,
+                &expected,
                 Status::invalid_argument(format!("request could not be decoded: {e}")),
             )
             .await
@@ -353,8 +369,8 @@ async fn handle_call<P: Protocol>(
     };
     let ctx = CallContext { peer, deadline };
     match kind {
-        CallKind::Unary => unary::<P>(respond, service, ctx, req, &cfg).await,
-        CallKind::Stream => stream::<P>(respond, service, ctx, req, &cfg).await,
+        CallKind::Unary => unary::<P>(respond, &expected, service, ctx, req, &cfg).await,
+        CallKind::Stream => stream::<P>(respond, &expected, service, ctx, req, &cfg).await,
     }
 }
 
@@ -364,6 +380,7 @@ fn deadline_status() -> Status {
 
 async fn unary<P: Protocol>(
     mut respond: SendResponse<Bytes>,
+    content_type: &str,
     service: Arc<dyn DynService<P>>,
     ctx: CallContext,
     req: P::Request,
@@ -380,13 +397,14 @@ async fn unary<P: Protocol>(
             .unwrap_or_else(|e| encode_status(&e.into_status())),
         Err(status) => encode_status(&status),
     };
-    if let Ok(mut body) = respond.send_response(ok_response::<P>(false), false) {
+    if let Ok(mut body) = respond.send_response(ok_response(content_type, false), false) {
         let _ = send_all(&mut body, frame, true).await;
     }
 }
 
 async fn stream<P: Protocol>(
     mut respond: SendResponse<Bytes>,
+    content_type: &str,
     service: Arc<dyn DynService<P>>,
     ctx: CallContext,
     req: P::Request,
@@ -400,9 +418,9 @@ async fn stream<P: Protocol>(
     };
     let mut items = match opened {
         Ok(items) => items,
-        Err(status) => return reply_status::<P>(&mut respond, status).await,
+        Err(status) => return reply_status(&mut respond, content_type, status).await,
     };
-    let Ok(mut body) = respond.send_response(ok_response::<P>(false), false) else {
+    let Ok(mut body) = respond.send_response(ok_response(content_type, false), false) else {
         return;
     };
     loop {

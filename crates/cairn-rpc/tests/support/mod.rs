@@ -201,3 +201,43 @@ pub async fn eventually_ok<T, E: std::fmt::Debug, F: Future<Output = Result<T, E
         }
     }
 }
+
+/// A second protocol, served next to [`TestProto`] on the same server.
+pub struct LenProto;
+
+impl Protocol for LenProto {
+    const NAME: &'static str = "cairn.test.len.v1";
+    type Codec = cairn_rpc::JsonCodec;
+    type Request = String;
+    type Response = usize;
+    type Item = ();
+}
+
+/// Answers the length of the request.
+pub struct LenService;
+
+impl Service<LenProto> for LenService {
+    async fn unary(&self, _ctx: CallContext, req: String) -> Result<usize, Status> {
+        Ok(req.len())
+    }
+}
+
+/// A protocol no test server serves.
+pub struct UnservedProto;
+
+impl Protocol for UnservedProto {
+    const NAME: &'static str = "cairn.test.unserved.v1";
+    type Codec = PostcardCodec;
+    type Request = String;
+    type Response = String;
+    type Item = ();
+}
+
+/// The routes of every test server: the test protocol and the second one.
+pub fn test_routes(probe: &Arc<Probe>) -> cairn_rpc::Routes {
+    cairn_rpc::Routes::new()
+        .route::<TestProto, _>(Arc::new(TestService {
+            probe: probe.clone(),
+        }))
+        .route::<LenProto, _>(Arc::new(LenService))
+}
