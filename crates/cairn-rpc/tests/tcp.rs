@@ -509,3 +509,80 @@ async fn a_request_body_that_never_comes_is_answered_at_the_read_deadline() {
         "no handler ran"
     );
 }
+
+/// Sends one call with a raw body over a raw HTTP/2 connection; returns the response body.
+async fn raw_call(addr: SocketAddr, body: Vec<u8>) -> Vec<u8> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut send = send.ready().await.unwrap();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/cairn.test.v1/unary"))
+        .header("content-type", "application/cairn-rpc+postcard")
+        .body(())
+        .unwrap();
+    let (response, mut stream) = send.send_request(request, false).unwrap();
+    // The server may answer (and stop reading) before the whole body is sent.
+    let _ = stream.send_data(bytes::Bytes::from(body), true);
+    let response = tokio::time::timeout(WAIT, response).await.unwrap().unwrap();
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(WAIT, body.data()).await.unwrap() {
+        match chunk {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(_) => break,
+        }
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_request_bodies_get_a_status_never_a_crash() {
+    let server = start(ServerConfig {
+        max_request_bytes: 1 << 10,
+        ..ServerConfig::default()
+    })
+    .await;
+    let seed = 0xBAD_B0D1;
+    println!("malformed bodies seed {seed}");
+    let mut cases: Vec<Vec<u8>> = vec![
+        vec![],                                // no frame at all
+        vec![0, 0, 0],                         // truncated header
+        vec![0, 0, 0, 0, 9, 1, 2],             // truncated payload
+        vec![7, 0, 0, 0, 0],                   // unknown frame kind
+        vec![1, 0, 0, 0, 1, 0],                // a status frame as a request
+        vec![0, 0xff, 0xff, 0xff, 0xff],       // a 4 GiB length
+        vec![0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0], // two frames
+        vec![0, 0, 0, 0, 2, 0xff, 0xff],       // a payload postcard cannot read as a request
+    ];
+    for i in 0..30u64 {
+        let mut body = garbage(seed + i, (i as usize * 37) % 2000);
+        if i % 3 == 0 {
+            // A valid header in front of random payload.
+            let len = body.len() as u32;
+            let mut framed = vec![0];
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.append(&mut body);
+            body = framed;
+        }
+        cases.push(body);
+    }
+    for (i, body) in cases.into_iter().enumerate() {
+        let answer = raw_call(server.addr, body).await;
+        assert_eq!(
+            answer.first(),
+            Some(&1),
+            "case {i}: a status frame, got {answer:?}"
+        );
+    }
+    assert_eq!(server.probe.active.load(Ordering::SeqCst), 0);
+    let client = client(ClientConfig::default());
+    assert_eq!(
+        client
+            .call(server.addr, Req::Echo("ok".into()))
+            .await
+            .unwrap(),
+        Resp::Echo("ok".into())
+    );
+}
