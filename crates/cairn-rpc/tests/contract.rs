@@ -495,6 +495,44 @@ async fn server_shutdown_then_restart_on_the_same_address<H: Harness>() {
     assert_eq!(resp, Resp::Echo("back".into()));
 }
 
+async fn a_server_shutdown_fails_open_streams_rather_than_ending_them<H: Harness>() {
+    let mut h = H::new();
+    let addr = h.start(server_config()).await;
+    let client = h.client(client_config());
+    let mut s = client
+        .subscribe(
+            addr,
+            Req::Count {
+                limit: None,
+                pad: 0,
+                fail_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.next().await.unwrap().unwrap().n, 0);
+    let probe = h.probe();
+    // Let the producer fill whatever buffer sits between it and this reader.
+    eventually("producer ran ahead", WAIT, || {
+        probe.produced.load(Ordering::SeqCst) >= 17
+    })
+    .await;
+    h.stop(addr).await;
+    // Items already in flight may still arrive; then the stream must fail, not just end.
+    let mut last = None;
+    while let Some(item) = tokio::time::timeout(WAIT, s.next()).await.unwrap() {
+        last = Some(item);
+    }
+    assert!(
+        matches!(last, Some(Err(RpcError::ConnectionLost { .. }))),
+        "{last:?}"
+    );
+    eventually("stream handler dropped", WAIT, || {
+        probe.active.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
 async fn nothing_listening_is_unreachable<H: Harness>() {
     let mut h = H::new();
     let addr = h.dead_address().await;
@@ -646,6 +684,7 @@ contract!(
     deadline_gives_timeout_and_cancels_the_handler,
     dropping_the_call_cancels_the_handler,
     server_shutdown_then_restart_on_the_same_address,
+    a_server_shutdown_fails_open_streams_rather_than_ending_them,
     nothing_listening_is_unreachable,
     oversized_messages_are_refused,
 );

@@ -182,3 +182,38 @@ async fn added_delay_applies_each_way_and_counts_against_the_deadline() {
         .unwrap_err();
     assert_eq!(err, RpcError::Timeout { request_sent: true });
 }
+
+#[tokio::test]
+async fn a_partition_breaks_waiting_calls_and_idle_streams_at_once() {
+    let (net, probe, _server) = setup(11);
+    let client = Client::new(net.client::<TestProto>(addr(2), ClientConfig::default()));
+    let blocked = tokio::spawn({
+        let client = client.clone();
+        async move { client.call(addr(1), Req::Block).await }
+    });
+    let mut quiet = client.subscribe(addr(1), Req::Quiet).await.unwrap();
+    assert_eq!(quiet.next().await.unwrap().unwrap().n, 0);
+    eventually("both handlers running", WAIT, || {
+        probe.active.load(Ordering::SeqCst) == 2
+    })
+    .await;
+
+    net.partition(addr(1), addr(2));
+    let err = tokio::time::timeout(WAIT, blocked)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, RpcError::ConnectionLost { .. }), "{err}");
+    let err = tokio::time::timeout(WAIT, quiet.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, RpcError::ConnectionLost { .. }), "{err}");
+    drop(quiet);
+    eventually("both handlers dropped", WAIT, || {
+        probe.active.load(Ordering::SeqCst) == 0 && probe.cancelled.load(Ordering::SeqCst) == 2
+    })
+    .await;
+}

@@ -83,6 +83,8 @@ struct Routed<P: Protocol> {
 /// One message of an in-process stream.
 enum Pumped {
     Item(Vec<u8>),
+    /// The handler's stream ended normally.
+    End,
     Status(Status),
     Lost(String),
 }
@@ -213,6 +215,19 @@ impl<P: Protocol> ClientInner<P> {
         self.net.faults.lock().is_partitioned(self.local, peer)
     }
 
+    /// Completes when the link to `peer` is cut (never, while it is not).
+    async fn cut(&self, peer: SocketAddr) {
+        let mut cuts = self.net.cuts.subscribe();
+        loop {
+            if self.partitioned(peer) {
+                return;
+            }
+            if cuts.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// Server side of the transport: the request as the handler will see it.
     fn server_decode(&self, server: &Host, payload: &[u8]) -> Result<P::Request, RpcError> {
         if payload.len() > server.config.max_request_bytes {
@@ -301,9 +316,13 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
                         encode_payload::<P::Codec, _>(&resp, limit).map_err(|e| e.into_status())
                     }))
                 }));
-                let answer = match task.await {
-                    Some(answer) => answer,
-                    None => return Err(inner.lost(peer, "server shut down")),
+                let answer = tokio::select! {
+                    answer = task => match answer {
+                        Some(answer) => answer,
+                        None => return Err(inner.lost(peer, "server shut down")),
+                    },
+                    // Dropping `task` here drops the handler.
+                    _ = inner.cut(peer) => return Err(inner.lost(peer, "partitioned")),
                 };
                 delay_by(delay).await;
                 if inner.partitioned(peer) {
@@ -367,7 +386,11 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
                     tokio::spawn(pump::<P>(items, tx, limit, stop));
                     Some(Ok(()))
                 }));
-                match task.await {
+                let opened = tokio::select! {
+                    opened = task => opened,
+                    _ = inner.cut(peer) => return Err(inner.lost(peer, "partitioned")),
+                };
+                match opened {
                     None => return Err(inner.lost(peer, "server shut down")),
                     Some(Err(status)) => return Err(RpcError::from_status(status)),
                     Some(Ok(())) => {}
@@ -400,7 +423,7 @@ async fn pump<P: Protocol>(
             }
         };
         let msg = match next {
-            None => return,
+            None => Pumped::End,
             Some(Ok(item)) => match encode_payload::<P::Codec, _>(&item, limit) {
                 Ok(bytes) => Pumped::Item(bytes),
                 Err(e) => Pumped::Status(e.into_status()),
@@ -430,11 +453,19 @@ fn item_stream<P: Protocol>(
         let inner = inner.clone();
         async move {
             let mut rx = rx?;
-            let msg = rx.recv().await?;
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                _ = inner.cut(peer) => None,
+            };
             if inner.partitioned(peer) {
                 return Some((Err(inner.lost(peer, "partitioned")), None));
             }
+            let Some(msg) = msg else {
+                // The server side went away without ending the stream.
+                return Some((Err(inner.lost(peer, "stream ended abruptly")), None));
+            };
             match msg {
+                Pumped::End => None,
                 Pumped::Item(bytes) => {
                     let item = inner.client_decode::<P::Item>(&bytes);
                     let next = item.is_ok().then_some(rx);

@@ -32,6 +32,8 @@ pub struct Network {
 pub(crate) struct NetInner {
     servers: parking_lot::Mutex<HashMap<SocketAddr, Host>>,
     pub(crate) faults: parking_lot::Mutex<Faults>,
+    /// Bumped whenever a link is cut: calls and streams in flight re-check their link.
+    pub(crate) cuts: watch::Sender<u64>,
     generations: AtomicU64,
 }
 
@@ -57,6 +59,7 @@ impl Network {
             inner: Arc::new(NetInner {
                 servers: parking_lot::Mutex::new(HashMap::new()),
                 faults: parking_lot::Mutex::new(Faults::new(seed)),
+                cuts: watch::channel(0).0,
                 generations: AtomicU64::new(0),
             }),
         }
@@ -104,9 +107,11 @@ impl Network {
     }
 
     /// Cuts the link between `a` and `b` (both directions): new calls fail with
-    /// `Unreachable`, calls and streams in flight with `ConnectionLost`.
+    /// `Unreachable`; calls and streams in flight fail at once with `ConnectionLost`, and their
+    /// handlers are dropped (as a TCP server does when keepalive finds the peer gone).
     pub fn partition(&self, a: SocketAddr, b: SocketAddr) {
         self.inner.faults.lock().partition(a, b);
+        self.inner.cuts.send_modify(|n| *n += 1);
     }
 
     /// Restores the link between `a` and `b`.

@@ -38,6 +38,8 @@ pub enum Req {
     RefuseStream,
     /// Unary: panics. Stream: yields two items, then panics.
     Panic,
+    /// Stream: one item, then nothing more, for ever (an idle subscription).
+    Quiet,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,7 +128,7 @@ impl Service<TestProto> for TestService {
             Req::Blob(n) => Ok(Resp::Blob(vec![7; n])),
             Req::Upload(bytes) => Ok(Resp::Len(bytes.len())),
             Req::Panic => panic!("handler panics on purpose"),
-            Req::Count { .. } | Req::RefuseStream => {
+            Req::Count { .. } | Req::RefuseStream | Req::Quiet => {
                 Err(Status::invalid_argument("stream request on a unary call"))
             }
         };
@@ -144,6 +146,15 @@ impl Service<TestProto> for TestService {
             } => (limit, pad, fail_after),
             Req::RefuseStream => return Err(Status::invalid_argument("refused")),
             Req::Panic => (None, 0, Some(u64::MAX)),
+            Req::Quiet => {
+                let guard = Guard::new(&self.probe);
+                let first = futures::stream::iter([Ok(Tick { n: 0, pad: vec![] })]);
+                let rest = futures::stream::pending().map(move |()| {
+                    let _hold = &guard;
+                    Ok(Tick { n: 1, pad: vec![] })
+                });
+                return Ok(Box::pin(first.chain(rest)));
+            }
             _ => return Err(Status::invalid_argument("not a stream request")),
         };
         let guard = Guard::new(&self.probe);
