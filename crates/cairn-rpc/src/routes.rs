@@ -59,7 +59,7 @@ impl<P: Protocol> Route for ProtocolRoute<P> {
         config: Arc<ServerConfig>,
         peer: SocketAddr,
     ) -> BoxFuture<'static, ()> {
-        Box::pin(crate::tcp::server::handle_call::<P>(
+        Box::pin(crate::tcp::call::handle_call::<P>(
             kind,
             request,
             respond,

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::StreamExt;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::faults::Verdict;
+use super::stream::{item_stream, pump, stopped, Pumped, STREAM_BUFFER};
 use super::{Host, NetInner};
 use crate::client::{CallOptions, ConnectionEvent, ConnectionEventKind, RpcStream, Transport};
 use crate::codec::Codec;
@@ -22,10 +22,6 @@ use crate::error::{Direction, RpcError};
 use crate::message::{decode_response, encode_payload};
 use crate::protocol::{CallContext, Protocol};
 use crate::status::{Code, Status};
-
-/// Items a stream may have in flight between server and client (the in-process stand-in for
-/// the HTTP/2 window).
-const STREAM_BUFFER: usize = 16;
 
 /// Calls servers in a [`super::Network`]. Cheap to clone.
 pub struct LocalClient<P: Protocol> {
@@ -40,9 +36,9 @@ impl<P: Protocol> Clone for LocalClient<P> {
     }
 }
 
-struct ClientInner<P: Protocol> {
+pub(super) struct ClientInner<P: Protocol> {
     net: Arc<NetInner>,
-    local: SocketAddr,
+    pub(super) local: SocketAddr,
     config: ClientConfig,
     events: broadcast::Sender<ConnectionEvent>,
     /// Peers this client has "a connection" to, with the server generation it reached.
@@ -78,19 +74,6 @@ struct Routed<P: Protocol> {
     service: Arc<dyn crate::protocol::DynService<P>>,
     delay: Duration,
     drop: Option<Direction>,
-}
-
-/// One message of an in-process stream.
-enum Pumped {
-    Item(Vec<u8>),
-    /// The handler's stream ended normally.
-    End,
-    Status(Status),
-    Lost(String),
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -198,7 +181,7 @@ impl<P: Protocol> ClientInner<P> {
         })
     }
 
-    fn lost(&self, peer: SocketAddr, reason: &str) -> RpcError {
+    pub(super) fn lost(&self, peer: SocketAddr, reason: &str) -> RpcError {
         self.disconnected(
             peer,
             ConnectionEventKind::Lost {
@@ -211,12 +194,12 @@ impl<P: Protocol> ClientInner<P> {
         }
     }
 
-    fn partitioned(&self, peer: SocketAddr) -> bool {
+    pub(super) fn partitioned(&self, peer: SocketAddr) -> bool {
         self.net.faults.lock().is_partitioned(self.local, peer)
     }
 
     /// Completes when the link to `peer` is cut (never, while it is not).
-    async fn cut(&self, peer: SocketAddr) {
+    pub(super) async fn cut(&self, peer: SocketAddr) {
         let mut cuts = self.net.cuts.subscribe();
         loop {
             if self.partitioned(peer) {
@@ -245,7 +228,10 @@ impl<P: Protocol> ClientInner<P> {
     }
 
     /// Client side: a payload from the server, through the client's limit and codec.
-    fn client_decode<T: crate::protocol::Message>(&self, payload: &[u8]) -> Result<T, RpcError> {
+    pub(super) fn client_decode<T: crate::protocol::Message>(
+        &self,
+        payload: &[u8],
+    ) -> Result<T, RpcError> {
         if payload.len() > self.config.max_response_bytes {
             return Err(RpcError::TooLarge {
                 direction: Direction::Response,
@@ -404,76 +390,4 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
     fn events(&self) -> broadcast::Receiver<ConnectionEvent> {
         self.inner.events.subscribe()
     }
-}
-
-/// Server side of an in-process stream: pulls items only when the channel has room.
-async fn pump<P: Protocol>(
-    mut items: crate::protocol::ItemStream<P::Item>,
-    tx: mpsc::Sender<Pumped>,
-    limit: usize,
-    stop: watch::Receiver<bool>,
-) {
-    loop {
-        let next = tokio::select! {
-            n = items.next() => n,
-            _ = tx.closed() => return,
-            _ = stopped(stop.clone()) => {
-                let _ = tx.try_send(Pumped::Lost("server shut down".into()));
-                return;
-            }
-        };
-        let msg = match next {
-            None => Pumped::End,
-            Some(Ok(item)) => match encode_payload::<P::Codec, _>(&item, limit) {
-                Ok(bytes) => Pumped::Item(bytes),
-                Err(e) => Pumped::Status(e.into_status()),
-            },
-            Some(Err(status)) => Pumped::Status(status),
-        };
-        let last = !matches!(msg, Pumped::Item(_));
-        tokio::select! {
-            sent = tx.send(msg) => if sent.is_err() { return },
-            _ = stopped(stop.clone()) => {
-                let _ = tx.try_send(Pumped::Lost("server shut down".into()));
-                return;
-            }
-        }
-        if last {
-            return;
-        }
-    }
-}
-
-fn item_stream<P: Protocol>(
-    inner: Arc<ClientInner<P>>,
-    peer: SocketAddr,
-    rx: mpsc::Receiver<Pumped>,
-) -> RpcStream<P::Item> {
-    RpcStream::new(Box::pin(futures::stream::unfold(Some(rx), move |rx| {
-        let inner = inner.clone();
-        async move {
-            let mut rx = rx?;
-            let msg = tokio::select! {
-                msg = rx.recv() => msg,
-                _ = inner.cut(peer) => None,
-            };
-            if inner.partitioned(peer) {
-                return Some((Err(inner.lost(peer, "partitioned")), None));
-            }
-            let Some(msg) = msg else {
-                // The server side went away without ending the stream.
-                return Some((Err(inner.lost(peer, "stream ended abruptly")), None));
-            };
-            match msg {
-                Pumped::End => None,
-                Pumped::Item(bytes) => {
-                    let item = inner.client_decode::<P::Item>(&bytes);
-                    let next = item.is_ok().then_some(rx);
-                    Some((item, next))
-                }
-                Pumped::Status(status) => Some((Err(RpcError::from_status(status)), None)),
-                Pumped::Lost(reason) => Some((Err(inner.lost(peer, &reason)), None)),
-            }
-        }
-    })))
 }

@@ -5,6 +5,7 @@
 
 mod client;
 pub mod faults;
+mod stream;
 
 use std::collections::HashMap;
 use std::io;

@@ -1,15 +1,13 @@
-//! The TCP client: a small pool of lazily opened HTTP/2 connections per peer (one by default),
-//! shared by all calls to it; reconnects with backoff; reports connection health as
-//! [`ConnectionEvent`]s.
+//! The TCP client: each call is one HTTP/2 stream on a connection from the pool
+//! ([`super::pool`]), with its deadline, its delivery bookkeeping and its response framing.
 //!
 //! Cancellation needs no code: a call owns its HTTP/2 stream handles, and dropping them (the
 //! caller dropped the future or the stream, or the deadline fired) makes `h2` send
 //! `RST_STREAM(CANCEL)`, on which the server drops the handler.
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,13 +16,10 @@ use futures::future::BoxFuture;
 use futures::stream;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{Reason, RecvStream};
-use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
-use tracing::debug;
 
-use crate::backoff::Backoff;
-use crate::client::{CallOptions, ConnectionEvent, ConnectionEventKind, RpcStream, Transport};
+use crate::client::{CallOptions, ConnectionEvent, RpcStream, Transport};
 use crate::config::ClientConfig;
 use crate::error::{Direction, RpcError};
 use crate::frame::{FrameDecoder, FrameError, FrameKind};
@@ -32,12 +27,12 @@ use crate::message::{decode_response, decode_status, encode_message};
 use crate::protocol::{content_type, CallKind, Protocol};
 use crate::tcp::body::{next_frame, send_all, RecvError};
 use crate::tcp::io::{Connector, PlainTcp};
-use crate::tcp::keepalive;
+use crate::tcp::pool::{LiveConn, Pool};
 use crate::tcp::{OPEN_FAILED_HEADER, TIMEOUT_HEADER};
 
 /// Calls servers of protocol `P` over TCP. Cheap to clone (clones share connections).
 pub struct TcpClient<P: Protocol> {
-    inner: Arc<Inner>,
+    inner: Arc<Pool>,
     _protocol: PhantomData<fn() -> P>,
 }
 
@@ -50,36 +45,6 @@ impl<P: Protocol> Clone for TcpClient<P> {
     }
 }
 
-struct Inner {
-    config: ClientConfig,
-    connector: Arc<dyn Connector>,
-    peers: parking_lot::Mutex<HashMap<SocketAddr, Arc<Peer>>>,
-    events: broadcast::Sender<ConnectionEvent>,
-}
-
-/// One peer: its pool of connections (used in turn; each is a slot that is connected on
-/// demand), and the connect state behind an async lock so only one caller connects at a time.
-struct Peer {
-    slots: Vec<parking_lot::Mutex<Option<LiveConn>>>,
-    next: AtomicUsize,
-    connecting: tokio::sync::Mutex<Backoff>,
-}
-
-impl Peer {
-    fn live(&self, slot: usize) -> Option<LiveConn> {
-        let live = self.slots[slot].lock();
-        live.as_ref()
-            .filter(|c| c.alive.load(Ordering::Acquire))
-            .cloned()
-    }
-}
-
-#[derive(Clone)]
-struct LiveConn {
-    send: Arc<SendRequest<Bytes>>,
-    alive: Arc<AtomicBool>,
-}
-
 /// A call failed before the server could have seen it; worth one retry on a fresh connection.
 struct NotSent(String);
 
@@ -90,146 +55,10 @@ impl<P: Protocol> TcpClient<P> {
 
     /// With a custom connector (the TLS seam).
     pub fn with_connector(config: ClientConfig, connector: impl Connector) -> Self {
-        let (events, _) = broadcast::channel(256);
         TcpClient {
-            inner: Arc::new(Inner {
-                config,
-                connector: Arc::new(connector),
-                peers: parking_lot::Mutex::new(HashMap::new()),
-                events,
-            }),
+            inner: Arc::new(Pool::new(config, Arc::new(connector))),
             _protocol: PhantomData,
         }
-    }
-}
-
-impl Inner {
-    fn emit(&self, peer: SocketAddr, kind: ConnectionEventKind) {
-        let _ = self.events.send(ConnectionEvent { peer, kind });
-    }
-
-    /// A live connection to `peer` (the pool's next slot), connecting if needed (one connect
-    /// at a time per peer; concurrent callers wait for it and share the result).
-    async fn connection(self: &Arc<Self>, peer: SocketAddr) -> Result<LiveConn, RpcError> {
-        let pool = self
-            .peers
-            .lock()
-            .entry(peer)
-            .or_insert_with(|| {
-                Arc::new(Peer {
-                    slots: (0..self.config.connections_per_peer.max(1))
-                        .map(|_| parking_lot::Mutex::new(None))
-                        .collect(),
-                    next: AtomicUsize::new(0),
-                    connecting: tokio::sync::Mutex::new(Backoff::new(
-                        self.config.backoff_initial,
-                        self.config.backoff_max,
-                    )),
-                })
-            })
-            .clone();
-        let slot = pool.next.fetch_add(1, Ordering::Relaxed) % pool.slots.len();
-        if let Some(conn) = pool.live(slot) {
-            return Ok(conn);
-        }
-        let mut backoff = pool.connecting.lock().await;
-        // Someone else may have connected while this caller waited for the lock.
-        if let Some(conn) = pool.live(slot) {
-            return Ok(conn);
-        }
-        if let Err((last, wait)) = backoff.check(Instant::now()) {
-            return Err(RpcError::Unreachable {
-                addr: peer,
-                reason: format!("not retrying for {wait:?} after: {last}"),
-            });
-        }
-        let attempt = tokio::time::timeout(self.config.connect_timeout, self.connect(peer)).await;
-        let result = match attempt {
-            Ok(result) => result,
-            Err(_) => Err(format!(
-                "connect timed out after {:?}",
-                self.config.connect_timeout
-            )),
-        };
-        match result {
-            Ok(conn) => {
-                backoff.succeeded();
-                *pool.slots[slot].lock() = Some(conn.clone());
-                Ok(conn)
-            }
-            Err(reason) => {
-                backoff.failed(Instant::now(), reason.clone());
-                Err(RpcError::Unreachable { addr: peer, reason })
-            }
-        }
-    }
-
-    async fn connect(self: &Arc<Self>, peer: SocketAddr) -> Result<LiveConn, String> {
-        let tcp = TcpStream::connect(peer)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let io = self
-            .connector
-            .connect(peer, tcp)
-            .await
-            .map_err(|e| format!("connector: {e}"))?;
-        let (send, mut conn) = h2::client::Builder::new()
-            .initial_window_size(self.config.stream_window)
-            .initial_connection_window_size(self.config.connection_window)
-            .max_header_list_size(16 << 10)
-            .enable_push(false)
-            .handshake::<_, Bytes>(io)
-            .await
-            .map_err(|e| format!("http/2 handshake: {e}"))?;
-        let alive = Arc::new(AtomicBool::new(true));
-        let keepalive = keepalive::run(
-            conn.ping_pong(),
-            self.config.keepalive_interval,
-            self.config.keepalive_timeout,
-        );
-        let me = Arc::downgrade(self);
-        let flag = alive.clone();
-        let send = Arc::new(send);
-        // Only a weak handle: the connection must still end when the pool lets go of it.
-        let probe = Arc::downgrade(&send);
-        tokio::spawn(async move {
-            let outcome = tokio::select! {
-                r = conn => match r {
-                    Ok(()) => ended_how(probe).await,
-                    Err(e) if e.is_go_away() && e.is_remote() => ConnectionEventKind::Closed,
-                    Err(e) => ConnectionEventKind::Lost { reason: e.to_string() },
-                },
-                reason = keepalive => ConnectionEventKind::Lost { reason },
-            };
-            flag.store(false, Ordering::Release);
-            debug!(%peer, ?outcome, "rpc: connection ended");
-            if let Some(inner) = me.upgrade() {
-                inner.emit(peer, outcome);
-            }
-        });
-        self.emit(peer, ConnectionEventKind::Connected);
-        Ok(LiveConn { send, alive })
-    }
-}
-
-/// Why a connection whose I/O ended cleanly ended: after the peer's GOAWAY it was an orderly
-/// close (`Closed`); a bare end of stream (the peer's process or host dropped it, or cut it
-/// after its shutdown grace) is `Lost`. h2 keeps the reason as the connection's error, which
-/// a request handle reports.
-async fn ended_how(probe: std::sync::Weak<SendRequest<Bytes>>) -> ConnectionEventKind {
-    let Some(send) = probe.upgrade() else {
-        return ConnectionEventKind::Closed;
-    };
-    let mut send = (*send).clone();
-    match futures::future::poll_fn(|cx| send.poll_ready(cx)).await {
-        Err(e) if e.is_go_away() && e.is_remote() => ConnectionEventKind::Closed,
-        Err(e) => ConnectionEventKind::Lost {
-            reason: e.to_string(),
-        },
-        Ok(()) => ConnectionEventKind::Lost {
-            reason: "connection closed".into(),
-        },
     }
 }
 
@@ -315,7 +144,7 @@ async fn start<P: Protocol>(
 /// Runs `start` with one retry on a fresh connection when the first connection turned out to
 /// be stale before the request was processed.
 async fn open<P: Protocol>(
-    inner: &Arc<Inner>,
+    inner: &Arc<Pool>,
     peer: SocketAddr,
     kind: CallKind,
     frame: Bytes,

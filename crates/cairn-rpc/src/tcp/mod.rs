@@ -2,10 +2,12 @@
 //! concurrent calls, each call one HTTP/2 stream (`POST /<protocol>/unary|stream`).
 
 mod body;
+pub(crate) mod call;
 mod client;
 pub mod io;
 mod keepalive;
-pub(crate) mod server;
+mod pool;
+mod server;
 
 pub use client::TcpClient;
 pub use server::RpcServer;
