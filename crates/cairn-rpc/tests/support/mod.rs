@@ -1,0 +1,254 @@
+//! Shared test fixtures: a small protocol exercising every call shape, a service that records
+//! what its handlers do (drop guards count cancellations), and polling helpers.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_rpc::{CallContext, ItemStream, PostcardCodec, Protocol, Service, Status};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Req {
+    /// Answers `Resp::Echo` with the same text.
+    Echo(String),
+    /// Answers after sleeping this many milliseconds.
+    SleepThenEcho(u64, String),
+    /// Never answers (until cancelled).
+    Block,
+    /// Answers with a NotLeader status carrying this hint.
+    NotLeader(String),
+    /// Answers with this many bytes.
+    Blob(usize),
+    /// A request carrying a payload; answers its length.
+    Upload(Vec<u8>),
+    /// Stream: items `0..limit` (or for ever), each padded to `pad` bytes; fails with a status
+    /// after `fail_after` items if set.
+    Count {
+        limit: Option<u64>,
+        pad: usize,
+        fail_after: Option<u64>,
+    },
+    /// Stream: refused at open with InvalidArgument.
+    RefuseStream,
+    /// Unary: panics. Stream: yields two items, then panics.
+    Panic,
+    /// Stream: one item, then nothing more, for ever (an idle subscription).
+    Quiet,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Resp {
+    Echo(String),
+    Blob(Vec<u8>),
+    Len(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tick {
+    pub n: u64,
+    pub pad: Vec<u8>,
+}
+
+pub struct TestProto;
+
+impl Protocol for TestProto {
+    const NAME: &'static str = "cairn.test.v1";
+    type Codec = PostcardCodec;
+    type Request = Req;
+    type Response = Resp;
+    type Item = Tick;
+}
+
+/// What the service's handlers have done.
+#[derive(Default)]
+pub struct Probe {
+    /// Handlers (unary or stream) currently alive.
+    pub active: AtomicUsize,
+    /// The most handlers alive at once.
+    pub peak: AtomicUsize,
+    /// Handlers dropped before finishing.
+    pub cancelled: AtomicUsize,
+    /// Stream items produced so far (all streams).
+    pub produced: AtomicU64,
+    /// Peer addresses calls came from.
+    pub peers: parking_lot::Mutex<HashSet<SocketAddr>>,
+}
+
+/// Counts a handler alive; if dropped without `finish`, counts a cancellation.
+pub struct Guard {
+    probe: Arc<Probe>,
+    finished: bool,
+}
+
+impl Guard {
+    pub fn new(probe: &Arc<Probe>) -> Self {
+        let now = probe.active.fetch_add(1, Ordering::SeqCst) + 1;
+        probe.peak.fetch_max(now, Ordering::SeqCst);
+        Guard {
+            probe: probe.clone(),
+            finished: false,
+        }
+    }
+    pub fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.probe.active.fetch_sub(1, Ordering::SeqCst);
+        if !self.finished {
+            self.probe.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+pub struct TestService {
+    pub probe: Arc<Probe>,
+}
+
+impl Service<TestProto> for TestService {
+    async fn unary(&self, ctx: CallContext, req: Req) -> Result<Resp, Status> {
+        self.probe.peers.lock().insert(ctx.peer);
+        let guard = Guard::new(&self.probe);
+        let out = match req {
+            Req::Echo(s) => Ok(Resp::Echo(s)),
+            Req::SleepThenEcho(ms, s) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(Resp::Echo(s))
+            }
+            Req::Block => std::future::pending().await,
+            Req::NotLeader(hint) => Err(Status::not_leader(Some(hint))),
+            Req::Blob(n) => Ok(Resp::Blob(vec![7; n])),
+            Req::Upload(bytes) => Ok(Resp::Len(bytes.len())),
+            Req::Panic => panic!("handler panics on purpose"),
+            Req::Count { .. } | Req::RefuseStream | Req::Quiet => {
+                Err(Status::invalid_argument("stream request on a unary call"))
+            }
+        };
+        guard.finish();
+        out
+    }
+
+    async fn stream(&self, ctx: CallContext, req: Req) -> Result<ItemStream<Tick>, Status> {
+        self.probe.peers.lock().insert(ctx.peer);
+        let (limit, pad, fail_after) = match req {
+            Req::Count {
+                limit,
+                pad,
+                fail_after,
+            } => (limit, pad, fail_after),
+            Req::RefuseStream => return Err(Status::invalid_argument("refused")),
+            Req::Panic => (None, 0, Some(u64::MAX)),
+            Req::Quiet => {
+                let guard = Guard::new(&self.probe);
+                let first = futures::stream::iter([Ok(Tick { n: 0, pad: vec![] })]);
+                let rest = futures::stream::pending().map(move |()| {
+                    let _hold = &guard;
+                    Ok(Tick { n: 1, pad: vec![] })
+                });
+                return Ok(Box::pin(first.chain(rest)));
+            }
+            _ => return Err(Status::invalid_argument("not a stream request")),
+        };
+        let guard = Guard::new(&self.probe);
+        let probe = self.probe.clone();
+        let items = futures::stream::iter(0u64..)
+            .take_while(move |n| std::future::ready(limit.is_none_or(|l| *n < l)))
+            .map(move |n| {
+                let _hold = &guard;
+                if fail_after == Some(u64::MAX) && n == 2 {
+                    panic!("stream panics on purpose");
+                }
+                if fail_after == Some(n) {
+                    return Err(Status::unavailable("stream failed on purpose"));
+                }
+                probe.produced.fetch_add(1, Ordering::SeqCst);
+                Ok(Tick {
+                    n,
+                    pad: vec![1; pad],
+                })
+            })
+            .then(|item| async move {
+                // Yield so an unbounded producer cannot starve the runtime.
+                tokio::task::yield_now().await;
+                item
+            });
+        Ok(Box::pin(items))
+    }
+}
+
+/// Polls `cond` until it holds or `within` passes; panics with `what` on timeout.
+pub async fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Retries `call` until it returns `Ok` or `within` passes.
+pub async fn eventually_ok<T, E: std::fmt::Debug, F: Future<Output = Result<T, E>>>(
+    what: &str,
+    within: Duration,
+    mut call: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match call().await {
+            Ok(v) => return v,
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                panic!("timed out after {within:?} waiting for {what}; last error: {e:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// A second protocol, served next to [`TestProto`] on the same server.
+pub struct LenProto;
+
+impl Protocol for LenProto {
+    const NAME: &'static str = "cairn.test.len.v1";
+    type Codec = cairn_rpc::JsonCodec;
+    type Request = String;
+    type Response = usize;
+    type Item = ();
+}
+
+/// Answers the length of the request.
+pub struct LenService;
+
+impl Service<LenProto> for LenService {
+    async fn unary(&self, _ctx: CallContext, req: String) -> Result<usize, Status> {
+        Ok(req.len())
+    }
+}
+
+/// A protocol no test server serves.
+pub struct UnservedProto;
+
+impl Protocol for UnservedProto {
+    const NAME: &'static str = "cairn.test.unserved.v1";
+    type Codec = PostcardCodec;
+    type Request = String;
+    type Response = String;
+    type Item = ();
+}
+
+/// The routes of every test server: the test protocol and the second one.
+pub fn test_routes(probe: &Arc<Probe>) -> cairn_rpc::Routes {
+    cairn_rpc::Routes::new()
+        .route::<TestProto, _>(Arc::new(TestService {
+            probe: probe.clone(),
+        }))
+        .route::<LenProto, _>(Arc::new(LenService))
+}
