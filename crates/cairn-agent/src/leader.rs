@@ -11,15 +11,15 @@ use crate::node::Agent;
 /// Starts the leader duties whenever this server becomes leader and stops them when it
 /// steps down. Runs for the life of the agent.
 pub(crate) async fn supervise(agent: Agent) {
-    let raft = agent.inner.raft.clone();
+    let catalog = agent.inner.catalog.clone();
     loop {
-        raft.leadership_is(true).await;
+        catalog.leadership_is(true).await;
         tracing::info!("leadership established: starting leader duties");
         let duties = Duties(vec![
             tokio::spawn(crate::sessions::reaper_loop(agent.clone())),
             tokio::spawn(crate::tombstones::gc_loop(agent.clone())),
         ]);
-        raft.leadership_is(false).await;
+        catalog.leadership_is(false).await;
         drop(duties);
         tracing::info!("leadership lost: leader duties stopped");
     }

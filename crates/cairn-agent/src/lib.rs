@@ -8,6 +8,7 @@
 //! SIGINT/SIGTERM.
 
 mod antientropy;
+mod catalog;
 mod checks;
 pub mod config;
 mod datadir;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_http::{Backend, BoxFut, HttpError, Limits, RaftInfo};
-use cairn_raft::{RaftNode, RaftOptions, WriteError};
+use cairn_raft::{RaftNode, RaftOptions};
 use cairn_state::{Command, Outcome, Registration, State};
 use cairn_types::definition::{CheckDefinition, ServiceDefinition};
 use cairn_types::{HealthCheck, Node, NodeService, PASSING, SERF_CHECK_ID, SERF_CHECK_NAME};
@@ -13,6 +13,7 @@ use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::catalog::{Catalog, CatalogError};
 use crate::config::Config;
 use crate::local::LocalState;
 use crate::sessions::SessionTimers;
@@ -27,7 +28,8 @@ pub(crate) struct Inner {
     pub cfg: Config,
     pub node_id: String,
     pub address: String,
-    pub raft: RaftNode,
+    /// The replicated catalog (the local Raft node on a server).
+    pub catalog: Arc<dyn Catalog>,
     pub state: Arc<RwLock<State>>,
     pub applied: watch::Receiver<u64>,
     pub limits: Limits,
@@ -53,11 +55,9 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn write_error(e: WriteError) -> HttpError {
-    match e {
-        WriteError::NoLeader => HttpError::internal("No cluster leader"),
-        other => HttpError::internal(other.to_string()),
-    }
+/// The HTTP edge's rendering of a catalog error (Consul answers these with a 500).
+pub(crate) fn catalog_error(e: CatalogError) -> HttpError {
+    HttpError::internal(e.to_string())
 }
 
 impl Agent {
@@ -109,7 +109,7 @@ impl Agent {
             inner: Arc::new(Inner {
                 node_id,
                 address,
-                raft,
+                catalog: Arc::new(raft),
                 state,
                 applied: applied_rx,
                 limits,
@@ -320,7 +320,7 @@ impl Agent {
         cairn_http::metrics::global()
             .raft_writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.raft.write(cmd).await.map_err(write_error)
+        self.inner.catalog.write(cmd).await.map_err(catalog_error)
     }
 
     /// The address this agent advertises.
@@ -344,7 +344,7 @@ impl Agent {
     /// Resolves, with the reason, when the Raft server stopped by itself (fatal storage
     /// error): the agent must exit rather than serve without a working log.
     pub async fn raft_stopped(&self) -> String {
-        self.inner.raft.stopped().await
+        self.inner.catalog.stopped().await
     }
 
     /// Stops background tasks and Raft.
@@ -352,7 +352,7 @@ impl Agent {
         for t in self.inner.tasks.lock().drain(..) {
             t.abort();
         }
-        self.inner.raft.shutdown().await;
+        self.inner.catalog.shutdown().await;
     }
 
     fn member(&self) -> Value {
@@ -402,22 +402,16 @@ impl Backend for Agent {
     }
 
     fn barrier(&self) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move {
-            self.inner
-                .raft
-                .ensure_linearizable()
-                .await
-                .map_err(write_error)
-        })
+        Box::pin(async move { self.inner.catalog.barrier().await.map_err(catalog_error) })
     }
 
     fn raft_info(&self) -> RaftInfo {
-        let r = &self.inner.raft;
+        let s = self.inner.catalog.status();
         RaftInfo {
-            leader: r.leader_addr(),
-            peers: r.peers(),
-            is_leader: r.is_leader(),
-            last_contact_ms: r.last_contact_ms(),
+            leader: s.leader,
+            peers: s.peers,
+            is_leader: s.is_leader,
+            last_contact_ms: s.last_contact_ms,
         }
     }
 
@@ -507,6 +501,7 @@ impl Backend for Agent {
 
     fn self_info(&self) -> Value {
         let c = &self.inner.cfg;
+        let status = self.inner.catalog.status();
         json!({
             "Config": {
                 "Datacenter": c.datacenter,
@@ -534,14 +529,14 @@ impl Backend for Agent {
             "Stats": {
                 "consul": {
                     "server": c.server.to_string(),
-                    "leader": self.inner.raft.is_leader().to_string(),
-                    "leader_addr": self.inner.raft.leader_addr().unwrap_or_default(),
+                    "leader": status.is_leader.to_string(),
+                    "leader_addr": status.leader.clone().unwrap_or_default(),
                     "bootstrap": c.bootstraps_alone().to_string(),
                     "known_datacenters": "1",
                 },
                 "raft": {
                     "applied_index": self.inner.state.read().index.to_string(),
-                    "state": if self.inner.raft.is_leader() { "Leader" } else { "Follower" },
+                    "state": if status.is_leader { "Leader" } else { "Follower" },
                 },
             },
             "Meta": {"consul-network-segment": "", "cairn-version": crate::VERSION},

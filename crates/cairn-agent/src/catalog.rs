@@ -1,0 +1,186 @@
+//! The agent's one road to the replicated catalog: the [`Catalog`] seam.
+//!
+//! Everything the agent writes (registrations, check results, sessions, KV) and every
+//! consistency question it asks goes through this trait; reads go to the state replica the
+//! agent holds (`Inner::state`, advanced by the `applied` watch). On a server the seam is
+//! the local Raft node ([`RaftNode`] implements it here). A client agent implements the
+//! same trait over the server RPC port, with its state replica fed by the server's stream
+//! of applied entries, so HTTP reads, blocking queries, DNS, checks and anti-entropy work
+//! unchanged on both kinds of node.
+//!
+//! Errors are the agent's own ([`CatalogError`]); they become HTTP statuses only at the
+//! HTTP edge (`Backend for Agent`).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use cairn_raft::{RaftNode, WriteError};
+use cairn_state::{Command, Outcome};
+
+/// A boxed future borrowing the catalog.
+pub(crate) type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why the catalog could not take a write or answer a consistency question.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CatalogError {
+    /// No leader is known (an election is running, or quorum is lost).
+    #[error("No cluster leader")]
+    NoLeader,
+    /// Another server leads; the request belongs there.
+    #[error("not the leader; the leader is {0:?}")]
+    NotLeader(Option<String>),
+    /// Leadership changed while the write was being committed: it may or may not apply.
+    #[error("leadership lost while committing; the outcome is unknown")]
+    LeadershipLost,
+    /// The catalog cannot serve at all (Raft stopped, no server reachable).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Who leads and how fresh this node's view is, for Consul's headers and `/v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterStatus {
+    /// The leader's server RPC address, if one is known.
+    pub leader: Option<String>,
+    /// The voting servers' addresses.
+    pub peers: Vec<String>,
+    /// Whether this node leads.
+    pub is_leader: bool,
+    /// Milliseconds since this node last heard from the leader (0 on the leader).
+    pub last_contact_ms: u64,
+}
+
+/// The seam between the agent and the replicated catalog.
+pub(crate) trait Catalog: Send + Sync + 'static {
+    /// Replicates `cmd`; its log index and what applying it produced.
+    fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), CatalogError>>;
+
+    /// Returns once this node's state replica holds everything committed before the call
+    /// (a read index confirmed by a quorum): the barrier of `?consistent` reads.
+    fn barrier(&self) -> BoxFut<'_, Result<(), CatalogError>>;
+
+    /// Leader, peers and contact, now.
+    fn status(&self) -> ClusterStatus;
+
+    /// Resolves once this node's leadership is `leader`; a node that can never lead (a
+    /// client agent) never resolves `true`.
+    fn leadership_is(&self, leader: bool) -> BoxFut<'_, ()>;
+
+    /// Resolves, with the cause, if the catalog stops by itself (a fatal storage error).
+    fn stopped(&self) -> BoxFut<'_, String>;
+
+    /// Stops it.
+    fn shutdown(&self) -> BoxFut<'_, ()>;
+}
+
+impl From<WriteError> for CatalogError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::NoLeader => CatalogError::NoLeader,
+            WriteError::NotLeader { leader_addr, .. } => CatalogError::NotLeader(leader_addr),
+            WriteError::LeadershipLost => CatalogError::LeadershipLost,
+            WriteError::Shutdown(m) => CatalogError::Unavailable(format!("raft is shut down: {m}")),
+            WriteError::Other(m) => CatalogError::Unavailable(format!("raft: {m}")),
+        }
+    }
+}
+
+impl Catalog for RaftNode {
+    fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), CatalogError>> {
+        Box::pin(async move { Ok(RaftNode::write(self, cmd).await?) })
+    }
+
+    fn barrier(&self) -> BoxFut<'_, Result<(), CatalogError>> {
+        Box::pin(async move { Ok(self.ensure_linearizable().await?) })
+    }
+
+    fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            leader: self.leader_addr(),
+            peers: self.peers(),
+            is_leader: self.is_leader(),
+            last_contact_ms: self.last_contact_ms(),
+        }
+    }
+
+    fn leadership_is(&self, leader: bool) -> BoxFut<'_, ()> {
+        Box::pin(RaftNode::leadership_is(self, leader))
+    }
+
+    fn stopped(&self) -> BoxFut<'_, String> {
+        Box::pin(RaftNode::stopped(self))
+    }
+
+    fn shutdown(&self) -> BoxFut<'_, ()> {
+        Box::pin(RaftNode::shutdown(self))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! What every [`Catalog`] must do, run against each implementation.
+
+    use std::sync::Arc;
+
+    use cairn_state::{Command, KvOp, KvVerb, Outcome, State};
+    use parking_lot::RwLock;
+    use tokio::sync::watch;
+
+    use super::Catalog;
+
+    /// A catalog, the state replica it feeds, and that replica's applied-index watch.
+    pub(crate) struct Subject {
+        pub catalog: Arc<dyn Catalog>,
+        pub state: Arc<RwLock<State>>,
+        pub applied: watch::Receiver<u64>,
+    }
+
+    pub(crate) async fn writes_are_ordered_applied_and_visible(s: Subject) {
+        let mut last = 0;
+        for i in 0..20u32 {
+            let mut op = KvOp::new(KvVerb::Set, format!("contract/{i}"));
+            op.value = i.to_be_bytes().to_vec();
+            let (index, outcome) = s.catalog.write(Command::Kv(op)).await.unwrap();
+            assert!(index > last, "index {index} after {last}");
+            assert_eq!(outcome, Outcome::Bool(true));
+            last = index;
+            // Visible in the replica once the write is acknowledged, with that index.
+            assert!(*s.applied.borrow() >= index);
+            let st = s.state.read();
+            let (entry, _) = st.kv_get(&format!("contract/{i}"));
+            assert_eq!(entry.map(|e| e.modify_index), Some(index));
+        }
+        s.catalog.barrier().await.unwrap();
+        let status = s.catalog.status();
+        assert!(status.is_leader && status.leader.is_some(), "{status:?}");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            s.catalog.leadership_is(true),
+        )
+        .await
+        .expect("a single server leads");
+        s.catalog.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn raft_node() {
+        let state = Arc::new(RwLock::new(State::new()));
+        let (applied_tx, applied) = watch::channel(0);
+        let node = cairn_raft::RaftNode::start(cairn_raft::RaftOptions {
+            node_id: 1,
+            addr: "127.0.0.1:8300".into(),
+            data_dir: None,
+            state: state.clone(),
+            applied_tx,
+            raft_multiplier: 1,
+        })
+        .await
+        .unwrap();
+        writes_are_ordered_applied_and_visible(Subject {
+            catalog: Arc::new(node),
+            state,
+            applied,
+        })
+        .await;
+    }
+}
