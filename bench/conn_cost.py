@@ -4,10 +4,11 @@
 Starts `cairn agent -dev` (the binary given), then:
   1. opens N keep-alive connections, each after one request, spread over source addresses
      127.0.0.10+ so the per-client limit (200) is respected, and holds them idle;
-  2. closes them and parks N blocking queries (GET /v1/kv/bench/watch?index=I&wait=120s),
-     then writes the key once and counts how many woke with a 200;
-and reports the agent's RSS (VmRSS) before and after each step, per connection and per
-query. Bounded: N connections, one write, everything on 127.0.0.x, stops by itself.
+  2. in a second, fresh agent, parks N blocking queries (GET
+     /v1/kv/bench/watch?index=I&wait=120s, each on its own connection), then writes the key
+     once and counts how many woke with a 200;
+and reports each agent's RSS (VmRSS) at rest and loaded: per connection and per query
+(the query's connection included). Bounded: N connections, one write, everything on 127.0.0.x, stops by itself.
 
 Usage: bench/conn_cost.py target/release/cairn [N]
 """
@@ -56,47 +57,52 @@ async def send_only(host, port, src, path):
     return r, w
 
 
-async def main():
+def start_agent():
     proc = subprocess.Popen(
         [BIN, "agent", "-dev", "-http-port", "0", "-dns-port", "-1", "-log-level", "warn"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    addr = None
     for line in proc.stdout:
         if "HTTP address:" in line:
-            addr = line.split("HTTP address:")[1].strip()
-            break
+            return proc, line.split("HTTP address:")[1].strip()
+    raise SystemExit("the agent did not start")
+
+
+async def idle_connections(srcs):
+    proc, addr = start_agent()
     host, port = addr.rsplit(":", 1)
     port = int(port)
-    pid = proc.pid
     try:
-        # Warm up: one connection and the key.
         r, w = await open_conn(host, port, "127.0.0.9", "/v1/status/leader")
         w.close()
-        base = settle(pid)
-        srcs = [f"127.0.0.{10 + i // PER_IP}" for i in range(N)]
-
+        base = settle(proc.pid)
         conns = []
         for i in range(0, N, 200):
             conns += await asyncio.gather(*[
                 open_conn(host, port, srcs[j], "/v1/status/leader") for j in range(i, min(N, i + 200))])
-        idle = settle(pid)
+        loaded = settle(proc.pid)
         for _, w in conns:
             w.close()
-        conns.clear()
-        after_close = settle(pid, 3.0)
+        return base, loaded
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
-        # Blocking queries on one key.
-        r, w = await open_conn(host, port, "127.0.0.9", "/v1/kv/bench/watch")
-        w.close()
+
+async def blocking_queries(srcs):
+    proc, addr = start_agent()
+    host, port = addr.rsplit(":", 1)
+    port = int(port)
+    try:
         out = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null",
                               f"http://{addr}/v1/kv/bench/watch"], capture_output=True, text=True).stdout
         index = int(re.search(r"x-consul-index: (\d+)", out, re.I).group(1))
+        base = settle(proc.pid)
         parked = []
         for i in range(0, N, 200):
             parked += await asyncio.gather(*[
                 send_only(host, port, srcs[j], f"/v1/kv/bench/watch?index={index}&wait=120s")
                 for j in range(i, min(N, i + 200))])
-        blocking = settle(pid)
+        loaded = settle(proc.pid)
         t0 = time.time()
         subprocess.run(["curl", "-s", "-X", "PUT", "-d", "v", f"http://{addr}/v1/kv/bench/watch"],
                        capture_output=True)
@@ -106,20 +112,25 @@ async def main():
             return head.startswith(b"HTTP/1.1 200")
         results = await asyncio.gather(*[woke(r) for r, _ in parked], return_exceptions=True)
         wake_s = time.time() - t0
-        ok = sum(1 for x in results if x is True)
         for _, w in parked:
             w.close()
-
-        print(f"agent RSS at rest:             {base / 1024:.1f} MiB")
-        print(f"{N} idle keep-alive conns:     {idle / 1024:.1f} MiB  "
-              f"=> {(idle - base) / N:.1f} KiB per connection")
-        print(f"after closing them:            {after_close / 1024:.1f} MiB")
-        print(f"{N} parked blocking queries:   {blocking / 1024:.1f} MiB  "
-              f"=> {(blocking - after_close) / N:.1f} KiB per query")
-        print(f"woken by one write:            {ok}/{N} in {wake_s:.2f} s")
+        return base, loaded, sum(1 for x in results if x is True), wake_s
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def main():
+    srcs = [f"127.0.0.{10 + i // PER_IP}" for i in range(N)]
+    base, idle = await idle_connections(srcs)
+    print(f"agent RSS at rest:             {base / 1024:.1f} MiB")
+    print(f"{N} idle keep-alive conns:     {idle / 1024:.1f} MiB  "
+          f"=> {(idle - base) / N:.1f} KiB per connection")
+    base, loaded, ok, wake_s = await blocking_queries(srcs)
+    print(f"fresh agent at rest:           {base / 1024:.1f} MiB")
+    print(f"{N} parked blocking queries:   {loaded / 1024:.1f} MiB  "
+          f"=> {(loaded - base) / N:.1f} KiB per query (its connection included)")
+    print(f"woken by one write:            {ok}/{N} in {wake_s:.2f} s")
 
 
 asyncio.run(main())
