@@ -135,7 +135,8 @@ pub(crate) mod contract {
         pub applied: watch::Receiver<u64>,
     }
 
-    pub(crate) async fn writes_are_ordered_applied_and_visible(s: Subject) {
+    /// `leads`: whether the subject's node is the leader (a server) or not (a client).
+    pub(crate) async fn writes_are_ordered_applied_and_visible(s: Subject, leads: bool) {
         let mut last = 0;
         for i in 0..20u32 {
             let mut op = KvOp::new(KvVerb::Set, format!("contract/{i}"));
@@ -152,18 +153,27 @@ pub(crate) mod contract {
         }
         s.catalog.barrier().await.unwrap();
         let status = s.catalog.status();
-        assert!(status.is_leader && status.leader.is_some(), "{status:?}");
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            s.catalog.leadership_is(true),
-        )
-        .await
-        .expect("a single server leads");
+        assert_eq!(status.is_leader, leads, "{status:?}");
+        assert!(status.leader.is_some(), "{status:?}");
+        let wait = std::time::Duration::from_secs(2);
+        let led = tokio::time::timeout(wait, s.catalog.leadership_is(true)).await;
+        assert_eq!(led.is_ok(), leads);
         s.catalog.shutdown().await;
     }
 
-    #[tokio::test]
-    async fn raft_node() {
+    /// A write the state machine refuses comes back as its outcome, not as an error.
+    pub(crate) async fn refusals_are_outcomes(s: &Subject) {
+        let mut op = KvOp::new(KvVerb::Lock, "contract/locked");
+        op.session = "no-such-session".into();
+        let (_, outcome) = s.catalog.write(Command::Kv(op)).await.unwrap();
+        assert!(matches!(outcome, Outcome::Error(_)), "{outcome:?}");
+    }
+
+    async fn raft_server() -> (
+        cairn_raft::RaftNode,
+        Arc<RwLock<State>>,
+        watch::Receiver<u64>,
+    ) {
         let state = Arc::new(RwLock::new(State::new()));
         let (applied_tx, applied) = watch::channel(0);
         let node = cairn_raft::RaftNode::start(cairn_raft::RaftOptions {
@@ -176,11 +186,71 @@ pub(crate) mod contract {
         })
         .await
         .unwrap();
-        writes_are_ordered_applied_and_visible(Subject {
+        (node, state, applied)
+    }
+
+    #[tokio::test]
+    async fn raft_node() {
+        let (node, state, applied) = raft_server().await;
+        let s = Subject {
             catalog: Arc::new(node),
             state,
             applied,
-        })
-        .await;
+        };
+        refusals_are_outcomes(&s).await;
+        writes_are_ordered_applied_and_visible(s, true).await;
+    }
+
+    /// A client agent's catalog: a replica following a server over the in-process RPC
+    /// network, writes forwarded. It also starts late (after writes) and must catch up.
+    #[tokio::test]
+    async fn remote_catalog_over_in_process_rpc() {
+        use crate::replica::{protocol::CatalogRpc, remote::RemoteCatalog, serve::CatalogService};
+        let (node, server_state, _) = raft_server().await;
+        for i in 0..5 {
+            node.write(Command::Kv(KvOp::new(KvVerb::Set, format!("early/{i}"))))
+                .await
+                .unwrap();
+        }
+        let net = cairn_rpc::Network::new(7);
+        let server: std::net::SocketAddr = "127.0.0.1:8300".parse().unwrap();
+        let routes = cairn_rpc::Routes::new().route::<CatalogRpc, _>(Arc::new(CatalogService {
+            raft: node.clone(),
+            state: server_state.clone(),
+        }));
+        let _served = net
+            .serve(server, routes, cairn_rpc::ServerConfig::default())
+            .unwrap();
+        let client = cairn_rpc::Client::new(net.client::<CatalogRpc>(
+            "127.0.0.2:8300".parse().unwrap(),
+            cairn_rpc::ClientConfig::default(),
+        ));
+        let state = Arc::new(RwLock::new(State::new()));
+        let (applied_tx, applied) = watch::channel(0);
+        let remote = RemoteCatalog::start(client, server, state.clone(), applied_tx);
+        let s = Subject {
+            catalog: Arc::new(remote),
+            state: state.clone(),
+            applied,
+        };
+        refusals_are_outcomes(&s).await;
+        // The replica caught up with what was written before it followed.
+        assert!(state.read().kv_get("early/4").0.is_some());
+        // A write made on the server directly reaches the replica too, and the replica
+        // is then identical to the server's state.
+        let (index, _) = node
+            .write(Command::Kv(KvOp::new(KvVerb::Set, "late")))
+            .await
+            .unwrap();
+        let mut rx = s.applied.clone();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            rx.wait_for(|i| *i >= index),
+        )
+        .await
+        .expect("the replica follows")
+        .unwrap();
+        assert!(*state.read() == *server_state.read(), "replica diverged");
+        writes_are_ordered_applied_and_visible(s, false).await;
     }
 }

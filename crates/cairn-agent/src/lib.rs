@@ -17,6 +17,7 @@ mod leader;
 mod local;
 mod node;
 mod persist;
+mod replica;
 mod rlimit;
 mod sessions;
 mod tombstones;

@@ -15,5 +15,5 @@ pub mod state_machine;
 pub mod types;
 
 pub use node::{log_path, snapshot_dir, RaftNode, RaftOptions, WriteError};
-pub use state_machine::CairnStateMachine;
+pub use state_machine::{AppliedEntry, CairnStateMachine, APPLIED_ENTRIES_BUFFER};
 pub use types::TypeConfig;

@@ -106,6 +106,8 @@ pub struct RaftNode {
     /// Set by [`RaftNode::shutdown`], so [`RaftNode::stopped`] tells a requested stop
     /// from a fatal one.
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// The state machine, for followers of the applied entries.
+    applied_entries: CairnStateMachine,
 }
 
 /// Raft timing scaled by `multiplier`: election timeout 200-400 ms per unit, heartbeats
@@ -144,6 +146,7 @@ impl RaftNode {
         })
         .await?
         .context("restoring state machine snapshot")?;
+        let applied_entries = sm.clone();
 
         let raft = match &data_dir {
             Some(dir) => {
@@ -183,6 +186,7 @@ impl RaftNode {
             node_id,
             last_contact: Arc::new(Mutex::new(None)),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            applied_entries,
         };
         node.spawn_contact_tracker();
 
@@ -259,6 +263,13 @@ impl RaftNode {
                 std::future::pending::<()>().await;
             }
         }
+    }
+
+    /// The commands applied from now on (see [`CairnStateMachine::subscribe_applied`]).
+    pub fn subscribe_applied(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<crate::state_machine::AppliedEntry> {
+        self.applied_entries.subscribe_applied()
     }
 
     /// Whether this node currently is the leader.

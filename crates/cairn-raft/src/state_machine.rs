@@ -17,7 +17,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cairn_state::{Outcome, State};
+use cairn_state::{Command, Outcome, State};
 use cairn_storage::{prune_snapshots, read_latest_snapshot, write_snapshot_file};
 use futures::{Stream, StreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
@@ -61,9 +61,19 @@ struct Applied {
 struct Shared {
     state: Arc<RwLock<State>>,
     applied_tx: watch::Sender<u64>,
+    /// Every applied command with its index, for replicas that follow this server
+    /// (client agents' state replicas). Sent only while someone listens.
+    entries_tx: tokio::sync::broadcast::Sender<AppliedEntry>,
     snapshot_dir: Option<PathBuf>,
     applied: Mutex<Applied>,
 }
+
+/// One applied command and its log index, as published to followers of the state.
+pub type AppliedEntry = (u64, Arc<Command>);
+
+/// How many applied entries a slow follower may lag before it must start over from a
+/// copy of the state.
+pub const APPLIED_ENTRIES_BUFFER: usize = 4096;
 
 /// The state machine openraft drives. Cheap to clone (shared inner).
 #[derive(Clone)]
@@ -113,10 +123,18 @@ impl CairnStateMachine {
             shared: Arc::new(Shared {
                 state,
                 applied_tx,
+                entries_tx: tokio::sync::broadcast::channel(APPLIED_ENTRIES_BUFFER).0,
                 snapshot_dir,
                 applied: Mutex::new(applied),
             }),
         })
+    }
+
+    /// Subscribes to the commands applied from now on. Subscribe *before* copying the
+    /// state, then skip entries at or below the copy's `index`: nothing is missed. A
+    /// receiver that falls [`APPLIED_ENTRIES_BUFFER`] entries behind gets `Lagged`.
+    pub fn subscribe_applied(&self) -> tokio::sync::broadcast::Receiver<AppliedEntry> {
+        self.shared.entries_tx.subscribe()
     }
 
     /// The last applied log index (0 if nothing was applied yet).
@@ -203,7 +221,13 @@ impl RaftStateMachine<TypeConfig> for CairnStateMachine {
             let log_id = entry.log_id;
             let index = log_id.index();
             let outcome = match entry.payload {
-                EntryPayload::Normal(req) => self.shared.state.write().apply(index, &req.0),
+                EntryPayload::Normal(req) => {
+                    let outcome = self.shared.state.write().apply(index, &req.0);
+                    if self.shared.entries_tx.receiver_count() > 0 {
+                        let _ = self.shared.entries_tx.send((index, Arc::new(req.0)));
+                    }
+                    outcome
+                }
                 EntryPayload::Blank => Outcome::default(),
                 EntryPayload::Membership(m) => {
                     self.shared.applied.lock().membership = StoredMembership::new(Some(log_id), m);

@@ -1,0 +1,24 @@
+//! The catalog over the server RPC port: what a server serves, and how an agent that holds
+//! no Raft log (a client agent) reaches the catalog through the same [`crate::catalog`]
+//! seam.
+//!
+//! A client agent keeps a full replica of the state, fed by the server's stream of
+//! applied entries (a copy of the state, then every command as it is applied, in log
+//! order), and applies them with the same pure state machine. Every read the agent serves
+//! (HTTP, blocking queries, DNS) is then a local read that changes within milliseconds of
+//! the catalog, with no server round trip per query. Writes go to the server; a write
+//! returns only once the local replica has applied it (read-your-writes), and a
+//! `?consistent` barrier waits until the replica holds the server's confirmed index.
+//!
+//! - [`protocol`]: the wire messages;
+//! - [`serve`]: the server side, over a Raft node;
+//! - [`remote`]: the client side, [`remote::RemoteCatalog`].
+
+// Client agents are wired to this next (gossip finds the server, the agent builds a
+// RemoteCatalog instead of a Raft node); until then the contract suite in
+// `crate::catalog::contract` is what runs it, over the in-process RPC network.
+#![cfg_attr(not(test), allow(dead_code))]
+
+pub(crate) mod protocol;
+pub(crate) mod remote;
+pub(crate) mod serve;

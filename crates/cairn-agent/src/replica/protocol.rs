@@ -1,0 +1,47 @@
+//! The catalog RPC protocol (`cairn.catalog.v1`): forwarded writes, the consistency
+//! barrier, and the stream of applied entries. JSON-encoded, because the state machine's
+//! commands use serde attributes that a non-self-describing codec cannot carry.
+
+use cairn_rpc::{JsonCodec, Protocol};
+use cairn_state::{Command, Outcome, State};
+use serde::{Deserialize, Serialize};
+
+/// The protocol marker.
+pub(crate) struct CatalogRpc;
+
+impl Protocol for CatalogRpc {
+    const NAME: &'static str = "cairn.catalog.v1";
+    type Codec = JsonCodec;
+    type Request = CatalogRequest;
+    type Response = CatalogResponse;
+    type Item = ReplicaItem;
+}
+
+/// What a client asks of a server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum CatalogRequest {
+    /// Replicate this command (unary).
+    Write(Box<Command>),
+    /// Confirm leadership and say the index everything committed so far is at (unary).
+    Barrier,
+    /// Stream a copy of the state, then every applied entry after it (stream).
+    Follow,
+}
+
+/// A server's answer to a unary request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum CatalogResponse {
+    /// The write's log index and outcome.
+    Written { index: u64, outcome: Outcome },
+    /// The index a replica must reach to be consistent with the leader now.
+    Index(u64),
+}
+
+/// One item of the `Follow` stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ReplicaItem {
+    /// The whole state at `state.index`; replaces the replica's.
+    State(Box<State>),
+    /// A command applied at `index` (always above the copy's index, in order).
+    Entry { index: u64, command: Box<Command> },
+}
