@@ -1,0 +1,101 @@
+//! A small stub resolver: one question to one server over UDP with a
+//! timeout, retried once, and over TCP when the UDP answer is truncated.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::rr::{Name, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::{timeout, Instant};
+
+use crate::dns_wire::{decode_answer, encode_query, Answer, DnsError};
+
+/// The largest UDP answer read (the EDNS size advertised).
+const UDP_BUF: usize = 4096;
+
+/// Where and how long to ask.
+#[derive(Debug, Clone)]
+pub struct DnsClient {
+    server: SocketAddr,
+    timeout: Duration,
+    udp_tries: u32,
+}
+
+impl DnsClient {
+    /// Asks `server` (e.g. `127.0.0.1:8600`), waiting `timeout` per try.
+    pub fn new(server: SocketAddr, timeout: Duration) -> Self {
+        Self {
+            server,
+            timeout,
+            udp_tries: 2,
+        }
+    }
+
+    /// The server asked.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// Asks for `qtype` records of `name`.
+    pub async fn ask(&self, name: &Name, qtype: RecordType) -> Result<Answer, DnsError> {
+        let mut last = DnsError::Timeout(self.server.to_string());
+        for _ in 0..self.udp_tries {
+            match self.ask_udp(name, qtype).await {
+                Ok(a) if a.truncated => return self.ask_tcp(name, qtype).await,
+                Ok(a) => return Ok(a),
+                Err(e @ DnsError::Timeout(_)) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    async fn ask_udp(&self, name: &Name, qtype: RecordType) -> Result<Answer, DnsError> {
+        let id: u16 = rand::random();
+        let query = encode_query(id, name, qtype)?;
+        let local: SocketAddr = if self.server.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let io = |e: std::io::Error| DnsError::Io(e.to_string());
+        let sock = UdpSocket::bind(local).await.map_err(io)?;
+        sock.connect(self.server).await.map_err(io)?;
+        sock.send(&query).await.map_err(io)?;
+        let deadline = Instant::now() + self.timeout;
+        let mut buf = vec![0u8; UDP_BUF];
+        loop {
+            let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+                Err(_) => return Err(DnsError::Timeout(self.server.to_string())),
+                Ok(r) => r.map_err(io)?,
+            };
+            // A stray or mismatched datagram is ignored, not trusted.
+            if let Ok(a) = decode_answer(&buf[..n], id, name) {
+                return Ok(a);
+            }
+        }
+    }
+
+    async fn ask_tcp(&self, name: &Name, qtype: RecordType) -> Result<Answer, DnsError> {
+        let id: u16 = rand::random();
+        let query = encode_query(id, name, qtype)?;
+        let exchange = async {
+            let io = |e: std::io::Error| DnsError::Io(e.to_string());
+            let mut s = TcpStream::connect(self.server).await.map_err(io)?;
+            let len = u16::try_from(query.len()).map_err(|_| DnsError::BadName(name.to_ascii()))?;
+            let mut framed = Vec::with_capacity(query.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&query);
+            s.write_all(&framed).await.map_err(io)?;
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await.map_err(io)?;
+            let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            s.read_exact(&mut body).await.map_err(io)?;
+            decode_answer(&body, id, name)
+        };
+        timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| DnsError::Timeout(self.server.to_string()))?
+    }
+}
