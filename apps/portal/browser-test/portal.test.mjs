@@ -19,17 +19,18 @@ test("adds a stock and a city through the page", { timeout: 120_000 }, async () 
   assert.ok(portal, "PORTAL_URL is not set");
   assert.ok(stockPorts.length > 0 && weatherPorts.length > 0, "STOCK_PORTS / WEATHER_PORTS not set");
   const profile = mkdtempSync(join(tmpdir(), "portal-chromium-"));
-  const browser = await chromium.launch({
+  // A fresh profile directory: playwright passes it as --user-data-dir.
+  const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
+    viewport: { width: 1440, height: 760 },
     args: [
       "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      `--user-data-dir=${profile}`,
     ],
   });
   try {
-    const page = await browser.newPage({ viewport: { width: 1440, height: 760 } });
+    const page = context.pages()[0] || (await context.newPage());
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
     await page.goto(portal + "/", { waitUntil: "load" });
@@ -96,7 +97,7 @@ test("adds a stock and a city through the page", { timeout: 120_000 }, async () 
     assert.deepEqual(errors, []);
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   } finally {
-    await browser.close();
+    await context.close();
     rmSync(profile, { recursive: true, force: true });
   }
 });
