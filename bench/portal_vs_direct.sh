@@ -97,6 +97,7 @@ run() {
 }
 
 log "c=$C, ${DUR}s per run, $REPS interleaved runs per target, wrk -t $WRK_THREADS"
+log "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -c -x rustc || true) rustc running"
 wrk -t 1 -c "$C" -d 2s "http://$PORTAL/stock/AMZN" >/dev/null # warm-up
 for rep in $(seq 1 "$REPS"); do
     run direct "http://$STOCK/stock/AMZN" "$STOCK_PID"
@@ -121,4 +122,5 @@ d, f, s = med["direct"], med["portal-fixed"], med["portal-srv"]
 print(f"\nportal (SRV lookup + proxy) vs direct: {100 * (1 - s / d):.1f}% fewer req/s")
 print(f"SRV lookup alone (portal-srv vs portal-fixed): {100 * (1 - s / f):.1f}% fewer req/s")
 PY
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -c -x rustc || true) rustc running"
 log "raw wrk outputs and results.txt in $OUT_DIR"

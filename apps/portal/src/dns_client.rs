@@ -1,7 +1,10 @@
 //! A small stub resolver: one question to one server over UDP with a
 //! timeout, retried once, and over TCP when the UDP answer is truncated.
+//! Connected UDP sockets are kept in a small pool after a clean exchange, so
+//! a lookup per request does not pay for creating and closing a socket.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::rr::{Name, RecordType};
@@ -13,6 +16,8 @@ use crate::dns_wire::{decode_answer, encode_query, Answer, DnsError};
 
 /// The largest UDP answer read (the EDNS size advertised).
 const UDP_BUF: usize = 4096;
+/// The most idle sockets kept.
+const POOL_MAX: usize = 64;
 
 /// Where and how long to ask.
 #[derive(Debug, Clone)]
@@ -20,6 +25,7 @@ pub struct DnsClient {
     server: SocketAddr,
     timeout: Duration,
     udp_tries: u32,
+    idle: Arc<Mutex<Vec<UdpSocket>>>,
 }
 
 impl DnsClient {
@@ -29,6 +35,7 @@ impl DnsClient {
             server,
             timeout,
             udp_tries: 2,
+            idle: Arc::default(),
         }
     }
 
@@ -60,18 +67,32 @@ impl DnsClient {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
         let io = |e: std::io::Error| DnsError::Io(e.to_string());
-        let sock = UdpSocket::bind(local).await.map_err(io)?;
-        sock.connect(self.server).await.map_err(io)?;
+        let pooled = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+        let sock = match pooled {
+            Some(s) => s,
+            None => {
+                let s = UdpSocket::bind(local).await.map_err(io)?;
+                s.connect(self.server).await.map_err(io)?;
+                s
+            }
+        };
         sock.send(&query).await.map_err(io)?;
         let deadline = Instant::now() + self.timeout;
         let mut buf = vec![0u8; UDP_BUF];
         loop {
             let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+                // The socket is dropped: a late answer must not reach a later query.
                 Err(_) => return Err(DnsError::Timeout(self.server.to_string())),
                 Ok(r) => r.map_err(io)?,
             };
-            // A stray or mismatched datagram is ignored, not trusted.
+            // A stray or mismatched datagram (say, a duplicate of an earlier
+            // answer on a pooled socket) is ignored, not trusted.
             if let Ok(a) = decode_answer(&buf[..n], id, name) {
+                if let Ok(mut idle) = self.idle.lock() {
+                    if idle.len() < POOL_MAX {
+                        idle.push(sock);
+                    }
+                }
                 return Ok(a);
             }
         }

@@ -90,3 +90,24 @@ async fn garbage_datagram_before_the_answer_is_ignored() {
     let d = DnsDiscovery::new(front_addr, Duration::from_millis(1000));
     assert_eq!(d.candidates("web.service.consul").await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn sequential_lookups_reuse_one_socket_and_a_timeout_drops_it() {
+    let fake = FakeDns::start(Behaviour {
+        services: one_instance(),
+        ..Behaviour::default()
+    })
+    .await;
+    let d = DnsDiscovery::new(fake.addr, Duration::from_millis(150));
+    for _ in 0..5 {
+        assert_eq!(d.candidates("web.service.consul").await.unwrap().len(), 1);
+    }
+    assert_eq!(fake.udp_queries.load(Ordering::SeqCst), 5);
+    assert_eq!(fake.udp_peers.lock().unwrap().len(), 1, "one pooled socket");
+    // A timed-out socket is not reused: the next lookup comes from a new port.
+    fake.behaviour.lock().unwrap().silent = true;
+    assert!(d.candidates("web.service.consul").await.is_err());
+    fake.behaviour.lock().unwrap().silent = false;
+    assert_eq!(d.candidates("web.service.consul").await.unwrap().len(), 1);
+    assert_eq!(fake.udp_peers.lock().unwrap().len(), 3);
+}

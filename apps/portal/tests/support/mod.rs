@@ -41,6 +41,8 @@ pub struct FakeDns {
     pub udp_queries: Arc<AtomicUsize>,
     pub tcp_queries: Arc<AtomicUsize>,
     pub a_queries: Arc<AtomicUsize>,
+    /// Source addresses of the UDP queries seen.
+    pub udp_peers: Arc<Mutex<std::collections::HashSet<SocketAddr>>>,
 }
 
 fn answer(b: &Behaviour, req: &Message, a_queries: &AtomicUsize) -> Message {
@@ -100,8 +102,9 @@ impl FakeDns {
             Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicUsize::new(0)),
         );
+        let udp_peers: Arc<Mutex<std::collections::HashSet<SocketAddr>>> = Arc::default();
         {
-            let (b, uq, aq) = (behaviour.clone(), uq.clone(), aq.clone());
+            let (b, uq, aq, peers) = (behaviour.clone(), uq.clone(), aq.clone(), udp_peers.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 loop {
@@ -109,6 +112,7 @@ impl FakeDns {
                         return;
                     };
                     uq.fetch_add(1, Ordering::SeqCst);
+                    peers.lock().unwrap().insert(peer);
                     let Ok(req) = Message::from_vec(&buf[..n]) else {
                         continue;
                     };
@@ -164,6 +168,7 @@ impl FakeDns {
             udp_queries: uq,
             tcp_queries: tq,
             a_queries: aq,
+            udp_peers,
         }
     }
 }
