@@ -8,7 +8,8 @@
 # Usage: bench/portal_vs_direct.sh            (from anywhere)
 # Environment: C [16] connections, DUR [10] seconds per run, REPS [3] runs per
 #   target (interleaved, the median is reported), WRK_THREADS [1],
-#   OUT_DIR [target/bench/portal_vs_direct/<time>].
+#   OUT_DIR [target/bench/portal_vs_direct/<time>], PORTAL_THREADS [tokio's
+#   default: one worker per CPU] worker threads of both portals.
 # Needs wrk (Debian package; installed if missing) and builds release binaries
 # of cairn, stock-price and portal. Request logs are turned off in every
 # process (LOG_REQUESTS=0) so no target pays for log I/O.
@@ -21,6 +22,8 @@ C="${C:-16}"
 DUR="${DUR:-10}"
 REPS="${REPS:-3}"
 WRK_THREADS="${WRK_THREADS:-1}"
+PORTAL_ENV=()
+[ -n "${PORTAL_THREADS:-}" ] && PORTAL_ENV=(TOKIO_WORKER_THREADS="$PORTAL_THREADS")
 OUT_DIR="${OUT_DIR:-$ROOT/target/bench/portal_vs_direct/$(date +%Y%m%d-%H%M%S)}"
 bench_init "$OUT_DIR"
 
@@ -64,10 +67,10 @@ for i in $(seq 1 300); do
     sleep 0.1
 done
 
-start_bg "$OUT_DIR/portal.log" env PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/portal" -dns "$DNS"
+start_bg "$OUT_DIR/portal.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/portal" -dns "$DNS"
 PORTAL_PID=$LAST_PID
 PORTAL=$(after "$OUT_DIR/portal.log" "portal listening on ")
-start_bg "$OUT_DIR/portal-fixed.log" env PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/portal" \
+start_bg "$OUT_DIR/portal-fixed.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/portal" \
     -stock-backend "$STOCK" -weather-backend "$STOCK"
 FIXED_PID=$LAST_PID
 FIXED=$(after "$OUT_DIR/portal-fixed.log" "portal listening on ")
@@ -96,7 +99,7 @@ run() {
     echo "$target $rps $p50 $p99 $errs $cpu" | tee -a "$RESULTS" >&2
 }
 
-log "c=$C, ${DUR}s per run, $REPS interleaved runs per target, wrk -t $WRK_THREADS"
+log "c=$C, ${DUR}s per run, $REPS interleaved runs per target, wrk -t $WRK_THREADS, portal threads ${PORTAL_THREADS:-default}"
 log "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -c -x rustc || true) rustc running"
 wrk -t 1 -c "$C" -d 2s "http://$PORTAL/stock/AMZN" >/dev/null # warm-up
 for rep in $(seq 1 "$REPS"); do
@@ -113,14 +116,19 @@ for line in open(path):
     t, rps, p50, p99, errs, cpu = line.split()
     rows.setdefault(t, []).append((float(rps), p50, p99, int(errs), float(cpu)))
 med = {t: statistics.median(r[0] for r in v) for t, v in rows.items()}
-print(f"\nGET /stock/AMZN, c={c}, {dur}s x {reps} runs (median req/s; p50/p99 of the median run; CPU % of one core of the processes serving)")
-print(f"{'target':14} {'req/s':>10} {'p50':>9} {'p99':>9} {'errors':>7} {'server CPU':>11}")
+# CPU time of the serving processes per request: less sensitive than req/s to
+# other work on the machine.
+us = {t: statistics.median(1e6 * r[4] / 100 / r[0] for r in v) for t, v in rows.items()}
+print(f"\nGET /stock/AMZN, c={c}, {dur}s x {reps} runs (median req/s; p50/p99 of the median run;")
+print("server CPU = % of one core used by the serving processes; CPU/req = their CPU time per request)")
+print(f"{'target':14} {'req/s':>10} {'p50':>9} {'p99':>9} {'errors':>7} {'server CPU':>11} {'CPU/req':>9}")
 for t in ("direct", "portal-fixed", "portal-srv"):
     v = sorted(rows[t], key=lambda r: r[0])[len(rows[t]) // 2]
-    print(f"{t:14} {med[t]:10.0f} {v[1]:>9} {v[2]:>9} {sum(r[3] for r in rows[t]):7d} {v[4]:10.0f}%")
+    print(f"{t:14} {med[t]:10.0f} {v[1]:>9} {v[2]:>9} {sum(r[3] for r in rows[t]):7d} {v[4]:10.0f}% {us[t]:7.0f}us")
 d, f, s = med["direct"], med["portal-fixed"], med["portal-srv"]
 print(f"\nportal (SRV lookup + proxy) vs direct: {100 * (1 - s / d):.1f}% fewer req/s")
-print(f"SRV lookup alone (portal-srv vs portal-fixed): {100 * (1 - s / f):.1f}% fewer req/s")
+print(f"SRV lookup alone (portal-srv vs portal-fixed): {100 * (1 - s / f):.1f}% fewer req/s, "
+      f"+{us['portal-srv'] - us['portal-fixed']:.0f}us CPU per request")
 PY
 log "load average after: $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -c -x rustc || true) rustc running"
 log "raw wrk outputs and results.txt in $OUT_DIR"
