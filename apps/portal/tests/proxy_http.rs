@@ -164,3 +164,34 @@ async fn page_and_health() {
     let r = reqwest::get(format!("http://{p}/health")).await.unwrap();
     assert_eq!(r.text().await.unwrap(), "OK");
 }
+
+#[tokio::test]
+async fn an_instance_answering_5xx_is_skipped_and_counted() {
+    let s = stock_instance().await;
+    let sick = serve(axum::Router::new().route(
+        "/stock/{s}",
+        axum::routing::get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "sick") }),
+    ))
+    .await;
+    let p = portal(
+        fixed(vec![sick, s], "stock-price"),
+        fixed(vec![], "weather"),
+    )
+    .await;
+    let mut attempts = std::collections::HashSet::new();
+    for _ in 0..30 {
+        let r = reqwest::get(format!("http://{p}/stock/AMZN"))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        attempts.insert(r.headers()["x-attempts"].to_str().unwrap().to_string());
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["instance"]["port"], s.port());
+    }
+    // Picked first about half the time, the sick instance costs a second attempt.
+    assert_eq!(
+        attempts,
+        ["1", "2"].map(String::from).into(),
+        "{attempts:?}"
+    );
+}
