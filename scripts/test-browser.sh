@@ -75,9 +75,11 @@ HTTP=$(wait_for "$WORK/agent.log" "HTTP address: ")
 DNS=$(wait_for "$WORK/agent.log" "DNS address: ")
 echo "agent HTTP $HTTP, DNS $DNS"
 
-start_app() { # name index -> prints port
+start_app() { # name index: starts it here (not in a subshell, so its PID is recorded)
   PORT=0 BIND=127.0.0.1 "$BIN/$1" >"$WORK/$1-$2.log" 2>&1 &
   PIDS+=($!)
+}
+port_of() { # name index -> prints its port
   wait_for "$WORK/$1-$2.log" "$1 listening on " | sed 's/.*://'
 }
 register() { # name id port
@@ -87,8 +89,10 @@ register() { # name id port
 }
 STOCK_PORTS=() WEATHER_PORTS=()
 for i in 1 2; do
-  p=$(start_app stock-price "$i"); STOCK_PORTS+=("$p"); register stock-price "stock-price-$i" "$p"
-  p=$(start_app weather "$i"); WEATHER_PORTS+=("$p"); register weather "weather-$i" "$p"
+  start_app stock-price "$i"; p=$(port_of stock-price "$i"); STOCK_PORTS+=("$p")
+  register stock-price "stock-price-$i" "$p"
+  start_app weather "$i"; p=$(port_of weather "$i"); WEATHER_PORTS+=("$p")
+  register weather "weather-$i" "$p"
 done
 echo "stock-price on ${STOCK_PORTS[*]}, weather on ${WEATHER_PORTS[*]}"
 
