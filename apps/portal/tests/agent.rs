@@ -197,6 +197,14 @@ async fn portal_finds_instances_through_the_agent_and_survives_a_kill() {
     // Kill a: every request still succeeds, answered by b (retry when a is
     // picked first, while the agent still lists it).
     a.kill();
+    // The runtime's shutdown is asynchronous: wait until a refuses connections.
+    let a_addr = a.addr;
+    poll("a to stop listening", async || {
+        std::net::TcpStream::connect_timeout(&a_addr, Duration::from_millis(200))
+            .is_err()
+            .then_some(())
+    })
+    .await;
     for _ in 0..20 {
         let r = client.get(&url).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
