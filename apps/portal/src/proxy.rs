@@ -5,6 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
 use crate::discovery::{Discovery, DiscoveryError};
 use crate::plan::attempt_order;
 
@@ -59,43 +64,46 @@ pub enum ProxyError {
     },
 }
 
-/// Calls back ends over HTTP.
+/// Calls back ends over HTTP/1.1 with pooled keep-alive connections
+/// (hyper's client: the proxy hop is on every request's path).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    client: reqwest::Client,
+    client: Client<HttpConnector, Empty<bytes::Bytes>>,
+    timeout: Duration,
 }
 
 impl Caller {
     /// A pooled keep-alive client with the given per-call timeout.
     pub fn new(timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
-            .build()
-            .unwrap_or_default();
-        Self { client }
+            .build(connector);
+        Self { client, timeout }
     }
 
     async fn call(&self, addr: SocketAddr, path: &str) -> Result<(u16, bytes::Bytes), String> {
-        let mut resp = self
-            .client
-            .get(format!("http://{addr}{path}"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        if status >= 500 {
-            return Err(format!("status {status}"));
-        }
-        let mut body = bytes::BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(format!("answer larger than {MAX_BODY} bytes"));
+        let uri: hyper::Uri = format!("http://{addr}{path}")
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
+        let exchange = async {
+            let resp = self.client.get(uri).await.map_err(|e| format!("{e:?}"))?;
+            let status = resp.status().as_u16();
+            if status >= 500 {
+                return Err(format!("status {status}"));
             }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((status, body.freeze()))
+            let body = Limited::new(resp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| format!("answer unreadable or larger than {MAX_BODY} bytes: {e}"))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| format!("no answer within {:?}", self.timeout))?
     }
 }
 
