@@ -1,0 +1,175 @@
+//! The seam between the portal and service discovery: find the instances of
+//! a service, then the address of the one chosen. Two implementations: DNS
+//! SRV against an agent ([`DnsDiscovery`], asked on every request) and a
+//! fixed list ([`StaticDiscovery`], for a direct baseline and tests).
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::dns_client::DnsClient;
+use crate::dns_wire::{display_node, fqdn, DnsError};
+
+/// One instance of a service as discovery reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The SRV target (or a label for a static instance), fully qualified.
+    pub target: String,
+    /// The instance's port.
+    pub port: u16,
+    /// SRV priority (lower first).
+    pub priority: u16,
+    /// SRV weight within a priority.
+    pub weight: u16,
+    /// The address, when the answer already carried it.
+    pub known: Option<IpAddr>,
+}
+
+impl Candidate {
+    /// What the page shows for this instance: node (or address) and port.
+    pub fn node(&self, addr: Option<IpAddr>) -> String {
+        display_node(&self.target, addr.or(self.known))
+    }
+}
+
+/// Why discovery failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The DNS exchange failed.
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    /// The target has no address.
+    #[error("no address for {0}")]
+    NoAddress(String),
+}
+
+/// Finds instances and their addresses.
+pub trait Discovery: Send + Sync + 'static {
+    /// The instances of `service` (empty when there are none).
+    fn candidates(
+        &self,
+        service: &str,
+    ) -> impl Future<Output = Result<Vec<Candidate>, DiscoveryError>> + Send;
+
+    /// The address to call for `candidate`.
+    fn address(
+        &self,
+        candidate: &Candidate,
+    ) -> impl Future<Output = Result<IpAddr, DiscoveryError>> + Send;
+}
+
+/// DNS SRV discovery through one resolver, no caching.
+#[derive(Debug, Clone)]
+pub struct DnsDiscovery {
+    client: DnsClient,
+}
+
+impl DnsDiscovery {
+    /// Asks `server`, waiting `timeout` per try.
+    pub fn new(server: SocketAddr, timeout: Duration) -> Self {
+        Self {
+            client: DnsClient::new(server, timeout),
+        }
+    }
+
+    /// The resolver asked.
+    pub fn server(&self) -> SocketAddr {
+        self.client.server()
+    }
+}
+
+impl Discovery for DnsDiscovery {
+    async fn candidates(&self, service: &str) -> Result<Vec<Candidate>, DiscoveryError> {
+        let name = fqdn(service)?;
+        let answer = self.client.ask(&name, RecordType::SRV).await?;
+        Ok(answer
+            .srv
+            .into_iter()
+            .map(|s| Candidate {
+                known: answer
+                    .addresses
+                    .get(&s.target)
+                    .and_then(|a| a.first().copied()),
+                target: s.target,
+                port: s.port,
+                priority: s.priority,
+                weight: s.weight,
+            })
+            .collect())
+    }
+
+    async fn address(&self, candidate: &Candidate) -> Result<IpAddr, DiscoveryError> {
+        if let Some(ip) = candidate.known {
+            return Ok(ip);
+        }
+        let name: Name = fqdn(&candidate.target)?;
+        let answer = self.client.ask(&name, RecordType::A).await?;
+        answer
+            .addresses
+            .get(&candidate.target)
+            .and_then(|a| a.first().copied())
+            .ok_or_else(|| DiscoveryError::NoAddress(candidate.target.clone()))
+    }
+}
+
+/// A fixed list of instances, the same for every service name.
+#[derive(Debug, Clone, Default)]
+pub struct StaticDiscovery {
+    instances: Vec<SocketAddr>,
+}
+
+impl StaticDiscovery {
+    /// Always answers `instances`.
+    pub fn new(instances: Vec<SocketAddr>) -> Self {
+        Self { instances }
+    }
+}
+
+impl Discovery for StaticDiscovery {
+    async fn candidates(&self, _service: &str) -> Result<Vec<Candidate>, DiscoveryError> {
+        Ok(self
+            .instances
+            .iter()
+            .map(|a| Candidate {
+                target: format!("{}.", a.ip()),
+                port: a.port(),
+                priority: 1,
+                weight: 1,
+                known: Some(a.ip()),
+            })
+            .collect())
+    }
+
+    async fn address(&self, candidate: &Candidate) -> Result<IpAddr, DiscoveryError> {
+        candidate
+            .known
+            .ok_or_else(|| DiscoveryError::NoAddress(candidate.target.clone()))
+    }
+}
+
+/// Either implementation, chosen per back end at start-up.
+#[derive(Debug, Clone)]
+pub enum AnyDiscovery {
+    /// DNS SRV.
+    Dns(DnsDiscovery),
+    /// A fixed list.
+    Static(StaticDiscovery),
+}
+
+impl Discovery for AnyDiscovery {
+    async fn candidates(&self, service: &str) -> Result<Vec<Candidate>, DiscoveryError> {
+        match self {
+            AnyDiscovery::Dns(d) => d.candidates(service).await,
+            AnyDiscovery::Static(d) => d.candidates(service).await,
+        }
+    }
+
+    async fn address(&self, candidate: &Candidate) -> Result<IpAddr, DiscoveryError> {
+        match self {
+            AnyDiscovery::Dns(d) => d.address(candidate).await,
+            AnyDiscovery::Static(d) => d.address(candidate).await,
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Test support: a fake DNS server (UDP and TCP on one port) answering SRV
+//! queries from a fixed table, and helpers to run HTTP servers on ephemeral
+//! ports.
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::{A, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+/// One SRV answer: target name, port, and the address (None: not in the
+/// additional section, only answerable by a follow-up A query).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub target: String,
+    pub port: u16,
+    pub ip: Ipv4Addr,
+    pub in_additional: bool,
+}
+
+/// How the fake behaves.
+#[derive(Debug, Default)]
+pub struct Behaviour {
+    /// Service name (fully qualified, lower-case) -> instances.
+    pub services: Vec<(String, Vec<Entry>)>,
+    /// Set TC on every UDP answer (and answer nothing over UDP).
+    pub truncate_udp: bool,
+    /// Ignore UDP queries altogether.
+    pub silent: bool,
+}
+
+pub struct FakeDns {
+    pub addr: SocketAddr,
+    pub behaviour: Arc<Mutex<Behaviour>>,
+    pub udp_queries: Arc<AtomicUsize>,
+    pub tcp_queries: Arc<AtomicUsize>,
+    pub a_queries: Arc<AtomicUsize>,
+    /// Source addresses of the UDP queries seen.
+    pub udp_peers: Arc<Mutex<std::collections::HashSet<SocketAddr>>>,
+}
+
+fn answer(b: &Behaviour, req: &Message, a_queries: &AtomicUsize) -> Message {
+    let mut m = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+    m.metadata.recursion_desired = req.metadata.recursion_desired;
+    m.metadata.authoritative = true;
+    m.queries = req.queries.clone();
+    let Some(q) = req.queries.first() else {
+        m.metadata.response_code = ResponseCode::FormErr;
+        return m;
+    };
+    let qname = q.name().to_lowercase().to_ascii();
+    match q.query_type() {
+        RecordType::SRV => match b.services.iter().find(|(n, _)| *n == qname) {
+            None => m.metadata.response_code = ResponseCode::NXDomain,
+            Some((_, entries)) => {
+                for e in entries {
+                    let target = Name::from_ascii(&e.target).unwrap();
+                    m.add_answer(Record::from_rdata(
+                        q.name().clone(),
+                        0,
+                        RData::SRV(SRV::new(1, 1, e.port, target.clone())),
+                    ));
+                    if e.in_additional {
+                        m.add_additional(Record::from_rdata(target, 0, RData::A(A(e.ip))));
+                    }
+                }
+            }
+        },
+        RecordType::A => {
+            a_queries.fetch_add(1, Ordering::SeqCst);
+            let hit = b
+                .services
+                .iter()
+                .flat_map(|(_, es)| es)
+                .find(|e| e.target.to_lowercase() == qname);
+            match hit {
+                Some(e) => {
+                    m.add_answer(Record::from_rdata(q.name().clone(), 0, RData::A(A(e.ip))));
+                }
+                None => m.metadata.response_code = ResponseCode::NXDomain,
+            }
+        }
+        _ => {}
+    }
+    m
+}
+
+impl FakeDns {
+    pub async fn start(behaviour: Behaviour) -> FakeDns {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = TcpListener::bind(addr).await.unwrap();
+        let behaviour = Arc::new(Mutex::new(behaviour));
+        let (uq, tq, aq) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let udp_peers: Arc<Mutex<std::collections::HashSet<SocketAddr>>> = Arc::default();
+        {
+            let (b, uq, aq, peers) = (behaviour.clone(), uq.clone(), aq.clone(), udp_peers.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                        return;
+                    };
+                    uq.fetch_add(1, Ordering::SeqCst);
+                    peers.lock().unwrap().insert(peer);
+                    let Ok(req) = Message::from_vec(&buf[..n]) else {
+                        continue;
+                    };
+                    let reply = {
+                        let b = b.lock().unwrap();
+                        if b.silent {
+                            continue;
+                        }
+                        let mut m = answer(&b, &req, &aq);
+                        if b.truncate_udp {
+                            m.answers.clear();
+                            m.additionals.clear();
+                            m.metadata.truncation = true;
+                        }
+                        m.to_vec().unwrap()
+                    };
+                    let _ = udp.send_to(&reply, peer).await;
+                }
+            });
+        }
+        {
+            let (b, tq, aq) = (behaviour.clone(), tq.clone(), aq.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut s, _)) = tcp.accept().await else {
+                        return;
+                    };
+                    let (b, tq, aq) = (b.clone(), tq.clone(), aq.clone());
+                    tokio::spawn(async move {
+                        let mut len = [0u8; 2];
+                        if s.read_exact(&mut len).await.is_err() {
+                            return;
+                        }
+                        let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+                        if s.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        tq.fetch_add(1, Ordering::SeqCst);
+                        let Ok(req) = Message::from_vec(&body) else {
+                            return;
+                        };
+                        let reply = answer(&b.lock().unwrap(), &req, &aq).to_vec().unwrap();
+                        let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                        framed.extend_from_slice(&reply);
+                        let _ = s.write_all(&framed).await;
+                    });
+                }
+            });
+        }
+        FakeDns {
+            addr,
+            behaviour,
+            udp_queries: uq,
+            tcp_queries: tq,
+            a_queries: aq,
+            udp_peers,
+        }
+    }
+}
+
+/// Serves `app` on 127.0.0.1:0; returns the address.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// A stock-price instance (in-process, built-in data, no request log).
+pub async fn stock_instance() -> SocketAddr {
+    let config =
+        stock_price::Config::from_env(|k| (k == "LOG_REQUESTS").then(|| "0".into())).unwrap();
+    serve(stock_price::router(
+        stock_price::state_from(&config).unwrap(),
+    ))
+    .await
+}
+
+/// A weather instance (in-process, built-in data, no request log).
+pub async fn weather_instance() -> SocketAddr {
+    let config = weather::Config::from_env(|k| (k == "LOG_REQUESTS").then(|| "0".into())).unwrap();
+    serve(weather::router(weather::state_from(&config).unwrap())).await
+}
+
+/// A port with nothing listening (bound then released).
+pub fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+pub fn localhost() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The sample portal's discovery cost: GET /stock/AMZN end to end through the
+# portal (a DNS SRV query to the agent on every request, then the call to
+# stock-price) against calling stock-price directly, at the same concurrency.
+# A third target, the portal with a fixed back end (-stock-backend, no DNS),
+# separates the cost of the SRV lookup from the cost of the extra HTTP hop.
+#
+# Usage: bench/portal_vs_direct.sh            (from anywhere)
+# Environment: C [16] connections, DUR [10] seconds per run, REPS [3] runs per
+#   target (interleaved, the median is reported), WRK_THREADS [1],
+#   OUT_DIR [target/bench/portal_vs_direct/<time>], PORTAL_THREADS [tokio's
+#   default: one worker per CPU] worker threads of both portals.
+# Needs wrk (Debian package; installed if missing) and builds release binaries
+# of cairn, stock-price and portal. Request logs are turned off in every
+# process (LOG_REQUESTS=0) so no target pays for log I/O.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. bench/lib.sh
+
+C="${C:-16}"
+DUR="${DUR:-10}"
+REPS="${REPS:-3}"
+WRK_THREADS="${WRK_THREADS:-1}"
+PORTAL_ENV=()
+[ -n "${PORTAL_THREADS:-}" ] && PORTAL_ENV=(TOKIO_WORKER_THREADS="$PORTAL_THREADS")
+OUT_DIR="${OUT_DIR:-$ROOT/target/bench/portal_vs_direct/$(date +%Y%m%d-%H%M%S)}"
+bench_init "$OUT_DIR"
+
+if ! command -v wrk >/dev/null; then
+    log "installing wrk"
+    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null; } \
+        || die "wrk is not installed and could not be installed"
+fi
+
+log "building release binaries (cairn, stock-price, portal)"
+nice -n 10 cargo build -q --release -p cairn-cli -p stock-price -p portal || die "build failed"
+BIN="$ROOT/target/release"
+
+# after FILE PATTERN: the first word after PATTERN once it appears (30 s).
+after() {
+    local i line
+    for i in $(seq 1 300); do
+        line=$(grep -m1 -o "$2.*" "$1" 2>/dev/null || true)
+        if [ -n "$line" ]; then echo "${line#"$2"}" | awk '{print $1}'; return 0; fi
+        sleep 0.1
+    done
+    cat "$1" >&2
+    die "no '$2' in $1"
+}
+
+start_bg "$OUT_DIR/agent.log" "$BIN/cairn" agent -dev -http-port 0 -dns-port 0
+AGENT_PID=$LAST_PID
+HTTP=$(after "$OUT_DIR/agent.log" "HTTP address: ")
+DNS=$(after "$OUT_DIR/agent.log" "DNS address: ")
+
+start_bg "$OUT_DIR/stock-price.log" env PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/stock-price"
+STOCK_PID=$LAST_PID
+STOCK=$(after "$OUT_DIR/stock-price.log" "stock-price listening on ")
+curl -fsS -X PUT "http://$HTTP/v1/agent/service/register" -d \
+    "{\"Name\":\"stock-price\",\"Port\":${STOCK##*:},\"Check\":{\"HTTP\":\"http://$STOCK/health\",\"Interval\":\"10s\"}}" \
+    || die "registration failed"
+for i in $(seq 1 300); do
+    curl -fsS "http://$HTTP/v1/health/service/stock-price?passing" | grep -q ServiceID && break
+    [ "$i" = 300 ] && die "stock-price never passed its check"
+    sleep 0.1
+done
+
+start_bg "$OUT_DIR/portal.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/portal" -dns "$DNS"
+PORTAL_PID=$LAST_PID
+PORTAL=$(after "$OUT_DIR/portal.log" "portal listening on ")
+start_bg "$OUT_DIR/portal-fixed.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/portal" \
+    -stock-backend "$STOCK" -weather-backend "$STOCK"
+FIXED_PID=$LAST_PID
+FIXED=$(after "$OUT_DIR/portal-fixed.log" "portal listening on ")
+
+for url in "http://$STOCK/stock/AMZN" "http://$PORTAL/stock/AMZN" "http://$FIXED/stock/AMZN"; do
+    curl -fsS "$url" >/dev/null || die "$url does not answer"
+done
+curl -fsS "http://$PORTAL/stock/AMZN" | grep -q '"instance"' || die "portal answer has no instance"
+
+# run TARGET URL PIDS... -> appends "target rps p50_ms p99_ms errors cpu%" to results
+RESULTS="$OUT_DIR/results.txt"
+: >"$RESULTS"
+run() {
+    local target="$1" url="$2"; shift 2
+    local t0 t1 out rps p50 p99 errs cpu
+    t0=$(proc_ticks "$@")
+    out=$(wrk -t "$WRK_THREADS" -c "$C" -d "${DUR}s" --latency "$url" 2>&1)
+    t1=$(proc_ticks "$@")
+    echo "$out" >"$OUT_DIR/wrk-$target-$(date +%s%N).txt"
+    rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    errs=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
+    cpu=$(ticks_pct "$t0" "$t1")
+    [ -n "$rps" ] || die "wrk printed no rate for $target: $out"
+    echo "$target $rps $p50 $p99 $errs $cpu" | tee -a "$RESULTS" >&2
+}
+
+log "c=$C, ${DUR}s per run, $REPS interleaved runs per target, wrk -t $WRK_THREADS, portal threads ${PORTAL_THREADS:-default}"
+log "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -c -x rustc || true) rustc running"
+wrk -t 1 -c "$C" -d 2s "http://$PORTAL/stock/AMZN" >/dev/null # warm-up
+for rep in $(seq 1 "$REPS"); do
+    run direct "http://$STOCK/stock/AMZN" "$STOCK_PID"
+    run portal-fixed "http://$FIXED/stock/AMZN" "$FIXED_PID" "$STOCK_PID"
+    run portal-srv "http://$PORTAL/stock/AMZN" "$PORTAL_PID" "$STOCK_PID" "$AGENT_PID"
+done
+
+python3 - "$RESULTS" "$C" "$DUR" "$REPS" <<'PY'
+import statistics, sys
+path, c, dur, reps = sys.argv[1:]
+rows = {}
+for line in open(path):
+    t, rps, p50, p99, errs, cpu = line.split()
+    rows.setdefault(t, []).append((float(rps), p50, p99, int(errs), float(cpu)))
+med = {t: statistics.median(r[0] for r in v) for t, v in rows.items()}
+# CPU time of the serving processes per request: less sensitive than req/s to
+# other work on the machine.
+us = {t: statistics.median(1e6 * r[4] / 100 / r[0] for r in v) for t, v in rows.items()}
+print(f"\nGET /stock/AMZN, c={c}, {dur}s x {reps} runs (median req/s; p50/p99 of the median run;")
+print("server CPU = % of one core used by the serving processes; CPU/req = their CPU time per request)")
+print(f"{'target':14} {'req/s':>10} {'p50':>9} {'p99':>9} {'errors':>7} {'server CPU':>11} {'CPU/req':>9}")
+for t in ("direct", "portal-fixed", "portal-srv"):
+    v = sorted(rows[t], key=lambda r: r[0])[len(rows[t]) // 2]
+    print(f"{t:14} {med[t]:10.0f} {v[1]:>9} {v[2]:>9} {sum(r[3] for r in rows[t]):7d} {v[4]:10.0f}% {us[t]:7.0f}us")
+d, f, s = med["direct"], med["portal-fixed"], med["portal-srv"]
+print(f"\nportal (SRV lookup + proxy) vs direct: {100 * (1 - s / d):.1f}% fewer req/s")
+print(f"SRV lookup alone (portal-srv vs portal-fixed): {100 * (1 - s / f):.1f}% fewer req/s, "
+      f"+{us['portal-srv'] - us['portal-fixed']:.0f}us CPU per request")
+PY
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -c -x rustc || true) rustc running"
+log "raw wrk outputs and results.txt in $OUT_DIR"
