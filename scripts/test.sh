@@ -31,6 +31,10 @@ cargo test --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log
 # cargo test prints one 'test result' line per test binary; sum them for one closing line.
 awk '/^test result:/ {p+=$4; f+=$6; i+=$8} END {printf "cargo: %d passed, %d failed, %d ignored\n", p, f, i}' target/cargo-test.log
 
+say "browser test of the sample portal (headless Chromium)"
+# Reuses the debug binaries cargo test just built.
+scripts/test-browser.sh
+
 HARNESS=../shared/compat/py-consul.sh
 if [ -x "$HARNESS" ] || [ -f "$HARNESS" ]; then
   say "py-consul compatibility suite (fresh agent per test)"
