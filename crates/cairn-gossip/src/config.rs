@@ -58,7 +58,7 @@ impl Timing {
             indirect_checks: 3,
             gossip_interval: Duration::from_millis(200),
             gossip_nodes: 3,
-            suspicion_timeout: Duration::from_millis(1500),
+            suspicion_timeout: Duration::from_secs(1),
             retransmit_mult: 4,
             push_pull_interval: Duration::from_secs(30),
             reconnect_interval: Duration::from_secs(30),

@@ -21,6 +21,10 @@ use crate::identity::{NodeId, Tags};
 use crate::member::{Member, MemberEvent, MemberStatus};
 use crate::rng::SeededRng;
 
+/// How many times a suspect is told directly (each notice or its answer
+/// may be lost).
+const SUSPECT_NOTICES: u8 = 4;
+
 /// How often dropped-packet warnings may be logged.
 const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -39,6 +43,8 @@ enum TimerKind {
     PushPull,
     HintCheck(u64),
     HintDown(NodeId, u16),
+    /// Tell a suspect again (the first notice may have been lost).
+    Resuspect(NodeId, u16, u8),
     LeaveFinish,
 }
 
@@ -556,6 +562,20 @@ impl Membership {
                     self.absorb(now, acc, &mut plan);
                 }
             }
+            TimerKind::Resuspect(id, incarnation, left) => {
+                let still = self.foca.iter_membership_state().any(|m| {
+                    m.id() == &id && m.incarnation() == incarnation && m.state() == State::Suspect
+                });
+                if still {
+                    self.tell_suspect(&id, incarnation, &mut plan);
+                    if left > 1 {
+                        plan.timers.push((
+                            self.resuspect_interval(),
+                            Timer(TimerKind::Resuspect(id, incarnation, left - 1)),
+                        ));
+                    }
+                }
+            }
             TimerKind::LeaveFinish => {
                 let mut acc = Acc::default();
                 if let Err(e) = self.foca.leave_cluster(&mut acc) {
@@ -585,9 +605,22 @@ impl Membership {
         self.absorb(now, acc, plan);
         self.tell_suspect(&id, incarnation, plan);
         plan.timers.push((
+            self.resuspect_interval(),
+            Timer(TimerKind::Resuspect(
+                id.clone(),
+                incarnation,
+                SUSPECT_NOTICES - 1,
+            )),
+        ));
+        plan.timers.push((
             self.cfg.timing.suspicion_timeout,
             Timer(TimerKind::HintDown(id, incarnation)),
         ));
+    }
+
+    /// Spreads the suspicion notices over the first half of the timeout.
+    fn resuspect_interval(&self) -> Duration {
+        self.cfg.timing.suspicion_timeout / (2 * u32::from(SUSPECT_NOTICES))
     }
 
     fn tell_suspect(&mut self, id: &NodeId, incarnation: u16, plan: &mut Plan) {
@@ -620,6 +653,25 @@ impl Membership {
             };
             self.send(addr, &env, &mut plan);
         }
+        plan
+    }
+
+    /// Adds known members without contacting them or broadcasting (e.g.
+    /// restoring a saved member list after a restart, or building a large
+    /// simulated cluster quickly). They are probed like any member, so
+    /// stale entries are found out.
+    pub fn restore(&mut self, now: Instant, members: impl IntoIterator<Item = NodeId>) -> Plan {
+        let mut plan = Plan::default();
+        let mut acc = Acc::default();
+        let me = self.cfg.name.clone();
+        let updates = members
+            .into_iter()
+            .filter(|id| id.name() != me)
+            .map(FocaMember::alive);
+        if let Err(e) = self.foca.apply_many(updates, false, &mut acc) {
+            tracing::debug!("restore: {e}");
+        }
+        self.absorb(now, acc, &mut plan);
         plan
     }
 
@@ -838,6 +890,10 @@ impl Membership {
                     .map(|m| m.incarnation());
                 if let Some(incarnation) = incarnation {
                     self.tell_suspect(&id, incarnation, plan);
+                    plan.timers.push((
+                        self.resuspect_interval(),
+                        Timer(TimerKind::Resuspect(id, incarnation, SUSPECT_NOTICES - 1)),
+                    ));
                 }
             }
             _ => {}
