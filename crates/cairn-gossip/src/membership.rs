@@ -74,15 +74,6 @@ pub struct Plan {
     pub joins: Vec<JoinReply>,
 }
 
-impl Plan {
-    fn merge(&mut self, other: Plan) {
-        self.sends.extend(other.sends);
-        self.timers.extend(other.timers);
-        self.events.extend(other.events);
-        self.joins.extend(other.joins);
-    }
-}
-
 /// Counters for operators and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -166,7 +157,7 @@ fn alive_status(id: &NodeId) -> MemberStatus {
 impl Membership {
     /// Builds the core and returns the timers it needs from the start.
     pub fn new(
-        now: Instant,
+        _now: Instant,
         cfg: MembershipConfig,
         nonce: NonceSource,
     ) -> Result<(Self, Plan), ConfigError> {
@@ -194,7 +185,6 @@ impl Membership {
             max_tx,
             cfg,
         };
-        let _ = now;
         let mut plan = Plan::default();
         plan.timers
             .push((me.reap_interval(), Timer(TimerKind::Reap)));
@@ -443,7 +433,7 @@ impl Membership {
 
     fn on_join_request(
         &mut self,
-        now: Instant,
+        _now: Instant,
         from: SocketAddr,
         nonce: u64,
         id: NodeId,
@@ -469,7 +459,6 @@ impl Membership {
             self.send(from, &Envelope::JoinRefuse { nonce, existing }, plan);
             return;
         }
-        let _ = now;
         self.send(from, &Envelope::JoinAccept { nonce, seed: me }, plan);
         self.send_state(from, false, plan);
     }
@@ -642,8 +631,7 @@ impl Membership {
     /// Asks each address to let us join; replies come back in later plans
     /// as [`JoinReply`] carrying `join` (from [`Membership::next_join_id`];
     /// reuse it to retry the silent addresses).
-    pub fn join(&mut self, now: Instant, join: u64, addrs: &[SocketAddr]) -> Plan {
-        let _ = now;
+    pub fn join(&mut self, _now: Instant, join: u64, addrs: &[SocketAddr]) -> Plan {
         let mut plan = Plan::default();
         let id = self.foca.identity().clone();
         for &addr in addrs {
@@ -758,8 +746,7 @@ impl Membership {
     /// Checks a member at once (the caller saw its connection break):
     /// a direct ping, and if it does not answer within the probe timeout,
     /// suspicion starts, which the member refutes if it is alive.
-    pub fn hint_suspect(&mut self, now: Instant, name: &str) -> Result<Plan, GossipError> {
-        let _ = now;
+    pub fn hint_suspect(&mut self, _now: Instant, name: &str) -> Result<Plan, GossipError> {
         let entry = self
             .table
             .get(name)
@@ -778,167 +765,9 @@ impl Membership {
         ));
         Ok(plan)
     }
-
-    // ---- foca's output --------------------------------------------------
-
-    fn absorb(&mut self, now: Instant, acc: Acc, plan: &mut Plan) {
-        for (to, payload) in acc.sends {
-            let packet = self.keyring.seal(&payload, (self.nonce)());
-            self.stats.packets_sent += 1;
-            plan.sends.push((to, packet));
-        }
-        for (after, t) in acc.timers {
-            plan.timers.push((after, Timer(TimerKind::Foca(t))));
-        }
-        for note in acc.notes {
-            self.on_notification(now, note, plan);
-        }
-    }
-
-    fn on_notification(&mut self, now: Instant, note: OwnedNotification<NodeId>, plan: &mut Plan) {
-        let my_name = self.cfg.name.as_str();
-        match note {
-            OwnedNotification::MemberUp(id) if id.name() != my_name => {
-                let status = alive_status(&id);
-                let event = match self.table.get_mut(id.name()) {
-                    None => {
-                        self.table.insert(
-                            id.name().to_owned(),
-                            Entry {
-                                id: id.clone(),
-                                status,
-                                since: now,
-                            },
-                        );
-                        MemberEvent::Join(Member::from_id(&id, status))
-                    }
-                    Some(e) => {
-                        let was_down =
-                            matches!(e.status, MemberStatus::Failed | MemberStatus::Left);
-                        e.id = id.clone();
-                        e.status = status;
-                        e.since = now;
-                        if was_down {
-                            MemberEvent::Join(Member::from_id(&id, status))
-                        } else {
-                            MemberEvent::Update(Member::from_id(&id, status))
-                        }
-                    }
-                };
-                plan.events.push(event);
-                self.resize(now, plan);
-            }
-            OwnedNotification::MemberDown(id) if id.name() != my_name => {
-                let Some(e) = self.table.get_mut(id.name()) else {
-                    return;
-                };
-                if e.id != id {
-                    return;
-                }
-                let status = if id.leaving() {
-                    MemberStatus::Left
-                } else {
-                    MemberStatus::Failed
-                };
-                if e.status != status {
-                    e.status = status;
-                    e.since = now;
-                    let m = Member::from_id(&id, status);
-                    plan.events.push(if status == MemberStatus::Left {
-                        MemberEvent::Left(m)
-                    } else {
-                        MemberEvent::Failed(m)
-                    });
-                }
-            }
-            OwnedNotification::Rename(_old, new) if new.name() != my_name => {
-                let Some(e) = self.table.get_mut(new.name()) else {
-                    return;
-                };
-                let old = std::mem::replace(&mut e.id, new.clone());
-                let active = matches!(e.status, MemberStatus::Alive | MemberStatus::Leaving);
-                if active {
-                    e.status = alive_status(&new);
-                    let changed = old.tags() != new.tags()
-                        || old.addr() != new.addr()
-                        || old.generation() != new.generation();
-                    if changed {
-                        plan.events
-                            .push(MemberEvent::Update(Member::from_id(&new, e.status)));
-                    }
-                } else if new.leaving() && e.status == MemberStatus::Failed {
-                    e.status = MemberStatus::Left;
-                    e.since = now;
-                    plan.events
-                        .push(MemberEvent::Left(Member::from_id(&new, e.status)));
-                }
-            }
-            OwnedNotification::Defunct if self.local_status == MemberStatus::Alive => {
-                tracing::warn!("this node was declared failed by the cluster");
-            }
-            OwnedNotification::Rejoin(id) => {
-                tracing::info!(
-                    ?id,
-                    "declared failed by the cluster: rejoined with a new version"
-                );
-            }
-            OwnedNotification::ProbeFailed(_, id) => {
-                let incarnation = self
-                    .foca
-                    .iter_membership_state()
-                    .find(|m| m.id() == &id)
-                    .map(|m| m.incarnation());
-                if let Some(incarnation) = incarnation {
-                    self.tell_suspect(&id, incarnation, plan);
-                    plan.timers.push((
-                        self.resuspect_interval(),
-                        Timer(TimerKind::Resuspect(id, incarnation, SUSPECT_NOTICES - 1)),
-                    ));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Keeps the retransmission count in line with the cluster size.
-    fn resize(&mut self, _now: Instant, _plan: &mut Plan) {
-        let want = max_transmissions(self.cfg.timing.retransmit_mult, self.table.len() + 1);
-        if want != self.max_tx {
-            self.max_tx = want;
-            let _ = self.foca.set_config(Self::foca_config(&self.cfg, want));
-        }
-    }
-
-    fn reap(&mut self, now: Instant, plan: &mut Plan) {
-        let t = &self.cfg.timing;
-        let expired: Vec<String> = self
-            .table
-            .iter()
-            .filter(|(_, e)| match e.status {
-                MemberStatus::Failed => {
-                    now.saturating_duration_since(e.since) >= t.reconnect_timeout
-                }
-                MemberStatus::Left => now.saturating_duration_since(e.since) >= t.tombstone_timeout,
-                _ => false,
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for name in expired {
-            if let Some(e) = self.table.remove(&name) {
-                plan.events
-                    .push(MemberEvent::Reap(Member::from_id(&e.id, e.status)));
-            }
-        }
-        if !plan.events.is_empty() {
-            self.resize(now, plan);
-        }
-    }
-
-    /// Merges several plans (for callers that batch inputs).
-    pub fn merge(into: &mut Plan, other: Plan) {
-        into.merge(other);
-    }
 }
+
+mod notify;
 
 #[cfg(test)]
 mod tests;
