@@ -70,6 +70,8 @@ pub enum ConfigError {
     PacketSize(usize),
     #[error("{0}")]
     Timing(&'static str),
+    #[error("advertise address {0} must be a concrete IP and port (set it when binding 0.0.0.0)")]
+    Advertise(SocketAddr),
     #[error(transparent)]
     Key(#[from] KeyError),
 }

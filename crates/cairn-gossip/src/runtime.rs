@@ -108,10 +108,7 @@ impl Gossip {
         let local_addr = transport.local_addr();
         let advertise = config.advertise.unwrap_or(local_addr);
         if advertise.ip().is_unspecified() || advertise.port() == 0 {
-            return Err(ConfigError::Timing(
-                "advertise address must be a concrete IP and port (set it when binding 0.0.0.0)",
-            )
-            .into());
+            return Err(ConfigError::Advertise(advertise).into());
         }
         let generation = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -516,5 +513,38 @@ impl<T: Transport> Driver<T> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_is_shareable_across_tasks() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Gossip>();
+        assert_send_sync::<Member>();
+        assert_send_sync::<MemberEvent>();
+    }
+
+    #[tokio::test]
+    async fn advertise_must_be_concrete_and_commands_fail_after_shutdown() {
+        let net = crate::transport::MemoryNetwork::new(1, Default::default());
+        let t = net.bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let err = Gossip::start(GossipConfig::new("a", t.local_addr()), t).err();
+        assert!(
+            matches!(err, Some(GossipError::Config(ConfigError::Advertise(_)))),
+            "{err:?}"
+        );
+        let g = Gossip::start(GossipConfig::new("a", any_addr()), net.bind_any().unwrap()).unwrap();
+        assert_eq!(g.members().len(), 1);
+        assert!(matches!(g.join(&[]).await, Err(GossipError::JoinFailed(_))));
+        g.shutdown().await;
+        assert_eq!(g.set_tags(Tags::new()).await, Err(GossipError::Stopped));
+    }
+
+    fn any_addr() -> SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
     }
 }
