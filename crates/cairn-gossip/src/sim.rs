@@ -222,19 +222,23 @@ impl Sim {
         self.schedule_plan(i, epoch, plan, &mut |_, _, _| {});
     }
 
-    /// Makes every node know every other one at once (no join traffic):
-    /// a fast start for large simulations.
+    /// Makes every node know every other one (no join traffic): a fast
+    /// start for large simulations. Nodes start one after the other over
+    /// one probe interval, so their timers are not in lockstep.
     pub fn bootstrap_full(&mut self) {
         let ids: Vec<_> = self
             .nodes
             .iter()
             .map(|n| n.core.identity().clone())
             .collect();
+        let step = self.timing.probe_interval / self.nodes.len().max(1) as u32;
         for i in 0..self.nodes.len() {
             let now = self.instant();
             let plan = self.nodes[i].core.restore(now, ids.iter().cloned());
             let epoch = self.nodes[i].epoch;
             self.schedule_plan(i, epoch, plan, &mut |_, _, _| {});
+            let next = self.now + step;
+            self.run_until(next, &mut |_, _, _| {});
         }
     }
 
