@@ -5,7 +5,9 @@
 //! `CAIRN_SIM_SEED=<seed> CAIRN_SIM_NODES=1000 cargo test -p cairn-gossip --release --test sim -- --ignored --nocapture`
 //! Every run prints its seed; the same seed replays the same run.
 //! `CAIRN_SIM_LOSS=0,5` picks the loss rates (percent) and
-//! `CAIRN_SIM_SUSPICION_MS` overrides the suspicion timeout (for tuning).
+//! `CAIRN_SIM_SUSPICION_MS` and `CAIRN_SIM_PROBE_MS` override the suspicion
+//! timeout and the probe interval (timeout = half of it), for tuning;
+//! `CAIRN_SIM_FAILURES` sets the number of crashes.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -63,6 +65,10 @@ fn run(n: usize, seed: u64, loss: f64, failures: usize) -> Outcome {
     let mut timing = Timing::lan();
     if let Some(ms) = env_u64("CAIRN_SIM_SUSPICION_MS") {
         timing.suspicion_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = env_u64("CAIRN_SIM_PROBE_MS") {
+        timing.probe_interval = Duration::from_millis(ms);
+        timing.probe_timeout = Duration::from_millis(ms / 2);
     }
     let wall = std::time::Instant::now();
     let mut sim = Sim::new(n, seed, timing, link(0.0));
@@ -234,7 +240,10 @@ fn simulate(default_nodes: usize, failures_per_100: usize) -> Vec<Outcome> {
         .max(10);
     let seed = seed();
     println!("gossip simulation seed {seed}");
-    let failures = (n * failures_per_100 / 100).clamp(3, 40);
+    let failures = env_u64("CAIRN_SIM_FAILURES")
+        .map(|f| f as usize)
+        .unwrap_or((n * failures_per_100 / 100).clamp(3, 40))
+        .clamp(1, n / 4);
     let outcomes: Vec<Outcome> = losses()
         .into_iter()
         .map(|loss| run(n, seed, loss, failures))
