@@ -8,15 +8,16 @@ use crate::crypto::{decode_key, OVERHEAD};
 use crate::error::ConfigError;
 use crate::identity::Tags;
 
-/// Protocol timing. Defaults follow memberlist's `DefaultLANConfig` (see
-/// `docs/gossip.md`), except the suspicion timeout, which Cairn can keep
-/// short because a suspect is told directly and refutes at once.
+/// Protocol timing. Defaults follow memberlist's `DefaultLANConfig` except
+/// the probe interval and timeout (halved, for detection within about 3 s)
+/// and the suspicion timeout (short, because a suspect is told directly
+/// and refutes at once); see `docs/gossip.md` and `docs/PERFORMANCE.md`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timing {
-    /// How often each node probes one member (Consul: 1 s).
+    /// How often each node probes one member (Consul: 1 s; Cairn: 500 ms).
     pub probe_interval: Duration,
     /// How long a direct probe waits for an ack before asking others to
-    /// probe indirectly (Consul: 500 ms).
+    /// probe indirectly (Consul: 500 ms; Cairn: 250 ms).
     pub probe_timeout: Duration,
     /// Members asked to probe indirectly (Consul: 3).
     pub indirect_checks: usize,
@@ -50,11 +51,12 @@ impl Default for Timing {
 }
 
 impl Timing {
-    /// Consul's LAN defaults (with Cairn's suspicion timeout).
+    /// Cairn's LAN defaults (Consul's, with the probe and suspicion changes
+    /// described on [`Timing`]).
     pub fn lan() -> Self {
         Self {
-            probe_interval: Duration::from_secs(1),
-            probe_timeout: Duration::from_millis(500),
+            probe_interval: Duration::from_millis(500),
+            probe_timeout: Duration::from_millis(250),
             indirect_checks: 3,
             gossip_interval: Duration::from_millis(200),
             gossip_nodes: 3,
