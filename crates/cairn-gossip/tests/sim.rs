@@ -277,20 +277,20 @@ fn sim_failure_detection() {
     let outcomes = simulate(150, 5);
     let seed_note = "see the seed printed above";
     for o in &outcomes {
-        // Bounds with margin for a handful of samples (the time until some
-        // member probes a crashed node is random, with an exponential
-        // tail); the goals are measured on the full run, see
-        // docs/PERFORMANCE.md.
+        // The goals (median detection <= 3 s, known by 99 % within 2 s),
+        // with a loose bound on the slowest crash: the time until some
+        // member probes a crashed node has an exponential tail. Full-size
+        // figures: docs/PERFORMANCE.md.
         assert!(
-            percentile(&o.detect, 0.5) <= Duration::from_millis(4500),
+            percentile(&o.detect, 0.5) <= Duration::from_secs(3),
             "{seed_note}"
         );
         assert!(
-            percentile(&o.detect, 1.0) <= Duration::from_secs(12),
+            percentile(&o.detect, 1.0) <= Duration::from_secs(8),
             "{seed_note}"
         );
         assert!(
-            percentile(&o.spread, 1.0) <= Duration::from_secs(3),
+            percentile(&o.spread, 1.0) <= Duration::from_secs(2),
             "{seed_note}"
         );
     }
