@@ -25,6 +25,11 @@ use crate::rng::SeededRng;
 /// may be lost).
 const SUSPECT_NOTICES: u8 = 4;
 
+/// Full member lists sent per second in answer to join requests and
+/// push/pull: a small request gets a large answer, so without a key a
+/// forged source address could use us to flood someone.
+const MAX_STATE_ANSWERS_PER_SEC: u32 = 20;
+
 /// How often dropped-packet warnings may be logged.
 const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -137,6 +142,9 @@ pub struct Membership {
     last_drop_log: Option<Instant>,
     drops_since_log: u64,
     max_tx: u8,
+    /// Start of the current one-second window and the full-state answers
+    /// sent in it (see [`MAX_STATE_ANSWERS_PER_SEC`]).
+    state_window: Option<(Instant, u32)>,
 }
 
 fn max_transmissions(mult: u32, members: usize) -> u8 {
@@ -183,6 +191,7 @@ impl Membership {
             last_drop_log: None,
             drops_since_log: 0,
             max_tx,
+            state_window: None,
             cfg,
         };
         let mut plan = Plan::default();
@@ -398,7 +407,7 @@ impl Membership {
                     tracing::debug!(%from, "state merge failed: {e}");
                 }
                 self.absorb(now, acc, plan);
-                if reply {
+                if reply && self.may_answer_with_state(now) {
                     self.send_state(from, false, plan);
                 }
             }
@@ -433,7 +442,7 @@ impl Membership {
 
     fn on_join_request(
         &mut self,
-        _now: Instant,
+        now: Instant,
         from: SocketAddr,
         nonce: u64,
         id: NodeId,
@@ -460,7 +469,24 @@ impl Membership {
             return;
         }
         self.send(from, &Envelope::JoinAccept { nonce, seed: me }, plan);
-        self.send_state(from, false, plan);
+        if self.may_answer_with_state(now) {
+            self.send_state(from, false, plan);
+        }
+    }
+
+    fn may_answer_with_state(&mut self, now: Instant) -> bool {
+        match &mut self.state_window {
+            Some((start, count))
+                if now.saturating_duration_since(*start) < Duration::from_secs(1) =>
+            {
+                *count += 1;
+                *count <= MAX_STATE_ANSWERS_PER_SEC
+            }
+            _ => {
+                self.state_window = Some((now, 1));
+                true
+            }
+        }
     }
 
     /// Sends our whole membership state to `to`, split over datagrams.

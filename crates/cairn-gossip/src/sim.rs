@@ -166,7 +166,8 @@ impl Sim {
         self.now
     }
 
-    fn instant(&self) -> Instant {
+    /// The current virtual time as an `Instant` (what the cores are given).
+    pub fn instant(&self) -> Instant {
         self.base + self.now
     }
 

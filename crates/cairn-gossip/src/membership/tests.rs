@@ -333,3 +333,38 @@ fn partition_heals_and_members_come_back() {
     });
     assert!(ok, "cluster did not merge back after the partition healed");
 }
+
+#[test]
+fn full_state_answers_are_rate_limited() {
+    let mut sim = cluster(3, Timing::lan());
+    // A fresh one-second window, after the cluster's own exchanges.
+    let now = sim.instant() + Duration::from_secs(2);
+    let mut answered = 0;
+    for i in 0..50u16 {
+        let stranger = sim.add_node(
+            &format!("s{i}"),
+            format!("10.100.0.{}:8301", i + 1).parse().unwrap(),
+            Vec::new(),
+        );
+        let addr = sim.nodes[stranger].addr;
+        let seed_addr = sim.nodes[0].addr;
+        let join = sim.nodes[stranger].core.next_join_id();
+        let plan = sim.nodes[stranger].core.join(now, join, &[seed_addr]);
+        let answer = sim.nodes[0].core.handle_packet(now, addr, &plan.sends[0].1);
+        // JoinAccept alone, or JoinAccept plus the member list.
+        if answer.sends.len() > 1 {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 20);
+    // A second later the budget is back.
+    let later = now + Duration::from_millis(1001);
+    let stranger = sim.add_node("late", "10.101.0.1:8301".parse().unwrap(), Vec::new());
+    let (addr, seed_addr) = (sim.nodes[stranger].addr, sim.nodes[0].addr);
+    let join = sim.nodes[stranger].core.next_join_id();
+    let plan = sim.nodes[stranger].core.join(later, join, &[seed_addr]);
+    let answer = sim.nodes[0]
+        .core
+        .handle_packet(later, addr, &plan.sends[0].1);
+    assert!(answer.sends.len() > 1);
+}
