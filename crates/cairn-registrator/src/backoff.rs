@@ -15,7 +15,7 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             base: Duration::from_millis(250),
-            max: Duration::from_secs(30),
+            max: Duration::from_secs(10),
         }
     }
 }
@@ -49,8 +49,8 @@ mod tests {
         assert_eq!(b.delay(0, 1.0), Duration::from_millis(250));
         assert_eq!(b.delay(0, 0.0), Duration::from_millis(125));
         assert_eq!(b.delay(3, 1.0), Duration::from_secs(2));
-        assert_eq!(b.delay(30, 1.0), Duration::from_secs(30));
-        assert_eq!(b.delay(u32::MAX, 0.0), Duration::from_secs(15));
+        assert_eq!(b.delay(30, 1.0), Duration::from_secs(10));
+        assert_eq!(b.delay(u32::MAX, 0.0), Duration::from_secs(5));
         for a in 0..40 {
             let d = b.delay(a, jitter_unit());
             assert!(d <= b.max && d >= Duration::from_millis(125), "{a}: {d:?}");

@@ -145,7 +145,9 @@ pub fn services_for(c: &Container, s: &Settings, notes: &mut Vec<String>) -> Vec
         // Address and port.
         let (ip, ip_source, port) = if s.internal {
             match (&label_ip, &c.ip) {
-                (Some((l, v)), _) if !v.is_empty() => (v.clone(), IpSource::Label(l.clone()), p.exposed),
+                (Some((l, v)), _) if !v.is_empty() => {
+                    (v.clone(), IpSource::Label(l.clone()), p.exposed)
+                }
                 (_, Some(ip)) if !ip.is_empty() => (ip.clone(), IpSource::Container, p.exposed),
                 _ => {
                     notes.push(format!(
@@ -159,7 +161,9 @@ pub fn services_for(c: &Container, s: &Settings, notes: &mut Vec<String>) -> Vec
             let host_port = p.host_port.unwrap_or(p.exposed);
             let binding_ip = p.host_ip.as_deref().filter(|ip| !is_wildcard(ip));
             match (&label_ip, &s.ip, binding_ip) {
-                (Some((l, v)), _, _) if !v.is_empty() => (v.clone(), IpSource::Label(l.clone()), host_port),
+                (Some((l, v)), _, _) if !v.is_empty() => {
+                    (v.clone(), IpSource::Label(l.clone()), host_port)
+                }
                 (_, Some(ip), _) => (ip.clone(), IpSource::Flag, host_port),
                 (_, _, Some(b)) => (b.to_string(), IpSource::Binding, host_port),
                 _ => (s.advertise.clone(), IpSource::Advertise, host_port),
@@ -190,11 +194,16 @@ pub fn services_for(c: &Container, s: &Settings, notes: &mut Vec<String>) -> Vec
                 continue;
             }
             if let Err(why) = valid_meta(k, v) {
-                notes.push(format!("SERVICE_{}: {why}; not added to Meta", k.to_ascii_uppercase()));
+                notes.push(format!(
+                    "SERVICE_{}: {why}; not added to Meta",
+                    k.to_ascii_uppercase()
+                ));
                 continue;
             }
             if user_meta.len() >= MAX_USER_META {
-                notes.push(format!("more than {MAX_USER_META} Meta keys; the rest are dropped"));
+                notes.push(format!(
+                    "more than {MAX_USER_META} Meta keys; the rest are dropped"
+                ));
                 break;
             }
             user_meta.insert(k.clone(), v.clone());
@@ -230,7 +239,10 @@ fn valid_meta(k: &str, v: &str) -> Result<(), String> {
     if k.is_empty() || k.len() > 128 {
         return Err("key must be 1 to 128 characters".into());
     }
-    if !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !k
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err("key may contain only letters, digits, '-' and '_'".into());
     }
     if k.starts_with("consul-") || k.starts_with("registrator-") {
@@ -327,7 +339,11 @@ mod tests {
 
     #[test]
     fn portal_without_metadata_uses_the_image_name() {
-        let c = container("my_docker_hub_repo/portal:latest", &[], &[(4567, Proto::Tcp, Some(80))]);
+        let c = container(
+            "my_docker_hub_repo/portal:latest",
+            &[],
+            &[(4567, Proto::Tcp, Some(80))],
+        );
         let (w, _) = build(&c, &settings());
         assert_eq!(w[0].def.name, "portal");
         assert_eq!(w[0].def.port, Some(80));
@@ -344,23 +360,87 @@ mod tests {
         }
         let cases = [
             // registrator's worked examples
-            Case { image: "progrium/redis", env: &[], ports: &[(6379, Proto::Tcp, Some(10000))], want: &[("redis", "node-a:web.0:6379", 10000)] },
-            Case { image: "nginx", env: &[], ports: &[(80, Proto::Tcp, Some(1080)), (443, Proto::Tcp, Some(1443))], want: &[("nginx-80", "node-a:web.0:80", 1080), ("nginx-443", "node-a:web.0:443", 1443)] },
-            Case { image: "nginx", env: &["SERVICE_443_NAME=https", "SERVICE_80_NAME=http"], ports: &[(80, Proto::Tcp, Some(1080)), (443, Proto::Tcp, Some(1443))], want: &[("http", "node-a:web.0:80", 1080), ("https", "node-a:web.0:443", 1443)] },
+            Case {
+                image: "progrium/redis",
+                env: &[],
+                ports: &[(6379, Proto::Tcp, Some(10000))],
+                want: &[("redis", "node-a:web.0:6379", 10000)],
+            },
+            Case {
+                image: "nginx",
+                env: &[],
+                ports: &[(80, Proto::Tcp, Some(1080)), (443, Proto::Tcp, Some(1443))],
+                want: &[
+                    ("nginx-80", "node-a:web.0:80", 1080),
+                    ("nginx-443", "node-a:web.0:443", 1443),
+                ],
+            },
+            Case {
+                image: "nginx",
+                env: &["SERVICE_443_NAME=https", "SERVICE_80_NAME=http"],
+                ports: &[(80, Proto::Tcp, Some(1080)), (443, Proto::Tcp, Some(1443))],
+                want: &[
+                    ("http", "node-a:web.0:80", 1080),
+                    ("https", "node-a:web.0:443", 1443),
+                ],
+            },
             // a generic SERVICE_NAME still gets the suffix in a group
-            Case { image: "nginx", env: &["SERVICE_NAME=web"], ports: &[(80, Proto::Tcp, Some(1080)), (443, Proto::Tcp, Some(1443))], want: &[("web-80", "node-a:web.0:80", 1080), ("web-443", "node-a:web.0:443", 1443)] },
+            Case {
+                image: "nginx",
+                env: &["SERVICE_NAME=web"],
+                ports: &[(80, Proto::Tcp, Some(1080)), (443, Proto::Tcp, Some(1443))],
+                want: &[
+                    ("web-80", "node-a:web.0:80", 1080),
+                    ("web-443", "node-a:web.0:443", 1443),
+                ],
+            },
             // several exposed, one published: no suffix (registrator #380/#437)
-            Case { image: "nginx", env: &[], ports: &[(80, Proto::Tcp, Some(1080)), (443, Proto::Tcp, None)], want: &[("nginx", "node-a:web.0:80", 1080)] },
+            Case {
+                image: "nginx",
+                env: &[],
+                ports: &[(80, Proto::Tcp, Some(1080)), (443, Proto::Tcp, None)],
+                want: &[("nginx", "node-a:web.0:80", 1080)],
+            },
             // udp gets :udp and the tag
-            Case { image: "dns", env: &[], ports: &[(53, Proto::Udp, Some(1053))], want: &[("dns", "node-a:web.0:53:udp", 1053)] },
+            Case {
+                image: "dns",
+                env: &[],
+                ports: &[(53, Proto::Udp, Some(1053))],
+                want: &[("dns", "node-a:web.0:53:udp", 1053)],
+            },
             // SERVICE_ID overrides; SERVICE_IGNORE per port and generic
-            Case { image: "x", env: &["SERVICE_ID=custom"], ports: &[(1, Proto::Tcp, Some(2))], want: &[("x", "custom", 2)] },
-            Case { image: "x", env: &["SERVICE_80_IGNORE=yes"], ports: &[(80, Proto::Tcp, Some(1)), (81, Proto::Tcp, Some(2))], want: &[("x-81", "node-a:web.0:81", 2)] },
-            Case { image: "x", env: &["SERVICE_IGNORE=1"], ports: &[(80, Proto::Tcp, Some(1))], want: &[] },
+            Case {
+                image: "x",
+                env: &["SERVICE_ID=custom"],
+                ports: &[(1, Proto::Tcp, Some(2))],
+                want: &[("x", "custom", 2)],
+            },
+            Case {
+                image: "x",
+                env: &["SERVICE_80_IGNORE=yes"],
+                ports: &[(80, Proto::Tcp, Some(1)), (81, Proto::Tcp, Some(2))],
+                want: &[("x-81", "node-a:web.0:81", 2)],
+            },
+            Case {
+                image: "x",
+                env: &["SERVICE_IGNORE=1"],
+                ports: &[(80, Proto::Tcp, Some(1))],
+                want: &[],
+            },
             // image references
-            Case { image: "registry:5000/org/app:1.2@sha256:00", env: &[], ports: &[(1, Proto::Tcp, Some(2))], want: &[("app", "node-a:web.0:1", 2)] },
+            Case {
+                image: "registry:5000/org/app:1.2@sha256:00",
+                env: &[],
+                ports: &[(1, Proto::Tcp, Some(2))],
+                want: &[("app", "node-a:web.0:1", 2)],
+            },
             // nothing published
-            Case { image: "x", env: &[], ports: &[(80, Proto::Tcp, None)], want: &[] },
+            Case {
+                image: "x",
+                env: &[],
+                ports: &[(80, Proto::Tcp, None)],
+                want: &[],
+            },
         ];
         for (i, case) in cases.iter().enumerate() {
             let c = container(case.image, case.env, case.ports);
@@ -369,8 +449,11 @@ mod tests {
                 .iter()
                 .map(|w| (w.def.name.clone(), w.def.id.clone(), w.def.port.unwrap()))
                 .collect();
-            let want: Vec<(String, String, u16)> =
-                case.want.iter().map(|(n, id, p)| (n.to_string(), id.to_string(), *p)).collect();
+            let want: Vec<(String, String, u16)> = case
+                .want
+                .iter()
+                .map(|(n, id, p)| (n.to_string(), id.to_string(), *p))
+                .collect();
             assert_eq!(got, want, "case {i}");
         }
         let c = container("dns", &[], &[(53, Proto::Udp, Some(1053))]);
@@ -389,12 +472,18 @@ mod tests {
         let mut s = settings();
         s.internal = true;
         let w = build(&container("x", &[], &[(80, Proto::Tcp, None)]), &s).0;
-        assert_eq!((w[0].def.address.as_str(), w[0].def.port), ("172.17.0.2", Some(80)));
+        assert_eq!(
+            (w[0].def.address.as_str(), w[0].def.port),
+            ("172.17.0.2", Some(80))
+        );
         assert_eq!(w[0].ip_source, IpSource::Container);
         let mut no_ip = container("x", &[], &[(80, Proto::Tcp, None)]);
         no_ip.ip = None;
         let (w, notes) = build(&no_ip, &s);
-        assert!(w.is_empty() && notes[0].contains("no network IP"), "{notes:?}");
+        assert!(
+            w.is_empty() && notes[0].contains("no network IP"),
+            "{notes:?}"
+        );
 
         // -ip beats the binding; a label beats -ip; a specific binding beats the advertise address.
         let mut s = settings();
@@ -415,7 +504,12 @@ mod tests {
     fn states_tags_and_meta() {
         let mut c = container(
             "x",
-            &["SERVICE_TAGS=a,b", "SERVICE_REGION=us2", "SERVICE_bad key=v", "SERVICE_CONSUL-X=v"],
+            &[
+                "SERVICE_TAGS=a,b",
+                "SERVICE_REGION=us2",
+                "SERVICE_bad key=v",
+                "SERVICE_CONSUL-X=v",
+            ],
             &[(80, Proto::Tcp, Some(8080))],
         );
         let mut s = settings();
@@ -426,7 +520,11 @@ mod tests {
         assert!(!w[0].def.meta.contains_key("bad key"));
         assert!(!w[0].def.meta.contains_key("consul-x"));
         assert_eq!(notes.len(), 2, "{notes:?}");
-        for state in [RunState::Paused, RunState::Stopping, RunState::Exited(Some(0))] {
+        for state in [
+            RunState::Paused,
+            RunState::Stopping,
+            RunState::Exited(Some(0)),
+        ] {
             c.state = state;
             assert!(build(&c, &s).0.is_empty(), "{state:?}");
         }
@@ -439,10 +537,18 @@ mod tests {
 
     #[test]
     fn fingerprint_tracks_content() {
-        let c = container("x", &["SERVICE_CHECK_TCP=1"], &[(80, Proto::Tcp, Some(8080))]);
+        let c = container(
+            "x",
+            &["SERVICE_CHECK_TCP=1"],
+            &[(80, Proto::Tcp, Some(8080))],
+        );
         let a = build(&c, &settings()).0[0].def.meta[META_SPEC].clone();
         assert_eq!(a, build(&c, &settings()).0[0].def.meta[META_SPEC]);
-        let c2 = container("x", &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INTERVAL=3s"], &[(80, Proto::Tcp, Some(8080))]);
+        let c2 = container(
+            "x",
+            &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INTERVAL=3s"],
+            &[(80, Proto::Tcp, Some(8080))],
+        );
         assert_ne!(a, build(&c2, &settings()).0[0].def.meta[META_SPEC]);
     }
 }

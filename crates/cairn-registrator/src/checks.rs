@@ -11,7 +11,12 @@ use cairn_types::duration::parse_duration;
 pub const DEFAULT_INTERVAL: &str = "10s";
 
 /// Builds the checks for a service reachable at `ip:port`. Problems go to `notes`.
-pub fn checks_for(meta: &PortMeta, ip: &str, port: u16, notes: &mut Vec<String>) -> Vec<AgentServiceCheck> {
+pub fn checks_for(
+    meta: &PortMeta,
+    ip: &str,
+    port: u16,
+    notes: &mut Vec<String>,
+) -> Vec<AgentServiceCheck> {
     let host = host_port(ip, port);
     let interval = match meta.get("check_interval") {
         None => Some(DEFAULT_INTERVAL.to_string()),
@@ -61,9 +66,15 @@ pub fn checks_for(meta: &PortMeta, ip: &str, port: u16, notes: &mut Vec<String>)
     };
 
     let mut out = Vec::new();
-    let wants_interval = ["check_http", "check_https", "check_tcp", "check_grpc", "check_script"]
-        .iter()
-        .any(|k| meta.get(k).is_some());
+    let wants_interval = [
+        "check_http",
+        "check_https",
+        "check_tcp",
+        "check_grpc",
+        "check_script",
+    ]
+    .iter()
+    .any(|k| meta.get(k).is_some());
     if let Some(iv) = interval.as_deref() {
         for (key, scheme) in [("check_http", "http"), ("check_https", "https")] {
             if let Some(path) = meta.get(key) {
@@ -143,7 +154,12 @@ pub fn host_port(ip: &str, port: u16) -> String {
     }
 }
 
-fn duration_setting(meta: &PortMeta, key: &str, var: &str, notes: &mut Vec<String>) -> Option<String> {
+fn duration_setting(
+    meta: &PortMeta,
+    key: &str,
+    var: &str,
+    notes: &mut Vec<String>,
+) -> Option<String> {
     let v = meta.get(key)?.trim();
     match parse_duration(v) {
         Ok(_) => Some(v.to_string()),
@@ -158,7 +174,10 @@ fn flag(meta: &PortMeta, key: &str, notes: &mut Vec<String>) -> bool {
     match meta.get(key) {
         None => false,
         Some(v) => parse_bool(v).unwrap_or_else(|| {
-            notes.push(format!("SERVICE_{}={v:?} is not a boolean; false", key.to_ascii_uppercase()));
+            notes.push(format!(
+                "SERVICE_{}={v:?} is not a boolean; false",
+                key.to_ascii_uppercase()
+            ));
             false
         }),
     }
@@ -242,7 +261,10 @@ mod tests {
 
     #[test]
     fn article_http_check() {
-        let (c, notes) = run(&["SERVICE_4567_CHECK_HTTP=/health", "SERVICE_4567_CHECK_INTERVAL=10s"]);
+        let (c, notes) = run(&[
+            "SERVICE_4567_CHECK_HTTP=/health",
+            "SERVICE_4567_CHECK_INTERVAL=10s",
+        ]);
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].http, "http://10.0.0.5:32768/health");
@@ -258,37 +280,160 @@ mod tests {
             notes: usize,
         }
         let cases: Vec<Case> = vec![
-            Case { env: &["SERVICE_CHECK_HTTP=health"], check: |c| c[0].http == "http://10.0.0.5:32768/health" && c[0].interval == "10s", notes: 0 },
-            Case { env: &["SERVICE_CHECK_HTTP=/h", "SERVICE_CHECK_HTTP_METHOD=head"], check: |c| c[0].method == "HEAD", notes: 0 },
-            Case { env: &["SERVICE_CHECK_HTTPS=/h", "SERVICE_CHECK_TLS_SKIP_VERIFY=true"], check: |c| c[0].http == "https://10.0.0.5:32768/h" && c[0].tls_skip_verify, notes: 0 },
-            Case { env: &["SERVICE_CHECK_TCP=true", "SERVICE_CHECK_TIMEOUT=2s"], check: |c| c[0].tcp == "10.0.0.5:32768" && c[0].timeout == "2s", notes: 0 },
-            Case { env: &["SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=1"], check: |c| c[0].grpc == "10.0.0.5:32768" && c[0].grpc_use_tls, notes: 0 },
-            Case { env: &["SERVICE_CHECK_GRPC=my.Health"], check: |c| c[0].grpc == "10.0.0.5:32768/my.Health", notes: 0 },
-            Case { env: &["SERVICE_CHECK_SCRIPT=nc -z $SERVICE_IP $SERVICE_PORT"], check: |c| c[0].args == ["nc", "-z", "10.0.0.5", "32768"], notes: 0 },
-            Case { env: &["SERVICE_CHECK_SCRIPT=sh -c 'echo a b'"], check: |c| c[0].args == ["sh", "-c", "echo a b"], notes: 0 },
-            Case { env: &["SERVICE_CHECK_TTL=30s"], check: |c| c[0].ttl == "30s" && c[0].interval.is_empty(), notes: 0 },
-            Case { env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INTERVAL=5s"], check: |c| c[0].interval == "5s", notes: 0 },
-            Case { env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INITIAL_STATUS=Passing"], check: |c| c[0].status == "passing", notes: 0 },
-            Case { env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_DEREGISTER_AFTER=10m"], check: |c| c[0].deregister_critical_service_after == "10m", notes: 0 },
+            Case {
+                env: &["SERVICE_CHECK_HTTP=health"],
+                check: |c| c[0].http == "http://10.0.0.5:32768/health" && c[0].interval == "10s",
+                notes: 0,
+            },
+            Case {
+                env: &["SERVICE_CHECK_HTTP=/h", "SERVICE_CHECK_HTTP_METHOD=head"],
+                check: |c| c[0].method == "HEAD",
+                notes: 0,
+            },
+            Case {
+                env: &[
+                    "SERVICE_CHECK_HTTPS=/h",
+                    "SERVICE_CHECK_TLS_SKIP_VERIFY=true",
+                ],
+                check: |c| c[0].http == "https://10.0.0.5:32768/h" && c[0].tls_skip_verify,
+                notes: 0,
+            },
+            Case {
+                env: &["SERVICE_CHECK_TCP=true", "SERVICE_CHECK_TIMEOUT=2s"],
+                check: |c| c[0].tcp == "10.0.0.5:32768" && c[0].timeout == "2s",
+                notes: 0,
+            },
+            Case {
+                env: &["SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=1"],
+                check: |c| c[0].grpc == "10.0.0.5:32768" && c[0].grpc_use_tls,
+                notes: 0,
+            },
+            Case {
+                env: &["SERVICE_CHECK_GRPC=my.Health"],
+                check: |c| c[0].grpc == "10.0.0.5:32768/my.Health",
+                notes: 0,
+            },
+            Case {
+                env: &["SERVICE_CHECK_SCRIPT=nc -z $SERVICE_IP $SERVICE_PORT"],
+                check: |c| c[0].args == ["nc", "-z", "10.0.0.5", "32768"],
+                notes: 0,
+            },
+            Case {
+                env: &["SERVICE_CHECK_SCRIPT=sh -c 'echo a b'"],
+                check: |c| c[0].args == ["sh", "-c", "echo a b"],
+                notes: 0,
+            },
+            Case {
+                env: &["SERVICE_CHECK_TTL=30s"],
+                check: |c| c[0].ttl == "30s" && c[0].interval.is_empty(),
+                notes: 0,
+            },
+            Case {
+                env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INTERVAL=5s"],
+                check: |c| c[0].interval == "5s",
+                notes: 0,
+            },
+            Case {
+                env: &[
+                    "SERVICE_CHECK_TCP=1",
+                    "SERVICE_CHECK_INITIAL_STATUS=Passing",
+                ],
+                check: |c| c[0].status == "passing",
+                notes: 0,
+            },
+            Case {
+                env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_DEREGISTER_AFTER=10m"],
+                check: |c| c[0].deregister_critical_service_after == "10m",
+                notes: 0,
+            },
             // several checks at once, in a fixed order
-            Case { env: &["SERVICE_CHECK_TTL=9s", "SERVICE_CHECK_TCP=1", "SERVICE_CHECK_HTTP=/"], check: |c| c.len() == 3 && !c[0].http.is_empty() && !c[1].tcp.is_empty() && !c[2].ttl.is_empty(), notes: 0 },
+            Case {
+                env: &[
+                    "SERVICE_CHECK_TTL=9s",
+                    "SERVICE_CHECK_TCP=1",
+                    "SERVICE_CHECK_HTTP=/",
+                ],
+                check: |c| {
+                    c.len() == 3
+                        && !c[0].http.is_empty()
+                        && !c[1].tcp.is_empty()
+                        && !c[2].ttl.is_empty()
+                },
+                notes: 0,
+            },
             // bad values
-            Case { env: &["SERVICE_CHECK_HTTP=/h", "SERVICE_CHECK_INTERVAL=often"], check: |c| c.is_empty(), notes: 1 },
-            Case { env: &["SERVICE_CHECK_HTTP=/h", "SERVICE_CHECK_INTERVAL=0s"], check: |c| c.is_empty(), notes: 1 },
-            Case { env: &["SERVICE_CHECK_TTL=9s", "SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INTERVAL=x"], check: |c| c.len() == 1 && c[0].ttl == "9s", notes: 1 },
-            Case { env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_TIMEOUT=soon"], check: |c| c.len() == 1 && c[0].timeout.is_empty(), notes: 1 },
-            Case { env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_DEREGISTER_AFTER=-1m"], check: |c| c.len() == 1 && c[0].deregister_critical_service_after.is_empty(), notes: 1 },
-            Case { env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INITIAL_STATUS=great"], check: |c| c.len() == 1 && c[0].status.is_empty(), notes: 1 },
-            Case { env: &["SERVICE_CHECK_TTL=forever"], check: |c| c.is_empty(), notes: 1 },
-            Case { env: &["SERVICE_CHECK_SCRIPT=echo 'unterminated"], check: |c| c.is_empty(), notes: 1 },
-            Case { env: &["SERVICE_CHECK_GRPC=true", "SERVICE_CHECK_GRPC_USE_TLS=perhaps"], check: |c| !c[0].grpc_use_tls, notes: 1 },
-            Case { env: &["SERVICE_CHECK_CMD=/bin/true"], check: |c| c.is_empty(), notes: 1 },
-            Case { env: &[], check: |c| c.is_empty(), notes: 0 },
+            Case {
+                env: &["SERVICE_CHECK_HTTP=/h", "SERVICE_CHECK_INTERVAL=often"],
+                check: |c| c.is_empty(),
+                notes: 1,
+            },
+            Case {
+                env: &["SERVICE_CHECK_HTTP=/h", "SERVICE_CHECK_INTERVAL=0s"],
+                check: |c| c.is_empty(),
+                notes: 1,
+            },
+            Case {
+                env: &[
+                    "SERVICE_CHECK_TTL=9s",
+                    "SERVICE_CHECK_TCP=1",
+                    "SERVICE_CHECK_INTERVAL=x",
+                ],
+                check: |c| c.len() == 1 && c[0].ttl == "9s",
+                notes: 1,
+            },
+            Case {
+                env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_TIMEOUT=soon"],
+                check: |c| c.len() == 1 && c[0].timeout.is_empty(),
+                notes: 1,
+            },
+            Case {
+                env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_DEREGISTER_AFTER=-1m"],
+                check: |c| c.len() == 1 && c[0].deregister_critical_service_after.is_empty(),
+                notes: 1,
+            },
+            Case {
+                env: &["SERVICE_CHECK_TCP=1", "SERVICE_CHECK_INITIAL_STATUS=great"],
+                check: |c| c.len() == 1 && c[0].status.is_empty(),
+                notes: 1,
+            },
+            Case {
+                env: &["SERVICE_CHECK_TTL=forever"],
+                check: |c| c.is_empty(),
+                notes: 1,
+            },
+            Case {
+                env: &["SERVICE_CHECK_SCRIPT=echo 'unterminated"],
+                check: |c| c.is_empty(),
+                notes: 1,
+            },
+            Case {
+                env: &[
+                    "SERVICE_CHECK_GRPC=true",
+                    "SERVICE_CHECK_GRPC_USE_TLS=perhaps",
+                ],
+                check: |c| !c[0].grpc_use_tls,
+                notes: 1,
+            },
+            Case {
+                env: &["SERVICE_CHECK_CMD=/bin/true"],
+                check: |c| c.is_empty(),
+                notes: 1,
+            },
+            Case {
+                env: &[],
+                check: |c| c.is_empty(),
+                notes: 0,
+            },
         ];
         for (i, case) in cases.iter().enumerate() {
             let (c, notes) = run(case.env);
             assert!((case.check)(&c), "case {i} {:?}: {c:#?}", case.env);
-            assert_eq!(notes.len(), case.notes, "case {i} {:?}: {notes:?}", case.env);
+            assert_eq!(
+                notes.len(),
+                case.notes,
+                "case {i} {:?}: {notes:?}",
+                case.env
+            );
         }
     }
 

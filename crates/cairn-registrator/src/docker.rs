@@ -10,7 +10,9 @@ use crate::error::SourceError;
 use crate::log;
 use crate::runtime::short;
 use crate::source::Source;
-use bollard::models::{ContainerInspectResponse, ContainerSummaryStateEnum, EventMessage, HealthStatusEnum};
+use bollard::models::{
+    ContainerInspectResponse, ContainerSummaryStateEnum, EventMessage, HealthStatusEnum,
+};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures::{Stream, StreamExt};
@@ -96,7 +98,10 @@ impl DockerSource {
             Docker::connect_with_http(&self.endpoint, TIMEOUT_SECS, API_DEFAULT_VERSION)
         }
         .map_err(|e| self.engine_err(e))?;
-        let d = d.negotiate_version().await.map_err(|e| self.engine_err(e))?;
+        let d = d
+            .negotiate_version()
+            .await
+            .map_err(|e| self.engine_err(e))?;
         log::info(format!(
             "connected to the container engine at {} (API {})",
             self.endpoint,
@@ -152,9 +157,10 @@ impl DockerSource {
                         }
                         None => continue,
                     },
-                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                        continue
-                    }
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => continue,
                     Err(e) => {
                         self.forget_client();
                         return Err(self.engine_err(e));
@@ -165,7 +171,10 @@ impl DockerSource {
             if let Some((_, c)) = self.cache.get(&id) {
                 let mut c = c.clone();
                 if c.state == RunState::Running
-                    && self.draining.get(&id).is_some_and(|t| t.elapsed() < DRAIN_FOR)
+                    && self
+                        .draining
+                        .get(&id)
+                        .is_some_and(|t| t.elapsed() < DRAIN_FOR)
                 {
                     c.state = RunState::Stopping;
                 }
@@ -173,7 +182,8 @@ impl DockerSource {
             }
         }
         self.cache.retain(|id, _| seen.contains(id));
-        self.draining.retain(|id, t| seen.contains(id) && t.elapsed() < DRAIN_FOR);
+        self.draining
+            .retain(|id, t| seen.contains(id) && t.elapsed() < DRAIN_FOR);
         Ok(out)
     }
 
@@ -224,7 +234,10 @@ impl DockerSource {
 /// Signals that end a container (by number or name).
 fn is_terminating(signal: &str) -> bool {
     let s = signal.trim().trim_start_matches("SIG").to_ascii_uppercase();
-    matches!(s.as_str(), "2" | "3" | "9" | "15" | "INT" | "QUIT" | "KILL" | "TERM")
+    matches!(
+        s.as_str(),
+        "2" | "3" | "9" | "15" | "INT" | "QUIT" | "KILL" | "TERM"
+    )
 }
 
 fn now_secs() -> i64 {
@@ -263,7 +276,9 @@ impl Source for DockerSource {
                 if self.stream_failures > 0 {
                     log::info(format!(
                         "event stream re-opened from {}; re-listing",
-                        self.since.map(|s| s.to_string()).unwrap_or_else(|| "now".into())
+                        self.since
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "now".into())
                     ));
                     // Whatever happened while disconnected is re-listed by the runtime.
                     return;
@@ -318,7 +333,11 @@ fn parse_port_key(k: &str) -> Option<(u16, Proto)> {
 /// Turns `docker inspect` into the source-neutral model (`None` without an ID).
 pub fn convert(info: ContainerInspectResponse) -> Option<Container> {
     let id = info.id?;
-    let name = info.name.unwrap_or_default().trim_start_matches('/').to_string();
+    let name = info
+        .name
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_string();
     let config = info.config.unwrap_or_default();
     let state = info.state.unwrap_or_default();
     let run_state = if state.paused == Some(true) {
@@ -347,7 +366,9 @@ pub fn convert(info: ContainerInspectResponse) -> Option<Container> {
         }
     }
     for (k, list) in bindings {
-        let Some((exposed, proto)) = parse_port_key(&k) else { continue };
+        let Some((exposed, proto)) = parse_port_key(&k) else {
+            continue;
+        };
         let list = list.unwrap_or_default();
         let pick = list
             .iter()
@@ -357,7 +378,11 @@ pub fn convert(info: ContainerInspectResponse) -> Option<Container> {
             exposed,
             proto,
             host_ip: b.host_ip.clone(),
-            host_port: b.host_port.as_deref().and_then(|p| p.parse().ok()).filter(|p| *p != 0),
+            host_port: b
+                .host_port
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .filter(|p| *p != 0),
         });
         keys.insert((exposed, proto), binding);
     }
@@ -429,8 +454,18 @@ mod tests {
         assert_eq!(
             c.ports,
             vec![
-                PortBinding { exposed: 53, proto: Proto::Udp, host_ip: None, host_port: None },
-                PortBinding { exposed: 4567, proto: Proto::Tcp, host_ip: Some("0.0.0.0".into()), host_port: Some(32768) },
+                PortBinding {
+                    exposed: 53,
+                    proto: Proto::Udp,
+                    host_ip: None,
+                    host_port: None
+                },
+                PortBinding {
+                    exposed: 4567,
+                    proto: Proto::Tcp,
+                    host_ip: Some("0.0.0.0".into()),
+                    host_port: Some(32768)
+                },
             ]
         );
     }
@@ -458,7 +493,12 @@ mod tests {
             time: Some(100),
             actor: Some(bollard::models::EventActor {
                 id: Some("c1".into()),
-                attributes: Some(attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                attributes: Some(
+                    attrs
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
             }),
             ..Default::default()
         };

@@ -27,7 +27,9 @@ impl RegistryError {
     /// Whether retrying the same request later can help (a 4xx answer will not change).
     pub fn is_permanent(&self) -> bool {
         match self {
-            RegistryError::Api(e) => e.status().is_some_and(|s| (400..500).contains(&s) && s != 429),
+            RegistryError::Api(e) => e
+                .status()
+                .is_some_and(|s| (400..500).contains(&s) && s != 429),
             RegistryError::Invalid(_) => false,
         }
     }

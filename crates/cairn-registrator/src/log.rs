@@ -20,7 +20,10 @@ pub fn line(level: Level, msg: impl Display) {
         Level::Warn => "WARN",
         Level::Error => "ERROR",
     };
-    eprintln!("{} [{tag}] registrator: {msg}", timestamp(SystemTime::now()));
+    eprintln!(
+        "{} [{tag}] registrator: {msg}",
+        timestamp(SystemTime::now())
+    );
 }
 
 /// `info` shorthand.

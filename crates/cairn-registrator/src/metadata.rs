@@ -168,25 +168,84 @@ mod tests {
         }
         let cases = [
             // per-port wins whatever the order
-            Case { env: &["SERVICE_80_NAME=a", "SERVICE_NAME=b"], labels: &[], key: "name", want: Some("a") },
-            Case { env: &["SERVICE_NAME=b", "SERVICE_80_NAME=a"], labels: &[], key: "name", want: Some("a") },
+            Case {
+                env: &["SERVICE_80_NAME=a", "SERVICE_NAME=b"],
+                labels: &[],
+                key: "name",
+                want: Some("a"),
+            },
+            Case {
+                env: &["SERVICE_NAME=b", "SERVICE_80_NAME=a"],
+                labels: &[],
+                key: "name",
+                want: Some("a"),
+            },
             // labels come after env at the same specificity
-            Case { env: &["SERVICE_NAME=env"], labels: &[("SERVICE_NAME", "label")], key: "name", want: Some("label") },
-            Case { env: &["SERVICE_80_NAME=env"], labels: &[("SERVICE_NAME", "label")], key: "name", want: Some("env") },
+            Case {
+                env: &["SERVICE_NAME=env"],
+                labels: &[("SERVICE_NAME", "label")],
+                key: "name",
+                want: Some("label"),
+            },
+            Case {
+                env: &["SERVICE_80_NAME=env"],
+                labels: &[("SERVICE_NAME", "label")],
+                key: "name",
+                want: Some("env"),
+            },
             // keys are lower-cased
-            Case { env: &["SERVICE_REGION=us2"], labels: &[], key: "region", want: Some("us2") },
-            Case { env: &["SERVICE_CHECK_HTTP_METHOD=HEAD"], labels: &[], key: "check_http_method", want: Some("HEAD") },
+            Case {
+                env: &["SERVICE_REGION=us2"],
+                labels: &[],
+                key: "region",
+                want: Some("us2"),
+            },
+            Case {
+                env: &["SERVICE_CHECK_HTTP_METHOD=HEAD"],
+                labels: &[],
+                key: "check_http_method",
+                want: Some("HEAD"),
+            },
             // empty values are ignored, other ports are ignored
-            Case { env: &["SERVICE_NAME="], labels: &[], key: "name", want: None },
-            Case { env: &["SERVICE_81_NAME=x"], labels: &[], key: "name", want: None },
+            Case {
+                env: &["SERVICE_NAME="],
+                labels: &[],
+                key: "name",
+                want: None,
+            },
+            Case {
+                env: &["SERVICE_81_NAME=x"],
+                labels: &[],
+                key: "name",
+                want: None,
+            },
             // not the prefix, no '='
-            Case { env: &["MY_SERVICE_NAME=x", "SERVICE_NAME"], labels: &[], key: "name", want: None },
+            Case {
+                env: &["MY_SERVICE_NAME=x", "SERVICE_NAME"],
+                labels: &[],
+                key: "name",
+                want: None,
+            },
             // value may contain '='
-            Case { env: &["SERVICE_CHECK_SCRIPT=a=b"], labels: &[], key: "check_script", want: Some("a=b") },
-            Case { env: &["SERVICE_ID=x", "SERVICE_80_IGNORE=1"], labels: &[], key: "ignore", want: Some("1") },
+            Case {
+                env: &["SERVICE_CHECK_SCRIPT=a=b"],
+                labels: &[],
+                key: "check_script",
+                want: Some("a=b"),
+            },
+            Case {
+                env: &["SERVICE_ID=x", "SERVICE_80_IGNORE=1"],
+                labels: &[],
+                key: "ignore",
+                want: Some("1"),
+            },
         ];
         for (i, c) in cases.iter().enumerate() {
-            let labels = c.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let labels = c
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             let mut notes = vec![];
             let m = for_port(&env(c.env), &labels, 80, &mut notes);
             assert_eq!(m.get(c.key), c.want, "case {i}");
@@ -200,7 +259,9 @@ mod tests {
         let m = for_port(&[big], &BTreeMap::new(), 80, &mut notes);
         assert_eq!(m.get("name"), None);
         assert!(notes[0].contains("limit"), "{notes:?}");
-        let many: Vec<String> = (0..MAX_ENTRIES + 10).map(|i| format!("SERVICE_K{i}=v")).collect();
+        let many: Vec<String> = (0..MAX_ENTRIES + 10)
+            .map(|i| format!("SERVICE_K{i}=v"))
+            .collect();
         let mut notes = vec![];
         let m = for_port(&many, &BTreeMap::new(), 80, &mut notes);
         assert_eq!(m.values.len(), MAX_ENTRIES);

@@ -183,7 +183,12 @@ mod tests {
         }
     }
 
-    fn run(wanted: &[ServiceDefinition], actual: &[AgentService], keep: &[&str], legacy: Option<&str>) -> Plan {
+    fn run(
+        wanted: &[ServiceDefinition],
+        actual: &[AgentService],
+        keep: &[&str],
+        legacy: Option<&str>,
+    ) -> Plan {
         let actual: BTreeMap<String, AgentService> =
             actual.iter().map(|a| (a.id.clone(), a.clone())).collect();
         let keep: BTreeSet<String> = keep.iter().map(|s| s.to_string()).collect();
@@ -233,20 +238,132 @@ mod tests {
             notes: usize,
         }
         let cases = [
-            Case { what: "nothing to do", wanted: vec![], actual: vec![], keep: &[], legacy: None, ops: &[], notes: 0 },
-            Case { what: "new", wanted: vec![a.clone()], actual: vec![], keep: &[], legacy: None, ops: &["+node-a:c1:80 (new)"], notes: 0 },
-            Case { what: "unchanged: zero writes", wanted: vec![a.clone(), b.clone()], actual: vec![have(&a), have(&b)], keep: &[], legacy: None, ops: &[], notes: 0 },
-            Case { what: "spec changed", wanted: vec![a2.clone()], actual: vec![have(&a)], keep: &[], legacy: None, ops: &["+node-a:c1:80 (changed)"], notes: 0 },
-            Case { what: "edited behind our back", wanted: vec![a.clone()], actual: vec![moved], keep: &[], legacy: None, ops: &["+node-a:c1:80 (changed)"], notes: 0 },
-            Case { what: "gone", wanted: vec![], actual: vec![have(&a)], keep: &[], legacy: None, ops: &["-node-a:c1:80 (no longer running)"], notes: 0 },
-            Case { what: "kept by on-success", wanted: vec![], actual: vec![have(&a), c2.clone()], keep: &["c1"], legacy: None, ops: &["-node-a:c2:80 (no longer running)"], notes: 0 },
-            Case { what: "foreign owner never touched", wanted: vec![a.clone()], actual: vec![have(&foreign)], keep: &[], legacy: None, ops: &[], notes: 1 },
-            Case { what: "foreign owner not deregistered", wanted: vec![], actual: vec![have(&foreign)], keep: &[], legacy: None, ops: &[], notes: 0 },
-            Case { what: "manual service untouched", wanted: vec![], actual: vec![manual.clone()], keep: &[], legacy: Some("node-a"), ops: &[], notes: 0 },
-            Case { what: "unowned same ID adopted", wanted: vec![a.clone()], actual: vec![unowned], keep: &[], legacy: None, ops: &["+node-a:c1:80 (adopted (was registered without an owner))"], notes: 0 },
-            Case { what: "legacy leftover kept without -cleanup", wanted: vec![], actual: vec![legacy.clone()], keep: &[], legacy: None, ops: &[], notes: 0 },
-            Case { what: "legacy leftover removed with -cleanup", wanted: vec![], actual: vec![legacy.clone()], keep: &[], legacy: Some("node-a"), ops: &["-node-a:old:80 (registrator-shaped leftover (-cleanup))"], notes: 0 },
-            Case { what: "duplicate wanted ID", wanted: vec![a.clone(), a.clone()], actual: vec![], keep: &[], legacy: None, ops: &["+node-a:c1:80 (new)"], notes: 1 },
+            Case {
+                what: "nothing to do",
+                wanted: vec![],
+                actual: vec![],
+                keep: &[],
+                legacy: None,
+                ops: &[],
+                notes: 0,
+            },
+            Case {
+                what: "new",
+                wanted: vec![a.clone()],
+                actual: vec![],
+                keep: &[],
+                legacy: None,
+                ops: &["+node-a:c1:80 (new)"],
+                notes: 0,
+            },
+            Case {
+                what: "unchanged: zero writes",
+                wanted: vec![a.clone(), b.clone()],
+                actual: vec![have(&a), have(&b)],
+                keep: &[],
+                legacy: None,
+                ops: &[],
+                notes: 0,
+            },
+            Case {
+                what: "spec changed",
+                wanted: vec![a2.clone()],
+                actual: vec![have(&a)],
+                keep: &[],
+                legacy: None,
+                ops: &["+node-a:c1:80 (changed)"],
+                notes: 0,
+            },
+            Case {
+                what: "edited behind our back",
+                wanted: vec![a.clone()],
+                actual: vec![moved],
+                keep: &[],
+                legacy: None,
+                ops: &["+node-a:c1:80 (changed)"],
+                notes: 0,
+            },
+            Case {
+                what: "gone",
+                wanted: vec![],
+                actual: vec![have(&a)],
+                keep: &[],
+                legacy: None,
+                ops: &["-node-a:c1:80 (no longer running)"],
+                notes: 0,
+            },
+            Case {
+                what: "kept by on-success",
+                wanted: vec![],
+                actual: vec![have(&a), c2.clone()],
+                keep: &["c1"],
+                legacy: None,
+                ops: &["-node-a:c2:80 (no longer running)"],
+                notes: 0,
+            },
+            Case {
+                what: "foreign owner never touched",
+                wanted: vec![a.clone()],
+                actual: vec![have(&foreign)],
+                keep: &[],
+                legacy: None,
+                ops: &[],
+                notes: 1,
+            },
+            Case {
+                what: "foreign owner not deregistered",
+                wanted: vec![],
+                actual: vec![have(&foreign)],
+                keep: &[],
+                legacy: None,
+                ops: &[],
+                notes: 0,
+            },
+            Case {
+                what: "manual service untouched",
+                wanted: vec![],
+                actual: vec![manual.clone()],
+                keep: &[],
+                legacy: Some("node-a"),
+                ops: &[],
+                notes: 0,
+            },
+            Case {
+                what: "unowned same ID adopted",
+                wanted: vec![a.clone()],
+                actual: vec![unowned],
+                keep: &[],
+                legacy: None,
+                ops: &["+node-a:c1:80 (adopted (was registered without an owner))"],
+                notes: 0,
+            },
+            Case {
+                what: "legacy leftover kept without -cleanup",
+                wanted: vec![],
+                actual: vec![legacy.clone()],
+                keep: &[],
+                legacy: None,
+                ops: &[],
+                notes: 0,
+            },
+            Case {
+                what: "legacy leftover removed with -cleanup",
+                wanted: vec![],
+                actual: vec![legacy.clone()],
+                keep: &[],
+                legacy: Some("node-a"),
+                ops: &["-node-a:old:80 (registrator-shaped leftover (-cleanup))"],
+                notes: 0,
+            },
+            Case {
+                what: "duplicate wanted ID",
+                wanted: vec![a.clone(), a.clone()],
+                actual: vec![],
+                keep: &[],
+                legacy: None,
+                ops: &["+node-a:c1:80 (new)"],
+                notes: 1,
+            },
         ];
         for c in cases {
             let p = run(&c.wanted, &c.actual, c.keep, c.legacy);
@@ -292,7 +409,11 @@ mod tests {
             for i in 0..rnd(12) {
                 let id = format!("node-a:c{i}:80");
                 let ours = want(&id, "node-a", &format!("s{}", rnd(2)));
-                let present = want(&id, ["node-a", "node-b"][rnd(2) as usize], &format!("s{}", rnd(2)));
+                let present = want(
+                    &id,
+                    ["node-a", "node-b"][rnd(2) as usize],
+                    &format!("s{}", rnd(2)),
+                );
                 match rnd(3) {
                     0 => wanted.push(ours),
                     1 => {
@@ -310,7 +431,13 @@ mod tests {
                 .map(|(id, _)| id.clone())
                 .collect();
             let keep = BTreeSet::new();
-            let plan = reconcile(Input { wanted: &wanted, actual: &actual, owner: "node-a", keep_containers: &keep, legacy_node: None });
+            let plan = reconcile(Input {
+                wanted: &wanted,
+                actual: &actual,
+                owner: "node-a",
+                keep_containers: &keep,
+                legacy_node: None,
+            });
             for op in &plan.ops {
                 match op {
                     Op::Register { def, .. } => {
@@ -321,10 +448,23 @@ mod tests {
                     }
                 }
             }
-            let again = reconcile(Input { wanted: &wanted, actual: &actual, owner: "node-a", keep_containers: &keep, legacy_node: None });
-            assert!(again.ops.is_empty(), "seed {seed} round {round}: {:?}", again.ops);
+            let again = reconcile(Input {
+                wanted: &wanted,
+                actual: &actual,
+                owner: "node-a",
+                keep_containers: &keep,
+                legacy_node: None,
+            });
+            assert!(
+                again.ops.is_empty(),
+                "seed {seed} round {round}: {:?}",
+                again.ops
+            );
             for id in &foreign {
-                assert!(!plan.ops.iter().any(|o| o.id() == id), "seed {seed}: touched foreign {id}");
+                assert!(
+                    !plan.ops.iter().any(|o| o.id() == id),
+                    "seed {seed}: touched foreign {id}"
+                );
                 assert_eq!(actual[id].meta[META_OWNER], "node-b", "seed {seed}");
             }
         }

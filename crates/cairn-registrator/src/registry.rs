@@ -26,7 +26,10 @@ pub trait Registry: Send + Sync {
         &self,
     ) -> impl Future<Output = Result<BTreeMap<String, AgentService>, RegistryError>> + Send;
     /// Registers (or replaces) a service.
-    fn register(&self, def: &ServiceDefinition) -> impl Future<Output = Result<(), RegistryError>> + Send;
+    fn register(
+        &self,
+        def: &ServiceDefinition,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send;
     /// Removes a service (no error if it is already gone).
     fn deregister(&self, id: &str) -> impl Future<Output = Result<(), RegistryError>> + Send;
 }
@@ -51,7 +54,10 @@ impl AgentRegistry {
 impl Registry for AgentRegistry {
     async fn identity(&self) -> Result<Identity, RegistryError> {
         let v = self.client.agent_self().await?;
-        let node = v["Config"]["NodeName"].as_str().unwrap_or_default().to_string();
+        let node = v["Config"]["NodeName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if node.is_empty() {
             return Err(RegistryError::Invalid(
                 "/v1/agent/self has no Config.NodeName".into(),
@@ -144,7 +150,9 @@ impl MemoryRegistry {
 
     fn check_up(&self) -> Result<(), RegistryError> {
         if self.lock().down {
-            Err(RegistryError::Invalid("connection refused (memory registry is down)".into()))
+            Err(RegistryError::Invalid(
+                "connection refused (memory registry is down)".into(),
+            ))
         } else {
             Ok(())
         }

@@ -182,7 +182,11 @@ impl<S: Source, R: Registry> Runtime<S, R> {
         log::info(format!(
             "agent node {:?}, owner {owner:?}; {ip_note}{label_note}{}",
             id.node,
-            if self.opts.internal { "; -internal: container IPs and exposed ports" } else { "" }
+            if self.opts.internal {
+                "; -internal: container IPs and exposed ports"
+            } else {
+                ""
+            }
         ));
         self.settings = Some(Settings {
             node: id.node,
@@ -213,7 +217,9 @@ impl<S: Source, R: Registry> Runtime<S, R> {
                 }
                 self.notes_seen.insert(c.id.clone(), notes);
             }
-            if let (DeregisterMode::OnSuccess, RunState::Exited(Some(code))) = (self.opts.deregister, c.state) {
+            if let (DeregisterMode::OnSuccess, RunState::Exited(Some(code))) =
+                (self.opts.deregister, c.state)
+            {
                 if code != 0 && code & 128 == 0 {
                     keep.insert(c.name.clone());
                 }
@@ -224,7 +230,10 @@ impl<S: Source, R: Registry> Runtime<S, R> {
     }
 
     /// Plans one round against the agent's current services.
-    async fn plan(&mut self, containers: Option<&[Container]>) -> Result<(Plan, Vec<Wanted>), RoundError> {
+    async fn plan(
+        &mut self,
+        containers: Option<&[Container]>,
+    ) -> Result<(Plan, Vec<Wanted>), RoundError> {
         let (wanted, keep) = match containers {
             Some(c) => self.wanted(c),
             None => (Vec::new(), BTreeSet::new()),
@@ -250,14 +259,22 @@ impl<S: Source, R: Registry> Runtime<S, R> {
         let n = wanted.len();
         let (writes, failed) = self.execute(plan, &wanted).await;
         self.stats.rounds += 1;
-        Ok(Round { wanted: n, writes, failed })
+        Ok(Round {
+            wanted: n,
+            writes,
+            failed,
+        })
     }
 
     /// Deregisters everything this owner registered (used when a task runner stops).
     pub async fn drain(&mut self) -> Result<Round, RoundError> {
         let (plan, _) = self.plan(None).await?;
         let (writes, failed) = self.execute(plan, &[]).await;
-        Ok(Round { wanted: 0, writes, failed })
+        Ok(Round {
+            wanted: 0,
+            writes,
+            failed,
+        })
     }
 
     async fn execute(&mut self, plan: Plan, wanted: &[Wanted]) -> (u64, u64) {
@@ -350,7 +367,8 @@ impl<S: Source, R: Registry> Runtime<S, R> {
                             round.wanted, round.writes, round.failed
                         ));
                     }
-                    retry_at = (round.failed > 0).then(|| Instant::now() + self.opts.backoff.delay(0, 1.0));
+                    retry_at = (round.failed > 0)
+                        .then(|| Instant::now() + self.opts.backoff.delay(0, 1.0));
                 }
                 Err(e) => {
                     let d = self.opts.backoff.delay(failures, jitter_unit());

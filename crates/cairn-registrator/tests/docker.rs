@@ -50,7 +50,10 @@ async fn article_container_appears_with_its_check_and_leaves_on_stop() {
     let s = &s[0];
     assert_eq!(s["ID"], format!("node-article:{cname}:4567"));
     assert_eq!(s["Port"], host_port);
-    assert_eq!(s["Address"], "127.0.0.1", "the dev agent's advertise address");
+    assert_eq!(
+        s["Address"], "127.0.0.1",
+        "the dev agent's advertise address"
+    );
     assert_eq!(s["Tags"], serde_json::json!(["http"]));
     assert_eq!(s["Meta"]["registrator-owner"], "node-article");
     let passing = agent.wait_passing(&name, 1, T).await;
@@ -59,7 +62,8 @@ async fn article_container_appears_with_its_check_and_leaves_on_stop() {
     assert_eq!(http["Status"], "passing");
     assert_eq!(http["Type"], "http");
     assert!(
-        reg.text().contains("address from the agent's advertise address"),
+        reg.text()
+            .contains("address from the agent's advertise address"),
         "the log says where the address came from:\n{}",
         reg.text()
     );
@@ -120,8 +124,10 @@ async fn two_registrators_on_two_agents_do_not_collide() {
     let client = reqwest::Client::new();
     let r = client
         .put(format!("http://{}/v1/agent/service/register", a.addr))
-        .json(&serde_json::json!({"ID": foreign_id, "Name": name, "Port": 1,
-            "Meta": {"registrator-owner": "host-z", "registrator-container": "x"}}))
+        .json(
+            &serde_json::json!({"ID": foreign_id, "Name": name, "Port": 1,
+            "Meta": {"registrator-owner": "host-z", "registrator-container": "x"}}),
+        )
         .send()
         .await
         .unwrap();
@@ -131,7 +137,10 @@ async fn two_registrators_on_two_agents_do_not_collide() {
     let on_a = a.wait_count(&name, 2, T).await;
     let on_b = b.wait_count(&name, 1, T).await;
     let ids_a: Vec<&Value> = on_a.iter().map(|s| &s["ID"]).collect();
-    assert!(ids_a.contains(&&Value::from(format!("host-a:{cname}:4567"))), "{ids_a:?}");
+    assert!(
+        ids_a.contains(&&Value::from(format!("host-a:{cname}:4567"))),
+        "{ids_a:?}"
+    );
     assert_eq!(on_b[0]["ID"], format!("host-b:{cname}:4567"));
     assert_eq!(on_b[0]["Address"], "10.99.0.2");
     assert_eq!(on_b[0]["Meta"]["registrator-owner"], "host-b");
@@ -163,16 +172,28 @@ async fn malformed_metadata_is_reported_and_the_service_still_registers() {
         "SERVICE_REGION=eu1".into(),
     ];
     let _c = run_with_env(&unique("c"), &env, &["--label", "SERVICE_odd.key=1"]);
-    let _i = run_with_env(&unique("c"), &[format!("SERVICE_NAME={ignored}"), "SERVICE_IGNORE=true".into()], &[]);
+    let _i = run_with_env(
+        &unique("c"),
+        &[
+            format!("SERVICE_NAME={ignored}"),
+            "SERVICE_IGNORE=true".into(),
+        ],
+        &[],
+    );
     let s = agent.wait_count(&name, 1, T).await;
     assert_eq!(s[0]["Meta"]["region"], "eu1");
     assert!(s[0]["Meta"].get("odd.key").is_none());
     let text = reg.wait_for_line("SERVICE_CHECK_INTERVAL", T).await;
-    assert!(text.contains("registered without its interval-based checks"), "{text}");
+    assert!(
+        text.contains("registered without its interval-based checks"),
+        "{text}"
+    );
     assert!(text.contains("SERVICE_CHECK_TIMEOUT"), "{text}");
     assert!(text.contains("SERVICE_ODD.KEY"), "{text}");
     // No check was registered for it: its health entry has only the node's serfHealth.
-    let h = get_json(&format!("http://{}/v1/health/service/{name}", agent.addr)).await.unwrap();
+    let h = get_json(&format!("http://{}/v1/health/service/{name}", agent.addr))
+        .await
+        .unwrap();
     let checks = h[0]["Checks"].as_array().unwrap();
     assert!(checks.iter().all(|c| c["ServiceID"] == ""), "{checks:?}");
     assert!(agent.named(&ignored).await.is_empty());
@@ -191,7 +212,8 @@ async fn a_missing_then_closing_docker_socket_is_retried_and_loses_nothing() {
     let mut reg = registrator(&agent, &[], &host);
     // No socket yet: clear errors, retries, nothing registered, still running.
     reg.wait_for_line("retrying in", T).await;
-    reg.wait_for_line(&format!("container engine at {host}"), T).await;
+    reg.wait_for_line(&format!("container engine at {host}"), T)
+        .await;
     assert!(reg.is_running());
 
     let (first, second) = (unique("via-proxy"), unique("while-closed"));
@@ -204,7 +226,11 @@ async fn a_missing_then_closing_docker_socket_is_retried_and_loses_nothing() {
     reg.wait_for_line("reconnecting", T).await;
     c1.stop();
     let _c2 = run_with_env(&unique("c"), &article_env(&second), &[]);
-    assert_eq!(agent.named(&first).await.len(), 1, "nobody could see the stop yet");
+    assert_eq!(
+        agent.named(&first).await.len(),
+        1,
+        "nobody could see the stop yet"
+    );
     let _proxy = SocketProxy::start(&proxy_path, DOCKER_SOCK);
     agent.wait_count(&first, 0, T).await;
     agent.wait_count(&second, 1, T).await;
@@ -230,14 +256,24 @@ async fn an_agent_that_goes_down_is_retried_and_nothing_is_registered_twice() {
     reg.wait_for_line("round failed", T).await;
     let agent = Agent::start_on("node-flaky", port).await;
     let s = agent.wait_count(&name, 1, T).await;
-    assert_eq!(s[0]["ID"].as_str().unwrap().matches("node-flaky:").count(), 1);
+    assert_eq!(
+        s[0]["ID"].as_str().unwrap().matches("node-flaky:").count(),
+        1
+    );
     reg.wait_for_line("recovered after", T).await;
     // Steady state: further resyncs write nothing.
     let before = reg.text().matches("registered ").count();
     let n = reg.text().matches("resync: ").count();
-    reg.wait_for_line(&"resync: ".repeat(1), T).await;
-    poll("two more resyncs", T, async || (reg.text().matches("resync: ").count() >= n + 2).then_some(())).await;
-    assert_eq!(reg.text().matches("registered ").count(), before, "{}", reg.text());
+    poll("two more resyncs", T, async || {
+        (reg.text().matches("resync: ").count() >= n + 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        reg.text().matches("registered ").count(),
+        before,
+        "{}",
+        reg.text()
+    );
     assert_eq!(agent.named(&name).await.len(), 1);
 }
 
@@ -254,7 +290,9 @@ impl SocketProxy {
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { break };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    break;
+                };
                 conns.spawn(async move {
                     if let Ok(mut out) = tokio::net::UnixStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
@@ -262,7 +300,10 @@ impl SocketProxy {
                 });
             }
         });
-        SocketProxy { task, path: path.to_path_buf() }
+        SocketProxy {
+            task,
+            path: path.to_path_buf(),
+        }
     }
 }
 

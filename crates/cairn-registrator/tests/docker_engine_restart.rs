@@ -12,21 +12,41 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(60);
 
 fn engine_pid() -> Option<i32> {
-    std::fs::read_to_string("/var/run/docker.pid").ok()?.trim().parse().ok()
+    std::fs::read_to_string("/var/run/docker.pid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn restart_engine() {
     let pid = engine_pid().expect("/var/run/docker.pid: is dockerd running?");
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let end = std::time::Instant::now() + T;
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(std::time::Instant::now() < end, "dockerd {pid} did not stop");
+        assert!(
+            std::time::Instant::now() < end,
+            "dockerd {pid} did not stop"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/docker-engine.sh");
-    let out = std::process::Command::new("bash").arg(script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/docker-engine.sh"
+    );
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,7 +66,11 @@ async fn restarting_the_engine_mid_stream_loses_nothing() {
     let mut reg = registrator(&agent, &[], &format!("unix://{DOCKER_SOCK}"));
     let (back, gone, after) = (unique("comes-back"), unique("stays-down"), unique("after"));
     let env = |n: &str| format!("SERVICE_NAME={n}");
-    let c_back = DockerContainer::run(&unique("c"), &["-p", "4567", "--restart=always", "-e", &env(&back)], &[]);
+    let c_back = DockerContainer::run(
+        &unique("c"),
+        &["-p", "4567", "--restart=always", "-e", &env(&back)],
+        &[],
+    );
     let _c_gone = DockerContainer::run(&unique("c"), &["-p", "4567", "-e", &env(&gone)], &[]);
     agent.wait_count(&back, 1, T).await;
     agent.wait_count(&gone, 1, T).await;
@@ -57,12 +81,20 @@ async fn restarting_the_engine_mid_stream_loses_nothing() {
     agent.wait_count(&after, 1, T).await;
     agent.wait_count(&gone, 0, T).await;
     let port = c_back.host_port(4567);
-    poll("the restarted container at its current port", T, async || {
-        let v = agent.named(&back).await;
-        (v.len() == 1 && v[0]["Port"] == port).then_some(())
-    })
+    poll(
+        "the restarted container at its current port",
+        T,
+        async || {
+            let v = agent.named(&back).await;
+            (v.len() == 1 && v[0]["Port"] == port).then_some(())
+        },
+    )
     .await;
     assert!(reg.is_running(), "{}", reg.text());
-    assert!(reg.text().contains("reconnecting"), "{}", reg.text());
+    assert!(
+        reg.text().contains("event stream re-opened from"),
+        "{}",
+        reg.text()
+    );
     reg.kill9();
 }

@@ -69,7 +69,11 @@ fn web(name: &str, host_port: u16) -> Container {
     }
 }
 
-async fn runtime(src: &Scripted, reg: &MemoryRegistry, opts: Options) -> Runtime<Scripted, MemoryRegistry> {
+async fn runtime(
+    src: &Scripted,
+    reg: &MemoryRegistry,
+    opts: Options,
+) -> Runtime<Scripted, MemoryRegistry> {
     let mut rt = Runtime::new(src.clone(), reg.clone(), opts);
     rt.connect(Some(1)).await.unwrap();
     rt
@@ -105,7 +109,11 @@ async fn leftovers_of_a_previous_run_are_removed() {
     let src = Scripted::default();
     let reg = MemoryRegistry::new("node-a", "10.0.0.1");
     src.set(vec![web("a", 1), web("b", 2)]);
-    runtime(&src, &reg, Options::default()).await.reconcile_once().await.unwrap();
+    runtime(&src, &reg, Options::default())
+        .await
+        .reconcile_once()
+        .await
+        .unwrap();
     src.set(vec![web("b", 2)]);
     let mut fresh = runtime(&src, &reg, Options::default()).await;
     let r = fresh.reconcile_once().await.unwrap();
@@ -157,14 +165,22 @@ async fn two_registrators_on_one_catalog_never_fight() {
         b.reconcile_once().await.unwrap();
     }
     let s = reg.snapshot();
-    assert_eq!(s.len(), 2, "same container name, distinct IDs: {:?}", s.keys());
+    assert_eq!(
+        s.len(),
+        2,
+        "same container name, distinct IDs: {:?}",
+        s.keys()
+    );
     assert_eq!(s["node-b:web:4567"].address, "10.0.0.2");
     assert_eq!(reg.writes(), 2);
     // B's container stops: only B's service goes, and A never touches it.
     src_b.set(vec![]);
     assert_eq!(a.reconcile_once().await.unwrap().writes, 0);
     assert_eq!(b.reconcile_once().await.unwrap().writes, 1);
-    assert_eq!(reg.snapshot().keys().collect::<Vec<_>>(), ["node-a:web:4567"]);
+    assert_eq!(
+        reg.snapshot().keys().collect::<Vec<_>>(),
+        ["node-a:web:4567"]
+    );
 }
 
 #[tokio::test]
@@ -183,9 +199,16 @@ async fn on_success_keeps_failed_containers() {
         c.state = RunState::Exited(Some(code));
         c
     };
-    src.set(vec![exited("ok", 1, 0), exited("bad", 2, 3), exited("killed", 3, 137)]);
+    src.set(vec![
+        exited("ok", 1, 0),
+        exited("bad", 2, 3),
+        exited("killed", 3, 137),
+    ]);
     rt.reconcile_once().await.unwrap();
-    assert_eq!(reg.snapshot().keys().collect::<Vec<_>>(), ["node-a:bad:4567"]);
+    assert_eq!(
+        reg.snapshot().keys().collect::<Vec<_>>(),
+        ["node-a:bad:4567"]
+    );
     // Removed for good: deregistered.
     src.set(vec![]);
     rt.reconcile_once().await.unwrap();
@@ -213,14 +236,25 @@ async fn the_loop_follows_hints_and_retries_after_outages() {
         let _ = stop_rx.await;
     }));
     src.set(vec![web("a", 1)]);
-    wait_for("registration", Duration::from_secs(10), || reg.snapshot().len() == 1).await;
+    wait_for("registration", Duration::from_secs(10), || {
+        reg.snapshot().len() == 1
+    })
+    .await;
     // The agent goes away while a container stops: the retry timer catches up.
     reg.set_down(true);
     src.set(vec![]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     reg.set_down(false);
-    wait_for("deregistration after the outage", Duration::from_secs(10), || reg.snapshot().is_empty()).await;
+    wait_for(
+        "deregistration after the outage",
+        Duration::from_secs(10),
+        || reg.snapshot().is_empty(),
+    )
+    .await;
     stop_tx.send(()).unwrap();
-    let rt = tokio::time::timeout(Duration::from_secs(5), handle).await.unwrap().unwrap();
+    let rt = tokio::time::timeout(Duration::from_secs(5), handle)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rt.stats().writes, 2, "registered once, deregistered once");
 }

@@ -33,7 +33,7 @@ const SPECS: &[Spec] = &[
     spec("cleanup", Kind::Bool, "Also remove registrator-shaped services of this node that have no owner (left by gliderlabs/registrator)."),
     spec("deregister", Kind::Value, "When to deregister a stopped container: always (default) or on-success."),
     spec("retry-attempts", Kind::Value, "Attempts to reach the agent at start; -1 (default) retries forever."),
-    spec("retry-interval", Kind::Value, "Base delay between retries, in milliseconds (default 250, doubling up to 30 s)."),
+    spec("retry-interval", Kind::Value, "Base delay between retries, in milliseconds (default 250, doubling up to 10 s)."),
     spec("ttl", Kind::Value, "Accepted for compatibility; has no effect with the Consul API (as in registrator)."),
     spec("ttl-refresh", Kind::Value, "Accepted for compatibility; has no effect with the Consul API."),
 ];
@@ -44,25 +44,38 @@ pub fn agent_addr(uri: &str) -> Result<String, String> {
         .split_once("://")
         .ok_or_else(|| format!("registry URI {uri:?} must look like consul://HOST:PORT"))?;
     let host = rest.trim_end_matches('/');
-    let host = if host.is_empty() { "127.0.0.1:8500" } else { host };
+    let host = if host.is_empty() {
+        "127.0.0.1:8500"
+    } else {
+        host
+    };
     if host.contains('/') {
         return Err(format!("registry URI {uri:?}: paths are not supported"));
     }
     match scheme {
         "consul" => Ok(format!("http://{host}")),
         "consul-tls" => Ok(format!("https://{host}")),
-        "consul-unix" | "consulkv" | "consulkv-unix" | "etcd" | "skydns2" | "zookeeper" => Err(format!(
-            "registry backend {scheme}:// is not supported; use consul://HOST:PORT"
+        "consul-unix" | "consulkv" | "consulkv-unix" | "etcd" | "skydns2" | "zookeeper" => Err(
+            format!("registry backend {scheme}:// is not supported; use consul://HOST:PORT"),
+        ),
+        other => Err(format!(
+            "unknown registry scheme {other:?}; use consul://HOST:PORT"
         )),
-        other => Err(format!("unknown registry scheme {other:?}; use consul://HOST:PORT")),
     }
 }
 
 /// Builds the runtime options from the flags.
 pub fn options(flags: &Flags) -> Result<Options, String> {
     let mut o = Options {
-        ip: flags.str("ip").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string),
-        ip_label: flags.str("useIpFromLabel").filter(|s| !s.is_empty()).map(str::to_string),
+        ip: flags
+            .str("ip")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        ip_label: flags
+            .str("useIpFromLabel")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         internal: flags.bool("internal"),
         explicit: flags.bool("explicit"),
         tags: flags.str("tags").map(split_tags).unwrap_or_default(),
@@ -80,7 +93,9 @@ pub fn options(flags: &Flags) -> Result<Options, String> {
     match flags.str("resync").map(str::trim) {
         None | Some("0") => {}
         Some(s) => {
-            let secs: u64 = s.parse().map_err(|_| format!("-resync {s:?} is not a number of seconds"))?;
+            let secs: u64 = s
+                .parse()
+                .map_err(|_| format!("-resync {s:?} is not a number of seconds"))?;
             o.resync = Some(Duration::from_secs(secs));
         }
     }
@@ -90,7 +105,7 @@ pub fn options(flags: &Flags) -> Result<Options, String> {
         })?;
         o.backoff = Backoff {
             base: Duration::from_millis(ms),
-            max: Duration::from_secs(30).max(Duration::from_millis(ms)),
+            max: Duration::from_secs(10).max(Duration::from_millis(ms)),
         };
     }
     Ok(o)
@@ -99,7 +114,10 @@ pub fn options(flags: &Flags) -> Result<Options, String> {
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut i), Ok(mut t)) => {
             tokio::select! {
                 _ = i.recv() => {}
@@ -146,7 +164,10 @@ pub async fn run(args: Vec<String>) -> Result<(), CliError> {
     let attempts: i64 = match flags.str("retry-attempts") {
         None => -1,
         Some(s) => s.trim().parse().map_err(|_| {
-            CliError::usage(format!("error: -retry-attempts {s:?} is not a number"), &help)
+            CliError::usage(
+                format!("error: -retry-attempts {s:?} is not a number"),
+                &help,
+            )
         })?,
     };
     let source = DockerSource::from_env().map_err(|e| CliError::failed(format!("error: {e}")))?;
@@ -154,9 +175,9 @@ pub async fn run(args: Vec<String>) -> Result<(), CliError> {
     let mut rt = Runtime::new(source, registry, opts);
     if attempts >= 0 {
         let give_up = u32::try_from(attempts + 1).unwrap_or(u32::MAX);
-        rt.connect(Some(give_up))
-            .await
-            .map_err(|e| CliError::failed(format!("error: cannot reach the agent at {addr}: {e}")))?;
+        rt.connect(Some(give_up)).await.map_err(|e| {
+            CliError::failed(format!("error: cannot reach the agent at {addr}: {e}"))
+        })?;
     }
     let rt = rt.run(shutdown_signal()).await;
     let s = rt.stats();
@@ -173,20 +194,39 @@ mod tests {
 
     #[test]
     fn uris() {
-        assert_eq!(agent_addr("consul://10.0.1.5:8500").unwrap(), "http://10.0.1.5:8500");
-        assert_eq!(agent_addr("consul-tls://h:8501/").unwrap(), "https://h:8501");
+        assert_eq!(
+            agent_addr("consul://10.0.1.5:8500").unwrap(),
+            "http://10.0.1.5:8500"
+        );
+        assert_eq!(
+            agent_addr("consul-tls://h:8501/").unwrap(),
+            "https://h:8501"
+        );
         assert_eq!(agent_addr("consul://").unwrap(), "http://127.0.0.1:8500");
-        assert!(agent_addr("etcd://h:2379").unwrap_err().contains("not supported"));
+        assert!(agent_addr("etcd://h:2379")
+            .unwrap_err()
+            .contains("not supported"));
         assert!(agent_addr("h:8500").is_err());
         assert!(agent_addr("consul://h:1/path").is_err());
     }
 
     #[test]
     fn flags_to_options() {
-        let args: Vec<String> = ["-ip", "10.0.0.9", "-resync", "30", "-deregister", "on-success", "-tags", "a,b", "-internal", "consul://h:1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "-ip",
+            "10.0.0.9",
+            "-resync",
+            "30",
+            "-deregister",
+            "on-success",
+            "-tags",
+            "a,b",
+            "-internal",
+            "consul://h:1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let f = super::super::parse_flags(HELP, SPECS, false, &args).unwrap();
         let o = options(&f).unwrap();
         assert_eq!(o.ip.as_deref(), Some("10.0.0.9"));
@@ -195,7 +235,12 @@ mod tests {
         assert_eq!(o.tags, ["a", "b"]);
         assert!(o.internal);
         assert_eq!(f.args, ["consul://h:1"]);
-        for bad in [&["-ip", "nope"][..], &["-deregister", "never"], &["-resync", "x"], &["-retry-interval", "0"]] {
+        for bad in [
+            &["-ip", "nope"][..],
+            &["-deregister", "never"],
+            &["-resync", "x"],
+            &["-retry-interval", "0"],
+        ] {
             let args: Vec<String> = bad.iter().map(|s| s.to_string()).collect();
             let f = super::super::parse_flags(HELP, SPECS, false, &args).unwrap();
             assert!(options(&f).is_err(), "{bad:?}");

@@ -34,12 +34,36 @@ Subcommands:
     run    Run an ECS task definition as local processes";
 
 const SPECS: &[Spec] = &[
-    spec("count", Kind::Value, "Copies of the task to run (default 1)."),
-    spec("image", Kind::Multi, "NAME=COMMAND: the program for image NAME (its basename). May be repeated."),
-    spec("dynamic-ports", Kind::Bool, "Pick free host ports even where hostPort is set."),
-    spec("ip", Kind::Value, "IP address to register the services with (default: the agent's advertise address)."),
-    spec("tags", Kind::Value, "Comma-separated tags added to every service."),
-    spec("resync", Kind::Value, "Seconds between full reconciles (default 30; 0: on changes only)."),
+    spec(
+        "count",
+        Kind::Value,
+        "Copies of the task to run (default 1).",
+    ),
+    spec(
+        "image",
+        Kind::Multi,
+        "NAME=COMMAND: the program for image NAME (its basename). May be repeated.",
+    ),
+    spec(
+        "dynamic-ports",
+        Kind::Bool,
+        "Pick free host ports even where hostPort is set.",
+    ),
+    spec(
+        "ip",
+        Kind::Value,
+        "IP address to register the services with (default: the agent's advertise address).",
+    ),
+    spec(
+        "tags",
+        Kind::Value,
+        "Comma-separated tags added to every service.",
+    ),
+    spec(
+        "resync",
+        Kind::Value,
+        "Seconds between full reconciles (default 30; 0: on changes only).",
+    ),
 ];
 
 /// Runs `cairn tasks ...`.
@@ -47,7 +71,10 @@ pub async fn run(args: Vec<String>) -> Result<(), CliError> {
     let (sub, rest) = super::subcommand(&args, TASKS_HELP)?;
     match sub {
         "run" => run_task(rest).await,
-        other => Err(CliError::usage(format!("error: unknown subcommand {other:?}"), TASKS_HELP)),
+        other => Err(CliError::usage(
+            format!("error: unknown subcommand {other:?}"),
+            TASKS_HELP,
+        )),
     }
 }
 
@@ -57,7 +84,10 @@ fn parse_all(args: &[String]) -> Result<(Flags, Option<Flags>, String), CliError
     let help = flags::usage(HELP, &all);
     let first = super::parse_flags(HELP, SPECS, true, args)?;
     let Some((file, rest)) = first.args.split_first() else {
-        return Err(CliError::usage("error: missing task definition FILE.json", &help));
+        return Err(CliError::usage(
+            "error: missing task definition FILE.json",
+            &help,
+        ));
     };
     let file = file.clone();
     let second = if rest.is_empty() {
@@ -65,7 +95,10 @@ fn parse_all(args: &[String]) -> Result<(Flags, Option<Flags>, String), CliError
     } else {
         let f = super::parse_flags(HELP, SPECS, true, rest)?;
         if !f.args.is_empty() {
-            return Err(CliError::usage(format!("error: unexpected argument {:?}", f.args[0]), &help));
+            return Err(CliError::usage(
+                format!("error: unexpected argument {:?}", f.args[0]),
+                &help,
+            ));
         }
         Some(f)
     };
@@ -74,14 +107,22 @@ fn parse_all(args: &[String]) -> Result<(Flags, Option<Flags>, String), CliError
 
 async fn run_task(args: Vec<String>) -> Result<(), CliError> {
     let (first, second, file) = parse_all(&args)?;
-    let get = |name: &str| second.as_ref().and_then(|f| f.str(name)).or_else(|| first.str(name));
+    let get = |name: &str| {
+        second
+            .as_ref()
+            .and_then(|f| f.str(name))
+            .or_else(|| first.str(name))
+    };
     let is = |name: &str| second.as_ref().is_some_and(|f| f.bool(name)) || first.bool(name);
     let help = flags::usage(HELP, SPECS);
     let bad = |m: String| CliError::usage(format!("error: {m}"), &help);
 
     let count: usize = match get("count") {
         None => 1,
-        Some(s) => s.trim().parse().map_err(|_| bad(format!("--count {s:?} is not a number")))?,
+        Some(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("--count {s:?} is not a number")))?,
     };
     let mut images = BTreeMap::new();
     for f in std::iter::once(&first).chain(second.as_ref()) {
@@ -95,16 +136,21 @@ async fn run_task(args: Vec<String>) -> Result<(), CliError> {
     let resync = match get("resync").map(str::trim) {
         None => Some(Duration::from_secs(30)),
         Some("0") => None,
-        Some(s) => Some(Duration::from_secs(
-            s.parse().map_err(|_| bad(format!("-resync {s:?} is not a number of seconds")))?,
-        )),
+        Some(s) => Some(Duration::from_secs(s.parse().map_err(|_| {
+            bad(format!("-resync {s:?} is not a number of seconds"))
+        })?)),
     };
-    let ip = get("ip").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let ip = get("ip")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     if let Some(ip) = &ip {
-        ip.parse::<std::net::IpAddr>().map_err(|_| bad(format!("-ip {ip:?} is not an IP address")))?;
+        ip.parse::<std::net::IpAddr>()
+            .map_err(|_| bad(format!("-ip {ip:?} is not an IP address")))?;
     }
 
-    let meta = std::fs::metadata(&file).map_err(|e| CliError::failed(format!("error: {file}: {e}")))?;
+    let meta =
+        std::fs::metadata(&file).map_err(|e| CliError::failed(format!("error: {file}: {e}")))?;
     if meta.len() > taskdef::MAX_FILE_BYTES as u64 {
         return Err(CliError::failed(format!(
             "error: {file}: {} bytes; the limit is {}",
@@ -112,7 +158,8 @@ async fn run_task(args: Vec<String>) -> Result<(), CliError> {
             taskdef::MAX_FILE_BYTES
         )));
     }
-    let bytes = std::fs::read(&file).map_err(|e| CliError::failed(format!("error: {file}: {e}")))?;
+    let bytes =
+        std::fs::read(&file).map_err(|e| CliError::failed(format!("error: {file}: {e}")))?;
     let td = taskdef::parse(&bytes).map_err(|e| CliError::failed(format!("error: {file}: {e}")))?;
 
     // The HTTP flags of either group, then the environment.
@@ -128,7 +175,8 @@ async fn run_task(args: Vec<String>) -> Result<(), CliError> {
         dynamic_ports: is("dynamic-ports"),
         ..Default::default()
     };
-    let runner = TaskRunner::start(&td, cfg).map_err(|e| CliError::failed(format!("error: {e}")))?;
+    let runner =
+        TaskRunner::start(&td, cfg).map_err(|e| CliError::failed(format!("error: {e}")))?;
     let opts = Options {
         ip,
         tags: get("tags").map(split_tags).unwrap_or_default(),
@@ -155,7 +203,10 @@ async fn run_task(args: Vec<String>) -> Result<(), CliError> {
     }
     rt.source_mut().stop().await;
     if drained {
-        log::info(format!("task {}: services deregistered, processes stopped", td.family));
+        log::info(format!(
+            "task {}: services deregistered, processes stopped",
+            td.family
+        ));
         Ok(())
     } else {
         Err(CliError::failed(format!(

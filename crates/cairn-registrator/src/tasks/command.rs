@@ -24,7 +24,11 @@ pub struct ImageMap {
 pub fn env_key(name: &str) -> String {
     let mut k = String::from("CAIRN_TASKS_IMAGE_");
     for c in name.chars() {
-        k.push(if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' });
+        k.push(if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase()
+        } else {
+            '_'
+        });
     }
     k
 }
@@ -40,7 +44,9 @@ impl ImageMap {
         ImageMap {
             explicit,
             dirs,
-            env: std::env::vars().filter(|(k, _)| k.starts_with("CAIRN_TASKS_IMAGE_")).collect(),
+            env: std::env::vars()
+                .filter(|(k, _)| k.starts_with("CAIRN_TASKS_IMAGE_"))
+                .collect(),
         }
     }
 
@@ -78,9 +84,17 @@ impl ImageMap {
     }
 
     /// The argv for `def`, with `port` substituted for `$PORT`.
-    pub fn argv(&self, def: &ContainerDefinition, port: Option<u16>) -> Result<Vec<String>, String> {
+    pub fn argv(
+        &self,
+        def: &ContainerDefinition,
+        port: Option<u16>,
+    ) -> Result<Vec<String>, String> {
         let argv: Vec<String> = if !def.entry_point.is_empty() {
-            def.entry_point.iter().chain(&def.command).cloned().collect()
+            def.entry_point
+                .iter()
+                .chain(&def.command)
+                .cloned()
+                .collect()
         } else if !def.image.is_empty() {
             let mut a = self.lookup(&def.image)?;
             a.extend(def.command.iter().cloned());
@@ -141,19 +155,30 @@ mod tests {
             dirs: vec![dir.path().to_path_buf()],
             ..Default::default()
         };
-        m.explicit.insert("stock-price".into(), "srv --port $PORT".into());
+        m.explicit
+            .insert("stock-price".into(), "srv --port $PORT".into());
         m.env.insert(env_key("portal"), "p ${PORT}".into());
         assert_eq!(
             m.argv(&def("repo/stock-price", &[], &[]), Some(5)).unwrap(),
             ["srv", "--port", "5"]
         );
-        assert_eq!(m.argv(&def("repo/portal:1", &[], &["-v"]), Some(6)).unwrap(), ["p", "6", "-v"]);
         assert_eq!(
-            m.argv(&def("my_docker_hub_repo/weather", &[], &[]), None).unwrap(),
+            m.argv(&def("repo/portal:1", &[], &["-v"]), Some(6))
+                .unwrap(),
+            ["p", "6", "-v"]
+        );
+        assert_eq!(
+            m.argv(&def("my_docker_hub_repo/weather", &[], &[]), None)
+                .unwrap(),
             [bin.display().to_string()]
         );
-        assert_eq!(m.argv(&def("x", &["/bin/e", "a"], &["b"]), None).unwrap(), ["/bin/e", "a", "b"]);
-        let e = m.argv(&def("nothing-like-this-exists", &[], &[]), None).unwrap_err();
+        assert_eq!(
+            m.argv(&def("x", &["/bin/e", "a"], &["b"]), None).unwrap(),
+            ["/bin/e", "a", "b"]
+        );
+        let e = m
+            .argv(&def("nothing-like-this-exists", &[], &[]), None)
+            .unwrap_err();
         assert!(e.contains("-image nothing-like-this-exists=COMMAND"), "{e}");
         assert_eq!(env_key("stock-price"), "CAIRN_TASKS_IMAGE_STOCK_PRICE");
     }

@@ -70,7 +70,9 @@ struct Plan {
 /// A free port on every interface for `proto` (the kernel's pick).
 fn free_port(proto: Proto) -> Result<u16, std::io::Error> {
     Ok(match proto {
-        Proto::Tcp => std::net::TcpListener::bind("0.0.0.0:0")?.local_addr()?.port(),
+        Proto::Tcp => std::net::TcpListener::bind("0.0.0.0:0")?
+            .local_addr()?
+            .port(),
         Proto::Udp => std::net::UdpSocket::bind("0.0.0.0:0")?.local_addr()?.port(),
     })
 }
@@ -80,7 +82,9 @@ impl TaskRunner {
     /// starts the processes. Must be called inside a Tokio runtime.
     pub fn start(td: &TaskDefinition, cfg: RunnerConfig) -> Result<Self, SourceError> {
         if cfg.count == 0 || cfg.count > MAX_COUNT {
-            return Err(SourceError::Config(format!("--count must be 1 to {MAX_COUNT}")));
+            return Err(SourceError::Config(format!(
+                "--count must be 1 to {MAX_COUNT}"
+            )));
         }
         let mut containers = Vec::new();
         let mut plans = Vec::new();
@@ -93,7 +97,8 @@ impl TaskRunner {
                     .map(|kv| (kv.name.clone(), kv.value.clone()))
                     .collect();
                 for m in &def.port_mappings {
-                    let proto = Proto::parse(m.protocol.as_deref().unwrap_or("tcp")).unwrap_or(Proto::Tcp);
+                    let proto =
+                        Proto::parse(m.protocol.as_deref().unwrap_or("tcp")).unwrap_or(Proto::Tcp);
                     let host = match m.host_port.filter(|p| *p != 0 && !cfg.dynamic_ports) {
                         Some(p) => p,
                         None => free_port(proto).map_err(|e| {
@@ -174,7 +179,10 @@ impl TaskRunner {
 
     /// A snapshot of the processes.
     pub fn containers(&self) -> Vec<Container> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -185,7 +193,11 @@ impl Drop for TaskRunner {
 }
 
 fn set_state(shared: &Mutex<Vec<Container>>, idx: usize, st: RunState) {
-    if let Some(c) = shared.lock().unwrap_or_else(|p| p.into_inner()).get_mut(idx) {
+    if let Some(c) = shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_mut(idx)
+    {
         c.state = st;
     }
 }
@@ -221,7 +233,10 @@ async fn supervise(
     mut stop_rx: watch::Receiver<bool>,
     cfg: RunnerConfig,
 ) {
-    let name = shared.lock().map(|v| v[p.idx].name.clone()).unwrap_or_default();
+    let name = shared
+        .lock()
+        .map(|v| v[p.idx].name.clone())
+        .unwrap_or_default();
     let mut attempt = 0u32;
     loop {
         if *stop_rx.borrow() {
@@ -242,7 +257,10 @@ async fn supervise(
         }
         match cmd.spawn() {
             Err(e) => {
-                log::error(format!("container {name}: cannot start {:?}: {e}", p.argv[0]));
+                log::error(format!(
+                    "container {name}: cannot start {:?}: {e}",
+                    p.argv[0]
+                ));
                 set_state(&shared, p.idx, RunState::Exited(None));
                 notify.notify_one();
             }
@@ -280,7 +298,9 @@ async fn supervise(
         }
         let d = cfg.restart.delay(attempt, jitter_unit());
         attempt = attempt.saturating_add(1);
-        log::info(format!("container {name}: essential; restarting in {d:.1?}"));
+        log::info(format!(
+            "container {name}: essential; restarting in {d:.1?}"
+        ));
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
             _ = stop_rx.changed() => return,
@@ -298,6 +318,10 @@ impl Source for TaskRunner {
     }
 
     fn describe(&self) -> String {
-        format!("task {} ({} processes)", self.family, self.containers().len())
+        format!(
+            "task {} ({} processes)",
+            self.family,
+            self.containers().len()
+        )
     }
 }

@@ -98,7 +98,8 @@ pub fn parse(bytes: &[u8]) -> Result<TaskDefinition, String> {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn validate(td: &TaskDefinition) -> Result<(), String> {
@@ -126,7 +127,10 @@ fn validate(td: &TaskDefinition) -> Result<(), String> {
             return Err(format!("container name {:?} is used twice", c.name));
         }
         if c.image.is_empty() && c.entry_point.is_empty() && c.command.is_empty() {
-            return Err(format!("container {:?} has no image, entryPoint or command", c.name));
+            return Err(format!(
+                "container {:?} has no image, entryPoint or command",
+                c.name
+            ));
         }
         let mut ports = BTreeSet::new();
         for p in &c.port_mappings {
@@ -135,7 +139,10 @@ fn validate(td: &TaskDefinition) -> Result<(), String> {
             }
             let proto = p.protocol.as_deref().unwrap_or("tcp").to_ascii_lowercase();
             if proto != "tcp" && proto != "udp" {
-                return Err(format!("container {:?}: protocol {proto:?} is not tcp or udp", c.name));
+                return Err(format!(
+                    "container {:?}: protocol {proto:?} is not tcp or udp",
+                    c.name
+                ));
             }
             if !ports.insert((p.container_port, proto)) {
                 return Err(format!(
@@ -146,7 +153,10 @@ fn validate(td: &TaskDefinition) -> Result<(), String> {
         }
         for kv in &c.environment {
             if kv.name.is_empty() || kv.name.contains(['=', '\0']) || kv.value.contains('\0') {
-                return Err(format!("container {:?}: bad environment entry {:?}", c.name, kv.name));
+                return Err(format!(
+                    "container {:?}: bad environment entry {:?}",
+                    c.name, kv.name
+                ));
             }
         }
     }
@@ -195,12 +205,30 @@ mod tests {
             ("[]", "not an ECS task definition"),
             (r#"{"family": "a b", "containerDefinitions": []}"#, "family"),
             (r#"{"family": "a", "containerDefinitions": []}"#, "empty"),
-            (r#"{"family": "a", "containerDefinitions": [{"name": "x"}]}"#, "no image"),
-            (r#"{"family": "a", "containerDefinitions": [{"name": "x", "image": "i"}, {"name": "x", "image": "i"}]}"#, "twice"),
-            (r#"{"family": "a", "containerDefinitions": [{"name": "x", "image": "i", "portMappings": [{"containerPort": 0}]}]}"#, "containerPort 0"),
-            (r#"{"family": "a", "containerDefinitions": [{"name": "x", "image": "i", "portMappings": [{"containerPort": 70000}]}]}"#, "not an ECS"),
-            (r#"{"family": "a", "containerDefinitions": [{"name": "x", "image": "i", "portMappings": [{"containerPort": 1, "protocol": "sctp"}]}]}"#, "sctp"),
-            (r#"{"family": "a", "containerDefinitions": [{"name": "x", "image": "i", "environment": [{"name": "A=B", "value": ""}]}]}"#, "environment"),
+            (
+                r#"{"family": "a", "containerDefinitions": [{"name": "x"}]}"#,
+                "no image",
+            ),
+            (
+                r#"{"family": "a", "containerDefinitions": [{"name": "x", "image": "i"}, {"name": "x", "image": "i"}]}"#,
+                "twice",
+            ),
+            (
+                r#"{"family": "a", "containerDefinitions": [{"name": "x", "image": "i", "portMappings": [{"containerPort": 0}]}]}"#,
+                "containerPort 0",
+            ),
+            (
+                r#"{"family": "a", "containerDefinitions": [{"name": "x", "image": "i", "portMappings": [{"containerPort": 70000}]}]}"#,
+                "not an ECS",
+            ),
+            (
+                r#"{"family": "a", "containerDefinitions": [{"name": "x", "image": "i", "portMappings": [{"containerPort": 1, "protocol": "sctp"}]}]}"#,
+                "sctp",
+            ),
+            (
+                r#"{"family": "a", "containerDefinitions": [{"name": "x", "image": "i", "environment": [{"name": "A=B", "value": ""}]}]}"#,
+                "environment",
+            ),
         ];
         for (doc, want) in cases {
             let e = parse(doc.as_bytes()).unwrap_err();

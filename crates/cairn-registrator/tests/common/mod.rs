@@ -36,7 +36,10 @@ pub async fn poll<T>(what: &str, deadline: Duration, mut f: impl AsyncFnMut() ->
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -77,7 +80,11 @@ impl Proc {
                 }
             });
         }
-        Proc { child, output, name: name.to_string() }
+        Proc {
+            child,
+            output,
+            name: name.to_string(),
+        }
     }
 
     pub fn text(&self) -> String {
@@ -97,7 +104,9 @@ impl Proc {
     }
 
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
     }
 
     /// Waits for the process to exit (panics after `deadline`), returning its code.
@@ -107,7 +116,12 @@ impl Proc {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s.code();
             }
-            assert!(Instant::now() < end, "{} did not exit:\n{}", self.name, self.text());
+            assert!(
+                Instant::now() < end,
+                "{} did not exit:\n{}",
+                self.name,
+                self.text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -148,17 +162,32 @@ impl Agent {
         let port = port.to_string();
         let proc = Proc::spawn(
             &format!("agent {node}"),
-            &["agent", "-dev", "-http-port", &port, "-dns-port", "-1", "-node", node],
+            &[
+                "agent",
+                "-dev",
+                "-http-port",
+                &port,
+                "-dns-port",
+                "-1",
+                "-node",
+                node,
+            ],
             &[],
         );
-        let text = proc.wait_for_line("HTTP address: ", Duration::from_secs(20)).await;
+        let text = proc
+            .wait_for_line("HTTP address: ", Duration::from_secs(20))
+            .await;
         let addr = text
             .lines()
             .find_map(|l| l.split("HTTP address: ").nth(1))
             .unwrap()
             .trim()
             .to_string();
-        let a = Agent { proc, addr, node: node.to_string() };
+        let a = Agent {
+            proc,
+            addr,
+            node: node.to_string(),
+        };
         let url = format!("http://{}/v1/status/leader", a.addr);
         poll("a leader", Duration::from_secs(20), async || {
             let r = reqwest::get(&url).await.ok()?;
@@ -175,20 +204,31 @@ impl Agent {
 
     /// `GET /v1/agent/services`.
     pub async fn services(&self) -> Value {
-        get_json(&format!("http://{}/v1/agent/services", self.addr)).await.unwrap_or(Value::Null)
+        get_json(&format!("http://{}/v1/agent/services", self.addr))
+            .await
+            .unwrap_or(Value::Null)
     }
 
     /// The agent's services named `name`.
     pub async fn named(&self, name: &str) -> Vec<Value> {
         match self.services().await {
-            Value::Object(m) => m.into_iter().map(|(_, v)| v).filter(|v| v["Service"] == name).collect(),
+            Value::Object(m) => m
+                .into_iter()
+                .map(|(_, v)| v)
+                .filter(|v| v["Service"] == name)
+                .collect(),
             _ => vec![],
         }
     }
 
     /// `GET /v1/health/service/NAME?passing`.
     pub async fn passing(&self, name: &str) -> Vec<Value> {
-        match get_json(&format!("http://{}/v1/health/service/{name}?passing", self.addr)).await {
+        match get_json(&format!(
+            "http://{}/v1/health/service/{name}?passing",
+            self.addr
+        ))
+        .await
+        {
             Some(Value::Array(a)) => a,
             _ => vec![],
         }
@@ -196,19 +236,27 @@ impl Agent {
 
     /// Polls until exactly `n` instances of `name` are registered and returns them.
     pub async fn wait_count(&self, name: &str, n: usize, deadline: Duration) -> Vec<Value> {
-        poll(&format!("{n} instances of {name} on {}", self.node), deadline, async || {
-            let v = self.named(name).await;
-            (v.len() == n).then_some(v)
-        })
+        poll(
+            &format!("{n} instances of {name} on {}", self.node),
+            deadline,
+            async || {
+                let v = self.named(name).await;
+                (v.len() == n).then_some(v)
+            },
+        )
         .await
     }
 
     /// Polls until `n` instances of `name` pass their checks.
     pub async fn wait_passing(&self, name: &str, n: usize, deadline: Duration) -> Vec<Value> {
-        poll(&format!("{n} passing instances of {name} on {}", self.node), deadline, async || {
-            let v = self.passing(name).await;
-            (v.len() == n).then_some(v)
-        })
+        poll(
+            &format!("{n} passing instances of {name} on {}", self.node),
+            deadline,
+            async || {
+                let v = self.passing(name).await;
+                (v.len() == n).then_some(v)
+            },
+        )
         .await
     }
 }
@@ -243,7 +291,9 @@ pub fn engine_answers(sock: &str) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
-    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n").is_err() {
+    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut buf = String::new();
@@ -316,7 +366,10 @@ impl DockerContainer {
         all.push(image);
         all.extend_from_slice(cmd);
         let id = docker(&all);
-        DockerContainer { id, name: name.to_string() }
+        DockerContainer {
+            id,
+            name: name.to_string(),
+        }
     }
 
     /// The host port published for `port/tcp`.
@@ -344,5 +397,9 @@ pub fn registrator(agent: &Agent, args: &[&str], docker_host: &str) -> Proc {
     let mut all = vec!["registrator"];
     all.extend_from_slice(args);
     all.push(&uri);
-    Proc::spawn(&format!("registrator for {}", agent.node), &all, &[("DOCKER_HOST", docker_host)])
+    Proc::spawn(
+        &format!("registrator for {}", agent.node),
+        &all,
+        &[("DOCKER_HOST", docker_host)],
+    )
 }
