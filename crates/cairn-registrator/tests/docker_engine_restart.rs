@@ -59,7 +59,11 @@ async fn restarting_the_engine_mid_stream_loses_nothing() {
             std::env::var("CAIRN_TEST_DOCKER").is_err(),
             "CAIRN_TEST_DOCKER=1 but /var/run/docker.pid is missing: start the engine with scripts/docker-engine.sh"
         );
-        eprintln!("skipped: the engine was not started by scripts/docker-engine.sh");
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "restarting_the_engine_mid_stream_loses_nothing: skipped: the engine was not started by scripts/docker-engine.sh"
+        );
         return;
     }
     let agent = Agent::start("node-restart").await;

@@ -312,7 +312,11 @@ pub fn docker_or_skip(test: &str) -> bool {
         !required,
         "CAIRN_TEST_DOCKER=1 but no Docker engine answers on {DOCKER_SOCK}: run scripts/docker-engine.sh"
     );
-    eprintln!("{test}: skipped: no Docker engine (set CAIRN_TEST_DOCKER=1 to require one)");
+    // Written to the real stderr, not through eprintln!, so libtest's capture does not hide it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: skipped: no Docker engine (set CAIRN_TEST_DOCKER=1 to require one)"
+    );
     false
 }
 
