@@ -314,3 +314,51 @@ impl Drop for SocketProxy {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_unpause_internal_and_health_status() {
+    if !docker_or_skip("pause_unpause_internal_and_health_status") {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let agent = Agent::start("node-pause").await;
+    let reg = registrator(&agent, &["-internal"], &format!("unix://{DOCKER_SOCK}"));
+    reg.wait_for_line("watching containers", T).await;
+    let name = unique("pausable");
+    let c = run_with_env(&unique("c"), &article_env(&name), &[]);
+    let ip = docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &c.id]);
+    let s = agent.wait_count(&name, 1, T).await;
+    assert_eq!(
+        s[0]["Address"],
+        ip.as_str(),
+        "-internal registers the container IP"
+    );
+    assert_eq!(s[0]["Port"], 4567, "-internal registers the exposed port");
+    agent.wait_passing(&name, 1, T).await;
+
+    docker(&["pause", &c.id]);
+    agent.wait_count(&name, 0, T).await;
+    docker(&["unpause", &c.id]);
+    agent.wait_count(&name, 1, T).await;
+
+    // A Docker HEALTHCHECK that fails: the container leaves the catalog when the engine
+    // reports it unhealthy (health_status event), and comes back when it recovers.
+    let sick = unique("sick");
+    let h = run_with_env(
+        &unique("c"),
+        &[format!("SERVICE_NAME={sick}")],
+        &[
+            "--health-cmd",
+            "test -f /www/health",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+        ],
+    );
+    agent.wait_count(&sick, 1, T).await;
+    docker(&["exec", &h.id, "/busybox", "rm", "/www/health"]);
+    agent.wait_count(&sick, 0, T).await;
+    docker(&["exec", &h.id, "/busybox", "touch", "/www/health"]);
+    agent.wait_count(&sick, 1, T).await;
+}

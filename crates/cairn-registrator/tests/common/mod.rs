@@ -335,7 +335,8 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Builds the test image once per process: `FROM scratch`, static busybox, `/www/health`.
+/// Builds the test image once per process: `FROM scratch`, static busybox (also as
+/// `/bin/sh`, for shell-form health checks), `/www/health`.
 pub fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -346,7 +347,7 @@ pub fn image() -> &'static str {
         std::fs::write(dir.path().join("www/health"), "OK\n").unwrap();
         std::fs::write(
             dir.path().join("Dockerfile"),
-            "FROM scratch\nCOPY busybox /busybox\nCOPY www /www\nEXPOSE 4567\n\
+            "FROM scratch\nCOPY busybox /busybox\nCOPY busybox /bin/sh\nCOPY www /www\nEXPOSE 4567\n\
              CMD [\"/busybox\",\"httpd\",\"-f\",\"-p\",\"4567\",\"-h\",\"/www\"]\n",
         )
         .unwrap();
