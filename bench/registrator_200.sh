@@ -13,13 +13,17 @@
 #    writes (its "resync: ... W writes" lines) and whether the agent's X-Consul-Index on
 #    /v1/catalog/services moved.
 # 5. All containers removed at once: time until the catalog has none.
+# 6. The same without Docker: `cairn tasks run --count N` of a one-container task definition
+#    with the same metadata, each process a cairn-demo-http: time from the runner's start
+#    until all N are in the catalog and passing, then until SIGTERM has removed them all.
 #
 # Needs: root (or docker rights), curl, python3, busybox-static, target/release/cairn
 # (falls back to target/debug/cairn). Every process started here is stopped by PID on exit;
 # the containers are removed by ID.
 #
 # env: N (200) INTERVAL (1s) RESYNC (2) RESYNCS (5) START_CONC (50) NAME (bench-web)
-#      CAIRN (target/release/cairn) OUT_DIR (a new mktemp -d directory)
+#      CAIRN (target/release/cairn) DEMO (cairn-demo-http next to CAIRN, else target/debug)
+#      OUT_DIR (a new mktemp -d directory)
 set -u
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -34,6 +38,9 @@ NAME="${NAME:-bench-web}"
 CAIRN="${CAIRN:-$ROOT/target/release/cairn}"
 [ -x "$CAIRN" ] || CAIRN="$ROOT/target/debug/cairn"
 [ -x "$CAIRN" ] || die "no cairn binary: cargo build --release -p cairn-cli"
+DEMO="${DEMO:-$(dirname "$CAIRN")/cairn-demo-http}"
+[ -x "$DEMO" ] || DEMO="$ROOT/target/debug/cairn-demo-http"
+[ -x "$DEMO" ] || die "no cairn-demo-http: cargo build -p cairn-registrator"
 OUT_DIR="${OUT_DIR:-$(mktemp -d -t cairn-registrator-bench.XXXXXX)}"
 SOCK=/var/run/docker.sock
 IMAGE=localhost/cairn-reg-web:bench
@@ -171,4 +178,50 @@ print(f"registrator CPU during startup: {(int(c1) - int(c0)) / int(ticks):.2f} s
 print(f"resyncs with nothing changed:   {nres}, registrator writes: {writes}")
 print(f"X-Consul-Index /v1/catalog/services: {i0} -> {i1} ({'unchanged' if i0 == i1 else 'MOVED'})")
 print(f"all deregistered after removal: {float(t1) - float(t0):.2f} s")
+PY
+
+log "the same $N as task processes (cairn tasks run --count $N, no Docker)"
+cat >"$OUT_DIR/task.json" <<JSON
+{"family": "bench-task", "containerDefinitions": [{"name": "web", "image": "bench/demo",
+  "environment": [{"name": "SERVICE_4567_NAME", "value": "$NAME-task"},
+                  {"name": "SERVICE_4567_CHECK_HTTP", "value": "/health"},
+                  {"name": "SERVICE_4567_CHECK_INTERVAL", "value": "$INTERVAL"},
+                  {"name": "SERVICE_TAGS", "value": "http"}],
+  "portMappings": [{"containerPort": 4567}], "essential": true}]}
+JSON
+python3 - "$ADDR" "$NAME-task" "$N" "$OUT_DIR/tasks.log" "$CAIRN" tasks run "$OUT_DIR/task.json" \
+    --count "$N" -http-addr "$ADDR" -image "demo=$DEMO" <<'PY'
+import json, signal, subprocess, sys, time, urllib.request
+addr, name, n, logf, cmd = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+def count(path):
+    try:
+        with urllib.request.urlopen(f"http://{addr}/v1/{path}", timeout=5) as r:
+            return len(json.load(r))
+    except Exception:
+        return -1
+t0 = time.monotonic()
+# The runner is this script's child: it is stopped (TERM, then KILL) before the script ends.
+p = subprocess.Popen(cmd, stdout=open(logf, "w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+marks = {}
+try:
+    while time.monotonic() - t0 < 120 and len(marks) < 2:
+        if "registered" not in marks and count(f"catalog/service/{name}") == n:
+            marks["registered"] = time.monotonic() - t0
+        if "passing" not in marks and count(f"health/service/{name}?passing") == n:
+            marks["passing"] = time.monotonic() - t0
+        time.sleep(0.02)
+    t1 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    while time.monotonic() - t1 < 60 and count(f"catalog/service/{name}") != 0:
+        time.sleep(0.02)
+    marks["deregistered"] = time.monotonic() - t1
+    p.wait(timeout=30)
+finally:
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+fmt = lambda k: f"{marks[k]:.2f} s" if k in marks else "NOT REACHED"
+print(f"tasks: {n} processes registered:   {fmt('registered')}")
+print(f"tasks: {n} processes passing:      {fmt('passing')}")
+print(f"tasks: deregistered after SIGTERM: {fmt('deregistered')} (runner exit code {p.returncode})")
 PY
