@@ -99,6 +99,7 @@ struct Memory {
     services: BTreeMap<String, AgentService>,
     writes: u64,
     down: bool,
+    refused: u64,
 }
 
 impl MemoryRegistry {
@@ -138,6 +139,11 @@ impl MemoryRegistry {
         self.lock().services.clone()
     }
 
+    /// Calls refused while down.
+    pub fn refused(&self) -> u64 {
+        self.lock().refused
+    }
+
     /// Makes every call fail (agent down) or succeed again.
     pub fn set_down(&self, down: bool) {
         self.lock().down = down;
@@ -149,7 +155,9 @@ impl MemoryRegistry {
     }
 
     fn check_up(&self) -> Result<(), RegistryError> {
-        if self.lock().down {
+        let mut m = self.lock();
+        if m.down {
+            m.refused += 1;
             Err(RegistryError::Invalid(
                 "connection refused (memory registry is down)".into(),
             ))

@@ -243,7 +243,12 @@ async fn the_loop_follows_hints_and_retries_after_outages() {
     // The agent goes away while a container stops: the retry timer catches up.
     reg.set_down(true);
     src.set(vec![]);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for(
+        "a refused round and its retry",
+        Duration::from_secs(10),
+        || reg.refused() >= 2,
+    )
+    .await;
     reg.set_down(false);
     wait_for(
         "deregistration after the outage",
