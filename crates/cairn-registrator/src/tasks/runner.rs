@@ -67,13 +67,25 @@ struct Plan {
     essential: bool,
 }
 
-/// A free port on every interface for `proto` (the kernel's pick).
-fn free_port(proto: Proto) -> Result<u16, std::io::Error> {
+/// A socket holding a picked port until every port of the runner has been picked, so the
+/// kernel cannot hand the same port out twice.
+#[allow(dead_code)]
+enum Held {
+    Tcp(std::net::TcpListener),
+    Udp(std::net::UdpSocket),
+}
+
+/// A free port on every interface for `proto` (the kernel's pick), held by the returned socket.
+fn free_port(proto: Proto) -> Result<(u16, Held), std::io::Error> {
     Ok(match proto {
-        Proto::Tcp => std::net::TcpListener::bind("0.0.0.0:0")?
-            .local_addr()?
-            .port(),
-        Proto::Udp => std::net::UdpSocket::bind("0.0.0.0:0")?.local_addr()?.port(),
+        Proto::Tcp => {
+            let l = std::net::TcpListener::bind("0.0.0.0:0")?;
+            (l.local_addr()?.port(), Held::Tcp(l))
+        }
+        Proto::Udp => {
+            let u = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            (u.local_addr()?.port(), Held::Udp(u))
+        }
     })
 }
 
@@ -88,6 +100,7 @@ impl TaskRunner {
         }
         let mut containers = Vec::new();
         let mut plans = Vec::new();
+        let mut held = Vec::new();
         for copy in 1..=cfg.count {
             for def in &td.container_definitions {
                 let mut ports = Vec::new();
@@ -101,9 +114,13 @@ impl TaskRunner {
                         Proto::parse(m.protocol.as_deref().unwrap_or("tcp")).unwrap_or(Proto::Tcp);
                     let host = match m.host_port.filter(|p| *p != 0 && !cfg.dynamic_ports) {
                         Some(p) => p,
-                        None => free_port(proto).map_err(|e| {
-                            SourceError::Config(format!("cannot pick a free port: {e}"))
-                        })?,
+                        None => {
+                            let (port, socket) = free_port(proto).map_err(|e| {
+                                SourceError::Config(format!("cannot pick a free port: {e}"))
+                            })?;
+                            held.push(socket);
+                            port
+                        }
                     };
                     if ports.is_empty() {
                         env.push(("PORT".into(), host.to_string()));
@@ -145,6 +162,8 @@ impl TaskRunner {
                 });
             }
         }
+        // Every port is picked; release them for the processes.
+        drop(held);
         let shared = Arc::new(Mutex::new(containers));
         let notify = Arc::new(Notify::new());
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -323,5 +342,48 @@ impl Source for TaskRunner {
             self.family,
             self.containers().len()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::taskdef;
+    use std::collections::BTreeSet;
+
+    #[tokio::test]
+    async fn dynamic_ports_are_distinct_and_fixed_ones_kept() {
+        let doc = r#"{"family": "p", "containerDefinitions": [
+            {"name": "a", "entryPoint": ["/bin/sleep", "30"], "essential": false,
+             "portMappings": [{"containerPort": 80}, {"containerPort": 53, "protocol": "udp"}]},
+            {"name": "b", "entryPoint": ["/bin/sleep", "30"], "essential": false,
+             "portMappings": [{"containerPort": 81, "hostPort": 18081}]}]}"#;
+        let td = taskdef::parse(doc.as_bytes()).unwrap();
+        let cfg = RunnerConfig {
+            count: 100,
+            stop_grace: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let mut r = TaskRunner::start(&td, cfg).unwrap();
+        let all = r.containers();
+        assert_eq!(all.len(), 200);
+        let mut tcp = BTreeSet::new();
+        for c in all.iter().filter(|c| c.name.ends_with("-a")) {
+            assert!(
+                tcp.insert(c.ports[0].host_port.unwrap()),
+                "port reused: {c:?}"
+            );
+            assert_eq!(c.ports[1].proto, Proto::Udp);
+        }
+        assert_eq!(tcp.len(), 100);
+        assert!(all
+            .iter()
+            .filter(|c| c.name.ends_with("-b"))
+            .all(|c| c.ports[0].host_port == Some(18081)));
+        r.stop().await;
+        assert!(r
+            .containers()
+            .iter()
+            .all(|c| matches!(c.state, RunState::Exited(_))));
     }
 }
