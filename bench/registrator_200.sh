@@ -141,6 +141,30 @@ PY
 REG_CPU1=$(awk '{print $14+$15}' "/proc/$REG_PID/stat")
 TICKS=$(getconf CLK_TCK)
 
+# Per-container lag: the engine's State.StartedAt against the registrator's "registered" line.
+xargs docker inspect -f '{{.Name}} {{.State.StartedAt}}' <"$CIDS" >"$OUT_DIR/started_at"
+python3 - "$OUT_DIR/started_at" "$OUT_DIR/registrator.log" <<'PY' | tee "$OUT_DIR/lag.txt"
+import datetime, re, sys
+def ts(s):
+    s = s.rstrip("Z")
+    base, _, frac = s.partition(".")
+    t = datetime.datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return t.timestamp() + (float("0." + frac) if frac else 0.0)
+started = {}
+for line in open(sys.argv[1]):
+    name, at = line.split()
+    started[name.lstrip("/")] = ts(at)
+lags = []
+for line in open(sys.argv[2]):
+    m = re.match(r"(\S+) \[INFO\] registrator: registered [^:]+:([^:]+):4567 ", line)
+    if m and m.group(2) in started:
+        lags.append(ts(m.group(1)) - started.pop(m.group(2)))
+lags.sort()
+if lags:
+    q = lambda p: lags[min(len(lags) - 1, int(p * len(lags)))]
+    print(f"start -> registered, per container: median {q(0.5)*1000:.0f} ms, p90 {q(0.9)*1000:.0f} ms, max {lags[-1]*1000:.0f} ms ({len(lags)} containers)")
+PY
+
 log "steady state: $RESYNCS resyncs with nothing changed"
 index() { curl -s -D - -o /dev/null "http://$ADDR/v1/catalog/services" | awk -F': ' 'tolower($1)=="x-consul-index"{print $2}' | tr -d '\r'; }
 IDX0=$(index)
