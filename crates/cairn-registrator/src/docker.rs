@@ -28,6 +28,8 @@ const DRAIN_FOR: Duration = Duration::from_secs(30);
 const TIMEOUT_SECS: u64 = 60;
 /// Most containers handled from one listing.
 const MAX_CONTAINERS: usize = 10_000;
+/// Inspections in flight at once.
+const INSPECT_CONCURRENCY: usize = 8;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<EventMessage, bollard::errors::Error>> + Send>>;
 
@@ -136,37 +138,66 @@ impl DockerSource {
             self.since = Some(started - 1);
         }
         let mut seen = HashSet::new();
-        let mut out = Vec::new();
+        let mut order = Vec::new();
+        let mut stale = Vec::new();
         for s in summaries.into_iter().take(MAX_CONTAINERS) {
             let Some(id) = s.id else { continue };
-            let state = s.state.map(|st| format!("{st:?}")).unwrap_or_default();
             if matches!(
                 s.state,
                 Some(ContainerSummaryStateEnum::CREATED) | Some(ContainerSummaryStateEnum::DEAD)
             ) {
                 continue;
             }
+            let state = s.state.map(|st| format!("{st:?}")).unwrap_or_default();
             seen.insert(id.clone());
             let fresh = !self.dirty.contains(&id)
                 && self.cache.get(&id).is_some_and(|(st, _)| *st == state);
             if !fresh {
-                match docker.inspect_container(&id, None).await {
-                    Ok(info) => match convert(info) {
+                stale.push((id.clone(), state));
+            }
+            order.push(id);
+        }
+        // Inspect what is new or changed, a few at a time (a burst of starts is one round).
+        let results: Vec<_> = futures::stream::iter(stale)
+            .map(|(id, state)| {
+                let docker = docker.clone();
+                async move {
+                    let r = docker.inspect_container(&id, None).await;
+                    (id, state, r)
+                }
+            })
+            .buffer_unordered(INSPECT_CONCURRENCY)
+            .collect()
+            .await;
+        let mut gone = HashSet::new();
+        for (id, state, r) in results {
+            match r {
+                Ok(info) => {
+                    self.dirty.remove(&id);
+                    match convert(info) {
                         Some(c) => {
-                            self.cache.insert(id.clone(), (state, c));
+                            self.cache.insert(id, (state, c));
                         }
-                        None => continue,
-                    },
-                    Err(bollard::errors::Error::DockerResponseServerError {
-                        status_code: 404,
-                        ..
-                    }) => continue,
-                    Err(e) => {
-                        self.forget_client();
-                        return Err(self.engine_err(e));
+                        None => {
+                            gone.insert(id);
+                        }
                     }
                 }
-                self.dirty.remove(&id);
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {
+                    gone.insert(id);
+                }
+                Err(e) => {
+                    self.forget_client();
+                    return Err(self.engine_err(e));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for id in order {
+            if gone.contains(&id) {
+                continue;
             }
             if let Some((_, c)) = self.cache.get(&id) {
                 let mut c = c.clone();
