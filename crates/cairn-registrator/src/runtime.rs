@@ -104,7 +104,18 @@ pub enum RoundError {
     Source(#[from] crate::error::SourceError),
     #[error("{0}")]
     Registry(#[from] RegistryError),
+    /// The engine or the agent accepted the connection but did not answer in time.
+    #[error("round did not finish within {0:?} (engine or agent not answering)")]
+    Timeout(Duration),
 }
+
+/// Longest a round may take before it is abandoned and retried (a hung engine or agent
+/// must not stall the registrator: the HTTP client has a connect timeout only).
+pub const ROUND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest the agent may take to say who it is.
+pub const IDENTITY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a [`Runtime::drain`] may take (it runs at shutdown, where waiting long is worse).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The registrator.
 pub struct Runtime<S, R> {
@@ -151,7 +162,14 @@ impl<S: Source, R: Registry> Runtime<S, R> {
     pub async fn connect(&mut self, give_up: Option<u32>) -> Result<(), RegistryError> {
         let mut attempt = 0u32;
         let id = loop {
-            match self.registry.identity().await {
+            let answer = tokio::time::timeout(IDENTITY_TIMEOUT, self.registry.identity())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(RegistryError::Invalid(format!(
+                        "/v1/agent/self did not answer within {IDENTITY_TIMEOUT:?}"
+                    )))
+                });
+            match answer {
                 Ok(id) => break id,
                 Err(e) => {
                     if give_up.is_some_and(|n| attempt + 1 >= n) {
@@ -268,13 +286,18 @@ impl<S: Source, R: Registry> Runtime<S, R> {
 
     /// Deregisters everything this owner registered (used when a task runner stops).
     pub async fn drain(&mut self) -> Result<Round, RoundError> {
-        let (plan, _) = self.plan(None).await?;
-        let (writes, failed) = self.execute(plan, &[]).await;
-        Ok(Round {
-            wanted: 0,
-            writes,
-            failed,
-        })
+        let round = async {
+            let (plan, _) = self.plan(None).await?;
+            let (writes, failed) = self.execute(plan, &[]).await;
+            Ok(Round {
+                wanted: 0,
+                writes,
+                failed,
+            })
+        };
+        tokio::time::timeout(DRAIN_TIMEOUT, round)
+            .await
+            .unwrap_or(Err(RoundError::Timeout(DRAIN_TIMEOUT)))
     }
 
     async fn execute(&mut self, plan: Plan, wanted: &[Wanted]) -> (u64, u64) {
@@ -355,7 +378,11 @@ impl<S: Source, R: Registry> Runtime<S, R> {
         let mut retry_at: Option<Instant>;
         let mut kind = "start";
         loop {
-            match self.reconcile_once().await {
+            let result = match tokio::time::timeout(ROUND_TIMEOUT, self.reconcile_once()).await {
+                Ok(r) => r,
+                Err(_) => Err(RoundError::Timeout(ROUND_TIMEOUT)),
+            };
+            match result {
                 Ok(round) => {
                     if failures > 0 {
                         log::info(format!("recovered after {failures} failed round(s)"));

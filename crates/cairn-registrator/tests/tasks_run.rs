@@ -254,3 +254,42 @@ async fn an_agent_that_is_down_at_start_is_waited_for() {
     assert_eq!(r.wait_exit(T).await, Some(0));
     agent.wait_count("stock-price", 0, T).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_that_accepts_but_never_answers_is_timed_out_and_retried() {
+    // A black hole: accepts connections, never answers.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = hole.local_addr().unwrap().to_string();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for c in hole.incoming().flatten() {
+            keep.lock().unwrap().push(c);
+        }
+    });
+    let images = format!("stock-price={}", demo());
+    let mut r = Proc::spawn(
+        "tasks run (black-hole agent)",
+        &[
+            "tasks",
+            "run",
+            &taskdef("stock-price"),
+            "-http-addr",
+            &addr,
+            "-image",
+            &images,
+        ],
+        &[],
+    );
+    r.wait_for_line("did not answer within 10s; retrying in", T)
+        .await;
+    assert!(r.is_running());
+    r.signal("TERM");
+    assert_eq!(r.wait_exit(T).await, Some(0), "{}", r.text());
+    assert!(
+        r.text()
+            .contains("container stock-price-1-stock-price: stopped"),
+        "{}",
+        r.text()
+    );
+}
