@@ -11,6 +11,8 @@ say() { printf '\n==> %s\n' "$*"; }
 
 say "toolchain: $(cargo --version)"
 # System packages the tests use: dig (DNS tests) and python3 (compatibility suite).
+# scripts/docker-engine.sh and scripts/test-browser.sh install their own (docker.io,
+# chromium, node).
 need=()
 command -v dig >/dev/null || need+=(dnsutils)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
@@ -25,6 +27,14 @@ cargo fmt --all -- --check
 
 say "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+
+say "Docker engine for the registrator's tests"
+# Installs docker.io when missing and starts dockerd when it does not answer; with
+# CAIRN_TEST_DOCKER=1 the registrator's Docker tests must run (they fail without an engine).
+scripts/docker-engine.sh
+export CAIRN_TEST_DOCKER=1
+# The registrator's tests drive the cairn binary; build it before the test binaries run.
+cargo build -p cairn-cli
 
 say "cargo test (unit, contract and integration tests against real agents)"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log

@@ -5,8 +5,10 @@ pub mod agent;
 pub mod catalog;
 pub mod kv;
 pub mod members;
+pub mod registrator;
 pub mod reload;
 pub mod services;
+pub mod tasks;
 pub mod version;
 
 use crate::error::CliError;
@@ -22,8 +24,10 @@ Available commands are:
     catalog     Interact with the catalog
     kv          Interact with the key-value store
     members     Lists the members of a Cairn cluster
+    registrator Registers this host's containers with the agent
     reload      Triggers the agent's configuration reload
     services    Interact with services
+    tasks       Runs ECS task definitions as local processes
     version     Prints the Cairn version
 
 Client commands honour -http-addr and -token, and the environment variables
@@ -63,6 +67,8 @@ pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
         "catalog" => catalog::run(rest).await,
         "kv" => kv::run(rest).await,
         "services" => services::run(rest).await,
+        "registrator" => registrator::run(rest).await,
+        "tasks" => tasks::run(rest).await,
         "version" | "-v" | "-version" | "--version" => version::run(rest),
         "help" | "-h" | "-help" | "--help" => Err(CliError::Help(HELP.to_string())),
         other => Err(CliError::usage(
