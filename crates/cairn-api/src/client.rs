@@ -329,14 +329,7 @@ impl Client {
         let path = Query::new().flag("raw").to_path(&Self::kv_path(key));
         match self.send_optional(&path).await? {
             None => Ok(None),
-            Some(resp) => {
-                let url = resp.url().to_string();
-                let bytes = resp
-                    .bytes()
-                    .await
-                    .map_err(|source| ApiError::Transport { url, source })?;
-                Ok(Some(bytes.to_vec()))
-            }
+            Some(resp) => Ok(Some(read_limited(resp, MAX_RESPONSE_BYTES).await?)),
         }
     }
 
@@ -474,7 +467,11 @@ async fn check_status(resp: Response) -> Result<Response, ApiError> {
     if status.is_success() {
         return Ok(resp);
     }
-    let message = resp.text().await.unwrap_or_default().trim().to_string();
+    // An error message is short; a long body is cut, never read without bound.
+    let message = match read_limited(resp, MAX_ERROR_BYTES).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
     let message = if message.is_empty() {
         status.canonical_reason().unwrap_or("").to_string()
     } else {
@@ -486,13 +483,36 @@ async fn check_status(resp: Response) -> Result<Response, ApiError> {
     })
 }
 
+/// Largest response body read (a whole-catalog listing of a large cluster fits).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest error message read from a non-2xx response.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+/// Reads a response body, refusing one larger than `limit` bytes.
+async fn read_limited(mut resp: Response, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let url = resp.url().to_string();
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge { url, limit });
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::TooLarge { url, limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(source) => return Err(ApiError::Transport { url, source }),
+        }
+    }
+}
+
 /// Decodes a JSON body; an empty body decodes as `null`.
 async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
     let url = resp.url().to_string();
-    let bytes = match resp.bytes().await {
-        Ok(b) => b,
-        Err(source) => return Err(ApiError::Transport { url, source }),
-    };
+    let bytes = read_limited(resp, MAX_RESPONSE_BYTES).await?;
     let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"null"
     } else {
@@ -507,6 +527,53 @@ async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves one HTTP response with a `len`-byte body (chunked when `chunked`).
+    async fn one_response(len: usize, chunked: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let body = vec![b'x'; len];
+            let head = if chunked {
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
+            } else {
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n")
+            };
+            let _ = s.write_all(head.as_bytes()).await;
+            if chunked {
+                for part in body.chunks(64 * 1024) {
+                    let _ = s
+                        .write_all(format!("{:x}\r\n", part.len()).as_bytes())
+                        .await;
+                    let _ = s.write_all(part).await;
+                    let _ = s.write_all(b"\r\n").await;
+                }
+                let _ = s.write_all(b"0\r\n\r\n").await;
+            } else {
+                let _ = s.write_all(&body).await;
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused() {
+        for chunked in [false, true] {
+            let url = one_response(300_000, chunked).await;
+            let resp = reqwest::get(&url).await.unwrap();
+            match read_limited(resp, 100_000).await {
+                Err(ApiError::TooLarge { limit, .. }) => assert_eq!(limit, 100_000),
+                other => panic!("chunked={chunked}: {other:?}"),
+            }
+            let url = one_response(50_000, chunked).await;
+            let resp = reqwest::get(&url).await.unwrap();
+            assert_eq!(read_limited(resp, 100_000).await.unwrap().len(), 50_000);
+        }
+    }
 
     #[test]
     fn addresses_normalise() {

@@ -29,6 +29,14 @@ pub enum ApiError {
         #[source]
         source: reqwest::Error,
     },
+    /// The response body was larger than the client reads.
+    #[error("response from {url} is larger than {limit} bytes")]
+    TooLarge {
+        /// The URL that was requested.
+        url: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The server answered 2xx but the body was not what the endpoint promises.
     #[error("invalid response from {url}: {reason}")]
     Decode {
