@@ -242,37 +242,26 @@ async fn udp_loop<C: Catalog>(
 }
 
 async fn tcp_loop<C: Catalog>(tcp: TcpListener, resolver: Arc<Resolver<C>>, limits: ServerLimits) {
-    let limiter = cairn_types::conn::ConnLimiter::new(
-        limits.max_tcp_conns_per_client,
-        limits.max_tcp_connections,
-    );
-    let mut backoff = cairn_types::conn::AcceptBackoff::default();
+    use cairn_types::conn::{Gate, Step};
+    let mut gate = Gate::new(limits.max_tcp_conns_per_client, limits.max_tcp_connections);
     let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             a = tcp.accept() => a,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => {
-                backoff.succeeded();
-                a
-            }
-            Err(e) => {
-                // E.g. out of file descriptors: wait for connections to close.
-                let pause = backoff.failed();
-                if pause.log {
-                    tracing::warn!(error = %e, failures = backoff.failures(), "dns: tcp accept failed; pausing");
-                }
-                tokio::time::sleep(pause.wait).await;
+        let (stream, peer, slot) = match gate.step(accepted.map(|(s, p)| ((s, p), p))) {
+            Step::Admit((stream, peer), slot) => (stream, peer, slot),
+            Step::Refuse((_, peer), why) => {
+                tracing::debug!(%peer, ?why, "dns: tcp connection over the limit, closing");
                 continue;
             }
-        };
-        let slot = match limiter.admit(peer.ip()) {
-            Ok(slot) => slot,
-            Err(why) => {
-                tracing::debug!(%peer, ?why, "dns: tcp connection over the limit, closing");
-                drop(stream);
+            Step::Pause(pause, e) => {
+                // E.g. out of file descriptors: wait for connections to close.
+                if pause.log {
+                    tracing::warn!(error = %e, failures = gate.failures(), "dns: tcp accept failed; pausing");
+                }
+                tokio::time::sleep(pause.wait).await;
                 continue;
             }
         };

@@ -6,14 +6,14 @@
 //! off, and at the open-file limit the API is gone for everyone. This loop bounds all of
 //! that:
 //!
-//! - per-client and total connection limits ([`ConnLimiter`]): a client over Consul's
+//! - per-client and total connection limits (`cairn_types::conn::Gate`): a client over Consul's
 //!   `limits.http_max_conns_per_client` gets Consul's 429 and the connection is closed;
 //!   over the total (derived from the open-file limit) a 503;
 //! - a header-read timeout (hyper's: a request head must arrive within it, which ends a
 //!   slow-header client);
 //! - an idle keep-alive timeout: a connection with no request in flight and no bytes
 //!   moving for that long is closed (a blocking query in flight is not idle);
-//! - `accept()` errors (out of descriptors) pause with [`AcceptBackoff`] instead of
+//! - `accept()` errors (out of descriptors) pause with a growing back-off instead of
 //!   spinning, and are logged sparsely.
 
 use std::future::Future;
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use axum::Router;
-use cairn_types::conn::{AcceptBackoff, ConnLimiter, Refused};
+use cairn_types::conn::{Gate, Refused, Step};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -69,8 +69,7 @@ pub async fn serve_router(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limiter = ConnLimiter::new(limits.max_conns_per_client, limits.max_conns);
-    let mut backoff = AcceptBackoff::default();
+    let mut gate = Gate::new(limits.max_conns_per_client, limits.max_conns);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut conns = tokio::task::JoinSet::new();
@@ -80,29 +79,22 @@ pub async fn serve_router(
             a = listener.accept() => a,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => {
-                backoff.succeeded();
-                a
-            }
-            Err(e) => {
-                let pause = backoff.failed();
-                if pause.log {
-                    tracing::warn!(error = %e, failures = backoff.failures(), "http: accept failed; pausing");
-                }
-                tokio::time::sleep(pause.wait).await;
-                continue;
-            }
-        };
-        let slot = match limiter.admit(peer.ip()) {
-            Ok(slot) => slot,
-            Err(why) => {
+        let (stream, peer, slot) = match gate.step(accepted.map(|(s, p)| ((s, p), p))) {
+            Step::Admit((stream, peer), slot) => (stream, peer, slot),
+            Step::Refuse((stream, peer), why) => {
+                tracing::debug!(%peer, ?why, "http: connection refused");
                 let reply = match why {
                     Refused::PerClient => TOO_MANY_PER_CLIENT,
                     Refused::Total => TOO_MANY_TOTAL,
                 };
-                tracing::debug!(%peer, ?why, "http: connection refused");
                 conns.spawn(refuse(stream, reply));
+                continue;
+            }
+            Step::Pause(pause, e) => {
+                if pause.log {
+                    tracing::warn!(error = %e, failures = gate.failures(), "http: accept failed; pausing");
+                }
+                tokio::time::sleep(pause.wait).await;
                 continue;
             }
         };

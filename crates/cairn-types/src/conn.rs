@@ -138,6 +138,55 @@ impl AcceptBackoff {
     }
 }
 
+/// What a listener does with the outcome of one `accept()`: the one decision the HTTP and
+/// DNS-over-TCP accept loops share, so each loop only carries it out.
+#[derive(Debug)]
+pub enum Step<S, E> {
+    /// Serve the connection; keep the slot for as long as it lives.
+    Admit(S, ConnSlot),
+    /// Refuse it (answer or close at once) for this reason.
+    Refuse(S, Refused),
+    /// `accept()` failed with this error: wait before accepting again (log it if
+    /// `Pause::log`).
+    Pause(Pause, E),
+}
+
+/// A listener's admission state: its [`ConnLimiter`] and [`AcceptBackoff`].
+#[derive(Debug)]
+pub struct Gate {
+    limiter: ConnLimiter,
+    backoff: AcceptBackoff,
+}
+
+impl Gate {
+    /// A gate with the given per-client (0 = none) and total limits.
+    pub fn new(per_client: usize, total: usize) -> Self {
+        Self {
+            limiter: ConnLimiter::new(per_client, total),
+            backoff: AcceptBackoff::default(),
+        }
+    }
+
+    /// Decides what to do with one `accept()` result.
+    pub fn step<S, E>(&mut self, accepted: Result<(S, std::net::SocketAddr), E>) -> Step<S, E> {
+        match accepted {
+            Err(e) => Step::Pause(self.backoff.failed(), e),
+            Ok((stream, peer)) => {
+                self.backoff.succeeded();
+                match self.limiter.admit(peer.ip()) {
+                    Ok(slot) => Step::Admit(stream, slot),
+                    Err(why) => Step::Refuse(stream, why),
+                }
+            }
+        }
+    }
+
+    /// Failed accepts since the last success.
+    pub fn failures(&self) -> u32 {
+        self.backoff.failures()
+    }
+}
+
 /// The connection budget of one listener from the process's open-file limit: `share`
 /// parts in `of` of what is left after `reserve` descriptors (storage, sockets of checks,
 /// the other listeners), and never below 16.
@@ -197,6 +246,23 @@ mod tests {
         assert!(logs <= 4, "{logs} log lines for 200 failures");
         b.succeeded();
         assert_eq!(b.failed().wait, AcceptBackoff::MIN);
+    }
+
+    #[test]
+    fn gate_admits_refuses_and_pauses() {
+        let mut g = Gate::new(1, 10);
+        let peer: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let first = g.step::<u8, ()>(Ok((1, peer)));
+        assert!(matches!(first, Step::Admit(1, _)));
+        assert!(matches!(
+            g.step::<u8, ()>(Ok((2, peer))),
+            Step::Refuse(2, Refused::PerClient)
+        ));
+        assert!(matches!(g.step::<u8, ()>(Err(())), Step::Pause(p, ()) if p.log));
+        assert_eq!(g.failures(), 1);
+        drop(first);
+        assert!(matches!(g.step::<u8, ()>(Ok((3, peer))), Step::Admit(3, _)));
+        assert_eq!(g.failures(), 0);
     }
 
     #[test]
