@@ -10,6 +10,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use sample_common::config::ListenConfig;
+
 /// Why the settings are unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -137,20 +139,9 @@ impl Config {
                 .map(|(_, v)| v.clone())
         };
 
-        let port = match env("PORT") {
-            None => 4567,
-            Some(v) => v
-                .trim()
-                .parse::<u16>()
-                .map_err(|_| bad("PORT", &v, "not a port number"))?,
-        };
-        let ip = match env("BIND") {
-            None => IpAddr::from([0, 0, 0, 0]),
-            Some(v) => v
-                .trim()
-                .parse::<IpAddr>()
-                .map_err(|_| bad("BIND", &v, "not an IP address"))?,
-        };
+        let listen = ListenConfig::from_env(&env).map_err(|e| match e {
+            sample_common::config::ConfigError::Bad { name, value, why } => bad(name, &value, why),
+        })?;
         let dns_timeout = match env("DNS_TIMEOUT_MS") {
             None => Duration::from_millis(1000),
             Some(v) => match v.trim().parse::<u64>() {
@@ -198,17 +189,13 @@ impl Config {
             None if needs_dns => Some(resolv().ok_or(ConfigError::NoResolver)?),
             None => None,
         };
-        let log_requests = !matches!(
-            env("LOG_REQUESTS").as_deref().map(str::trim),
-            Some("0" | "false" | "off" | "no")
-        );
         Ok(Config {
-            listen: SocketAddr::new(ip, port),
+            listen: listen.listen,
             dns,
             dns_timeout,
             stock,
             weather,
-            log_requests,
+            log_requests: listen.log_requests,
         })
     }
 }

@@ -4,15 +4,14 @@
 //! the number of instances tried), `/health`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use sample_common::http::{json_error as error, with_request_log_via};
 use serde_json::{json, Value};
 
 use crate::discovery::AnyDiscovery;
@@ -56,15 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { "OK" }))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .with_state(state);
-    if log {
-        app.layer(middleware::from_fn(log_request))
-    } else {
-        app
-    }
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    with_request_log_via(app, log, "x-instance")
 }
 
 async fn stock(State(st): State<AppState>, Path(symbol): Path<String>) -> Response {
@@ -107,23 +98,4 @@ async fn proxy(route: &Route, caller: &Caller, prefix: &str, param: &str) -> Res
         }
         Err(e @ ProxyError::AllFailed { .. }) => error(StatusCode::BAD_GATEWAY, &e.to_string()),
     }
-}
-
-async fn log_request(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let uri = req.uri().clone();
-    let resp = next.run(req).await;
-    let instance = resp
-        .headers()
-        .get("x-instance")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| format!(" via {v}"))
-        .unwrap_or_default();
-    eprintln!(
-        "{method} {uri} {} {}us{instance}",
-        resp.status().as_u16(),
-        started.elapsed().as_micros()
-    );
-    resp
 }

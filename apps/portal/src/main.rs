@@ -3,28 +3,28 @@
 use std::process::ExitCode;
 
 use portal::{Backend, Config};
+use sample_common::serve::{announce_and_serve, bind, or_usage_exit};
+
+const NAME: &str = "portal";
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    match run().await {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+async fn run() -> Result<ExitCode, ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match Config::parse(
-        &args,
-        |k| std::env::var(k).ok(),
-        portal::resolv_conf::system_nameserver,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("portal: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("portal: cannot listen on {}: {e}", config.listen);
-            return ExitCode::from(1);
-        }
-    };
+    let config = or_usage_exit(
+        NAME,
+        Config::parse(
+            &args,
+            |k| std::env::var(k).ok(),
+            portal::resolv_conf::system_nameserver,
+        ),
+    )?;
+    let listener = bind(NAME, config.listen).await?;
     let show = |b: &Backend| match b {
         Backend::Srv(name) => format!("SRV {name}"),
         Backend::Fixed(list) => format!("fixed {list:?}"),
@@ -38,14 +38,6 @@ async fn main() -> ExitCode {
         show(&config.stock),
         show(&config.weather)
     );
-    match listener.local_addr() {
-        Ok(addr) => eprintln!("portal listening on {addr}"),
-        Err(e) => eprintln!("portal: {e}"),
-    }
     let state = portal::state_from(&config);
-    if let Err(e) = axum::serve(listener, portal::router(state)).await {
-        eprintln!("portal: {e}");
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
+    Ok(announce_and_serve(NAME, listener, portal::router(state)).await)
 }

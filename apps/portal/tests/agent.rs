@@ -14,19 +14,12 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use sample_common::test_support::Proc;
 use serde_json::{json, Value};
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn cairn_bin() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("CAIRN_BIN") {

@@ -2,14 +2,13 @@
 //! anything unknown, one log line per request.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use sample_common::http::{json_error as error, with_request_log};
 use serde::Serialize;
 use serde_json::json;
 
@@ -17,18 +16,7 @@ use crate::companies::{normalise, Companies};
 use crate::price::{format_cents, simulated_cents, Day};
 use crate::upstream::{Upstream, UpstreamError};
 
-/// The current time as Unix seconds; injected so tests can pin the day.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The wall clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-    })
-}
+pub use sample_common::clock::{system_clock, Clock};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -62,15 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { "OK" }))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .with_state(state);
-    if log {
-        app.layer(middleware::from_fn(log_request))
-    } else {
-        app
-    }
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    with_request_log(app, log)
 }
 
 async fn stock(State(st): State<AppState>, Path(raw): Path<String>) -> Response {
@@ -112,17 +92,4 @@ fn unknown(symbol: &str) -> Response {
         Json(json!({ "error": "unknown symbol", "symbol": symbol })),
     )
         .into_response()
-}
-
-async fn log_request(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let uri = req.uri().clone();
-    let resp = next.run(req).await;
-    eprintln!(
-        "{method} {uri} {} {}us",
-        resp.status().as_u16(),
-        started.elapsed().as_micros()
-    );
-    resp
 }

@@ -2,36 +2,23 @@
 
 use std::process::ExitCode;
 
+use sample_common::serve::{announce_and_serve, bind, or_usage_exit};
+
+const NAME: &str = "stock-price";
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match stock_price::Config::from_env(|k| std::env::var(k).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("stock-price: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let state = match stock_price::state_from(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("stock-price: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("stock-price: cannot listen on {}: {e}", config.listen);
-            return ExitCode::from(1);
-        }
-    };
-    match listener.local_addr() {
-        Ok(addr) => eprintln!("stock-price listening on {addr}"),
-        Err(e) => eprintln!("stock-price: {e}"),
+    match run().await {
+        Ok(code) | Err(code) => code,
     }
-    if let Err(e) = axum::serve(listener, stock_price::router(state)).await {
-        eprintln!("stock-price: {e}");
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
+}
+
+async fn run() -> Result<ExitCode, ExitCode> {
+    let config = or_usage_exit(
+        NAME,
+        stock_price::Config::from_env(|k| std::env::var(k).ok()),
+    )?;
+    let state = or_usage_exit(NAME, stock_price::state_from(&config))?;
+    let listener = bind(NAME, config.listen).await?;
+    Ok(announce_and_serve(NAME, listener, stock_price::router(state)).await)
 }

@@ -3,13 +3,10 @@
 //! `STOCK_UPSTREAM_URL`. The upstream answers JSON `{"price": 12.3 | "12.30",
 //! "name": "..."}` (name optional); 404 means an unknown symbol.
 
-use std::time::Duration;
-
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use sample_common::upstream::{FetchError, Fetcher};
 use serde::Deserialize;
 
-/// The most bytes read from an upstream answer.
-pub const MAX_BODY: usize = 64 * 1024;
+pub use sample_common::upstream::MAX_BODY;
 
 /// Why an upstream quote could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -43,63 +40,39 @@ struct Wire {
     price: serde_json::Value,
 }
 
+impl From<FetchError> for UpstreamError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::BadTemplate(t) => UpstreamError::BadTemplate(t),
+            FetchError::NotFound => UpstreamError::NotFound,
+            FetchError::Request(m) => UpstreamError::Request(m),
+            FetchError::BadAnswer(m) => UpstreamError::BadAnswer(m),
+        }
+    }
+}
+
 /// A configured upstream.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    template: String,
-    client: reqwest::Client,
+    fetcher: Fetcher,
 }
 
 impl Upstream {
     /// Checks the template and builds a client with a 5 s timeout.
     pub fn new(template: &str) -> Result<Self, UpstreamError> {
-        if !template.starts_with("http://") || !template.contains("{symbol}") {
-            return Err(UpstreamError::BadTemplate(template.to_string()));
-        }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| UpstreamError::Request(e.to_string()))?;
         Ok(Self {
-            template: template.to_string(),
-            client,
+            fetcher: Fetcher::new(template, "{symbol}")?,
         })
     }
 
     /// The URL asked for `symbol`.
     pub fn url_for(&self, symbol: &str) -> String {
-        let enc = utf8_percent_encode(symbol, NON_ALPHANUMERIC).to_string();
-        self.template.replace("{symbol}", &enc)
+        self.fetcher.url_for(symbol)
     }
 
     /// Asks the upstream for `symbol`.
     pub async fn quote(&self, symbol: &str) -> Result<Quote, UpstreamError> {
-        let mut resp = self
-            .client
-            .get(self.url_for(symbol))
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Request(e.to_string()))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(UpstreamError::NotFound);
-        }
-        if !resp.status().is_success() {
-            return Err(UpstreamError::Request(format!("status {}", resp.status())));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| UpstreamError::Request(e.to_string()))?
-        {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(UpstreamError::BadAnswer(format!(
-                    "more than {MAX_BODY} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        parse_quote(&body)
+        parse_quote(&self.fetcher.fetch(symbol).await?)
     }
 }
 

@@ -3,25 +3,17 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use serde_json::Value;
+use sample_common::test_support::{self, get_json, serve, Proc};
 use stock_price::companies::Companies;
 use stock_price::upstream::Upstream;
 use stock_price::{router, AppState};
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
 
 fn state(now: Arc<AtomicI64>, upstream: Option<Upstream>) -> AppState {
     AppState {
@@ -30,12 +22,6 @@ fn state(now: Arc<AtomicI64>, upstream: Option<Upstream>) -> AppState {
         upstream,
         log_requests: false,
     }
-}
-
-async fn get_json(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
 }
 
 const DAY: i64 = 86_400;
@@ -140,39 +126,10 @@ async fn fake_upstream_via_url_template() {
     assert_eq!(s, 502);
 }
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the real binary on an ephemeral port and reads its address from
 /// the "listening on" line (polling with a deadline).
 fn start_binary(envs: &[(&str, &str)]) -> (Proc, SocketAddr, BufReader<std::process::ChildStderr>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stock-price"));
-    cmd.env("PORT", "0")
-        .env("BIND", "127.0.0.1")
-        .stderr(Stdio::piped());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut line = String::new();
-    loop {
-        assert!(Instant::now() < deadline, "no listening line");
-        line.clear();
-        if err.read_line(&mut line).unwrap() == 0 {
-            panic!("stock-price exited early");
-        }
-        if let Some(a) = line.trim().strip_prefix("stock-price listening on ") {
-            return (proc, a.parse().unwrap(), err);
-        }
-    }
+    test_support::start_binary(env!("CARGO_BIN_EXE_stock-price"), "stock-price", envs)
 }
 
 #[tokio::test]

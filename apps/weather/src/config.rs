@@ -2,22 +2,10 @@
 //! 0.0.0.0), `TEMP_SCALE` (`C` or `F`; anything else means Celsius, as in the
 //! original), `WEATHER_UPSTREAM_URL`, `LOG_REQUESTS` (default on).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
-/// Why the environment is unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A variable has a bad value.
-    #[error("{name}={value:?}: {why}")]
-    Bad {
-        /// The variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-        /// What is wrong.
-        why: &'static str,
-    },
-}
+pub use sample_common::config::ConfigError;
+use sample_common::config::ListenConfig;
 
 /// The temperature scale answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,28 +51,12 @@ pub struct Config {
 impl Config {
     /// Reads the settings through `get` (the process environment in `main`).
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let port = match get("PORT") {
-            None => 4567,
-            Some(v) => v.trim().parse::<u16>().map_err(|_| ConfigError::Bad {
-                name: "PORT",
-                value: v,
-                why: "not a port number",
-            })?,
-        };
-        let ip = match get("BIND") {
-            None => IpAddr::from([0, 0, 0, 0]),
-            Some(v) => v.trim().parse::<IpAddr>().map_err(|_| ConfigError::Bad {
-                name: "BIND",
-                value: v,
-                why: "not an IP address",
-            })?,
-        };
-        let log_requests = !matches!(
-            get("LOG_REQUESTS").as_deref().map(str::trim),
-            Some("0" | "false" | "off" | "no")
-        );
+        let ListenConfig {
+            listen,
+            log_requests,
+        } = ListenConfig::from_env(&get)?;
         Ok(Config {
-            listen: SocketAddr::new(ip, port),
+            listen,
             scale: TempScale::from_setting(get("TEMP_SCALE").as_deref()),
             upstream: get("WEATHER_UPSTREAM_URL").filter(|s| !s.trim().is_empty()),
             log_requests,

@@ -2,36 +2,20 @@
 
 use std::process::ExitCode;
 
+use sample_common::serve::{announce_and_serve, bind, or_usage_exit};
+
+const NAME: &str = "weather";
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match weather::Config::from_env(|k| std::env::var(k).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("weather: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let state = match weather::state_from(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("weather: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("weather: cannot listen on {}: {e}", config.listen);
-            return ExitCode::from(1);
-        }
-    };
-    match listener.local_addr() {
-        Ok(addr) => eprintln!("weather listening on {addr}"),
-        Err(e) => eprintln!("weather: {e}"),
+    match run().await {
+        Ok(code) | Err(code) => code,
     }
-    if let Err(e) = axum::serve(listener, weather::router(state)).await {
-        eprintln!("weather: {e}");
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
+}
+
+async fn run() -> Result<ExitCode, ExitCode> {
+    let config = or_usage_exit(NAME, weather::Config::from_env(|k| std::env::var(k).ok()))?;
+    let state = or_usage_exit(NAME, weather::state_from(&config))?;
+    let listener = bind(NAME, config.listen).await?;
+    Ok(announce_and_serve(NAME, listener, weather::router(state)).await)
 }

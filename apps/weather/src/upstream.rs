@@ -4,13 +4,10 @@
 //! "city": "...", "country": "..."}` (city and country optional); 404 means
 //! an unknown city.
 
-use std::time::Duration;
-
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use sample_common::upstream::{FetchError, Fetcher};
 use serde::Deserialize;
 
-/// The most bytes read from an upstream answer.
-pub const MAX_BODY: usize = 64 * 1024;
+pub use sample_common::upstream::MAX_BODY;
 
 /// Why an upstream reading could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -40,63 +37,39 @@ pub struct Reading {
     pub country: Option<String>,
 }
 
+impl From<FetchError> for UpstreamError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::BadTemplate(t) => UpstreamError::BadTemplate(t),
+            FetchError::NotFound => UpstreamError::NotFound,
+            FetchError::Request(m) => UpstreamError::Request(m),
+            FetchError::BadAnswer(m) => UpstreamError::BadAnswer(m),
+        }
+    }
+}
+
 /// A configured upstream.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    template: String,
-    client: reqwest::Client,
+    fetcher: Fetcher,
 }
 
 impl Upstream {
     /// Checks the template and builds a client with a 5 s timeout.
     pub fn new(template: &str) -> Result<Self, UpstreamError> {
-        if !template.starts_with("http://") || !template.contains("{city}") {
-            return Err(UpstreamError::BadTemplate(template.to_string()));
-        }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| UpstreamError::Request(e.to_string()))?;
         Ok(Self {
-            template: template.to_string(),
-            client,
+            fetcher: Fetcher::new(template, "{city}")?,
         })
     }
 
     /// The URL asked for `city`.
     pub fn url_for(&self, city: &str) -> String {
-        let enc = utf8_percent_encode(city, NON_ALPHANUMERIC).to_string();
-        self.template.replace("{city}", &enc)
+        self.fetcher.url_for(city)
     }
 
     /// Asks the upstream for `city`.
     pub async fn reading(&self, city: &str) -> Result<Reading, UpstreamError> {
-        let mut resp = self
-            .client
-            .get(self.url_for(city))
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Request(e.to_string()))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(UpstreamError::NotFound);
-        }
-        if !resp.status().is_success() {
-            return Err(UpstreamError::Request(format!("status {}", resp.status())));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| UpstreamError::Request(e.to_string()))?
-        {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(UpstreamError::BadAnswer(format!(
-                    "more than {MAX_BODY} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        parse_reading(&body)
+        parse_reading(&self.fetcher.fetch(city).await?)
     }
 }
 

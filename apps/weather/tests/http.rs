@@ -1,29 +1,19 @@
 //! The weather service over real HTTP on ephemeral ports: the in-process
 //! router for pinned-clock cases, the real binary for the process contract.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::io::BufRead;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use serde_json::Value;
+use sample_common::test_support::{get_json, serve, start_binary};
 use weather::cities::Cities;
 use weather::upstream::Upstream;
 use weather::{router, AppState, TempScale};
 
 /// 2025-07-15 12:00 UTC.
 const T0: i64 = 1_752_580_800;
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
 
 fn state(scale: TempScale, upstream: Option<Upstream>) -> AppState {
     AppState {
@@ -33,12 +23,6 @@ fn state(scale: TempScale, upstream: Option<Upstream>) -> AppState {
         upstream,
         log_requests: false,
     }
-}
-
-async fn get_json(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
 }
 
 #[tokio::test]
@@ -140,44 +124,19 @@ async fn fake_upstream_via_url_template() {
     assert_eq!(s, 404);
 }
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn binary_reads_temp_scale_and_logs_requests() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weather"))
-        .env("PORT", "0")
-        .env("BIND", "127.0.0.1")
-        .env("TEMP_SCALE", "F")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let _p = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut line = String::new();
-    let addr: SocketAddr = loop {
-        assert!(Instant::now() < deadline, "no listening line");
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "weather exited early"
-        );
-        if let Some(a) = line.trim().strip_prefix("weather listening on ") {
-            break a.parse().unwrap();
-        }
-    };
+    let (_p, addr, mut err) = start_binary(
+        env!("CARGO_BIN_EXE_weather"),
+        "weather",
+        &[("TEMP_SCALE", "F")],
+    );
     let (s, v) = get_json(&format!("http://{addr}/weather/Tokyo")).await;
     assert_eq!(
         (s, v["format"].as_str(), v["country"].as_str()),
         (200, Some("Farenheit"), Some("JP"))
     );
-    line.clear();
+    let mut line = String::new();
     err.read_line(&mut line).unwrap();
     assert!(line.starts_with("GET /weather/Tokyo 200 "), "{line:?}");
 }

@@ -173,13 +173,7 @@ impl FakeDns {
     }
 }
 
-/// Serves `app` on 127.0.0.1:0; returns the address.
-pub async fn serve(app: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
+pub use sample_common::test_support::serve;
 
 /// A stock-price instance (in-process, built-in data, no request log).
 pub async fn stock_instance() -> SocketAddr {
