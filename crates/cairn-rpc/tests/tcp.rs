@@ -17,8 +17,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-const WAIT: Duration = Duration::from_secs(10);
-
 struct Running {
     addr: SocketAddr,
     probe: Arc<Probe>,
@@ -32,18 +30,8 @@ async fn start(config: ServerConfig) -> Running {
     let service = Arc::new(TestService {
         probe: probe.clone(),
     });
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        RpcServer::new(config)
-            .serve(
-                listener,
-                Routes::new().route::<TestProto, _>(service),
-                async {
-                    let _ = stopped.await;
-                },
-            )
-            .await
-    });
+    let routes = Routes::new().route::<TestProto, _>(service);
+    let (stop, _server) = serve_tcp(listener, routes, config);
     Running {
         addr,
         probe,
@@ -92,9 +80,7 @@ async fn garbage_on_the_port_closes_that_connection_only() {
     .await;
     let good = client(ClientConfig::default());
     assert_eq!(
-        good.call(server.addr, Req::Echo("before".into()))
-            .await
-            .unwrap(),
+        echo(&good, server.addr, "before").await,
         Resp::Echo("before".into())
     );
 
@@ -125,17 +111,12 @@ async fn garbage_on_the_port_closes_that_connection_only() {
 
     // The established client and new clients are still served.
     assert_eq!(
-        good.call(server.addr, Req::Echo("after".into()))
-            .await
-            .unwrap(),
+        echo(&good, server.addr, "after").await,
         Resp::Echo("after".into())
     );
     let fresh = client(ClientConfig::default());
     assert_eq!(
-        fresh
-            .call(server.addr, Req::Echo("fresh".into()))
-            .await
-            .unwrap(),
+        echo(&fresh, server.addr, "fresh").await,
         Resp::Echo("fresh".into())
     );
 }
@@ -148,10 +129,7 @@ async fn connections_beyond_the_limit_are_closed() {
     })
     .await;
     let first = client(ClientConfig::default());
-    first
-        .call(server.addr, Req::Echo("1".into()))
-        .await
-        .unwrap();
+    echo(&first, server.addr, "1").await;
     let second = client(ClientConfig {
         backoff_initial: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
@@ -169,10 +147,7 @@ async fn connections_beyond_the_limit_are_closed() {
         "{err}"
     );
     // The first connection is unaffected; once it goes away the second gets in.
-    first
-        .call(server.addr, Req::Echo("1 again".into()))
-        .await
-        .unwrap();
+    echo(&first, server.addr, "1 again").await;
     drop(first);
     eventually_ok("second client admitted", WAIT, || {
         second.call(server.addr, Req::Echo("2".into()))
@@ -238,24 +213,14 @@ async fn keepalive_notices_a_vanished_peer_on_both_ends() {
         ..ClientConfig::default()
     });
     let mut events = client.events();
-    client
-        .call(hole.addr, Req::Echo("hi".into()))
-        .await
-        .unwrap();
+    echo(&client, hole.addr, "hi").await;
     assert_eq!(
         events.recv().await.unwrap().kind,
         ConnectionEventKind::Connected
     );
-    let blocked = tokio::spawn({
-        let client = client.clone();
-        let addr = hole.addr;
-        async move { client.call(addr, Req::Block).await }
-    });
+    let blocked = spawn_blocked(&client, hole.addr);
     let probe = server.probe.clone();
-    eventually("handler running", WAIT, || {
-        probe.active.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    handler_running(&probe).await;
 
     hole.frozen.store(true, Ordering::SeqCst);
     // The client: a Lost event and the blocked call fails.
@@ -288,10 +253,7 @@ async fn idle_connections_are_closed_and_reopened_on_demand() {
     .await;
     let client = client(ClientConfig::default());
     let mut events = client.events();
-    client
-        .call(server.addr, Req::Echo("1".into()))
-        .await
-        .unwrap();
+    echo(&client, server.addr, "1").await;
     assert_eq!(
         events.recv().await.unwrap().kind,
         ConnectionEventKind::Connected
@@ -306,10 +268,7 @@ async fn idle_connections_are_closed_and_reopened_on_demand() {
         "an idle close is orderly"
     );
     assert_eq!(
-        client
-            .call(server.addr, Req::Echo("2".into()))
-            .await
-            .unwrap(),
+        echo(&client, server.addr, "2").await,
         Resp::Echo("2".into())
     );
     assert_eq!(
@@ -375,10 +334,7 @@ async fn calls_beyond_the_stream_limit_wait_their_turn() {
     let client = client(ClientConfig::default());
     // The limit holds once the server's settings have reached the client (the first round
     // trip); a burst on a brand-new connection may briefly exceed it.
-    client
-        .call(server.addr, Req::Echo("warm".into()))
-        .await
-        .unwrap();
+    echo(&client, server.addr, "warm").await;
     let calls = (0..40).map(|i| {
         let client = client.clone();
         async move {
@@ -469,7 +425,7 @@ async fn the_tls_seam_wraps_every_connection_on_both_ends() {
         connected.clone(),
     ));
     for _ in 0..3 {
-        client.call(addr, Req::Echo("x".into())).await.unwrap();
+        echo(&client, addr, "x").await;
     }
     assert_eq!(connected.0.load(Ordering::SeqCst), 1);
     assert_eq!(accepted.0.load(Ordering::SeqCst), 1);
@@ -579,10 +535,7 @@ async fn malformed_request_bodies_get_a_status_never_a_crash() {
     assert_eq!(server.probe.active.load(Ordering::SeqCst), 0);
     let client = client(ClientConfig::default());
     assert_eq!(
-        client
-            .call(server.addr, Req::Echo("ok".into()))
-            .await
-            .unwrap(),
+        echo(&client, server.addr, "ok").await,
         Resp::Echo("ok".into())
     );
 }

@@ -1,5 +1,6 @@
 //! Shared test fixtures: a small protocol exercising every call shape, a service that records
-//! what its handlers do (drop guards count cancellations), and polling helpers.
+//! what its handlers do (drop guards count cancellations), polling helpers, and the calls and
+//! servers the test files all make.
 #![allow(dead_code)]
 
 use std::collections::HashSet;
@@ -9,9 +10,18 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_rpc::{CallContext, ItemStream, PostcardCodec, Protocol, Service, Status};
+use cairn_rpc::{
+    CallContext, Client, ItemStream, PostcardCodec, Protocol, Routes, RpcError, RpcServer,
+    ServerConfig, Service, Status,
+};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for what should happen soon.
+pub const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Req {
@@ -213,6 +223,45 @@ pub async fn eventually_ok<T, E: std::fmt::Debug, F: Future<Output = Result<T, E
     }
 }
 
+/// Calls `Req::Echo(text)`, which must succeed; the answer.
+pub async fn echo(client: &Client<TestProto>, addr: SocketAddr, text: &str) -> Resp {
+    client.call(addr, Req::Echo(text.into())).await.unwrap()
+}
+
+/// A `Req::Block` call in a task of its own, left to be cancelled or broken.
+pub fn spawn_blocked(
+    client: &Client<TestProto>,
+    addr: SocketAddr,
+) -> JoinHandle<Result<Resp, RpcError>> {
+    let client = client.clone();
+    tokio::spawn(async move { client.call(addr, Req::Block).await })
+}
+
+/// Waits until exactly one handler is running.
+pub async fn handler_running(probe: &Probe) {
+    eventually("handler running", WAIT, || {
+        probe.active.load(Ordering::SeqCst) == 1
+    })
+    .await;
+}
+
+/// Serves `routes` over TCP on `listener` until the returned sender is used or dropped.
+pub fn serve_tcp(
+    listener: TcpListener,
+    routes: Routes,
+    config: ServerConfig,
+) -> (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        RpcServer::new(config)
+            .serve(listener, routes, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (stop, task)
+}
+
 /// A second protocol, served next to [`TestProto`] on the same server.
 pub struct LenProto;
 
@@ -245,8 +294,8 @@ impl Protocol for UnservedProto {
 }
 
 /// The routes of every test server: the test protocol and the second one.
-pub fn test_routes(probe: &Arc<Probe>) -> cairn_rpc::Routes {
-    cairn_rpc::Routes::new()
+pub fn test_routes(probe: &Arc<Probe>) -> Routes {
+    Routes::new()
         .route::<TestProto, _>(Arc::new(TestService {
             probe: probe.clone(),
         }))
