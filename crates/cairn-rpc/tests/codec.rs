@@ -2,6 +2,8 @@
 //! clear error under postcard (never garbage), and work under JSON, in the codec and over both
 //! transports.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use cairn_rpc::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use support::protocol;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,23 +85,9 @@ fn decoders_reject_trailing_and_truncated_input() {
     assert!(JsonCodec::decode::<WithValue>(b"{\"key\": ").is_err());
 }
 
-/// The same messages under both codecs.
-struct OverJson;
-impl Protocol for OverJson {
-    const NAME: &'static str = "cairn.test.value.v1";
-    type Codec = JsonCodec;
-    type Request = WithValue;
-    type Response = WithValue;
-    type Item = WithValue;
-}
-struct OverPostcard;
-impl Protocol for OverPostcard {
-    const NAME: &'static str = "cairn.test.value.v1";
-    type Codec = PostcardCodec;
-    type Request = WithValue;
-    type Response = WithValue;
-    type Item = WithValue;
-}
+// The same messages under both codecs.
+protocol!(OverJson = "cairn.test.value.v1", JsonCodec, WithValue => WithValue, WithValue);
+protocol!(OverPostcard = "cairn.test.value.v1", PostcardCodec, WithValue => WithValue, WithValue);
 
 /// Answers a request with itself, under either codec.
 struct Mirror;

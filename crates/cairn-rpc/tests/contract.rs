@@ -211,10 +211,7 @@ async fn a_panicking_handler_answers_internal<H: Harness>() {
         Some(&Code::Internal),
         "{err}"
     );
-    assert_eq!(
-        echo(&client, addr, "still up").await,
-        Resp::Echo("still up".into())
-    );
+    assert_echoes(&client, addr, "still up").await;
 }
 
 async fn several_protocols_share_one_server<H: Harness>() {
@@ -222,7 +219,7 @@ async fn several_protocols_share_one_server<H: Harness>() {
     let addr = h.start(server_config()).await;
     let test = h.client(client_config());
     let len = h.client_of::<LenProto>(client_config());
-    assert_eq!(echo(&test, addr, "a").await, Resp::Echo("a".into()));
+    assert_echoes(&test, addr, "a").await;
     assert_eq!(len.call(addr, "four".to_string()).await.unwrap(), 4);
     let unserved = h.client_of::<UnservedProto>(client_config());
     let err = unserved.call(addr, "x".to_string()).await.unwrap_err();
@@ -412,10 +409,7 @@ async fn dropping_the_call_cancels_the_handler<H: Harness>() {
     })
     .await;
     // The connection is still good.
-    assert_eq!(
-        echo(&client, addr, "after").await,
-        Resp::Echo("after".into())
-    );
+    assert_echoes(&client, addr, "after").await;
 }
 
 async fn server_shutdown_then_restart_on_the_same_address<H: Harness>() {

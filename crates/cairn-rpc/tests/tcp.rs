@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_rpc::{
-    Client, ClientConfig, Code, ConnectionEventKind, JsonCodec, Protocol, Routes, RpcError,
-    RpcServer, ServerConfig, TcpClient,
+    Client, ClientConfig, Code, ConnectionEventKind, JsonCodec, Routes, RpcError, RpcServer,
+    ServerConfig, TcpClient,
 };
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,10 +79,7 @@ async fn garbage_on_the_port_closes_that_connection_only() {
     })
     .await;
     let good = client(ClientConfig::default());
-    assert_eq!(
-        echo(&good, server.addr, "before").await,
-        Resp::Echo("before".into())
-    );
+    assert_echoes(&good, server.addr, "before").await;
 
     // HTTP/1.1 on an HTTP/2 port.
     let mut raw = TcpStream::connect(server.addr).await.unwrap();
@@ -110,15 +107,9 @@ async fn garbage_on_the_port_closes_that_connection_only() {
     }
 
     // The established client and new clients are still served.
-    assert_eq!(
-        echo(&good, server.addr, "after").await,
-        Resp::Echo("after".into())
-    );
+    assert_echoes(&good, server.addr, "after").await;
     let fresh = client(ClientConfig::default());
-    assert_eq!(
-        echo(&fresh, server.addr, "fresh").await,
-        Resp::Echo("fresh".into())
-    );
+    assert_echoes(&fresh, server.addr, "fresh").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,35 +258,21 @@ async fn idle_connections_are_closed_and_reopened_on_demand() {
         ConnectionEventKind::Closed,
         "an idle close is orderly"
     );
-    assert_eq!(
-        echo(&client, server.addr, "2").await,
-        Resp::Echo("2".into())
-    );
+    assert_echoes(&client, server.addr, "2").await;
     assert_eq!(
         events.recv().await.unwrap().kind,
         ConnectionEventKind::Connected
     );
 }
 
-/// Same messages as the test protocol under another name.
-struct OtherName;
-impl Protocol for OtherName {
-    const NAME: &'static str = "cairn.other.v1";
-    type Codec = cairn_rpc::PostcardCodec;
-    type Request = Req;
-    type Response = Resp;
-    type Item = Tick;
-}
-
-/// The test protocol's name with another codec.
-struct OtherCodec;
-impl Protocol for OtherCodec {
-    const NAME: &'static str = "cairn.test.v1";
-    type Codec = JsonCodec;
-    type Request = Req;
-    type Response = Resp;
-    type Item = Tick;
-}
+protocol!(
+    /// Same messages as the test protocol under another name.
+    OtherName = "cairn.other.v1", cairn_rpc::PostcardCodec, Req => Resp, Tick
+);
+protocol!(
+    /// The test protocol's name with another codec.
+    OtherCodec = "cairn.test.v1", JsonCodec, Req => Resp, Tick
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mismatched_protocol_or_codec_is_refused_not_misread() {
@@ -534,8 +511,5 @@ async fn malformed_request_bodies_get_a_status_never_a_crash() {
     }
     assert_eq!(server.probe.active.load(Ordering::SeqCst), 0);
     let client = client(ClientConfig::default());
-    assert_eq!(
-        echo(&client, server.addr, "ok").await,
-        Resp::Echo("ok".into())
-    );
+    assert_echoes(&client, server.addr, "ok").await;
 }

@@ -276,22 +276,13 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
         let config = &self.inner.config;
         let encoded = encode_payload::<P::Codec, _>(&req, config.max_request_bytes);
         deadline_call(encoded, &opts, config, move |payload, call| async move {
-            let (
-                Routed {
-                    host: server,
-                    service,
-                    delay,
-                    drop,
-                },
-                ctx,
-                req,
-            ) = inner.deliver(peer, &payload, &call).await?;
-            if drop == Some(Direction::Request) {
+            let (routed, ctx, req) = inner.deliver(peer, &payload, &call).await?;
+            if routed.drop == Some(Direction::Request) {
                 return Err(inner.lost(peer, "request lost (fault injection)"));
             }
-            let deadline = call.at;
-            let limit = server.config.max_response_bytes;
-            let stop = server.stopped.clone();
+            let (deadline, service) = (call.at, routed.service);
+            let limit = routed.host.config.max_response_bytes;
+            let stop = routed.host.stopped.clone();
             let task = AbortOnDrop(tokio::spawn(async move {
                 let outcome = tokio::select! {
                     r = within(deadline, service.call_unary(ctx, req)) => r,
@@ -302,11 +293,11 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
                 }))
             }));
             let answer = inner.answer(peer, task).await?;
-            delay_by(delay).await;
+            delay_by(routed.delay).await;
             if inner.partitioned(peer) {
                 return Err(inner.lost(peer, "partitioned"));
             }
-            if drop == Some(Direction::Response) {
+            if routed.drop == Some(Direction::Response) {
                 return Err(inner.lost(peer, "response lost (fault injection)"));
             }
             match answer {
@@ -326,23 +317,14 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
         let config = &self.inner.config;
         let encoded = encode_payload::<P::Codec, _>(&req, config.max_request_bytes);
         deadline_call(encoded, &opts, config, move |payload, call| async move {
-            let (
-                Routed {
-                    host: server,
-                    service,
-                    drop,
-                    ..
-                },
-                ctx,
-                req,
-            ) = inner.deliver(peer, &payload, &call).await?;
-            if drop.is_some() {
+            let (routed, ctx, req) = inner.deliver(peer, &payload, &call).await?;
+            if routed.drop.is_some() {
                 return Err(inner.lost(peer, "stream lost (fault injection)"));
             }
-            let deadline = call.at;
+            let (deadline, service) = (call.at, routed.service);
             let (tx, rx) = mpsc::channel::<Pumped>(STREAM_BUFFER);
-            let limit = server.config.max_response_bytes;
-            let stop = server.stopped.clone();
+            let limit = routed.host.config.max_response_bytes;
+            let stop = routed.host.stopped.clone();
             let task = AbortOnDrop(tokio::spawn(async move {
                 let opened = tokio::select! {
                     r = within(deadline, service.call_stream(ctx, req)) => r,

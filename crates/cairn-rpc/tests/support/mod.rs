@@ -11,14 +11,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_rpc::{
-    CallContext, Client, ItemStream, PostcardCodec, Protocol, Routes, RpcError, RpcServer,
-    ServerConfig, Service, Status,
+    CallContext, Client, ItemStream, PostcardCodec, Routes, RpcError, RpcServer, ServerConfig,
+    Service, Status,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// Declares a protocol: a unit struct implementing [`cairn_rpc::Protocol`] from its wire name, codec and
+/// message types, as in `protocol!(pub Name = "wire.name.v1", Codec, Request => Response, Item);`.
+macro_rules! protocol {
+    ($(#[$attr:meta])* $vis:vis $name:ident = $wire:literal, $codec:ty, $req:ty => $resp:ty, $item:ty) => {
+        $(#[$attr])*
+        $vis struct $name;
+        impl cairn_rpc::Protocol for $name {
+            const NAME: &'static str = $wire;
+            type Codec = $codec;
+            type Request = $req;
+            type Response = $resp;
+            type Item = $item;
+        }
+    };
+}
+#[allow(unused_imports)] // not every test file declares a protocol of its own
+pub(crate) use protocol;
 
 /// How long a test waits for what should happen soon.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -65,15 +83,7 @@ pub struct Tick {
     pub pad: Vec<u8>,
 }
 
-pub struct TestProto;
-
-impl Protocol for TestProto {
-    const NAME: &'static str = "cairn.test.v1";
-    type Codec = PostcardCodec;
-    type Request = Req;
-    type Response = Resp;
-    type Item = Tick;
-}
+protocol!(pub TestProto = "cairn.test.v1", PostcardCodec, Req => Resp, Tick);
 
 /// What the service's handlers have done.
 #[derive(Default)]
@@ -228,6 +238,11 @@ pub async fn echo(client: &Client<TestProto>, addr: SocketAddr, text: &str) -> R
     client.call(addr, Req::Echo(text.into())).await.unwrap()
 }
 
+/// Calls `Req::Echo(text)` and asserts that the same text comes back.
+pub async fn assert_echoes(client: &Client<TestProto>, addr: SocketAddr, text: &str) {
+    assert_eq!(echo(client, addr, text).await, Resp::Echo(text.into()));
+}
+
 /// A `Req::Block` call in a task of its own, left to be cancelled or broken.
 pub fn spawn_blocked(
     client: &Client<TestProto>,
@@ -262,16 +277,10 @@ pub fn serve_tcp(
     (stop, task)
 }
 
-/// A second protocol, served next to [`TestProto`] on the same server.
-pub struct LenProto;
-
-impl Protocol for LenProto {
-    const NAME: &'static str = "cairn.test.len.v1";
-    type Codec = cairn_rpc::JsonCodec;
-    type Request = String;
-    type Response = usize;
-    type Item = ();
-}
+protocol!(
+    /// A second protocol, served next to [`TestProto`] on the same server.
+    pub LenProto = "cairn.test.len.v1", cairn_rpc::JsonCodec, String => usize, ()
+);
 
 /// Answers the length of the request.
 pub struct LenService;
@@ -282,16 +291,10 @@ impl Service<LenProto> for LenService {
     }
 }
 
-/// A protocol no test server serves.
-pub struct UnservedProto;
-
-impl Protocol for UnservedProto {
-    const NAME: &'static str = "cairn.test.unserved.v1";
-    type Codec = PostcardCodec;
-    type Request = String;
-    type Response = String;
-    type Item = ();
-}
+protocol!(
+    /// A protocol no test server serves.
+    pub UnservedProto = "cairn.test.unserved.v1", PostcardCodec, String => String, ()
+);
 
 /// The routes of every test server: the test protocol and the second one.
 pub fn test_routes(probe: &Arc<Probe>) -> Routes {
