@@ -1,6 +1,7 @@
 //! A call's deadline, kept the same way by both transports so that they time out and report
-//! alike: on the caller's side the timeout bounding the call and whether the request had gone
-//! out when it fired; on the server's side a handler racing the caller's deadline.
+//! alike: on the caller's side the frame of every call (encoded request, timeout, and whether
+//! the request had gone out when it fired); on the server's side a handler racing the caller's
+//! deadline.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
