@@ -79,6 +79,7 @@ mod backoff;
 mod client;
 pub mod codec;
 mod config;
+mod deadline;
 mod error;
 pub mod frame;
 pub mod local;

@@ -4,17 +4,12 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::future::BoxFuture;
-use h2::server::SendResponse;
-use h2::RecvStream;
-use http::Request;
 
-use crate::config::ServerConfig;
 use crate::protocol::{CallKind, DynService, Protocol, Service};
+use crate::tcp::call::{handle_call, IncomingCall};
 
 /// The services of one server, by protocol name. Build with [`Routes::new`] and
 /// [`Routes::route`]; hand to [`crate::RpcServer::serve`] or [`crate::Network::serve`].
@@ -33,14 +28,7 @@ impl std::fmt::Debug for Routes {
 /// protocols fit in one map.
 pub(crate) trait Route: Send + Sync + 'static {
     /// Serves one TCP call of this protocol.
-    fn handle_tcp(
-        &self,
-        kind: CallKind,
-        request: Request<RecvStream>,
-        respond: SendResponse<Bytes>,
-        config: Arc<ServerConfig>,
-        peer: SocketAddr,
-    ) -> BoxFuture<'static, ()>;
+    fn handle_tcp(&self, call: IncomingCall) -> BoxFuture<'static, ()>;
 
     /// For the in-process transport, which recovers the typed service.
     fn as_any(&self) -> &dyn Any;
@@ -51,22 +39,8 @@ struct ProtocolRoute<P: Protocol> {
 }
 
 impl<P: Protocol> Route for ProtocolRoute<P> {
-    fn handle_tcp(
-        &self,
-        kind: CallKind,
-        request: Request<RecvStream>,
-        respond: SendResponse<Bytes>,
-        config: Arc<ServerConfig>,
-        peer: SocketAddr,
-    ) -> BoxFuture<'static, ()> {
-        Box::pin(crate::tcp::call::handle_call::<P>(
-            kind,
-            request,
-            respond,
-            self.service.clone(),
-            config,
-            peer,
-        ))
+    fn handle_tcp(&self, call: IncomingCall) -> BoxFuture<'static, ()> {
+        Box::pin(handle_call::<P>(call, self.service.clone()))
     }
 
     fn as_any(&self) -> &dyn Any {

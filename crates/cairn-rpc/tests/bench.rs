@@ -30,7 +30,7 @@ async fn measure(client: &Client<TestProto>, addr: SocketAddr, concurrency: usiz
                     let end = Instant::now() + dur;
                     while Instant::now() < end {
                         let t = Instant::now();
-                        client.call(addr, Req::Echo("ping".into())).await.unwrap();
+                        echo(&client, addr, "ping").await;
                         lat.push(t.elapsed());
                     }
                     lat

@@ -2,16 +2,19 @@
 //! clear error under postcard (never garbage), and work under JSON, in the codec and over both
 //! transports.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cairn_rpc::codec::round_trip;
 use cairn_rpc::{
-    CallContext, Client, ClientConfig, Code, Codec, JsonCodec, Network, PostcardCodec, Protocol,
-    Routes, RpcServer, ServerConfig, Service, Status, TcpClient,
+    CallContext, Client, ClientConfig, Code, Codec, JsonCodec, LocalServer, Network, PostcardCodec,
+    Protocol, Routes, RpcServer, ServerConfig, Service, Status, TcpClient,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use support::protocol;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,37 +85,20 @@ fn decoders_reject_trailing_and_truncated_input() {
     assert!(JsonCodec::decode::<WithValue>(b"{\"key\": ").is_err());
 }
 
-/// The same messages under both codecs.
-struct OverJson;
-impl Protocol for OverJson {
-    const NAME: &'static str = "cairn.test.value.v1";
-    type Codec = JsonCodec;
-    type Request = WithValue;
-    type Response = WithValue;
-    type Item = WithValue;
-}
-struct OverPostcard;
-impl Protocol for OverPostcard {
-    const NAME: &'static str = "cairn.test.value.v1";
-    type Codec = PostcardCodec;
-    type Request = WithValue;
-    type Response = WithValue;
-    type Item = WithValue;
-}
+// The same messages under both codecs.
+protocol!(OverJson = "cairn.test.value.v1", JsonCodec, WithValue => WithValue, WithValue);
+protocol!(OverPostcard = "cairn.test.value.v1", PostcardCodec, WithValue => WithValue, WithValue);
 
+/// Answers a request with itself, under either codec.
 struct Mirror;
-impl Service<OverJson> for Mirror {
-    async fn unary(&self, _: CallContext, req: WithValue) -> Result<WithValue, Status> {
-        Ok(req)
-    }
-}
-impl Service<OverPostcard> for Mirror {
+impl<P: Protocol<Request = WithValue, Response = WithValue>> Service<P> for Mirror {
     async fn unary(&self, _: CallContext, req: WithValue) -> Result<WithValue, Status> {
         Ok(req)
     }
 }
 
-async fn tcp_server<P: Protocol>() -> SocketAddr
+/// A `Mirror` of `P` over TCP, and a client of it.
+async fn over_tcp<P: Protocol>() -> (SocketAddr, Client<P>)
 where
     Mirror: Service<P>,
 {
@@ -127,46 +113,44 @@ where
             )
             .await
     });
-    addr
+    let client = Client::new(TcpClient::<P>::new(ClientConfig::default()));
+    (addr, client)
+}
+
+/// A `Mirror` of `P` at `addr` in a network of its own, and a client of it; the network and
+/// the server live as long as the last two parts are held.
+fn in_process<P: Protocol>(addr: SocketAddr) -> (Client<P>, Network, LocalServer)
+where
+    Mirror: Service<P>,
+{
+    let net = Network::new(1);
+    let server = net
+        .serve(
+            addr,
+            Routes::new().route::<P, _>(Arc::new(Mirror)),
+            ServerConfig::default(),
+        )
+        .unwrap();
+    let client = Client::new(net.client::<P>(
+        SocketAddr::from(([127, 0, 0, 2], 1)),
+        ClientConfig::default(),
+    ));
+    (client, net, server)
 }
 
 #[tokio::test]
 async fn values_cross_both_transports_with_json_and_fail_clearly_with_postcard() {
     // JSON: works.
-    let addr = tcp_server::<OverJson>().await;
-    let client = Client::new(TcpClient::<OverJson>::new(ClientConfig::default()));
+    let (addr, client) = over_tcp::<OverJson>().await;
     assert_eq!(client.call(addr, sample()).await.unwrap(), sample());
-    let net = Network::new(1);
     let local = SocketAddr::from(([127, 0, 0, 1], 1));
-    let _s = net
-        .serve(
-            local,
-            Routes::new().route::<OverJson, _>(Arc::new(Mirror)),
-            ServerConfig::default(),
-        )
-        .unwrap();
-    let client = Client::new(net.client::<OverJson>(
-        SocketAddr::from(([127, 0, 0, 2], 1)),
-        ClientConfig::default(),
-    ));
+    let (client, _net, _s) = in_process::<OverJson>(local);
     assert_eq!(client.call(local, sample()).await.unwrap(), sample());
 
     // Postcard: the server cannot decode the request and says why.
-    let addr = tcp_server::<OverPostcard>().await;
-    let client = Client::new(TcpClient::<OverPostcard>::new(ClientConfig::default()));
+    let (addr, client) = over_tcp::<OverPostcard>().await;
     let tcp_err = client.call(addr, sample()).await.unwrap_err();
-    let net = Network::new(1);
-    let _s = net
-        .serve(
-            local,
-            Routes::new().route::<OverPostcard, _>(Arc::new(Mirror)),
-            ServerConfig::default(),
-        )
-        .unwrap();
-    let client = Client::new(net.client::<OverPostcard>(
-        SocketAddr::from(([127, 0, 0, 2], 1)),
-        ClientConfig::default(),
-    ));
+    let (client, _net, _s) = in_process::<OverPostcard>(local);
     let local_err = client.call(local, sample()).await.unwrap_err();
     for err in [tcp_err, local_err] {
         assert_eq!(

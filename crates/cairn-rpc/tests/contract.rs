@@ -12,15 +12,13 @@ use std::time::Duration;
 
 use cairn_rpc::{
     CallOptions, Client, ClientConfig, Code, ConnectionEventKind, Delivery, Direction, Network,
-    Protocol, RpcError, RpcServer, ServerConfig, TcpClient,
+    Protocol, RpcError, ServerConfig, TcpClient,
 };
 use futures::StreamExt;
 use support::*;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// Starts and stops servers of the test service; makes clients.
 trait Harness: Sized + Send {
@@ -64,16 +62,8 @@ struct TcpHarness {
 impl TcpHarness {
     fn launch(&mut self, listener: TcpListener, config: ServerConfig) -> SocketAddr {
         let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let routes = test_routes(&self.probe);
-        let task = tokio::spawn(async move {
-            RpcServer::new(config)
-                .serve(listener, routes, async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        self.running.insert(addr, (stop, task));
+        let server = serve_tcp(listener, test_routes(&self.probe), config);
+        self.running.insert(addr, server);
         addr
     }
 }
@@ -173,7 +163,7 @@ async fn unary_round_trip<H: Harness>() {
     let mut h = H::new();
     let addr = h.start(server_config()).await;
     let client = h.client(client_config());
-    let resp = client.call(addr, Req::Echo("hello".into())).await.unwrap();
+    let resp = echo(&client, addr, "hello").await;
     assert_eq!(resp, Resp::Echo("hello".into()));
     let resp = client.call(addr, Req::Blob(100_000)).await.unwrap();
     assert_eq!(resp, Resp::Blob(vec![7; 100_000]));
@@ -221,13 +211,7 @@ async fn a_panicking_handler_answers_internal<H: Harness>() {
         Some(&Code::Internal),
         "{err}"
     );
-    assert_eq!(
-        client
-            .call(addr, Req::Echo("still up".into()))
-            .await
-            .unwrap(),
-        Resp::Echo("still up".into())
-    );
+    assert_echoes(&client, addr, "still up").await;
 }
 
 async fn several_protocols_share_one_server<H: Harness>() {
@@ -235,10 +219,7 @@ async fn several_protocols_share_one_server<H: Harness>() {
     let addr = h.start(server_config()).await;
     let test = h.client(client_config());
     let len = h.client_of::<LenProto>(client_config());
-    assert_eq!(
-        test.call(addr, Req::Echo("a".into())).await.unwrap(),
-        Resp::Echo("a".into())
-    );
+    assert_echoes(&test, addr, "a").await;
     assert_eq!(len.call(addr, "four".to_string()).await.unwrap(), 4);
     let unserved = h.client_of::<UnservedProto>(client_config());
     let err = unserved.call(addr, "x".to_string()).await.unwrap_err();
@@ -388,7 +369,7 @@ async fn deadline_gives_timeout_and_cancels_the_handler<H: Harness>() {
     let mut h = H::new();
     let addr = h.start(server_config()).await;
     let client = h.client(client_config());
-    client.call(addr, Req::Echo("warm".into())).await.unwrap();
+    echo(&client, addr, "warm").await;
     let started = tokio::time::Instant::now();
     let err = client
         .call_with(
@@ -420,24 +401,15 @@ async fn dropping_the_call_cancels_the_handler<H: Harness>() {
     let addr = h.start(server_config()).await;
     let client = h.client(client_config());
     let probe = h.probe();
-    let call = tokio::spawn({
-        let client = client.clone();
-        async move { client.call(addr, Req::Block).await }
-    });
-    eventually("handler running", WAIT, || {
-        probe.active.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    let call = spawn_blocked(&client, addr);
+    handler_running(&probe).await;
     call.abort();
     eventually("handler dropped after the caller went away", WAIT, || {
         probe.active.load(Ordering::SeqCst) == 0 && probe.cancelled.load(Ordering::SeqCst) == 1
     })
     .await;
     // The connection is still good.
-    assert_eq!(
-        client.call(addr, Req::Echo("after".into())).await.unwrap(),
-        Resp::Echo("after".into())
-    );
+    assert_echoes(&client, addr, "after").await;
 }
 
 async fn server_shutdown_then_restart_on_the_same_address<H: Harness>() {
@@ -446,14 +418,8 @@ async fn server_shutdown_then_restart_on_the_same_address<H: Harness>() {
     let client = h.client(client_config());
     let mut events = client.events();
     let probe = h.probe();
-    let blocked = tokio::spawn({
-        let client = client.clone();
-        async move { client.call(addr, Req::Block).await }
-    });
-    eventually("handler running", WAIT, || {
-        probe.active.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    let blocked = spawn_blocked(&client, addr);
+    handler_running(&probe).await;
     assert_eq!(
         events.recv().await.unwrap().kind,
         ConnectionEventKind::Connected

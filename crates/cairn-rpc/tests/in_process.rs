@@ -15,8 +15,6 @@ use cairn_rpc::{
 use futures::StreamExt;
 use support::*;
 
-const WAIT: Duration = Duration::from_secs(10);
-
 fn addr(n: u8) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, n], 8300))
 }
@@ -43,7 +41,7 @@ async fn a_partition_makes_the_peer_unreachable_until_healed() {
     let a = Client::new(net.client::<TestProto>(addr(2), ClientConfig::default()));
     let b = Client::new(net.client::<TestProto>(addr(3), ClientConfig::default()));
     let mut a_events = a.events();
-    a.call(addr(1), Req::Echo("x".into())).await.unwrap();
+    echo(&a, addr(1), "x").await;
     assert_eq!(
         a_events.recv().await.unwrap().kind,
         ConnectionEventKind::Connected
@@ -93,13 +91,10 @@ async fn a_partition_makes_the_peer_unreachable_until_healed() {
     })
     .await;
     // Other links are unaffected.
-    b.call(addr(1), Req::Echo("b".into())).await.unwrap();
+    echo(&b, addr(1), "b").await;
 
     net.heal(addr(1), addr(2));
-    assert_eq!(
-        a.call(addr(1), Req::Echo("y".into())).await.unwrap(),
-        Resp::Echo("y".into())
-    );
+    assert_echoes(&a, addr(1), "y").await;
     assert_eq!(
         a_events.recv().await.unwrap().kind,
         ConnectionEventKind::Connected
@@ -163,10 +158,7 @@ async fn added_delay_applies_each_way_and_counts_against_the_deadline() {
     net.set_delay(Duration::from_millis(50), Duration::ZERO);
     let client = Client::new(net.client::<TestProto>(addr(2), ClientConfig::default()));
     let started = tokio::time::Instant::now();
-    client
-        .call(addr(1), Req::Echo("slow".into()))
-        .await
-        .unwrap();
+    echo(&client, addr(1), "slow").await;
     assert!(
         started.elapsed() >= Duration::from_millis(100),
         "{:?}",
@@ -187,10 +179,7 @@ async fn added_delay_applies_each_way_and_counts_against_the_deadline() {
 async fn a_partition_breaks_waiting_calls_and_idle_streams_at_once() {
     let (net, probe, _server) = setup(11);
     let client = Client::new(net.client::<TestProto>(addr(2), ClientConfig::default()));
-    let blocked = tokio::spawn({
-        let client = client.clone();
-        async move { client.call(addr(1), Req::Block).await }
-    });
+    let blocked = spawn_blocked(&client, addr(1));
     let mut quiet = client.subscribe(addr(1), Req::Quiet).await.unwrap();
     assert_eq!(quiet.next().await.unwrap().unwrap().n, 0);
     eventually("both handlers running", WAIT, || {

@@ -9,15 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_rpc::{
-    Client, ClientConfig, Code, ConnectionEventKind, JsonCodec, Protocol, Routes, RpcError,
-    RpcServer, ServerConfig, TcpClient,
+    Client, ClientConfig, Code, ConnectionEventKind, JsonCodec, Routes, RpcError, RpcServer,
+    ServerConfig, TcpClient,
 };
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 struct Running {
     addr: SocketAddr,
@@ -32,18 +30,8 @@ async fn start(config: ServerConfig) -> Running {
     let service = Arc::new(TestService {
         probe: probe.clone(),
     });
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        RpcServer::new(config)
-            .serve(
-                listener,
-                Routes::new().route::<TestProto, _>(service),
-                async {
-                    let _ = stopped.await;
-                },
-            )
-            .await
-    });
+    let routes = Routes::new().route::<TestProto, _>(service);
+    let (stop, _server) = serve_tcp(listener, routes, config);
     Running {
         addr,
         probe,
@@ -91,12 +79,7 @@ async fn garbage_on_the_port_closes_that_connection_only() {
     })
     .await;
     let good = client(ClientConfig::default());
-    assert_eq!(
-        good.call(server.addr, Req::Echo("before".into()))
-            .await
-            .unwrap(),
-        Resp::Echo("before".into())
-    );
+    assert_echoes(&good, server.addr, "before").await;
 
     // HTTP/1.1 on an HTTP/2 port.
     let mut raw = TcpStream::connect(server.addr).await.unwrap();
@@ -124,20 +107,9 @@ async fn garbage_on_the_port_closes_that_connection_only() {
     }
 
     // The established client and new clients are still served.
-    assert_eq!(
-        good.call(server.addr, Req::Echo("after".into()))
-            .await
-            .unwrap(),
-        Resp::Echo("after".into())
-    );
+    assert_echoes(&good, server.addr, "after").await;
     let fresh = client(ClientConfig::default());
-    assert_eq!(
-        fresh
-            .call(server.addr, Req::Echo("fresh".into()))
-            .await
-            .unwrap(),
-        Resp::Echo("fresh".into())
-    );
+    assert_echoes(&fresh, server.addr, "fresh").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,10 +120,7 @@ async fn connections_beyond_the_limit_are_closed() {
     })
     .await;
     let first = client(ClientConfig::default());
-    first
-        .call(server.addr, Req::Echo("1".into()))
-        .await
-        .unwrap();
+    echo(&first, server.addr, "1").await;
     let second = client(ClientConfig {
         backoff_initial: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
@@ -169,10 +138,7 @@ async fn connections_beyond_the_limit_are_closed() {
         "{err}"
     );
     // The first connection is unaffected; once it goes away the second gets in.
-    first
-        .call(server.addr, Req::Echo("1 again".into()))
-        .await
-        .unwrap();
+    echo(&first, server.addr, "1 again").await;
     drop(first);
     eventually_ok("second client admitted", WAIT, || {
         second.call(server.addr, Req::Echo("2".into()))
@@ -238,24 +204,14 @@ async fn keepalive_notices_a_vanished_peer_on_both_ends() {
         ..ClientConfig::default()
     });
     let mut events = client.events();
-    client
-        .call(hole.addr, Req::Echo("hi".into()))
-        .await
-        .unwrap();
+    echo(&client, hole.addr, "hi").await;
     assert_eq!(
         events.recv().await.unwrap().kind,
         ConnectionEventKind::Connected
     );
-    let blocked = tokio::spawn({
-        let client = client.clone();
-        let addr = hole.addr;
-        async move { client.call(addr, Req::Block).await }
-    });
+    let blocked = spawn_blocked(&client, hole.addr);
     let probe = server.probe.clone();
-    eventually("handler running", WAIT, || {
-        probe.active.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    handler_running(&probe).await;
 
     hole.frozen.store(true, Ordering::SeqCst);
     // The client: a Lost event and the blocked call fails.
@@ -288,10 +244,7 @@ async fn idle_connections_are_closed_and_reopened_on_demand() {
     .await;
     let client = client(ClientConfig::default());
     let mut events = client.events();
-    client
-        .call(server.addr, Req::Echo("1".into()))
-        .await
-        .unwrap();
+    echo(&client, server.addr, "1").await;
     assert_eq!(
         events.recv().await.unwrap().kind,
         ConnectionEventKind::Connected
@@ -305,38 +258,21 @@ async fn idle_connections_are_closed_and_reopened_on_demand() {
         ConnectionEventKind::Closed,
         "an idle close is orderly"
     );
-    assert_eq!(
-        client
-            .call(server.addr, Req::Echo("2".into()))
-            .await
-            .unwrap(),
-        Resp::Echo("2".into())
-    );
+    assert_echoes(&client, server.addr, "2").await;
     assert_eq!(
         events.recv().await.unwrap().kind,
         ConnectionEventKind::Connected
     );
 }
 
-/// Same messages as the test protocol under another name.
-struct OtherName;
-impl Protocol for OtherName {
-    const NAME: &'static str = "cairn.other.v1";
-    type Codec = cairn_rpc::PostcardCodec;
-    type Request = Req;
-    type Response = Resp;
-    type Item = Tick;
-}
-
-/// The test protocol's name with another codec.
-struct OtherCodec;
-impl Protocol for OtherCodec {
-    const NAME: &'static str = "cairn.test.v1";
-    type Codec = JsonCodec;
-    type Request = Req;
-    type Response = Resp;
-    type Item = Tick;
-}
+protocol!(
+    /// Same messages as the test protocol under another name.
+    OtherName = "cairn.other.v1", cairn_rpc::PostcardCodec, Req => Resp, Tick
+);
+protocol!(
+    /// The test protocol's name with another codec.
+    OtherCodec = "cairn.test.v1", JsonCodec, Req => Resp, Tick
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mismatched_protocol_or_codec_is_refused_not_misread() {
@@ -375,10 +311,7 @@ async fn calls_beyond_the_stream_limit_wait_their_turn() {
     let client = client(ClientConfig::default());
     // The limit holds once the server's settings have reached the client (the first round
     // trip); a burst on a brand-new connection may briefly exceed it.
-    client
-        .call(server.addr, Req::Echo("warm".into()))
-        .await
-        .unwrap();
+    echo(&client, server.addr, "warm").await;
     let calls = (0..40).map(|i| {
         let client = client.clone();
         async move {
@@ -469,7 +402,7 @@ async fn the_tls_seam_wraps_every_connection_on_both_ends() {
         connected.clone(),
     ));
     for _ in 0..3 {
-        client.call(addr, Req::Echo("x".into())).await.unwrap();
+        echo(&client, addr, "x").await;
     }
     assert_eq!(connected.0.load(Ordering::SeqCst), 1);
     assert_eq!(accepted.0.load(Ordering::SeqCst), 1);
@@ -578,11 +511,5 @@ async fn malformed_request_bodies_get_a_status_never_a_crash() {
     }
     assert_eq!(server.probe.active.load(Ordering::SeqCst), 0);
     let client = client(ClientConfig::default());
-    assert_eq!(
-        client
-            .call(server.addr, Req::Echo("ok".into()))
-            .await
-            .unwrap(),
-        Resp::Echo("ok".into())
-    );
+    assert_echoes(&client, server.addr, "ok").await;
 }

@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use super::faults::Verdict;
 use super::stream::{item_stream, pump, stopped, Pumped, STREAM_BUFFER};
@@ -18,10 +17,11 @@ use super::{Host, NetInner};
 use crate::client::{CallOptions, ConnectionEvent, ConnectionEventKind, RpcStream, Transport};
 use crate::codec::Codec;
 use crate::config::ClientConfig;
+use crate::deadline::{deadline_call, within, CallDeadline};
 use crate::error::{Direction, RpcError};
 use crate::message::{decode_response, encode_payload};
 use crate::protocol::{CallContext, Protocol};
-use crate::status::{Code, Status};
+use crate::status::Status;
 
 /// Calls servers in a [`super::Network`]. Cheap to clone.
 pub struct LocalClient<P: Protocol> {
@@ -76,23 +76,12 @@ struct Routed<P: Protocol> {
     drop: Option<Direction>,
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Fault-injected latency; zero costs nothing (a zero `sleep` would still wait for the next
 /// timer tick, about a millisecond).
 async fn delay_by(delay: Duration) {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-}
-
-fn deadline_status() -> Status {
-    Status::new(Code::DeadlineExceeded, "the caller's deadline passed")
 }
 
 impl<P: Protocol> LocalClient<P> {
@@ -211,6 +200,39 @@ impl<P: Protocol> ClientInner<P> {
         }
     }
 
+    /// Takes a call to the server at `peer`: routes it, decodes the request there (from then
+    /// on it counts as sent) and waits out the injected delay; the injected loss is the
+    /// caller's to apply.
+    async fn deliver(
+        &self,
+        peer: SocketAddr,
+        payload: &[u8],
+        call: &CallDeadline,
+    ) -> Result<(Routed<P>, CallContext, P::Request), RpcError> {
+        let routed = self.route(peer)?;
+        let req = self.server_decode(&routed.host, payload)?;
+        call.sent.store(true, Ordering::Release);
+        delay_by(routed.delay).await;
+        let ctx = CallContext {
+            peer: self.local,
+            deadline: call.at,
+        };
+        Ok((routed, ctx, req))
+    }
+
+    /// Waits for a handler's task, which the server's shutdown cancels; if the link to `peer`
+    /// is cut first, dropping the task drops the handler.
+    async fn answer<T>(
+        &self,
+        peer: SocketAddr,
+        task: AbortOnDrop<Option<T>>,
+    ) -> Result<T, RpcError> {
+        tokio::select! {
+            answer = task => answer.ok_or_else(|| self.lost(peer, "server shut down")),
+            _ = self.cut(peer) => Err(self.lost(peer, "partitioned")),
+        }
+    }
+
     /// Server side of the transport: the request as the handler will see it.
     fn server_decode(&self, server: &Host, payload: &[u8]) -> Result<P::Request, RpcError> {
         if payload.len() > server.config.max_request_bytes {
@@ -243,22 +265,6 @@ impl<P: Protocol> ClientInner<P> {
     }
 }
 
-async fn with_deadline<T>(
-    timeout: Option<Duration>,
-    sent: &AtomicBool,
-    call: impl std::future::Future<Output = Result<T, RpcError>>,
-) -> Result<T, RpcError> {
-    match timeout {
-        None => call.await,
-        Some(t) => match tokio::time::timeout(t, call).await {
-            Ok(r) => r,
-            Err(_) => Err(RpcError::Timeout {
-                request_sent: sent.load(Ordering::Acquire),
-            }),
-        },
-    }
-}
-
 impl<P: Protocol> Transport<P> for LocalClient<P> {
     fn unary(
         &self,
@@ -267,62 +273,37 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
         opts: CallOptions,
     ) -> BoxFuture<'static, Result<P::Response, RpcError>> {
         let inner = self.inner.clone();
-        let encoded = encode_payload::<P::Codec, _>(&req, inner.config.max_request_bytes);
-        Box::pin(async move {
-            let payload = encoded.map_err(|e| e.into_rpc(Direction::Request))?;
-            let timeout = opts.timeout.or(inner.config.default_timeout);
-            let deadline = timeout.map(|t| Instant::now() + t);
-            let sent = AtomicBool::new(false);
-            with_deadline(timeout, &sent, async {
-                let Routed {
-                    host: server,
-                    service,
-                    delay,
-                    drop,
-                } = inner.route(peer)?;
-                let req = inner.server_decode(&server, &payload)?;
-                sent.store(true, Ordering::Release);
-                delay_by(delay).await;
-                if drop == Some(Direction::Request) {
-                    return Err(inner.lost(peer, "request lost (fault injection)"));
-                }
-                let ctx = CallContext {
-                    peer: inner.local,
-                    deadline,
+        let config = &self.inner.config;
+        let encoded = encode_payload::<P::Codec, _>(&req, config.max_request_bytes);
+        deadline_call(encoded, &opts, config, move |payload, call| async move {
+            let (routed, ctx, req) = inner.deliver(peer, &payload, &call).await?;
+            if routed.drop == Some(Direction::Request) {
+                return Err(inner.lost(peer, "request lost (fault injection)"));
+            }
+            let (deadline, service) = (call.at, routed.service);
+            let limit = routed.host.config.max_response_bytes;
+            let stop = routed.host.stopped.clone();
+            let task = AbortOnDrop(tokio::spawn(async move {
+                let outcome = tokio::select! {
+                    r = within(deadline, service.call_unary(ctx, req)) => r,
+                    _ = stopped(stop) => return None,
                 };
-                let limit = server.config.max_response_bytes;
-                let stop = server.stopped.clone();
-                let task = AbortOnDrop(tokio::spawn(async move {
-                    let outcome = tokio::select! {
-                        r = service.call_unary(ctx, req) => r,
-                        _ = sleep_until(deadline) => Err(deadline_status()),
-                        _ = stopped(stop) => return None,
-                    };
-                    Some(outcome.and_then(|resp| {
-                        encode_payload::<P::Codec, _>(&resp, limit).map_err(|e| e.into_status())
-                    }))
-                }));
-                let answer = tokio::select! {
-                    answer = task => match answer {
-                        Some(answer) => answer,
-                        None => return Err(inner.lost(peer, "server shut down")),
-                    },
-                    // Dropping `task` here drops the handler.
-                    _ = inner.cut(peer) => return Err(inner.lost(peer, "partitioned")),
-                };
-                delay_by(delay).await;
-                if inner.partitioned(peer) {
-                    return Err(inner.lost(peer, "partitioned"));
-                }
-                if drop == Some(Direction::Response) {
-                    return Err(inner.lost(peer, "response lost (fault injection)"));
-                }
-                match answer {
-                    Ok(bytes) => inner.client_decode::<P::Response>(&bytes),
-                    Err(status) => Err(RpcError::from_status(status)),
-                }
-            })
-            .await
+                Some(outcome.and_then(|resp| {
+                    encode_payload::<P::Codec, _>(&resp, limit).map_err(|e| e.into_status())
+                }))
+            }));
+            let answer = inner.answer(peer, task).await?;
+            delay_by(routed.delay).await;
+            if inner.partitioned(peer) {
+                return Err(inner.lost(peer, "partitioned"));
+            }
+            if routed.drop == Some(Direction::Response) {
+                return Err(inner.lost(peer, "response lost (fault injection)"));
+            }
+            match answer {
+                Ok(bytes) => inner.client_decode::<P::Response>(&bytes),
+                Err(status) => Err(RpcError::from_status(status)),
+            }
         })
     }
 
@@ -333,57 +314,34 @@ impl<P: Protocol> Transport<P> for LocalClient<P> {
         opts: CallOptions,
     ) -> BoxFuture<'static, Result<RpcStream<P::Item>, RpcError>> {
         let inner = self.inner.clone();
-        let encoded = encode_payload::<P::Codec, _>(&req, inner.config.max_request_bytes);
-        Box::pin(async move {
-            let payload = encoded.map_err(|e| e.into_rpc(Direction::Request))?;
-            let timeout = opts.timeout.or(inner.config.default_timeout);
-            let deadline = timeout.map(|t| Instant::now() + t);
-            let sent = AtomicBool::new(false);
-            with_deadline(timeout, &sent, async {
-                let Routed {
-                    host: server,
-                    service,
-                    delay,
-                    drop,
-                } = inner.route(peer)?;
-                let req = inner.server_decode(&server, &payload)?;
-                sent.store(true, Ordering::Release);
-                delay_by(delay).await;
-                if drop.is_some() {
-                    return Err(inner.lost(peer, "stream lost (fault injection)"));
-                }
-                let ctx = CallContext {
-                    peer: inner.local,
-                    deadline,
-                };
-                let (tx, rx) = mpsc::channel::<Pumped>(STREAM_BUFFER);
-                let limit = server.config.max_response_bytes;
-                let stop = server.stopped.clone();
-                let task = AbortOnDrop(tokio::spawn(async move {
-                    let opened = tokio::select! {
-                        r = service.call_stream(ctx, req) => r,
-                        _ = sleep_until(deadline) => Err(deadline_status()),
-                        _ = stopped(stop.clone()) => return None,
-                    };
-                    let items = match opened {
-                        Ok(items) => items,
-                        Err(status) => return Some(Err(status)),
-                    };
-                    tokio::spawn(pump::<P>(items, tx, limit, stop));
-                    Some(Ok(()))
-                }));
+        let config = &self.inner.config;
+        let encoded = encode_payload::<P::Codec, _>(&req, config.max_request_bytes);
+        deadline_call(encoded, &opts, config, move |payload, call| async move {
+            let (routed, ctx, req) = inner.deliver(peer, &payload, &call).await?;
+            if routed.drop.is_some() {
+                return Err(inner.lost(peer, "stream lost (fault injection)"));
+            }
+            let (deadline, service) = (call.at, routed.service);
+            let (tx, rx) = mpsc::channel::<Pumped>(STREAM_BUFFER);
+            let limit = routed.host.config.max_response_bytes;
+            let stop = routed.host.stopped.clone();
+            let task = AbortOnDrop(tokio::spawn(async move {
                 let opened = tokio::select! {
-                    opened = task => opened,
-                    _ = inner.cut(peer) => return Err(inner.lost(peer, "partitioned")),
+                    r = within(deadline, service.call_stream(ctx, req)) => r,
+                    _ = stopped(stop.clone()) => return None,
                 };
-                match opened {
-                    None => return Err(inner.lost(peer, "server shut down")),
-                    Some(Err(status)) => return Err(RpcError::from_status(status)),
-                    Some(Ok(())) => {}
-                }
-                Ok(item_stream(inner.clone(), peer, rx))
-            })
-            .await
+                let items = match opened {
+                    Ok(items) => items,
+                    Err(status) => return Some(Err(status)),
+                };
+                tokio::spawn(pump::<P>(items, tx, limit, stop));
+                Some(Ok(()))
+            }));
+            inner
+                .answer(peer, task)
+                .await?
+                .map_err(RpcError::from_status)?;
+            Ok(item_stream(inner.clone(), peer, rx))
         })
     }
 

@@ -16,12 +16,13 @@ use tokio::time::Instant;
 
 use crate::codec::Codec;
 use crate::config::ServerConfig;
+use crate::deadline::within;
 use crate::error::Direction;
 use crate::frame::{FrameDecoder, FrameError, FrameKind};
 use crate::message::{encode_message, encode_status};
-use crate::protocol::{content_type, CallContext, CallKind, DynService, Protocol};
+use crate::protocol::{content_type, CallContext, CallKind, DynService, ItemStream, Protocol};
 use crate::routes::{parse_path, Routes};
-use crate::status::{Code, Status};
+use crate::status::Status;
 use crate::tcp::body::{next_frame, send_all, RecvError};
 use crate::tcp::{OPEN_FAILED_HEADER, TIMEOUT_HEADER};
 
@@ -45,13 +46,6 @@ async fn reply_status(respond: &mut SendResponse<Bytes>, content_type: &str, sta
 /// Waits until the client resets the stream (or the connection fails).
 async fn client_gone(respond: &mut SendResponse<Bytes>) {
     let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Reads the one request message of a call.
@@ -85,6 +79,15 @@ fn recv_status(e: RecvError) -> Status {
     }
 }
 
+/// One call as the server hands it to the protocol it names.
+pub(crate) struct IncomingCall {
+    pub(crate) kind: CallKind,
+    pub(crate) request: Request<RecvStream>,
+    pub(crate) respond: SendResponse<Bytes>,
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) peer: SocketAddr,
+}
+
 /// Finds the protocol a call names and hands the call to it.
 pub(crate) async fn dispatch(
     request: Request<RecvStream>,
@@ -96,7 +99,16 @@ pub(crate) async fn dispatch(
     let path = request.uri().path();
     let route = parse_path(path).and_then(|(name, kind)| Some((routes.lookup(name)?, kind)));
     match route {
-        Some((route, kind)) => route.handle_tcp(kind, request, respond, cfg, peer).await,
+        Some((route, kind)) => {
+            let call = IncomingCall {
+                kind,
+                request,
+                respond,
+                config: cfg,
+                peer,
+            };
+            route.handle_tcp(call).await
+        }
         None => {
             let status = Status::unimplemented(format!(
                 "no call at path {path} (protocols served: {})",
@@ -111,14 +123,14 @@ pub(crate) async fn dispatch(
 const GENERIC_CONTENT_TYPE: &str = "application/cairn-rpc";
 
 /// Serves one call of protocol `P`.
-pub(crate) async fn handle_call<P: Protocol>(
-    kind: CallKind,
-    request: Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
-    service: Arc<dyn DynService<P>>,
-    cfg: Arc<ServerConfig>,
-    peer: SocketAddr,
-) {
+pub(crate) async fn handle_call<P: Protocol>(call: IncomingCall, service: Arc<dyn DynService<P>>) {
+    let IncomingCall {
+        kind,
+        request,
+        mut respond,
+        config: cfg,
+        peer,
+    } = call;
     let expected = content_type::<P>();
     let got = request.headers().get(http::header::CONTENT_TYPE);
     if got.map(|v| v.as_bytes()) != Some(expected.as_bytes()) {
@@ -164,29 +176,40 @@ pub(crate) async fn handle_call<P: Protocol>(
     };
     let ctx = CallContext { peer, deadline };
     match kind {
-        CallKind::Unary => unary::<P>(respond, &expected, service, ctx, req, &cfg).await,
-        CallKind::Stream => stream::<P>(respond, &expected, service, ctx, req, &cfg).await,
+        CallKind::Unary => {
+            let handler = service.call_unary(ctx, req);
+            if let Some(outcome) = run_handler(&mut respond, deadline, handler).await {
+                unary::<P>(respond, &expected, outcome, &cfg).await
+            }
+        }
+        CallKind::Stream => {
+            let handler = service.call_stream(ctx, req);
+            if let Some(opened) = run_handler(&mut respond, deadline, handler).await {
+                stream::<P>(respond, &expected, opened, &cfg).await
+            }
+        }
     }
 }
 
-fn deadline_status() -> Status {
-    Status::new(Code::DeadlineExceeded, "the caller's deadline passed")
+/// Runs a handler within the caller's deadline; `None` if the client went away first.
+async fn run_handler<T>(
+    respond: &mut SendResponse<Bytes>,
+    deadline: Option<Instant>,
+    handler: impl std::future::Future<Output = Result<T, Status>>,
+) -> Option<Result<T, Status>> {
+    tokio::select! {
+        r = within(deadline, handler) => Some(r),
+        _ = client_gone(respond) => None,
+    }
 }
 
+/// Sends a unary handler's outcome.
 async fn unary<P: Protocol>(
     mut respond: SendResponse<Bytes>,
     content_type: &str,
-    service: Arc<dyn DynService<P>>,
-    ctx: CallContext,
-    req: P::Request,
+    outcome: Result<P::Response, Status>,
     cfg: &ServerConfig,
 ) {
-    let deadline = ctx.deadline;
-    let outcome = tokio::select! {
-        r = service.call_unary(ctx, req) => r,
-        _ = client_gone(&mut respond) => return,
-        _ = sleep_until(deadline) => Err(deadline_status()),
-    };
     let frame = match outcome {
         Ok(resp) => encode_message::<P::Codec, _>(&resp, cfg.max_response_bytes)
             .unwrap_or_else(|e| encode_status(&e.into_status())),
@@ -197,20 +220,13 @@ async fn unary<P: Protocol>(
     }
 }
 
+/// Sends an opened stream's items as the caller reads them, or why it did not open.
 async fn stream<P: Protocol>(
     mut respond: SendResponse<Bytes>,
     content_type: &str,
-    service: Arc<dyn DynService<P>>,
-    ctx: CallContext,
-    req: P::Request,
+    opened: Result<ItemStream<P::Item>, Status>,
     cfg: &ServerConfig,
 ) {
-    let deadline = ctx.deadline;
-    let opened = tokio::select! {
-        r = service.call_stream(ctx, req) => r,
-        _ = client_gone(&mut respond) => return,
-        _ = sleep_until(deadline) => Err(deadline_status()),
-    };
     let mut items = match opened {
         Ok(items) => items,
         Err(status) => return reply_status(&mut respond, content_type, status).await,

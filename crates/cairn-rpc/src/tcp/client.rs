@@ -7,9 +7,8 @@
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -21,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::client::{CallOptions, ConnectionEvent, RpcStream, Transport};
 use crate::config::ClientConfig;
+use crate::deadline::{deadline_call, CallDeadline};
 use crate::error::{Direction, RpcError};
 use crate::frame::{FrameDecoder, FrameError, FrameKind};
 use crate::message::{decode_response, decode_status, encode_message};
@@ -89,14 +89,13 @@ fn recv_error(peer: SocketAddr, e: RecvError) -> RpcError {
 }
 
 /// Starts one call on `conn`: sends headers and the request frame, waits for the response
-/// headers. `sent` flips once the request has been handed to the connection.
+/// headers. `call.sent` flips once the request has been handed to the connection.
 async fn start<P: Protocol>(
     conn: &LiveConn,
     peer: SocketAddr,
     kind: CallKind,
     frame: Bytes,
-    deadline: Option<Instant>,
-    sent: &AtomicBool,
+    call: &CallDeadline,
 ) -> Result<Result<http::Response<RecvStream>, RpcError>, NotSent> {
     let mut ready = SendRequest::clone(&conn.send)
         .ready()
@@ -106,7 +105,7 @@ async fn start<P: Protocol>(
         .method(http::Method::POST)
         .uri(format!("http://{peer}{}", kind.path::<P>()))
         .header(http::header::CONTENT_TYPE, content_type::<P>());
-    if let Some(deadline) = deadline {
+    if let Some(deadline) = call.at {
         // What is left of the caller's deadline, so the server gives up when the caller does.
         let left = deadline.saturating_duration_since(Instant::now());
         request = request.header(TIMEOUT_HEADER, left.as_millis().to_string());
@@ -117,7 +116,7 @@ async fn start<P: Protocol>(
     let (mut response, mut body): (ResponseFuture, _) = ready
         .send_request(request, false)
         .map_err(|e| NotSent(e.to_string()))?;
-    sent.store(true, Ordering::Release);
+    call.sent.store(true, Ordering::Release);
     // Send the body while watching for an early answer (the server may refuse the request
     // before reading all of it, e.g. when it is over the server's limit).
     let early = {
@@ -148,17 +147,16 @@ async fn open<P: Protocol>(
     peer: SocketAddr,
     kind: CallKind,
     frame: Bytes,
-    deadline: Option<Instant>,
-    sent: &AtomicBool,
+    call: &CallDeadline,
 ) -> Result<http::Response<RecvStream>, RpcError> {
     let mut last = String::new();
     for _ in 0..2 {
         let conn = inner.connection(peer).await?;
-        match start::<P>(&conn, peer, kind, frame.clone(), deadline, sent).await {
+        match start::<P>(&conn, peer, kind, frame.clone(), call).await {
             Ok(result) => return result,
             Err(NotSent(reason)) => {
                 conn.alive.store(false, Ordering::Release);
-                sent.store(false, Ordering::Release);
+                call.sent.store(false, Ordering::Release);
                 last = reason;
             }
         }
@@ -169,21 +167,20 @@ async fn open<P: Protocol>(
     })
 }
 
-/// Applies the deadline; a timeout reports whether the request had gone out.
-async fn with_deadline<T>(
-    timeout: Option<Duration>,
-    sent: &AtomicBool,
-    call: impl std::future::Future<Output = Result<T, RpcError>>,
-) -> Result<T, RpcError> {
-    match timeout {
-        None => call.await,
-        Some(t) => match tokio::time::timeout(t, call).await {
-            Ok(r) => r,
-            Err(_) => Err(RpcError::Timeout {
-                request_sent: sent.load(Ordering::Acquire),
-            }),
-        },
-    }
+/// The next frame of a response body, with failures as the caller sees them.
+async fn next(
+    peer: SocketAddr,
+    body: &mut RecvStream,
+    decoder: &mut FrameDecoder,
+) -> Result<Option<(FrameKind, Bytes)>, RpcError> {
+    next_frame(body, decoder)
+        .await
+        .map_err(|e| recv_error(peer, e))
+}
+
+/// The error a status frame carries.
+fn remote(payload: &[u8]) -> RpcError {
+    RpcError::from_status(decode_status(payload))
 }
 
 impl<P: Protocol> Transport<P> for TcpClient<P> {
@@ -194,34 +191,22 @@ impl<P: Protocol> Transport<P> for TcpClient<P> {
         opts: CallOptions,
     ) -> BoxFuture<'static, Result<P::Response, RpcError>> {
         let inner = self.inner.clone();
-        let encoded = encode_message::<P::Codec, _>(&req, inner.config.max_request_bytes);
-        Box::pin(async move {
-            let frame = encoded.map_err(|e| e.into_rpc(Direction::Request))?;
-            let timeout = opts.timeout.or(inner.config.default_timeout);
-            let deadline = timeout.map(|t| Instant::now() + t);
-            let sent = AtomicBool::new(false);
-            with_deadline(timeout, &sent, async {
-                let response =
-                    open::<P>(&inner, peer, CallKind::Unary, frame, deadline, &sent).await?;
-                let mut body = response.into_body();
-                let mut decoder = FrameDecoder::new(inner.config.max_response_bytes);
-                match next_frame(&mut body, &mut decoder)
-                    .await
-                    .map_err(|e| recv_error(peer, e))?
-                {
-                    Some((FrameKind::Message, payload)) => {
-                        decode_response::<P::Codec, P::Response>(&payload)
-                    }
-                    Some((FrameKind::Status, payload)) => {
-                        Err(RpcError::from_status(decode_status(&payload)))
-                    }
-                    None => Err(RpcError::ConnectionLost {
-                        addr: peer,
-                        reason: "response ended without a message".into(),
-                    }),
+        let config = &self.inner.config;
+        let encoded = encode_message::<P::Codec, _>(&req, config.max_request_bytes);
+        deadline_call(encoded, &opts, config, move |frame, call| async move {
+            let response = open::<P>(&inner, peer, CallKind::Unary, frame, &call).await?;
+            let mut body = response.into_body();
+            let mut decoder = FrameDecoder::new(inner.config.max_response_bytes);
+            match next(peer, &mut body, &mut decoder).await? {
+                Some((FrameKind::Message, payload)) => {
+                    decode_response::<P::Codec, P::Response>(&payload)
                 }
-            })
-            .await
+                Some((FrameKind::Status, payload)) => Err(remote(&payload)),
+                None => Err(RpcError::ConnectionLost {
+                    addr: peer,
+                    reason: "response ended without a message".into(),
+                }),
+            }
         })
     }
 
@@ -232,36 +217,23 @@ impl<P: Protocol> Transport<P> for TcpClient<P> {
         opts: CallOptions,
     ) -> BoxFuture<'static, Result<RpcStream<P::Item>, RpcError>> {
         let inner = self.inner.clone();
-        let encoded = encode_message::<P::Codec, _>(&req, inner.config.max_request_bytes);
-        Box::pin(async move {
-            let frame = encoded.map_err(|e| e.into_rpc(Direction::Request))?;
-            let timeout = opts.timeout.or(inner.config.default_timeout);
-            let deadline = timeout.map(|t| Instant::now() + t);
-            let sent = AtomicBool::new(false);
-            let limit = inner.config.max_response_bytes;
-            with_deadline(timeout, &sent, async {
-                let response =
-                    open::<P>(&inner, peer, CallKind::Stream, frame, deadline, &sent).await?;
-                let failed = response.headers().contains_key(OPEN_FAILED_HEADER);
-                let mut body = response.into_body();
-                let mut decoder = FrameDecoder::new(limit);
-                if failed {
-                    return match next_frame(&mut body, &mut decoder)
-                        .await
-                        .map_err(|e| recv_error(peer, e))?
-                    {
-                        Some((FrameKind::Status, payload)) => {
-                            Err(RpcError::from_status(decode_status(&payload)))
-                        }
-                        _ => Err(RpcError::ConnectionLost {
-                            addr: peer,
-                            reason: "stream refused without a status".into(),
-                        }),
-                    };
-                }
-                Ok(item_stream::<P>(peer, body, decoder))
-            })
-            .await
+        let config = &self.inner.config;
+        let encoded = encode_message::<P::Codec, _>(&req, config.max_request_bytes);
+        deadline_call(encoded, &opts, config, move |frame, call| async move {
+            let response = open::<P>(&inner, peer, CallKind::Stream, frame, &call).await?;
+            let failed = response.headers().contains_key(OPEN_FAILED_HEADER);
+            let mut body = response.into_body();
+            let mut decoder = FrameDecoder::new(inner.config.max_response_bytes);
+            if failed {
+                return match next(peer, &mut body, &mut decoder).await? {
+                    Some((FrameKind::Status, payload)) => Err(remote(&payload)),
+                    _ => Err(RpcError::ConnectionLost {
+                        addr: peer,
+                        reason: "stream refused without a status".into(),
+                    }),
+                };
+            }
+            Ok(item_stream::<P>(peer, body, decoder))
         })
     }
 
@@ -285,9 +257,7 @@ fn item_stream<P: Protocol>(
                 let next = item.is_ok().then_some((body, decoder));
                 Some((item, next))
             }
-            Ok(Some((FrameKind::Status, payload))) => {
-                Some((Err(RpcError::from_status(decode_status(&payload))), None))
-            }
+            Ok(Some((FrameKind::Status, payload))) => Some((Err(remote(&payload)), None)),
             Ok(None) => None,
             Err(e) => Some((Err(recv_error(peer, e)), None)),
         }

@@ -1,5 +1,6 @@
 //! Shared test fixtures: a small protocol exercising every call shape, a service that records
-//! what its handlers do (drop guards count cancellations), and polling helpers.
+//! what its handlers do (drop guards count cancellations), polling helpers, and the calls and
+//! servers the test files all make.
 #![allow(dead_code)]
 
 use std::collections::HashSet;
@@ -9,9 +10,36 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_rpc::{CallContext, ItemStream, PostcardCodec, Protocol, Service, Status};
+use cairn_rpc::{
+    CallContext, Client, ItemStream, PostcardCodec, Routes, RpcError, RpcServer, ServerConfig,
+    Service, Status,
+};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Declares a protocol: a unit struct implementing [`cairn_rpc::Protocol`] from its wire name, codec and
+/// message types, as in `protocol!(pub Name = "wire.name.v1", Codec, Request => Response, Item);`.
+macro_rules! protocol {
+    ($(#[$attr:meta])* $vis:vis $name:ident = $wire:literal, $codec:ty, $req:ty => $resp:ty, $item:ty) => {
+        $(#[$attr])*
+        $vis struct $name;
+        impl cairn_rpc::Protocol for $name {
+            const NAME: &'static str = $wire;
+            type Codec = $codec;
+            type Request = $req;
+            type Response = $resp;
+            type Item = $item;
+        }
+    };
+}
+#[allow(unused_imports)] // not every test file declares a protocol of its own
+pub(crate) use protocol;
+
+/// How long a test waits for what should happen soon.
+pub const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Req {
@@ -55,15 +83,7 @@ pub struct Tick {
     pub pad: Vec<u8>,
 }
 
-pub struct TestProto;
-
-impl Protocol for TestProto {
-    const NAME: &'static str = "cairn.test.v1";
-    type Codec = PostcardCodec;
-    type Request = Req;
-    type Response = Resp;
-    type Item = Tick;
-}
+protocol!(pub TestProto = "cairn.test.v1", PostcardCodec, Req => Resp, Tick);
 
 /// What the service's handlers have done.
 #[derive(Default)]
@@ -213,16 +233,54 @@ pub async fn eventually_ok<T, E: std::fmt::Debug, F: Future<Output = Result<T, E
     }
 }
 
-/// A second protocol, served next to [`TestProto`] on the same server.
-pub struct LenProto;
-
-impl Protocol for LenProto {
-    const NAME: &'static str = "cairn.test.len.v1";
-    type Codec = cairn_rpc::JsonCodec;
-    type Request = String;
-    type Response = usize;
-    type Item = ();
+/// Calls `Req::Echo(text)`, which must succeed; the answer.
+pub async fn echo(client: &Client<TestProto>, addr: SocketAddr, text: &str) -> Resp {
+    client.call(addr, Req::Echo(text.into())).await.unwrap()
 }
+
+/// Calls `Req::Echo(text)` and asserts that the same text comes back.
+pub async fn assert_echoes(client: &Client<TestProto>, addr: SocketAddr, text: &str) {
+    assert_eq!(echo(client, addr, text).await, Resp::Echo(text.into()));
+}
+
+/// A `Req::Block` call in a task of its own, left to be cancelled or broken.
+pub fn spawn_blocked(
+    client: &Client<TestProto>,
+    addr: SocketAddr,
+) -> JoinHandle<Result<Resp, RpcError>> {
+    let client = client.clone();
+    tokio::spawn(async move { client.call(addr, Req::Block).await })
+}
+
+/// Waits until exactly one handler is running.
+pub async fn handler_running(probe: &Probe) {
+    eventually("handler running", WAIT, || {
+        probe.active.load(Ordering::SeqCst) == 1
+    })
+    .await;
+}
+
+/// Serves `routes` over TCP on `listener` until the returned sender is used or dropped.
+pub fn serve_tcp(
+    listener: TcpListener,
+    routes: Routes,
+    config: ServerConfig,
+) -> (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        RpcServer::new(config)
+            .serve(listener, routes, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (stop, task)
+}
+
+protocol!(
+    /// A second protocol, served next to [`TestProto`] on the same server.
+    pub LenProto = "cairn.test.len.v1", cairn_rpc::JsonCodec, String => usize, ()
+);
 
 /// Answers the length of the request.
 pub struct LenService;
@@ -233,20 +291,14 @@ impl Service<LenProto> for LenService {
     }
 }
 
-/// A protocol no test server serves.
-pub struct UnservedProto;
-
-impl Protocol for UnservedProto {
-    const NAME: &'static str = "cairn.test.unserved.v1";
-    type Codec = PostcardCodec;
-    type Request = String;
-    type Response = String;
-    type Item = ();
-}
+protocol!(
+    /// A protocol no test server serves.
+    pub UnservedProto = "cairn.test.unserved.v1", PostcardCodec, String => String, ()
+);
 
 /// The routes of every test server: the test protocol and the second one.
-pub fn test_routes(probe: &Arc<Probe>) -> cairn_rpc::Routes {
-    cairn_rpc::Routes::new()
+pub fn test_routes(probe: &Arc<Probe>) -> Routes {
+    Routes::new()
         .route::<TestProto, _>(Arc::new(TestService {
             probe: probe.clone(),
         }))
