@@ -59,7 +59,7 @@ async def send_only(host, port, src, path):
 
 def start_agent():
     proc = subprocess.Popen(
-        [BIN, "agent", "-dev", "-http-port", "0", "-dns-port", "-1", "-log-level", "warn"],
+        [BIN, "agent", "-dev", "-http-port", "0", "-dns-port", "-1", "-serf-lan-port", "0", "-server-port", "0", "-log-level", "warn"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in proc.stdout:
         if "HTTP address:" in line:

@@ -101,7 +101,7 @@ EOF
 start_cairn() {
     local d="$OUT_DIR/cairn"; mkdir -p "$d"
     start_bg "$d/agent.log" "$CAIRN" agent -dev -http-port "$CAIRN_HTTP_PORT" \
-        -dns-port "$CAIRN_DNS_PORT" -log-level warn
+        -dns-port "$CAIRN_DNS_PORT" -serf-lan-port 0 -server-port 0 -log-level warn
     CAIRN_PID="$LAST_PID"
     wait_http "http://127.0.0.1:$CAIRN_HTTP_PORT/v1/status/leader" 30 "$CAIRN_PID" \
         || die "cairn did not come up; see $d/agent.log"

@@ -50,7 +50,7 @@ after() {
     die "no '$2' in $1"
 }
 
-start_bg "$OUT_DIR/agent.log" "$BIN/cairn" agent -dev -http-port 0 -dns-port 0
+start_bg "$OUT_DIR/agent.log" "$BIN/cairn" agent -dev -http-port 0 -dns-port 0 -serf-lan-port 0 -server-port 0
 AGENT_PID=$LAST_PID
 HTTP=$(after "$OUT_DIR/agent.log" "HTTP address: ")
 DNS=$(after "$OUT_DIR/agent.log" "DNS address: ")

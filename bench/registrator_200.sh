@@ -63,7 +63,7 @@ cp /bin/busybox "$ctx/" && echo OK >"$ctx/www/health"
 printf 'FROM scratch\nCOPY busybox /busybox\nCOPY www /www\nEXPOSE 4567\nCMD ["/busybox","httpd","-f","-p","4567","-h","/www"]\n' >"$ctx/Dockerfile"
 DOCKER_BUILDKIT=0 docker build -q -t "$IMAGE" "$ctx" >/dev/null || die "docker build"
 
-start_bg "$OUT_DIR/agent.log" "$CAIRN" agent -dev -http-port 0 -dns-port -1 -node bench
+start_bg "$OUT_DIR/agent.log" "$CAIRN" agent -dev -http-port 0 -dns-port -1 -serf-lan-port 0 -server-port 0 -node bench
 AGENT_PID=$LAST_PID
 for _ in $(seq 1 200); do grep -q 'HTTP address: ' "$OUT_DIR/agent.log" && break; sleep 0.1; done
 ADDR=$(grep -o 'HTTP address: [0-9.:]*' "$OUT_DIR/agent.log" | awk '{print $3}')

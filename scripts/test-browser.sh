@@ -69,7 +69,7 @@ wait_for() {
 }
 
 say "starting the agent"
-"$BIN/cairn" agent -dev -http-port 0 -dns-port 0 >"$WORK/agent.log" 2>&1 &
+"$BIN/cairn" agent -dev -http-port 0 -dns-port 0 -serf-lan-port 0 -server-port 0 >"$WORK/agent.log" 2>&1 &
 PIDS+=($!)
 HTTP=$(wait_for "$WORK/agent.log" "HTTP address: ")
 DNS=$(wait_for "$WORK/agent.log" "DNS address: ")

@@ -49,7 +49,7 @@ HARNESS=../shared/compat/py-consul.sh
 if [ -x "$HARNESS" ] || [ -f "$HARNESS" ]; then
   say "py-consul compatibility suite (fresh agent per test)"
   # Reuses the debug binary cargo test just built: no second build.
-  AGENT_CMD="target/debug/cairn agent -dev -dns-port -1" \
+  AGENT_CMD="target/debug/cairn agent -dev -dns-port -1 -serf-lan-port 0 -server-port 0" \
     bash "$HARNESS" --exclude "$PWD/compat/py-consul.cairn-exclude"
 else
   say "py-consul compatibility suite skipped: $HARNESS not found (it lives outside this repository)"

@@ -127,7 +127,18 @@ async fn portal_finds_instances_through_the_agent_and_survives_a_kill() {
         return;
     };
     let mut cmd = Command::new(&cairn);
-    cmd.args(["agent", "-dev", "-http-port", "0", "-dns-port", "0"]);
+    cmd.args([
+        "agent",
+        "-dev",
+        "-http-port",
+        "0",
+        "-dns-port",
+        "0",
+        "-serf-lan-port",
+        "0",
+        "-server-port",
+        "0",
+    ]);
     let (_agent, agent_lines) = spawn_lines(cmd);
     let http = wait_line(&agent_lines, "HTTP address:");
     let dns = wait_line(&agent_lines, "DNS address:");

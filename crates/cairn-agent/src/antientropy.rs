@@ -245,8 +245,10 @@ pub(crate) async fn run(agent: Agent) {
                     if r.is_err() {
                         return;
                     }
-                    // Only writes addressed to this node can make it drift.
-                    if agent.inner.state.read().node_write_index(&node) <= seen {
+                    // Only writes addressed to this node can make it drift. (The index
+                    // can also go down: a client's replica restarted from a server that
+                    // lost its state, e.g. a restarted -dev server.)
+                    if agent.inner.state.read().node_write_index(&node) == seen {
                         continue;
                     }
                     tokio::time::sleep(SETTLE).await;

@@ -13,9 +13,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use cairn_raft::{RaftNode, WriteError};
 use cairn_state::{Command, Outcome};
+
+use crate::sessions::SessionTimers;
 
 /// A boxed future borrowing the catalog.
 pub(crate) type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -59,8 +62,19 @@ pub(crate) trait Catalog: Send + Sync + 'static {
     /// (a read index confirmed by a quorum): the barrier of `?consistent` reads.
     fn barrier(&self) -> BoxFut<'_, Result<(), CatalogError>>;
 
+    /// Whether reads of the local replica may be served now: a client agent that follows
+    /// no server answers Consul's 500 "No known Consul servers" instead of an empty or
+    /// stale catalog.
+    fn ready(&self) -> Result<(), CatalogError> {
+        Ok(())
+    }
+
     /// Leader, peers and contact, now.
     fn status(&self) -> ClusterStatus;
+
+    /// A session was renewed on this node: restart its TTL where the timers run (on the
+    /// leader).
+    fn session_renewed(&self, id: &str);
 
     /// Resolves once this node's leadership is `leader`; a node that can never lead (a
     /// client agent) never resolves `true`.
@@ -85,34 +99,46 @@ impl From<WriteError> for CatalogError {
     }
 }
 
-impl Catalog for RaftNode {
+/// The catalog of a server: its own Raft node, and the session timers its leader duty
+/// keeps.
+pub(crate) struct ServerCatalog {
+    pub raft: RaftNode,
+    pub sessions: Arc<SessionTimers>,
+}
+
+impl Catalog for ServerCatalog {
     fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), CatalogError>> {
-        Box::pin(async move { Ok(RaftNode::write(self, cmd).await?) })
+        Box::pin(async move { Ok(self.raft.write(cmd).await?) })
     }
 
     fn barrier(&self) -> BoxFut<'_, Result<(), CatalogError>> {
-        Box::pin(async move { Ok(self.ensure_linearizable().await?) })
+        Box::pin(async move { Ok(self.raft.ensure_linearizable().await?) })
     }
 
     fn status(&self) -> ClusterStatus {
+        let r = &self.raft;
         ClusterStatus {
-            leader: self.leader_addr(),
-            peers: self.peers(),
-            is_leader: self.is_leader(),
-            last_contact_ms: self.last_contact_ms(),
+            leader: r.leader_addr(),
+            peers: r.peers(),
+            is_leader: r.is_leader(),
+            last_contact_ms: r.last_contact_ms(),
         }
     }
 
+    fn session_renewed(&self, id: &str) {
+        self.sessions.renewed(id);
+    }
+
     fn leadership_is(&self, leader: bool) -> BoxFut<'_, ()> {
-        Box::pin(RaftNode::leadership_is(self, leader))
+        Box::pin(self.raft.leadership_is(leader))
     }
 
     fn stopped(&self) -> BoxFut<'_, String> {
-        Box::pin(RaftNode::stopped(self))
+        Box::pin(self.raft.stopped())
     }
 
     fn shutdown(&self) -> BoxFut<'_, ()> {
-        Box::pin(RaftNode::shutdown(self))
+        Box::pin(self.raft.shutdown())
     }
 }
 
@@ -193,7 +219,10 @@ pub(crate) mod contract {
     async fn raft_node() {
         let (node, state, applied) = raft_server().await;
         let s = Subject {
-            catalog: Arc::new(node),
+            catalog: Arc::new(super::ServerCatalog {
+                raft: node,
+                sessions: Default::default(),
+            }),
             state,
             applied,
         };
@@ -217,6 +246,8 @@ pub(crate) mod contract {
         let routes = cairn_rpc::Routes::new().route::<CatalogRpc, _>(Arc::new(CatalogService {
             raft: node.clone(),
             state: server_state.clone(),
+            sessions: Default::default(),
+            gossip: None,
         }));
         let _served = net
             .serve(server, routes, cairn_rpc::ServerConfig::default())
@@ -227,7 +258,12 @@ pub(crate) mod contract {
         ));
         let state = Arc::new(RwLock::new(State::new()));
         let (applied_tx, applied) = watch::channel(0);
-        let remote = RemoteCatalog::start(client, server, state.clone(), applied_tx);
+        let servers = Arc::new(crate::replica::servers::FixedServers::new(vec![(
+            "server".to_string(),
+            server,
+        )]));
+        let remote =
+            RemoteCatalog::start(client, servers, "client".into(), state.clone(), applied_tx);
         let s = Subject {
             catalog: Arc::new(remote),
             state: state.clone(),

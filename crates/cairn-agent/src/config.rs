@@ -248,6 +248,25 @@ impl DnsConfig {
     }
 }
 
+/// `gossip_lan { ... }`: the LAN pool's timing (Consul's keys). Defaults: see
+/// `docs/gossip.md` (Consul's values except a 500 ms probe interval and a 1 s suspicion
+/// timeout, for detection within about 3 s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GossipLan {
+    /// How often one member is probed (default 500ms).
+    pub probe_interval: Duration,
+    /// How long a probe waits for an ack before indirect probes (default 250ms).
+    pub probe_timeout: Duration,
+    /// How often queued updates are gossiped (default 200ms).
+    pub gossip_interval: Duration,
+    /// Members each gossip round goes to (default 3).
+    pub gossip_nodes: u32,
+    /// Retransmission multiplier of each update (default 4).
+    pub retransmit_mult: u32,
+    /// How long a suspect has to refute (default 1s).
+    pub suspicion_timeout: Duration,
+}
+
 /// ACL default policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AclPolicy {
@@ -329,6 +348,19 @@ pub struct Config {
     pub retry_join: Vec<String>,
     /// `-join` (`start_join`) addresses, as written.
     pub start_join: Vec<String>,
+    /// Time between `-retry-join` attempts (default 30s).
+    pub retry_interval: Duration,
+    /// `-retry-join` attempts before the agent gives up and exits (0 = forever).
+    pub retry_max: u32,
+    /// How long a failed node stays in the pool and the catalog before it is reaped
+    /// (default 72h; at least 8h, as in Consul).
+    pub reconnect_timeout: Duration,
+    /// `gossip_lan { ... }`: LAN gossip timing.
+    pub gossip_lan: GossipLan,
+    /// Leave the pool gracefully on SIGTERM (default: clients yes, servers no).
+    pub leave_on_terminate: bool,
+    /// Skip the graceful leave on SIGINT (default: servers skip it, clients leave).
+    pub skip_leave_on_interrupt: bool,
     /// `trace`, `debug`, `info`, `warn` or `error` (default `info`; `debug` with `-dev`).
     pub log_level: String,
     /// Log as JSON.
@@ -363,7 +395,7 @@ pub struct Config {
     pub ui: bool,
     /// PID file, if set.
     pub pid_file: Option<PathBuf>,
-    /// Base64 gossip key (validated: 16, 24 or 32 bytes).
+    /// Base64 gossip key (validated: 32 bytes, AES-256-GCM).
     pub encrypt: Option<String>,
     /// `service`/`services` definitions from all sources, raw (snake_case JSON).
     pub services: Vec<Value>,
@@ -963,12 +995,37 @@ fn build(
         },
     };
 
+    let gossip_lan = GossipLan {
+        probe_interval: positive(&r, "gossip_lan.probe_interval", Duration::from_millis(500))?,
+        probe_timeout: positive(&r, "gossip_lan.probe_timeout", Duration::from_millis(250))?,
+        gossip_interval: positive(&r, "gossip_lan.gossip_interval", Duration::from_millis(200))?,
+        gossip_nodes: r.uint("gossip_lan.gossip_nodes", 3)?,
+        retransmit_mult: r.uint("gossip_lan.retransmit_mult", 4)?,
+        suspicion_timeout: positive(&r, "gossip_lan.suspicion_timeout", Duration::from_secs(1))?,
+    };
+    if gossip_lan.probe_timeout >= gossip_lan.probe_interval {
+        return Err(bad(
+            "gossip_lan.probe_timeout",
+            "must be shorter than gossip_lan.probe_interval",
+        ));
+    }
+    if gossip_lan.gossip_nodes == 0 || gossip_lan.retransmit_mult == 0 {
+        return Err(bad(
+            "gossip_lan",
+            "gossip_nodes and retransmit_mult must be at least 1",
+        ));
+    }
+    let reconnect_timeout = r.duration("reconnect_timeout", Duration::from_secs(72 * 3600))?;
+    if reconnect_timeout < Duration::from_secs(8 * 3600) && !dev {
+        return Err(bad("reconnect_timeout", "must be at least 8h"));
+    }
+
     let encrypt = r.string("encrypt")?.filter(|s| !s.is_empty());
     if let Some(key) = &encrypt {
-        if !matches!(base64_len(key), Some(16 | 24 | 32)) {
+        if base64_len(key) != Some(32) {
             return Err(bad(
                 "encrypt",
-                "must be 16, 24 or 32 bytes encoded as standard base64",
+                "must be 32 bytes encoded as standard base64 (AES-256; `cairn keygen` makes one)",
             ));
         }
     }
@@ -1003,6 +1060,12 @@ fn build(
         recursors,
         retry_join: r.strings("retry_join")?,
         start_join: r.strings("start_join")?,
+        retry_interval: positive(&r, "retry_interval", Duration::from_secs(30))?,
+        retry_max: r.uint("retry_max", 0)?,
+        reconnect_timeout,
+        gossip_lan,
+        leave_on_terminate: r.bool("leave_on_terminate", !server)?,
+        skip_leave_on_interrupt: r.bool("skip_leave_on_interrupt", server)?,
         log_level,
         log_json: r.bool("log_json", false)?,
         enable_script_checks: r.bool("enable_script_checks", false)?,

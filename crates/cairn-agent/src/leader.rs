@@ -1,7 +1,8 @@
 //! Leader duties: the work only the Raft leader does, started when this server gains
 //! leadership and stopped when it loses it (Consul's establish/revoke leadership).
 //!
-//! Today the duties are the session TTL timers and KV tombstone GC. Neither loop asks
+//! The duties are the session TTL timers, KV tombstone GC and the reconciliation of the
+//! LAN pool's members into the catalog ([`crate::reconcile`]). Neither loop asks
 //! `is_leader()` on each tick: each runs only while this server leads, and starts from
 //! scratch on every new term of leadership (timers are not replicated, so a new leader
 //! gives every session a full TTL, as Consul does).
@@ -18,6 +19,7 @@ pub(crate) async fn supervise(agent: Agent) {
         let duties = Duties(vec![
             tokio::spawn(crate::sessions::reaper_loop(agent.clone())),
             tokio::spawn(crate::tombstones::gc_loop(agent.clone())),
+            tokio::spawn(crate::reconcile::run(agent.clone())),
         ]);
         catalog.leadership_is(false).await;
         drop(duties);

@@ -13,10 +13,12 @@ mod checks;
 pub mod config;
 mod datadir;
 mod dns;
+mod lan;
 mod leader;
 mod local;
 mod node;
 mod persist;
+mod reconcile;
 mod replica;
 mod rlimit;
 mod sessions;
@@ -89,6 +91,12 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
             .unwrap_or_else(|| "in-memory (-dev)".into())
     );
     println!("      HTTP address: {bound}");
+    if let Some(serf) = agent.serf_addr() {
+        println!("   Serf LAN address: {serf} (udp)");
+    }
+    if let Some(port) = agent.inner.rpc_port {
+        println!("        RPC address: {}:{port}", cfg.bind_addr);
+    }
     let dns_task = match cfg.dns_addr() {
         None => None,
         Some(addr) => {
@@ -155,12 +163,21 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         })
     };
     let mut fatal = None;
+    let mut exit_error = None;
     tokio::select! {
-        _ = shutdown_signal() => {}
+        interrupt = shutdown_signal() => {
+            if agent.leaves_on(interrupt) {
+                info!("leaving the pool before shutting down");
+                agent.leave_pool().await;
+            }
+        }
         _ = agent.left() => {
             info!("leave requested over the API");
-            // Let the 200 reach the client first.
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            agent.leave_pool().await;
+        }
+        reason = agent.fatal() => {
+            tracing::error!(%reason, "exiting");
+            exit_error = Some(reason);
         }
         reason = agent.raft_stopped() => {
             // Crash-only: a server whose log cannot be written must not keep answering
@@ -189,6 +206,9 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         );
     }
     agent.shutdown().await;
+    if let Some(reason) = exit_error {
+        anyhow::bail!(reason);
+    }
     Ok(())
 }
 
@@ -196,7 +216,7 @@ fn init_logging(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| {
         // Quiet the dependencies unless asked: openraft at debug is very chatty.
         tracing_subscriber::EnvFilter::new(format!(
-            "warn,cairn={level},cairn_agent={level},cairn_http={level},cairn_raft={level}"
+            "warn,cairn={level},cairn_agent={level},cairn_http={level},cairn_raft={level},cairn_gossip={level},cairn_rpc={level}"
         ))
     });
     let b = tracing_subscriber::fmt()
@@ -209,17 +229,18 @@ fn init_logging(level: &str, json: bool) {
     };
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT (returns true) or SIGTERM (false).
+async fn shutdown_signal() -> bool {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
-            return;
+            return true;
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => true,
+        _ = term.recv() => false,
     }
 }

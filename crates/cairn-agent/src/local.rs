@@ -441,7 +441,7 @@ impl Agent {
                 return Err(e);
             }
         }
-        let written = self.write_cmd(Command::Register(reg)).await.and_then(ok);
+        let written = self.write_local(Command::Register(reg)).await.and_then(ok);
         if let Err(e) = written {
             self.persist_service(&id);
             for c in &checks {
@@ -501,7 +501,7 @@ impl Agent {
             check_id: None,
             now_ms: now_ms(),
         };
-        ok(self.write_cmd(Command::Deregister(d)).await?)?;
+        ok(self.write_local(Command::Deregister(d)).await?)?;
         let mut local = self.inner.local.lock();
         local.services.remove(&id);
         local.config_services.remove(&id);
@@ -553,7 +553,7 @@ impl Agent {
             now_ms: now_ms(),
         };
         self.save_check(&c)?;
-        if let Err(e) = self.write_cmd(Command::Register(reg)).await.and_then(ok) {
+        if let Err(e) = self.write_local(Command::Register(reg)).await.and_then(ok) {
             self.persist_check(&c.check.check_id);
             return Err(e);
         }
@@ -571,7 +571,7 @@ impl Agent {
             check_id: Some(id.to_string()),
             now_ms: now_ms(),
         };
-        ok(self.write_cmd(Command::Deregister(d)).await?)?;
+        ok(self.write_local(Command::Deregister(d)).await?)?;
         Ok(())
     }
 
@@ -621,7 +621,7 @@ impl Agent {
             output,
             now_ms: now_ms(),
         };
-        ok(self.write_cmd(Command::UpdateCheck(u)).await?)?;
+        ok(self.write_local(Command::UpdateCheck(u)).await?)?;
         Ok(())
     }
 
@@ -731,7 +731,7 @@ impl Agent {
             critical_since: None,
         };
         self.save_check(&local_check)?;
-        if let Err(e) = self.write_cmd(Command::Register(reg)).await.and_then(ok) {
+        if let Err(e) = self.write_local(Command::Register(reg)).await.and_then(ok) {
             self.persist_check(&check_id);
             return Err(e);
         }

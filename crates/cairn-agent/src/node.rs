@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
+
 use cairn_http::{Backend, BoxFut, HttpError, Limits, RaftInfo};
 use cairn_raft::{RaftNode, RaftOptions};
 use cairn_state::{Command, Outcome, Registration, State};
@@ -13,7 +15,7 @@ use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, ServerCatalog};
 use crate::config::Config;
 use crate::local::LocalState;
 use crate::sessions::SessionTimers;
@@ -28,19 +30,25 @@ pub(crate) struct Inner {
     pub cfg: Config,
     pub node_id: String,
     pub address: String,
-    /// The replicated catalog (the local Raft node on a server).
+    /// The replicated catalog (the local Raft node on a server, RPC on a client).
     pub catalog: Arc<dyn Catalog>,
+    /// This agent's LAN gossip member (`None` only on a server with `ports.serf_lan = -1`).
+    pub gossip: Option<Arc<cairn_gossip::Gossip>>,
+    /// The server RPC port actually bound (servers only).
+    pub rpc_port: Option<u16>,
     pub state: Arc<RwLock<State>>,
     pub applied: watch::Receiver<u64>,
     pub limits: Limits,
     pub local: parking_lot::Mutex<LocalState>,
-    pub sessions: SessionTimers,
+    pub sessions: Arc<SessionTimers>,
     /// Serialises agent-local mutations with their catalog writes, so the local view
     /// and the catalog never diverge by interleaving.
     pub local_lock: tokio::sync::Mutex<()>,
     pub tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Signalled by `PUT /v1/agent/leave`.
     pub leave: tokio::sync::Notify,
+    /// Set, with the reason, when the agent must exit (`-retry-join` gave up).
+    pub fatal: watch::Sender<Option<String>>,
     /// Signalled when a TTL deadline moves, so expiry happens on time.
     pub ttl_changed: tokio::sync::Notify,
     /// The agent's command-line arguments (re-read on reload).
@@ -70,32 +78,84 @@ impl Agent {
         let (applied_tx, applied_rx) = watch::channel(0u64);
         let address = cfg
             .advertise_addr
-            .map(|a| a.to_string())
-            .filter(|a| a != "0.0.0.0")
+            .filter(|a| !a.is_unspecified())
             .unwrap_or_else(|| {
                 if cfg.bind_addr.is_unspecified() {
-                    "127.0.0.1".to_string()
+                    std::net::IpAddr::from([127, 0, 0, 1])
                 } else {
-                    cfg.bind_addr.to_string()
+                    cfg.bind_addr
                 }
             });
-        let rpc = cfg
-            .server_rpc_addr()
-            .map(|a| format!("{}:{}", address, a.port()))
-            .unwrap_or_else(|| format!("{address}:8300"));
         if let Some(d) = &cfg.data_dir {
             std::fs::create_dir_all(d)?;
-            crate::datadir::check_intact(d)?;
+            if cfg.server {
+                // Only a server holds a Raft log to lose.
+                crate::datadir::check_intact(d)?;
+            }
         }
-        let raft = RaftNode::start(RaftOptions {
-            node_id: 1,
-            addr: rpc,
-            data_dir: cfg.data_dir.clone(),
-            state: state.clone(),
-            applied_tx,
-            raft_multiplier: cfg.raft_multiplier,
-        })
-        .await?;
+        let node_id = crate::datadir::node_id(cfg.node_id.as_deref(), cfg.data_dir.as_deref())?;
+        // A server binds its RPC port first: its port goes into the gossip tags.
+        let rpc_listener = match cfg.server_rpc_addr() {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("binding the server RPC port {a}"))?,
+            ),
+            None => None,
+        };
+        let rpc_port = match &rpc_listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
+        let gossip = match cfg.serf_lan_addr() {
+            Some(bind) => {
+                let tags = crate::lan::tags(&cfg, &node_id, rpc_port);
+                Some(crate::lan::start(&cfg, bind, address, tags).await?)
+            }
+            None if cfg.server => None,
+            None => anyhow::bail!(
+                "a client agent needs the serf LAN port to find its servers (ports.serf_lan is -1)"
+            ),
+        };
+        let sessions = Arc::new(SessionTimers::default());
+        let mut rpc_task = None;
+        let catalog: Arc<dyn Catalog> = if cfg.server {
+            let raft = RaftNode::start(RaftOptions {
+                node_id: 1,
+                addr: format!("{address}:{}", rpc_port.unwrap_or(8300)),
+                data_dir: cfg.data_dir.clone(),
+                state: state.clone(),
+                applied_tx,
+                raft_multiplier: cfg.raft_multiplier,
+            })
+            .await?;
+            if let Some(listener) = rpc_listener {
+                let service = crate::replica::serve::CatalogService {
+                    raft: raft.clone(),
+                    state: state.clone(),
+                    sessions: sessions.clone(),
+                    gossip: gossip.clone(),
+                };
+                rpc_task = Some(crate::replica::serve::listen(listener, service));
+            }
+            Arc::new(ServerCatalog {
+                raft,
+                sessions: sessions.clone(),
+            })
+        } else {
+            let gossip = gossip.clone().expect("checked above");
+            let servers = Arc::new(crate::replica::servers::PoolServers::new(
+                gossip,
+                cfg.datacenter.clone(),
+            ));
+            Arc::new(crate::replica::remote::RemoteCatalog::start(
+                crate::replica::client(),
+                servers,
+                cfg.node_name.clone(),
+                state.clone(),
+                applied_tx,
+            ))
+        };
         let limits = Limits {
             kv_max_value_size: cfg.limits.kv_max_value_size as usize,
             txn_max_req_len: cfg.limits.txn_max_req_len as usize,
@@ -104,29 +164,71 @@ impl Agent {
             max_query_time: cfg.max_query_time,
             session_ttl_min: cfg.session_ttl_min,
         };
-        let node_id = crate::datadir::node_id(cfg.node_id.as_deref(), cfg.data_dir.as_deref())?;
+        let (fatal, _) = watch::channel(None);
         let agent = Agent {
             inner: Arc::new(Inner {
                 node_id,
-                address,
-                catalog: Arc::new(raft),
+                address: address.to_string(),
+                catalog,
+                gossip,
+                rpc_port,
                 state,
                 applied: applied_rx,
                 limits,
                 local: parking_lot::Mutex::new(LocalState::default()),
-                sessions: SessionTimers::default(),
+                sessions,
                 local_lock: tokio::sync::Mutex::new(()),
-                tasks: parking_lot::Mutex::new(Vec::new()),
+                tasks: parking_lot::Mutex::new(rpc_task.into_iter().collect()),
                 leave: tokio::sync::Notify::new(),
+                fatal,
                 ttl_changed: tokio::sync::Notify::new(),
                 args,
                 cfg,
             }),
         };
-        agent.register_self().await?;
+        let cfg = &agent.inner.cfg;
+        if cfg.server {
+            agent.register_self().await?;
+        }
         agent.restore_local()?;
         agent.load_config_services().await?;
-        // Bring the catalog in line with what was restored before serving.
+        if let Some(gossip) = &agent.inner.gossip {
+            if !cfg.start_join.is_empty() {
+                // `-join` at start: the agent does not start if nobody answers (Consul).
+                let n = crate::lan::join(gossip, &cfg.start_join)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("-join {:?} failed: {e}", cfg.start_join))?;
+                tracing::info!(joined = n, "joined the pool through {:?}", cfg.start_join);
+            }
+            if !cfg.retry_join.is_empty() {
+                let (gossip, agent2) = (gossip.clone(), agent.clone());
+                let (addrs, every, max) =
+                    (cfg.retry_join.clone(), cfg.retry_interval, cfg.retry_max);
+                let t = tokio::spawn(async move {
+                    if let Err(e) = crate::lan::retry_join(gossip, addrs, every, max).await {
+                        agent2.inner.fatal.send_replace(Some(e));
+                    }
+                });
+                agent.inner.tasks.lock().push(t);
+            }
+        }
+        if let (false, Some(gossip)) = (cfg.server, &agent.inner.gossip) {
+            let configured: Vec<String> = cfg
+                .start_join
+                .iter()
+                .chain(&cfg.retry_join)
+                .cloned()
+                .collect();
+            let t = tokio::spawn(crate::lan::keep_servers(
+                gossip.clone(),
+                cfg.datacenter.clone(),
+                configured,
+                std::time::Duration::from_secs(2),
+            ));
+            agent.inner.tasks.lock().push(t);
+        }
+        // Bring the catalog in line with what was restored before serving (a client
+        // that knows no server yet does this once it follows one).
         agent.sync().await;
         let t1 = tokio::spawn(crate::local::ttl_loop(agent.clone()));
         let t2 = tokio::spawn(crate::leader::supervise(agent.clone()));
@@ -169,12 +271,7 @@ impl Agent {
         };
         // Servers advertise themselves as the `consul` service, as Consul servers do
         // (clients and scripts look for it).
-        let rpc_port = self
-            .inner
-            .cfg
-            .server_rpc_addr()
-            .map(|a| a.port())
-            .unwrap_or(8300);
+        let rpc_port = self.inner.rpc_port.unwrap_or(8300);
         let consul_svc = NodeService {
             id: "consul".into(),
             service: "consul".into(),
@@ -323,6 +420,26 @@ impl Agent {
         self.inner.catalog.write(cmd).await.map_err(catalog_error)
     }
 
+    /// Writes one of this node's own registrations (services, checks, their statuses).
+    /// On a client agent the local state is the truth and anti-entropy carries it to the
+    /// catalog, as in Consul: when no server can take the write now, it is deferred (the
+    /// next sync after the agent follows a server again makes it) rather than failed.
+    pub(crate) async fn write_local(&self, cmd: Command) -> Result<(u64, Outcome), HttpError> {
+        if self.inner.cfg.server {
+            return self.write_cmd(cmd).await;
+        }
+        cairn_http::metrics::global()
+            .raft_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.inner.catalog.write(cmd).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                tracing::debug!("catalog write deferred to anti-entropy: {e}");
+                Ok((0, Outcome::Bool(true)))
+            }
+        }
+    }
+
     /// The address this agent advertises.
     pub fn address(&self) -> &str {
         &self.inner.address
@@ -347,44 +464,72 @@ impl Agent {
         self.inner.catalog.stopped().await
     }
 
-    /// Stops background tasks and Raft.
+    /// Resolves, with the reason, when the agent must exit (`-retry-join` gave up).
+    pub async fn fatal(&self) -> String {
+        let mut rx = self.inner.fatal.subscribe();
+        let reason = match rx.wait_for(|r| r.is_some()).await {
+            Ok(r) => r.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(r) => r,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Leaves the LAN pool gracefully: the others see this node `left` (not `failed`) and
+    /// the leader deregisters it.
+    pub async fn leave_pool(&self) {
+        if let Some(g) = &self.inner.gossip {
+            match g.leave().await {
+                Ok(()) => tracing::info!("left the LAN pool"),
+                Err(e) => tracing::warn!("leaving the LAN pool: {e}"),
+            }
+        }
+    }
+
+    /// Whether a shutdown by this signal leaves the pool first (`leave_on_terminate`,
+    /// `skip_leave_on_interrupt`, with Consul's defaults: clients leave, servers do not).
+    pub fn leaves_on(&self, interrupt: bool) -> bool {
+        let c = &self.inner.cfg;
+        if interrupt {
+            !c.skip_leave_on_interrupt
+        } else {
+            c.leave_on_terminate
+        }
+    }
+
+    /// The serf LAN address actually bound, if gossip runs.
+    pub fn serf_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.gossip.as_ref().map(|g| g.local_addr())
+    }
+
+    /// Stops background tasks, gossip (without a leave) and the catalog.
     pub async fn shutdown(&self) {
         for t in self.inner.tasks.lock().drain(..) {
             t.abort();
         }
+        if let Some(g) = &self.inner.gossip {
+            g.shutdown().await;
+        }
         self.inner.catalog.shutdown().await;
     }
 
+    /// This agent as a member, in `/v1/agent/members` shape.
     fn member(&self) -> Value {
-        let c = &self.inner.cfg;
-        let rpc_port = c.server_rpc_addr().map(|a| a.port()).unwrap_or(8300);
-        let serf_port = c.serf_lan_addr().map(|a| a.port()).unwrap_or(8301);
-        json!({
-            "Name": c.node_name,
-            "Addr": self.inner.address,
-            "Port": serf_port,
-            "Tags": {
-                "role": "consul",
-                "dc": c.datacenter,
-                "port": rpc_port.to_string(),
-                "bootstrap": if c.bootstraps_alone() { "1" } else { "0" },
-                "expect": c.bootstrap_expect.to_string(),
-                "id": self.inner.node_id,
-                "vsn": "2",
-                "vsn_min": "2",
-                "vsn_max": "3",
-                "raft_vsn": "3",
-                "build": format!("{}:cairn-{}", crate::CONSUL_API_VERSION, crate::VERSION),
-                "segment": "",
-            },
-            "Status": 1,
-            "ProtocolMin": 1,
-            "ProtocolMax": 5,
-            "ProtocolCur": 2,
-            "DelegateMin": 2,
-            "DelegateMax": 5,
-            "DelegateCur": 4,
-        })
+        match &self.inner.gossip {
+            Some(g) => crate::lan::member_json(&g.local_member()),
+            None => {
+                let c = &self.inner.cfg;
+                let tags = crate::lan::tags(c, &self.inner.node_id, self.inner.rpc_port);
+                json!({
+                    "Name": c.node_name, "Addr": self.inner.address, "Port": 0,
+                    "Tags": tags, "Status": 1,
+                    "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+                    "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
+                })
+            }
+        }
     }
 }
 
@@ -436,7 +581,11 @@ impl Backend for Agent {
     }
 
     fn session_renewed(&self, id: &str) {
-        self.inner.sessions.renewed(id);
+        self.inner.catalog.session_renewed(id);
+    }
+
+    fn read_ready(&self) -> Result<(), HttpError> {
+        self.inner.catalog.ready().map_err(catalog_error)
     }
 
     fn register_service(
@@ -496,7 +645,44 @@ impl Backend for Agent {
     }
 
     fn members(&self) -> Vec<Value> {
-        vec![self.member()]
+        match &self.inner.gossip {
+            Some(g) => g.members().iter().map(crate::lan::member_json).collect(),
+            None => vec![self.member()],
+        }
+    }
+
+    fn join(&self, addr: String) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(async move {
+            let Some(g) = &self.inner.gossip else {
+                return Err(HttpError::bad_request(
+                    "gossip is disabled on this agent (ports.serf_lan = -1)",
+                ));
+            };
+            crate::lan::join(g, &[addr])
+                .await
+                .map(|_| ())
+                .map_err(HttpError::internal)
+        })
+    }
+
+    fn force_leave(&self, node: String, prune: bool) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(async move {
+            let Some(g) = &self.inner.gossip else {
+                return Err(HttpError::not_found(format!(
+                    "No node found with name '{node}'"
+                )));
+            };
+            match g.force_leave(&node, prune).await {
+                Ok(()) => Ok(()),
+                Err(cairn_gossip::GossipError::UnknownMember(_)) => Err(HttpError::not_found(
+                    format!("No node found with name '{node}'"),
+                )),
+                Err(e @ cairn_gossip::GossipError::MemberAlive(_)) => {
+                    Err(HttpError::bad_request(e.to_string()))
+                }
+                Err(e) => Err(HttpError::internal(e.to_string())),
+            }
+        })
     }
 
     fn self_info(&self) -> Value {

@@ -12,7 +12,7 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Percent-encodes one path segment or query component (encodes `/` too).
-pub(crate) fn encode_component(s: &str) -> String {
+pub fn encode_component(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()
 }
 

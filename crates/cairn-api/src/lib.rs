@@ -20,6 +20,6 @@ mod error;
 pub mod types;
 
 pub use client::{Client, DEFAULT_HTTP_ADDR};
-pub use encode::{encode_key_path, format_wait};
+pub use encode::{encode_component, encode_key_path, format_wait};
 pub use error::ApiError;
 pub use types::*;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, Agent};
+use common::{dns, eventually, srv_ports, Agent};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde_json::json;
@@ -39,39 +39,19 @@ async fn http_target(code: Arc<AtomicU16>) -> SocketAddr {
     addr
 }
 
-async fn dns(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
-    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sock.send_to(&m.to_vec().unwrap(), server).await.unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf))
-        .await
-        .expect("DNS answer within 2s")
-        .unwrap();
-    Message::from_vec(&buf[..n]).unwrap()
-}
-
-fn rand_id() -> u16 {
-    (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        & 0xffff) as u16
-}
-
-fn srv_ports(m: &Message) -> Vec<u16> {
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::SRV(s) => Some(s.port),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn dns_agent(extra: &[&str]) -> Agent {
-    let mut args = vec!["agent", "-dev", "-http-port", "0", "-dns-port", "0"];
+    let mut args = vec![
+        "agent",
+        "-dev",
+        "-http-port",
+        "0",
+        "-dns-port",
+        "0",
+        "-serf-lan-port",
+        "0",
+        "-server-port",
+        "0",
+    ];
     args.extend_from_slice(extra);
     Agent::start(&args).await
 }

@@ -58,6 +58,10 @@ impl Agent {
             .args([
                 "agent",
                 "-dev",
+                "-serf-lan-port",
+                "0",
+                "-server-port",
+                "0",
                 "-http-port",
                 "0",
                 "-dns-port",

@@ -415,10 +415,13 @@ pub async fn leave(State(app): State<App>) -> Response {
     empty_ok()
 }
 
-/// Only this node is a member (gossip comes later), and a node cannot force-leave itself.
+/// `PUT /v1/agent/force-leave/:node[?prune]`: a failed member becomes left (and is
+/// deregistered by the leader); `prune` also drops it from the member list. A node cannot
+/// force-leave itself.
 pub async fn force_leave(
     State(app): State<App>,
     Path(node): Path<String>,
+    uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
     if node == app.node_name() {
@@ -426,9 +429,31 @@ pub async fn force_leave(
             "Cannot force-leave the local node; use /v1/agent/leave",
         ));
     }
-    Err(HttpError::internal(format!(
-        "No node found with name '{node}'"
-    )))
+    let q = Query::from_uri(&uri);
+    app.force_leave(node, q.flag("prune")).await?;
+    Ok(empty_ok())
+}
+
+/// `PUT /v1/agent/join/:address[?wan]`: joins the LAN pool through another agent's serf
+/// address (`host` or `host:port`, port 8301 by default).
+pub async fn join(
+    State(app): State<App>,
+    Path(addr): Path<String>,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    let q = Query::from_uri(&uri);
+    if q.flag("wan") {
+        return Err(HttpError::bad_request(
+            "WAN federation is not built: Cairn runs one datacenter per pool (join without ?wan)",
+        ));
+    }
+    if addr.is_empty() || addr.len() > 255 {
+        return Err(HttpError::bad_request(
+            "the join address must be 1-255 characters",
+        ));
+    }
+    app.join(addr).await?;
+    Ok(empty_ok())
 }
 
 /// Log streaming is not built yet; parameters are still validated as Consul does.

@@ -68,6 +68,11 @@ pub trait Backend: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
     /// A session was renewed: restart its TTL timer.
     fn session_renewed(&self, id: &str);
+    /// Whether catalog reads can be served now (a client agent that follows no server
+    /// cannot: Consul's 500 "No known Consul servers").
+    fn read_ready(&self) -> Result<(), HttpError> {
+        Ok(())
+    }
 
     // ---- agent-local state ----
     fn register_service(
@@ -95,6 +100,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFut<'_, Result<(), HttpError>>;
     fn node_maintenance(&self, enable: bool, reason: String) -> BoxFut<'_, Result<(), HttpError>>;
     fn members(&self) -> Vec<serde_json::Value>;
+    /// Joins the LAN pool through `addr` (`host[:port]`).
+    fn join(&self, addr: String) -> BoxFut<'_, Result<(), HttpError>>;
+    /// Forces a failed member to leave; `prune` also removes it from the member list.
+    fn force_leave(&self, node: String, prune: bool) -> BoxFut<'_, Result<(), HttpError>>;
     fn self_info(&self) -> serde_json::Value;
     fn reload(&self) -> BoxFut<'_, Result<(), HttpError>>;
     /// Graceful leave: the agent shuts down after answering.

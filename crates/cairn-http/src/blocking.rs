@@ -22,6 +22,7 @@ pub async fn read<T>(
     read: impl Fn(&State) -> Result<(T, u64), HttpError>,
 ) -> Result<(T, ReadMeta), HttpError> {
     q.check_dc(app.datacenter())?;
+    app.read_ready()?;
     let consistency = q.consistency()?;
     let min_index = q.u64("index")?.unwrap_or(0);
     let wait = q.duration("wait")?;

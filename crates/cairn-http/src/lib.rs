@@ -85,6 +85,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/agent/reload", put(agent::reload))
         .route("/v1/agent/leave", put(agent::leave))
         .route("/v1/agent/force-leave/{node}", put(agent::force_leave))
+        .route("/v1/agent/join/{address}", put(agent::join))
         .route("/v1/agent/monitor", get(agent::monitor))
         .route("/v1/agent/token/{kind}", put(agent::token))
         .route("/v1/acl/{*rest}", any(agent::acl_disabled))

@@ -147,6 +147,16 @@ const SPECS: &[Spec] = &[
         "Address to join, retried until it succeeds. Repeatable.",
     ),
     spec(
+        "retry-interval",
+        Kind::Dur,
+        "Time between -retry-join attempts (default 30s).",
+    ),
+    spec(
+        "retry-max",
+        Kind::Int,
+        "-retry-join attempts before giving up and exiting (default 0: forever).",
+    ),
+    spec(
         "serf-lan-port",
         Kind::Int,
         "Serf LAN gossip port (default 8301).",

@@ -75,37 +75,11 @@ impl Config {
                 );
             }
         }
-        if self.encrypt.is_some() {
-            return refuse(
-                "encrypt",
-                "gossip is not built yet, so there is no traffic to encrypt with this key; \
-                 Cairn refuses to start rather than let you believe a pool is encrypted",
-            );
-        }
-        if !self.retry_join.is_empty() {
-            return refuse(
-                "retry_join",
-                "joining other agents (gossip) is not built yet; this agent would run alone",
-            );
-        }
-        if !self.start_join.is_empty() {
-            return refuse(
-                "start_join",
-                "joining other agents (gossip) is not built yet; this agent would run alone",
-            );
-        }
         if self.bootstrap_expect > 1 {
             return refuse(
                 "bootstrap_expect",
                 "multi-server clusters are not built yet; this server would run alone while \
                  you expect a quorum of several (use -bootstrap-expect=1)",
-            );
-        }
-        if !self.server {
-            return refuse(
-                "server",
-                "client mode (an agent without -server) needs gossip and server RPC, which \
-                 are not built yet; run with -dev or -server",
             );
         }
         Ok(())
@@ -142,12 +116,7 @@ mod tests {
             (vec!["-dev", "-hcl", "tls {\n defaults {\n ca_file = \"/ca.pem\"\n }\n}"], "tls"),
             (vec!["-dev", "-hcl", r#"verify_incoming = true"#], "verify_incoming"),
             (vec!["-dev", "-hcl", r#"cert_file = "/c.pem""#], "cert_file"),
-            (
-                vec!["-dev", "-encrypt", "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="],
-                "encrypt",
-            ),
             (vec!["-dev", "-grpc-port", "8502"], "ports.grpc"),
-            (vec!["-dev", "-retry-join", "127.0.0.2"], "retry_join"),
             (
                 vec!["-server", "-bootstrap-expect=3", "-data-dir=/nonexistent"],
                 "bootstrap_expect",
@@ -176,6 +145,13 @@ mod tests {
         for args in [
             vec!["-dev"],
             vec!["-dev", "-https-port", "-1", "-grpc-port", "-1"],
+            vec![
+                "-dev",
+                "-encrypt",
+                "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=",
+            ],
+            vec!["-dev", "-retry-join", "127.0.0.2", "-join", "127.0.0.3"],
+            vec!["-node", "c1", "-retry-join", "127.0.0.1"],
             vec![
                 "-dev",
                 "-hcl",

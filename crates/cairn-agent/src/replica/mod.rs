@@ -12,13 +12,17 @@
 //!
 //! - [`protocol`]: the wire messages;
 //! - [`serve`]: the server side, over a Raft node;
-//! - [`remote`]: the client side, [`remote::RemoteCatalog`].
-
-// Client agents are wired to this next (gossip finds the server, the agent builds a
-// RemoteCatalog instead of a Raft node); until then the contract suite in
-// `crate::catalog::contract` is what runs it, over the in-process RPC network.
-#![cfg_attr(not(test), allow(dead_code))]
+//! - [`remote`]: the client side, [`remote::RemoteCatalog`];
+//! - [`servers`]: which server a client uses, from the LAN pool.
 
 pub(crate) mod protocol;
 pub(crate) mod remote;
 pub(crate) mod serve;
+pub(crate) mod servers;
+
+/// The TCP client a client agent reaches its servers with.
+pub(crate) fn client() -> cairn_rpc::Client<protocol::CatalogRpc> {
+    cairn_rpc::Client::new(cairn_rpc::TcpClient::<protocol::CatalogRpc>::new(
+        cairn_rpc::ClientConfig::default(),
+    ))
+}

@@ -24,8 +24,12 @@ pub(crate) enum CatalogRequest {
     Write(Box<Command>),
     /// Confirm leadership and say the index everything committed so far is at (unary).
     Barrier,
-    /// Stream a copy of the state, then every applied entry after it (stream).
-    Follow,
+    /// Stream a copy of the state, then every applied entry after it (stream). `node` is
+    /// the follower's node name: when its stream breaks the server hints the LAN pool to
+    /// probe that node at once.
+    Follow { node: String },
+    /// A session was renewed through this client: restart its TTL on the leader (unary).
+    RenewSession(String),
 }
 
 /// A server's answer to a unary request.
@@ -35,6 +39,8 @@ pub(crate) enum CatalogResponse {
     Written { index: u64, outcome: Outcome },
     /// The index a replica must reach to be consistent with the leader now.
     Index(u64),
+    /// Done, nothing to report.
+    Done,
 }
 
 /// One item of the `Follow` stream.

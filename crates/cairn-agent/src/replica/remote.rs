@@ -2,7 +2,6 @@
 //! barriers go to a server over the catalog protocol; a follower task keeps the local
 //! state replica in step with the server's stream of applied entries.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,43 +12,57 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use super::protocol::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
+use super::servers::{Server, Servers};
 use crate::catalog::{BoxFut, Catalog, CatalogError, ClusterStatus};
 
 /// How long a write or barrier waits for the local replica to reach its index.
 const CATCH_UP: Duration = Duration::from_secs(10);
 
-/// The catalog of a client agent, reached through one server.
+/// The catalog of a client agent, reached through one server at a time.
 pub(crate) struct RemoteCatalog {
     client: Client<CatalogRpc>,
-    server: SocketAddr,
+    servers: Arc<dyn Servers>,
     applied: watch::Receiver<u64>,
-    last_contact: Arc<Mutex<Option<Instant>>>,
+    link: Arc<Link>,
     follower: tokio::task::JoinHandle<()>,
 }
 
+/// The follower's view of its server, shared with the seam.
+#[derive(Default)]
+struct Link {
+    /// The server whose stream feeds the replica, while that stream is up.
+    following: Mutex<Option<Server>>,
+    /// When the stream last delivered something.
+    last_contact: Mutex<Option<Instant>>,
+}
+
+const NO_SERVERS: &str = "No known Consul servers";
+
 impl RemoteCatalog {
-    /// Starts following `server` into `state` (publishing applied indexes on `applied_tx`)
-    /// and returns the seam.
+    /// Starts following a server from `servers` into `state` as node `node` (publishing
+    /// applied indexes on `applied_tx`) and returns the seam.
     pub(crate) fn start(
         client: Client<CatalogRpc>,
-        server: SocketAddr,
+        servers: Arc<dyn Servers>,
+        node: String,
         state: Arc<RwLock<State>>,
         applied_tx: watch::Sender<u64>,
     ) -> Self {
         let applied = applied_tx.subscribe();
-        let last_contact = Arc::new(Mutex::new(None));
+        let link = Arc::new(Link::default());
         let follower = tokio::spawn(follow(
             client.clone(),
-            server,
+            servers.clone(),
+            node,
             state,
             applied_tx,
-            last_contact.clone(),
+            link.clone(),
         ));
         Self {
             client,
-            server,
+            servers,
             applied,
-            last_contact,
+            link,
             follower,
         }
     }
@@ -68,36 +81,77 @@ impl RemoteCatalog {
             "the local replica did not reach index {index} within {CATCH_UP:?}"
         )))
     }
+
+    async fn call(&self, req: CatalogRequest) -> Result<CatalogResponse, CatalogError> {
+        call(&self.client, &*self.servers, req).await
+    }
+}
+
+/// Sends a unary request to the current server; a request that was not delivered (the
+/// server is gone) is tried once more on another server.
+async fn call(
+    client: &Client<CatalogRpc>,
+    servers: &dyn Servers,
+    req: CatalogRequest,
+) -> Result<CatalogResponse, CatalogError> {
+    let mut tried = 0;
+    loop {
+        let server = servers
+            .pick()
+            .ok_or_else(|| CatalogError::Unavailable(NO_SERVERS.into()))?;
+        match client.call(server.1, req.clone()).await {
+            Ok(r) => return Ok(r),
+            Err(e) if e.is_not_delivered() && tried == 0 => {
+                tracing::debug!(server = %server.0, error = %e, "server unreachable; trying another");
+                servers.failed(&server);
+                tried += 1;
+            }
+            Err(e) => {
+                if e.is_not_delivered() {
+                    servers.failed(&server);
+                }
+                return Err(rpc_error(e));
+            }
+        }
+    }
 }
 
 fn rpc_error(e: RpcError) -> CatalogError {
     match e.status().map(|s| &s.code) {
         Some(Code::NotLeader { leader }) => CatalogError::NotLeader(leader.clone()),
-        _ if e.is_not_delivered() => {
-            CatalogError::Unavailable(format!("No known Consul servers ({e})"))
-        }
+        _ if e.is_not_delivered() => CatalogError::Unavailable(format!("{NO_SERVERS} ({e})")),
         _ => CatalogError::Unavailable(e.to_string()),
     }
 }
 
-/// Applies the server's stream to the replica, starting over from a fresh copy after any
-/// break (server restart, lag, network), with a growing pause between attempts.
+/// Applies a server's stream to the replica, starting over from a fresh copy (from the
+/// same server or, if it is gone, another) after any break, with a growing pause
+/// between attempts.
 async fn follow(
     client: Client<CatalogRpc>,
-    server: SocketAddr,
+    servers: Arc<dyn Servers>,
+    node: String,
     state: Arc<RwLock<State>>,
     applied_tx: watch::Sender<u64>,
-    last_contact: Arc<Mutex<Option<Instant>>>,
+    link: Arc<Link>,
 ) {
     let mut pause = Duration::from_millis(50);
     loop {
-        match client.subscribe(server, CatalogRequest::Follow).await {
+        let Some(server) = servers.pick() else {
+            // Nobody to follow yet: wait for the pool to show a server.
+            let _ = tokio::time::timeout(Duration::from_secs(1), servers.changed()).await;
+            continue;
+        };
+        let req = CatalogRequest::Follow { node: node.clone() };
+        match client.subscribe(server.1, req).await {
             Ok(mut stream) => {
                 while let Some(item) = stream.next().await {
                     let index = match item {
                         Ok(ReplicaItem::State(copy)) => {
                             let index = copy.index;
                             state.write().restore(*copy);
+                            *link.following.lock() = Some(server.clone());
+                            tracing::info!(server = %server.0, index, "following the catalog");
                             index
                         }
                         Ok(ReplicaItem::Entry { index, command }) => {
@@ -108,11 +162,11 @@ async fn follow(
                             index
                         }
                         Err(e) => {
-                            tracing::debug!(%server, error = %e, "replica stream ended");
+                            tracing::debug!(server = %server.0, error = %e, "replica stream ended");
                             break;
                         }
                     };
-                    *last_contact.lock() = Some(Instant::now());
+                    *link.last_contact.lock() = Some(Instant::now());
                     pause = Duration::from_millis(50);
                     applied_tx.send_if_modified(|cur| {
                         let moved = index != *cur;
@@ -120,8 +174,18 @@ async fn follow(
                         moved
                     });
                 }
+                // The stream broke: the server may be gone. Look elsewhere next time
+                // (the pool is hinted, so a dead server is known within a second or so).
+                *link.following.lock() = None;
+                tracing::warn!(server = %server.0, "lost the catalog stream from the server; reconnecting");
+                servers.failed(&server);
             }
-            Err(e) => tracing::debug!(%server, error = %e, "cannot follow the catalog"),
+            Err(e) => {
+                tracing::debug!(server = %server.0, error = %e, "cannot follow the catalog");
+                if e.is_not_delivered() {
+                    servers.failed(&server);
+                }
+            }
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(2));
@@ -131,12 +195,7 @@ async fn follow(
 impl Catalog for RemoteCatalog {
     fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), CatalogError>> {
         Box::pin(async move {
-            match self
-                .client
-                .call(self.server, CatalogRequest::Write(Box::new(cmd)))
-                .await
-                .map_err(rpc_error)?
-            {
+            match self.call(CatalogRequest::Write(Box::new(cmd))).await? {
                 CatalogResponse::Written { index, outcome } => {
                     self.caught_up(index).await?;
                     Ok((index, outcome))
@@ -150,12 +209,7 @@ impl Catalog for RemoteCatalog {
 
     fn barrier(&self) -> BoxFut<'_, Result<(), CatalogError>> {
         Box::pin(async move {
-            match self
-                .client
-                .call(self.server, CatalogRequest::Barrier)
-                .await
-                .map_err(rpc_error)?
-            {
+            match self.call(CatalogRequest::Barrier).await? {
                 CatalogResponse::Index(index) => self.caught_up(index).await,
                 other => Err(CatalogError::Unavailable(format!(
                     "unexpected answer to a barrier: {other:?}"
@@ -164,16 +218,38 @@ impl Catalog for RemoteCatalog {
         })
     }
 
+    fn ready(&self) -> Result<(), CatalogError> {
+        if self.link.following.lock().is_some() {
+            Ok(())
+        } else {
+            Err(CatalogError::Unavailable(NO_SERVERS.into()))
+        }
+    }
+
     fn status(&self) -> ClusterStatus {
-        let contact = *self.last_contact.lock();
+        let following = self.link.following.lock().clone();
+        let contact = *self.link.last_contact.lock();
         ClusterStatus {
-            leader: contact.map(|_| self.server.to_string()),
-            peers: vec![self.server.to_string()],
+            leader: following.as_ref().map(|s| s.1.to_string()),
+            peers: following.iter().map(|s| s.1.to_string()).collect(),
             is_leader: false,
             last_contact_ms: contact
                 .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX))
                 .unwrap_or(u64::MAX),
         }
+    }
+
+    fn session_renewed(&self, id: &str) {
+        // Fire and forget: a lost renewal is caught by the client's next one, as with
+        // any TTL.
+        let (client, servers) = (self.client.clone(), self.servers.clone());
+        let id = id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = call(&client, &*servers, CatalogRequest::RenewSession(id.clone())).await
+            {
+                tracing::warn!(session = %id, "forwarding a session renewal failed: {e}");
+            }
+        });
     }
 
     fn leadership_is(&self, leader: bool) -> BoxFut<'_, ()> {

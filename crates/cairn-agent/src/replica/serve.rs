@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use cairn_gossip::Gossip;
 use cairn_raft::{RaftNode, WriteError};
 use cairn_rpc::{CallContext, ItemStream, Service, Status};
 use cairn_state::State;
@@ -9,11 +10,37 @@ use futures::StreamExt;
 use parking_lot::RwLock;
 
 use super::protocol::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
+use crate::sessions::SessionTimers;
 
 /// Serves writes, barriers and the applied-entry stream of one server.
 pub(crate) struct CatalogService {
     pub raft: RaftNode,
     pub state: Arc<RwLock<State>>,
+    /// Session TTL timers (renewals forwarded by clients land here).
+    pub sessions: Arc<SessionTimers>,
+    /// The LAN pool, hinted when a follower's stream breaks (none in some tests).
+    pub gossip: Option<Arc<Gossip>>,
+}
+
+/// Dropped with a follower's stream: the connection to that node broke (or it left), so
+/// the pool probes it at once rather than at its turn.
+struct HintOnDrop {
+    gossip: Option<Arc<Gossip>>,
+    node: String,
+}
+
+impl Drop for HintOnDrop {
+    fn drop(&mut self) {
+        let (Some(gossip), false) = (self.gossip.clone(), self.node.is_empty()) else {
+            return;
+        };
+        let node = std::mem::take(&mut self.node);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = gossip.hint_suspect(&node).await;
+            });
+        }
+    }
 }
 
 fn status(e: WriteError) -> Status {
@@ -39,7 +66,16 @@ impl Service<CatalogRpc> for CatalogService {
                 self.raft.ensure_linearizable().await.map_err(status)?;
                 Ok(CatalogResponse::Index(self.state.read().index))
             }
-            CatalogRequest::Follow => Err(Status::invalid_argument("Follow is a stream call")),
+            CatalogRequest::RenewSession(id) => {
+                if !self.raft.is_leader() {
+                    return Err(Status::not_leader(self.raft.leader_addr()));
+                }
+                self.sessions.renewed(&id);
+                Ok(CatalogResponse::Done)
+            }
+            CatalogRequest::Follow { .. } => {
+                Err(Status::invalid_argument("Follow is a stream call"))
+            }
         }
     }
 
@@ -48,15 +84,19 @@ impl Service<CatalogRpc> for CatalogService {
         _ctx: CallContext,
         req: CatalogRequest,
     ) -> Result<ItemStream<ReplicaItem>, Status> {
-        if !matches!(req, CatalogRequest::Follow) {
+        let CatalogRequest::Follow { node } = req else {
             return Err(Status::invalid_argument("only Follow is a stream call"));
-        }
+        };
+        let guard = HintOnDrop {
+            gossip: self.gossip.clone(),
+            node,
+        };
         // Subscribe first, then copy: every entry after the copy is in the channel.
         let rx = self.raft.subscribe_applied();
         let copy = self.state.read().clone();
         let from = copy.index;
         let head = futures::stream::once(async move { Ok(ReplicaItem::State(Box::new(copy))) });
-        let entries = futures::stream::unfold(rx, move |mut rx| async move {
+        let entries = futures::stream::unfold((rx, guard), move |(mut rx, guard)| async move {
             loop {
                 match rx.recv().await {
                     Ok((index, _)) if index <= from => continue,
@@ -65,7 +105,7 @@ impl Service<CatalogRpc> for CatalogService {
                             index,
                             command: Box::new((*cmd).clone()),
                         };
-                        return Some((Ok(item), rx));
+                        return Some((Ok(item), (rx, guard)));
                     }
                     // Too far behind: end the stream; the follower starts over from a copy.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -73,7 +113,7 @@ impl Service<CatalogRpc> for CatalogService {
                             Err(Status::unavailable(format!(
                                 "follower fell {n} entries behind; resubscribe"
                             ))),
-                            rx,
+                            (rx, guard),
                         ))
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
@@ -82,4 +122,18 @@ impl Service<CatalogRpc> for CatalogService {
         });
         Ok(head.chain(entries).boxed())
     }
+}
+
+/// Serves the catalog protocol on the server RPC port until the task is aborted.
+pub(crate) fn listen(
+    listener: tokio::net::TcpListener,
+    service: CatalogService,
+) -> tokio::task::JoinHandle<()> {
+    let routes = cairn_rpc::Routes::new().route::<CatalogRpc, _>(Arc::new(service));
+    tokio::spawn(async move {
+        let server = cairn_rpc::RpcServer::new(cairn_rpc::ServerConfig::default());
+        if let Err(e) = server.serve(listener, routes, std::future::pending()).await {
+            tracing::error!("server RPC listener stopped: {e}");
+        }
+    })
 }

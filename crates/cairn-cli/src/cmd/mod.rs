@@ -5,6 +5,7 @@ pub mod agent;
 pub mod catalog;
 pub mod kv;
 pub mod members;
+pub mod pool;
 pub mod registrator;
 pub mod reload;
 pub mod services;
@@ -22,7 +23,11 @@ Usage: cairn [--version] [--help] <command> [<args>]
 Available commands are:
     agent       Runs a Cairn agent
     catalog     Interact with the catalog
+    force-leave Forces a failed member of the pool to leave
+    join        Tells a running agent to join the pool
+    keygen      Generates a new gossip encryption key
     kv          Interact with the key-value store
+    leave       Gracefully leaves the pool and shuts the agent down
     members     Lists the members of a Cairn cluster
     registrator Registers this host's containers with the agent
     reload      Triggers the agent's configuration reload
@@ -63,6 +68,10 @@ pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
     match cmd.as_str() {
         "agent" => agent::run(rest).await,
         "members" => members::run(rest).await,
+        "join" => pool::join(rest).await,
+        "leave" => pool::leave(rest).await,
+        "force-leave" => pool::force_leave(rest).await,
+        "keygen" => pool::keygen(rest),
         "reload" => reload::run(rest).await,
         "catalog" => catalog::run(rest).await,
         "kv" => kv::run(rest).await,

@@ -94,6 +94,22 @@ impl Resp {
     }
 }
 
+/// `args` for `cairn agent` with the server RPC and serf LAN ports made ephemeral unless
+/// the test chose them: tests run agents side by side, and the defaults (8300, 8301)
+/// would collide.
+pub fn isolated(args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    if args.first() == Some(&"agent") {
+        if !args.iter().any(|a| a.starts_with("-serf-lan-port")) {
+            v.extend(["-serf-lan-port".into(), "0".into()]);
+        }
+        if !args.iter().any(|a| a.starts_with("-server-port")) {
+            v.extend(["-server-port".into(), "0".into()]);
+        }
+    }
+    v
+}
+
 impl Agent {
     /// `cairn agent -dev -http-port 0 -dns-port -1`: an in-memory single server.
     pub async fn dev() -> Agent {
@@ -153,7 +169,7 @@ impl Agent {
 
     async fn start_cmd(mut cmd: Command, args: &[&str]) -> Agent {
         let mut child = cmd
-            .args(args)
+            .args(isolated(args))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -464,7 +480,7 @@ impl Rng {
 /// Runs `cairn ARGS...` with extra environment; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(bin());
-    cmd.args(args)
+    cmd.args(isolated(args))
         .stdin(Stdio::null())
         .env_remove("CONSUL_HTTP_ADDR")
         .env_remove("CAIRN_HTTP_ADDR")
@@ -492,7 +508,7 @@ pub fn tempdir() -> (tempfile::TempDir, PathBuf) {
 /// start); returns its exit code and stderr. Panics if it is still running.
 pub fn run_to_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
     let mut child = Command::new(bin())
-        .args(args)
+        .args(isolated(args))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -536,4 +552,53 @@ pub fn durable_args(dir: &Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// One DNS query over UDP to `server` (panics without an answer within 2 s).
+pub async fn dns(
+    server: std::net::SocketAddr,
+    name: &str,
+    qtype: hickory_proto::rr::RecordType,
+) -> hickory_proto::op::Message {
+    try_dns(server, name, qtype)
+        .await
+        .unwrap_or_else(|| panic!("no DNS answer from {server} for {name} within 2s"))
+}
+
+/// One DNS query over UDP to `server`; `None` without an answer within 2 s.
+pub async fn try_dns(
+    server: std::net::SocketAddr,
+    name: &str,
+    qtype: hickory_proto::rr::RecordType,
+) -> Option<hickory_proto::op::Message> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    let id = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .subsec_nanos()
+        & 0xffff) as u16;
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(
+        hickory_proto::rr::Name::from_ascii(name).ok()?,
+        qtype,
+    ));
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.ok()?;
+    sock.send_to(&m.to_vec().ok()?, server).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Message::from_vec(&buf[..n]).ok()
+}
+
+/// The ports of the SRV records in an answer.
+pub fn srv_ports(m: &hickory_proto::op::Message) -> Vec<u16> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            hickory_proto::rr::RData::SRV(s) => Some(s.port),
+            _ => None,
+        })
+        .collect()
 }

@@ -165,6 +165,10 @@ impl Agent {
             &[
                 "agent",
                 "-dev",
+                "-serf-lan-port",
+                "0",
+                "-server-port",
+                "0",
                 "-http-port",
                 &port,
                 "-dns-port",

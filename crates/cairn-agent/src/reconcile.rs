@@ -1,0 +1,319 @@
+//! Leader duty: keep the catalog's nodes in step with the LAN pool, as Consul's leader
+//! does with its Serf members.
+//!
+//! Every member of this datacenter is a catalog node (`Address` = its advertised address)
+//! with a `serfHealth` check: passing while it is alive, critical once it has failed (so
+//! its services leave DNS and `?passing` at once). A member that left, or was reaped after
+//! `reconnect_timeout`, is deregistered, and so is a catalog node that carries a
+//! `serfHealth` check but is no longer a member. Nodes registered through
+//! `/v1/catalog/register` without a `serfHealth` check (external services) are left alone.
+//!
+//! [`plan`] is pure: members and state in, commands out. [`run`] carries plans out on
+//! every membership event and once a minute, and only while this server leads
+//! ([`crate::leader`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use cairn_gossip::{Member, MemberStatus};
+use cairn_state::{Command, Deregistration, Registration, State};
+use cairn_types::{
+    HealthCheck, Node, NodeService, CRITICAL, PASSING, SERF_CHECK_ID, SERF_CHECK_NAME,
+};
+
+use crate::node::{now_ms, Agent};
+
+/// Output of `serfHealth` while the member is alive.
+pub(crate) const ALIVE_OUTPUT: &str = "Agent alive and reachable";
+/// Output of `serfHealth` once the member has failed.
+pub(crate) const FAILED_OUTPUT: &str = "Agent not live or unreachable";
+
+/// A full reconciliation runs at least this often (Consul's `reconcile_interval`).
+const RECONCILE_EVERY: Duration = Duration::from_secs(60);
+
+fn serf_check(node: &str, status: &str) -> HealthCheck {
+    HealthCheck {
+        node: node.to_string(),
+        check_id: SERF_CHECK_ID.into(),
+        name: SERF_CHECK_NAME.into(),
+        status: status.into(),
+        output: if status == PASSING {
+            ALIVE_OUTPUT
+        } else {
+            FAILED_OUTPUT
+        }
+        .into(),
+        ..Default::default()
+    }
+}
+
+fn catalog_node(m: &Member, dc: &str) -> Node {
+    let ip = m.addr.ip().to_string();
+    let tagged: BTreeMap<String, String> = ["lan", "lan_ipv4", "wan", "wan_ipv4"]
+        .iter()
+        .map(|k| (k.to_string(), ip.clone()))
+        .collect();
+    Node {
+        id: m.tags.get("id").cloned().unwrap_or_default(),
+        node: m.name.clone(),
+        address: ip,
+        datacenter: dc.to_string(),
+        tagged_addresses: tagged,
+        meta: [("consul-network-segment".to_string(), String::new())].into(),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+/// The `consul` service a server member is registered with.
+fn consul_service(m: &Member) -> Option<NodeService> {
+    if m.tags.get("role").map(String::as_str) != Some("consul") {
+        return None;
+    }
+    let port = m.tags.get("port")?.parse().ok()?;
+    Some(NodeService {
+        id: "consul".into(),
+        service: "consul".into(),
+        port,
+        ..Default::default()
+    })
+}
+
+/// The commands that bring `st` in line with `members` (this datacenter's only).
+pub(crate) fn plan(members: &[Member], st: &State, dc: &str, now_ms: u64) -> Vec<Command> {
+    let mut cmds = Vec::new();
+    let mut present = BTreeSet::new();
+    for m in members {
+        if m.tags.get("dc").is_some_and(|d| d != dc) {
+            continue;
+        }
+        present.insert(m.name.as_str());
+        let rec = st.node(&m.name).0;
+        let serf = rec.and_then(|r| r.checks.get(SERF_CHECK_ID));
+        match m.status {
+            MemberStatus::Alive | MemberStatus::Failed => {
+                let status = if m.status == MemberStatus::Alive {
+                    PASSING
+                } else {
+                    CRITICAL
+                };
+                let want = catalog_node(m, dc);
+                let node_ok = rec.is_some_and(|r| r.node.address == want.address);
+                let serf_ok = serf.is_some_and(|c| c.status == status);
+                let service = consul_service(m)
+                    .filter(|_| m.status == MemberStatus::Alive)
+                    .filter(|_| rec.is_none_or(|r| !r.services.contains_key("consul")));
+                if node_ok && serf_ok && service.is_none() {
+                    continue;
+                }
+                cmds.push(Command::Register(Registration {
+                    node: want,
+                    service,
+                    checks: vec![serf_check(&m.name, status)],
+                    // Keep the node's own metadata (set by its anti-entropy) once it exists,
+                    // unless the address moved.
+                    skip_node_update: node_ok,
+                    now_ms,
+                }));
+            }
+            MemberStatus::Left => {
+                if rec.is_some() {
+                    cmds.push(deregister(&m.name, now_ms));
+                }
+            }
+            // Still gossiping its leave: nothing to do until it is `Left`.
+            MemberStatus::Leaving => {}
+        }
+    }
+    // Reaped members: nodes the pool put in the catalog (they carry `serfHealth`) that
+    // are no longer members.
+    for n in st.nodes().0 {
+        if present.contains(n.node.as_str()) || n.datacenter != dc {
+            continue;
+        }
+        let from_pool = st
+            .node(&n.node)
+            .0
+            .is_some_and(|r| r.checks.contains_key(SERF_CHECK_ID));
+        if from_pool {
+            cmds.push(deregister(&n.node, now_ms));
+        }
+    }
+    cmds
+}
+
+fn deregister(node: &str, now_ms: u64) -> Command {
+    Command::Deregister(Deregistration {
+        node: node.to_string(),
+        service_id: None,
+        check_id: None,
+        now_ms,
+    })
+}
+
+/// Reconciles on every membership event and every minute. A leader duty.
+pub(crate) async fn run(agent: Agent) {
+    let Some(gossip) = agent.inner.gossip.clone() else {
+        return;
+    };
+    let mut events = gossip.subscribe();
+    let dc = agent.inner.cfg.datacenter.clone();
+    loop {
+        let cmds = {
+            let st = agent.inner.state.read();
+            plan(&gossip.members(), &st, &dc, now_ms())
+        };
+        for cmd in cmds {
+            let what = match &cmd {
+                Command::Register(r) => format!(
+                    "member {} {}",
+                    r.node.node,
+                    r.checks.first().map(|c| c.status.as_str()).unwrap_or("")
+                ),
+                Command::Deregister(d) => format!("member {} gone: deregistering", d.node),
+                _ => String::new(),
+            };
+            match agent.write_cmd(cmd).await {
+                Ok(_) => tracing::info!("reconcile: {what}"),
+                Err(e) => tracing::warn!("reconcile: {what} failed: {}", e.message),
+            }
+        }
+        // Wait for a change (or the periodic pass); coalesce bursts of events.
+        tokio::select! {
+            r = events.recv() => {
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                while events.try_recv().is_ok() {}
+            }
+            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, ip: &str, status: MemberStatus, role: &str) -> Member {
+        let mut tags: cairn_gossip::Tags = [
+            ("role".to_string(), role.to_string()),
+            ("dc".to_string(), "dc1".to_string()),
+            ("id".to_string(), format!("id-{name}")),
+        ]
+        .into();
+        if role == "consul" {
+            tags.insert("port".into(), "8300".into());
+        }
+        Member {
+            name: name.into(),
+            addr: format!("{ip}:8301").parse().unwrap(),
+            tags,
+            status,
+            generation: 1,
+            version: 0,
+        }
+    }
+
+    fn apply_all(st: &mut State, cmds: Vec<Command>) {
+        for c in cmds {
+            let i = st.index + 1;
+            st.apply(i, &c);
+        }
+    }
+
+    fn serf_status(st: &State, node: &str) -> Option<String> {
+        st.node(node)
+            .0
+            .and_then(|r| r.checks.get(SERF_CHECK_ID))
+            .map(|c| c.status.clone())
+    }
+
+    #[test]
+    fn members_become_nodes_and_failures_turn_critical_then_left_ones_go() {
+        let mut st = State::new();
+        let mut ms = vec![
+            member("s1", "127.0.0.1", MemberStatus::Alive, "consul"),
+            member("c1", "127.0.0.2", MemberStatus::Alive, "node"),
+        ];
+        let cmds = plan(&ms, &st, "dc1", 1);
+        apply_all(&mut st, cmds);
+        assert_eq!(serf_status(&st, "c1").as_deref(), Some(PASSING));
+        let s1 = st.node("s1").0.unwrap();
+        assert_eq!(s1.node.address, "127.0.0.1");
+        assert_eq!(s1.node.id, "id-s1");
+        assert_eq!(s1.services["consul"].port, 8300);
+        // Steady state: nothing more to write.
+        assert!(plan(&ms, &st, "dc1", 2).is_empty());
+
+        ms[1].status = MemberStatus::Failed;
+        let cmds = plan(&ms, &st, "dc1", 3);
+        assert_eq!(cmds.len(), 1);
+        apply_all(&mut st, cmds);
+        assert_eq!(serf_status(&st, "c1").as_deref(), Some(CRITICAL));
+        assert!(plan(&ms, &st, "dc1", 4).is_empty());
+
+        ms[1].status = MemberStatus::Alive;
+        let cmds = plan(&ms, &st, "dc1", 5);
+        apply_all(&mut st, cmds);
+        assert_eq!(serf_status(&st, "c1").as_deref(), Some(PASSING));
+
+        ms[1].status = MemberStatus::Left;
+        let cmds = plan(&ms, &st, "dc1", 6);
+        apply_all(&mut st, cmds);
+        assert!(st.node("c1").0.is_none());
+        assert!(plan(&ms, &st, "dc1", 7).is_empty());
+    }
+
+    #[test]
+    fn reaped_members_are_removed_and_external_nodes_kept() {
+        let mut st = State::new();
+        let ms = vec![
+            member("s1", "127.0.0.1", MemberStatus::Alive, "consul"),
+            member("c1", "127.0.0.2", MemberStatus::Alive, "node"),
+        ];
+        let cmds = plan(&ms, &st, "dc1", 1);
+        apply_all(&mut st, cmds);
+        // An external node, registered by hand, without serfHealth.
+        let ext = Registration {
+            node: Node {
+                node: "ext".into(),
+                address: "10.0.0.9".into(),
+                datacenter: "dc1".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        apply_all(&mut st, vec![Command::Register(ext)]);
+        // c1 is reaped from the pool.
+        let ms = vec![ms[0].clone()];
+        let cmds = plan(&ms, &st, "dc1", 2);
+        apply_all(&mut st, cmds);
+        assert!(st.node("c1").0.is_none());
+        assert!(st.node("ext").0.is_some());
+        assert!(st.node("s1").0.is_some());
+    }
+
+    #[test]
+    fn other_datacenters_and_leaving_members_are_left_alone() {
+        let st = State::new();
+        let mut other = member("x", "127.0.0.9", MemberStatus::Alive, "node");
+        other.tags.insert("dc".into(), "dc2".into());
+        let leaving = member("l", "127.0.0.8", MemberStatus::Leaving, "node");
+        assert!(plan(&[other, leaving], &st, "dc1", 1).is_empty());
+    }
+
+    #[test]
+    fn a_moved_member_gets_its_new_address_and_keeps_its_meta() {
+        let mut st = State::new();
+        let mut ms = vec![member("c1", "127.0.0.2", MemberStatus::Alive, "node")];
+        let cmds = plan(&ms, &st, "dc1", 1);
+        apply_all(&mut st, cmds);
+        ms[0].addr = "127.0.0.3:8301".parse().unwrap();
+        let cmds = plan(&ms, &st, "dc1", 2);
+        apply_all(&mut st, cmds);
+        assert_eq!(st.node("c1").0.unwrap().node.address, "127.0.0.3");
+        assert!(plan(&ms, &st, "dc1", 3).is_empty());
+    }
+}
