@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_gossip::{Gossip, GossipConfig, GossipError, Member, MemberStatus, Tags, Timing};
+use cairn_gossip::{Gossip, GossipError, Member, MemberStatus, Tags, Timing};
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -60,27 +60,6 @@ pub(crate) fn timing(cfg: &Config) -> Timing {
         reconnect_timeout: cfg.reconnect_timeout,
         ..Timing::lan()
     }
-}
-
-/// Binds the gossip port on `bind` (port 0 = ephemeral) and starts the member, advertised
-/// at `advertise` with the bound port.
-pub(crate) async fn start(
-    cfg: &Config,
-    bind: SocketAddr,
-    advertise: IpAddr,
-    tags: Tags,
-) -> anyhow::Result<Arc<Gossip>> {
-    let transport = cairn_gossip::UdpTransport::bind(bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding the serf LAN port {bind}: {e}"))?;
-    let port = cairn_gossip::Transport::local_addr(&transport).port();
-    let mut gc = GossipConfig::new(cfg.node_name.clone(), bind);
-    gc.advertise = Some(SocketAddr::new(advertise, port));
-    gc.tags = tags;
-    gc.keys = cfg.encrypt.iter().cloned().collect();
-    gc.timing = timing(cfg);
-    let gossip = Gossip::start(gc, transport).map_err(|e| anyhow::anyhow!("gossip: {e}"))?;
-    Ok(Arc::new(gossip))
 }
 
 /// Resolves a join address: `host` or `host:port` (IPv6 in brackets), the port

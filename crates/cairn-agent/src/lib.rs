@@ -15,6 +15,7 @@ mod datadir;
 mod dns;
 mod lan;
 mod leader;
+mod links;
 mod local;
 mod node;
 mod persist;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::{info, warn};
 
+pub use links::Links;
 pub use node::Agent;
 
 /// File descriptors kept out of the HTTP and DNS connection budgets: the Raft log and

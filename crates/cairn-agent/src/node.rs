@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
-
 use cairn_http::{Backend, BoxFut, HttpError, Limits, RaftInfo};
 use cairn_raft::{RaftNode, RaftOptions};
 use cairn_state::{Command, Outcome, Registration, State};
@@ -17,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::catalog::{Catalog, CatalogError, ServerCatalog};
 use crate::config::Config;
+use crate::links::Links;
 use crate::local::LocalState;
 use crate::sessions::SessionTimers;
 
@@ -45,6 +44,8 @@ pub(crate) struct Inner {
     /// and the catalog never diverge by interleaving.
     pub local_lock: tokio::sync::Mutex<()>,
     pub tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The server RPC port being served (dropped at shutdown).
+    pub serving: parking_lot::Mutex<Option<crate::links::Serving>>,
     /// Signalled by `PUT /v1/agent/leave`.
     pub leave: tokio::sync::Notify,
     /// Set, with the reason, when the agent must exit (`-retry-join` gave up).
@@ -73,19 +74,15 @@ impl Agent {
     /// background tasks (TTL checks, session expiry).
     /// `args` are the command-line arguments the config came from; `reload` re-reads them.
     pub async fn start(cfg: Config, args: Vec<String>) -> anyhow::Result<Agent> {
+        Agent::start_with(cfg, args, Links::Sockets).await
+    }
+
+    /// [`Agent::start`] over the given transports (in-memory ones in the cluster harness).
+    pub async fn start_with(cfg: Config, args: Vec<String>, links: Links) -> anyhow::Result<Agent> {
         cfg.check_supported()?;
         let state = Arc::new(RwLock::new(State::new()));
         let (applied_tx, applied_rx) = watch::channel(0u64);
-        let address = cfg
-            .advertise_addr
-            .filter(|a| !a.is_unspecified())
-            .unwrap_or_else(|| {
-                if cfg.bind_addr.is_unspecified() {
-                    std::net::IpAddr::from([127, 0, 0, 1])
-                } else {
-                    cfg.bind_addr
-                }
-            });
+        let address = links.advertise(&cfg);
         if let Some(d) = &cfg.data_dir {
             std::fs::create_dir_all(d)?;
             if cfg.server {
@@ -95,30 +92,20 @@ impl Agent {
         }
         let node_id = crate::datadir::node_id(cfg.node_id.as_deref(), cfg.data_dir.as_deref())?;
         // A server binds its RPC port first: its port goes into the gossip tags.
-        let rpc_listener = match cfg.server_rpc_addr() {
-            Some(a) => Some(
-                tokio::net::TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("binding the server RPC port {a}"))?,
-            ),
+        let rpc_port_bound = links.rpc_port(&cfg).await?;
+        let rpc_port = match &rpc_port_bound {
+            Some(p) => Some(p.port()?),
             None => None,
         };
-        let rpc_port = match &rpc_listener {
-            Some(l) => Some(l.local_addr()?.port()),
-            None => None,
-        };
-        let gossip = match cfg.serf_lan_addr() {
-            Some(bind) => {
-                let tags = crate::lan::tags(&cfg, &node_id, rpc_port);
-                Some(crate::lan::start(&cfg, bind, address, tags).await?)
-            }
-            None if cfg.server => None,
-            None => anyhow::bail!(
+        let tags = crate::lan::tags(&cfg, &node_id, rpc_port);
+        let gossip = links.gossip(&cfg, tags).await?;
+        if gossip.is_none() && !cfg.server {
+            anyhow::bail!(
                 "a client agent needs the serf LAN port to find its servers (ports.serf_lan is -1)"
-            ),
-        };
+            );
+        }
         let sessions = Arc::new(SessionTimers::default());
-        let mut rpc_task = None;
+        let mut serving = None;
         let catalog: Arc<dyn Catalog> = if cfg.server {
             let raft = RaftNode::start(RaftOptions {
                 node_id: 1,
@@ -129,14 +116,16 @@ impl Agent {
                 raft_multiplier: cfg.raft_multiplier,
             })
             .await?;
-            if let Some(listener) = rpc_listener {
+            if let Some(port) = rpc_port_bound {
                 let service = crate::replica::serve::CatalogService {
                     raft: raft.clone(),
                     state: state.clone(),
                     sessions: sessions.clone(),
                     gossip: gossip.clone(),
                 };
-                rpc_task = Some(crate::replica::serve::listen(listener, service));
+                let routes = cairn_rpc::Routes::new()
+                    .route::<crate::replica::protocol::CatalogRpc, _>(Arc::new(service));
+                serving = Some(port.serve(routes)?);
             }
             Arc::new(ServerCatalog {
                 raft,
@@ -149,7 +138,7 @@ impl Agent {
                 cfg.datacenter.clone(),
             ));
             Arc::new(crate::replica::remote::RemoteCatalog::start(
-                crate::replica::client(),
+                links.catalog_client(),
                 servers,
                 cfg.node_name.clone(),
                 state.clone(),
@@ -178,7 +167,8 @@ impl Agent {
                 local: parking_lot::Mutex::new(LocalState::default()),
                 sessions,
                 local_lock: tokio::sync::Mutex::new(()),
-                tasks: parking_lot::Mutex::new(rpc_task.into_iter().collect()),
+                tasks: parking_lot::Mutex::new(Vec::new()),
+                serving: parking_lot::Mutex::new(serving),
                 leave: tokio::sync::Notify::new(),
                 fatal,
                 ttl_changed: tokio::sync::Notify::new(),
@@ -509,6 +499,7 @@ impl Agent {
         for t in self.inner.tasks.lock().drain(..) {
             t.abort();
         }
+        drop(self.inner.serving.lock().take());
         if let Some(g) = &self.inner.gossip {
             g.shutdown().await;
         }

@@ -19,10 +19,3 @@ pub(crate) mod protocol;
 pub(crate) mod remote;
 pub(crate) mod serve;
 pub(crate) mod servers;
-
-/// The TCP client a client agent reaches its servers with.
-pub(crate) fn client() -> cairn_rpc::Client<protocol::CatalogRpc> {
-    cairn_rpc::Client::new(cairn_rpc::TcpClient::<protocol::CatalogRpc>::new(
-        cairn_rpc::ClientConfig::default(),
-    ))
-}

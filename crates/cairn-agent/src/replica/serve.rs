@@ -123,17 +123,3 @@ impl Service<CatalogRpc> for CatalogService {
         Ok(head.chain(entries).boxed())
     }
 }
-
-/// Serves the catalog protocol on the server RPC port until the task is aborted.
-pub(crate) fn listen(
-    listener: tokio::net::TcpListener,
-    service: CatalogService,
-) -> tokio::task::JoinHandle<()> {
-    let routes = cairn_rpc::Routes::new().route::<CatalogRpc, _>(Arc::new(service));
-    tokio::spawn(async move {
-        let server = cairn_rpc::RpcServer::new(cairn_rpc::ServerConfig::default());
-        if let Err(e) = server.serve(listener, routes, std::future::pending()).await {
-            tracing::error!("server RPC listener stopped: {e}");
-        }
-    })
-}

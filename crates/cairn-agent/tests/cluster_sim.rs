@@ -1,0 +1,151 @@
+//! The client-agent scenarios of `crates/cairn-cli/tests/cluster.rs`, in one process over
+//! the in-memory gossip and RPC networks (see `harness`): the same agents, no sockets, a
+//! printed seed, and faults the real network cannot stage on demand (isolation).
+
+mod harness;
+
+use harness::*;
+
+/// One server, four clients each with a service.
+async fn five(test: &str) -> Cluster {
+    let mut c = Cluster::new(test);
+    c.server("s1").await;
+    for i in 2..=5u16 {
+        c.client(&format!("c{i}"), &service(&format!("svc{i}"), 9000 + i))
+            .await;
+    }
+    c.wait_until("all five alive everywhere", members_alive(5))
+        .await;
+    for i in 2..=5 {
+        let svc = format!("svc{i}");
+        c.wait_until(
+            &format!("{svc} passing everywhere"),
+            passing_everywhere(&svc, 1),
+        )
+        .await;
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_client_fails_everywhere_and_its_service_goes() {
+    let mut c = five("a_crashed_client_fails_everywhere_and_its_service_goes").await;
+    c.kill("c5").await;
+    let took = c
+        .wait_until(
+            "svc5 no longer passing anywhere",
+            passing_everywhere("svc5", 0),
+        )
+        .await;
+    println!("crash to svc5 gone everywhere: {took:?}");
+    c.wait_until("c5 failed everywhere", status_everywhere("c5", 4))
+        .await;
+    // The catalog keeps the failed node with a critical serfHealth.
+    let checks = c.get("c2", "/v1/health/node/c5").await.unwrap();
+    let serf = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["CheckID"] == "serfHealth")
+        .cloned()
+        .unwrap();
+    assert_eq!(serf["Status"], "critical");
+    // Restarted, it rejoins and its service comes back.
+    c.restart("c5").await;
+    c.wait_until("c5 alive everywhere", status_everywhere("c5", 1))
+        .await;
+    c.wait_until("svc5 passing again", passing_everywhere("svc5", 1))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_is_left_and_deregistered() {
+    let mut c = five("a_client_that_leaves_is_left_and_deregistered").await;
+    c.leave("c4").await;
+    c.wait_until("c4 left everywhere", status_everywhere("c4", 3))
+        .await;
+    c.wait_until("svc4 gone", passing_everywhere("svc4", 0))
+        .await;
+    let node = c.get("s1", "/v1/catalog/node/c4").await.unwrap();
+    assert!(node.is_null(), "{node}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_client_is_failed_then_recovers_when_healed() {
+    let c = five("an_isolated_client_is_failed_then_recovers_when_healed").await;
+    c.isolate("c3", true);
+    c.wait_until("c3 failed on the others", status_everywhere("c3", 4))
+        .await;
+    let s = c
+        .get("s1", "/v1/health/service/svc3?passing")
+        .await
+        .unwrap();
+    assert_eq!(s.as_array().map(Vec::len), Some(0));
+    // Its own API says it has no server while cut off.
+    c.wait_until("c3 reports no known servers", NoServers("c3"))
+        .await;
+    c.isolate("c3", false);
+    c.wait_until("c3 alive everywhere again", status_everywhere("c3", 1))
+        .await;
+    c.wait_until("svc3 passing again", passing_everywhere("svc3", 1))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_survive_their_server_restarting() {
+    let mut c = five("clients_survive_their_server_restarting").await;
+    c.kill("s1").await;
+    c.wait_until("the clients see s1 failed", status_everywhere("s1", 4))
+        .await;
+    // A registration while the server is down is accepted locally ...
+    let (status, body) = c
+        .http(
+            "c2",
+            "PUT",
+            "/v1/agent/service/register",
+            r#"{"Name":"late","Port":7000}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // ... and reaches the (fresh, in-memory) server once it is back.
+    c.restart("s1").await;
+    c.wait_until("s1 alive everywhere", status_everywhere("s1", 1))
+        .await;
+    c.wait_until("late passing everywhere", passing_everywhere("late", 1))
+        .await;
+    for i in 2..=5 {
+        let svc = format!("svc{i}");
+        c.wait_until(&format!("{svc} re-registered"), passing_everywhere(&svc, 1))
+            .await;
+    }
+    // Writes through a client work again.
+    let (status, body) = c.http("c4", "PUT", "/v1/kv/after", "yes").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(c.get("s1", "/v1/kv/after").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_no_server_answers_agent_endpoints_and_500_for_the_catalog() {
+    let mut c = Cluster::new("a_client_with_no_server_answers_agent_endpoints");
+    c.client("lonely", &service("web", 80)).await;
+    let (status, body) = c.http("lonely", "GET", "/v1/catalog/services", "").await;
+    assert_eq!(status, 500);
+    assert!(
+        body.to_string().contains("No known Consul servers"),
+        "{body}"
+    );
+    let (status, _) = c.http("lonely", "GET", "/v1/agent/services", "").await;
+    assert_eq!(status, 200);
+    let (status, _) = c.http("lonely", "GET", "/v1/agent/members", "").await;
+    assert_eq!(status, 200);
+}
+
+/// The node's catalog reads fail with "No known Consul servers".
+struct NoServers(&'static str);
+
+impl Condition for NoServers {
+    async fn holds(&self, c: &Cluster) -> bool {
+        let (s, body) = c.http(self.0, "GET", "/v1/catalog/services", "").await;
+        s == 500 && body.to_string().contains("No known Consul servers")
+    }
+}

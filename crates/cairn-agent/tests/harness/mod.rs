@@ -1,0 +1,335 @@
+//! An in-process cluster: N servers and M client agents in one test process, every one a
+//! real [`Agent`] (gossip, catalog RPC, reconciliation, anti-entropy, the HTTP API) over
+//! in-memory gossip and RPC networks whose faults are seeded. Scenarios read as steps with
+//! named waits: `cluster.wait_until("c5 failed everywhere", status_everywhere("c5", 4))`.
+//!
+//! The seed is printed at the start (`CAIRN_SEED=... cargo test ...` replays the network's
+//! fault decisions). Agents run on the multi-threaded tokio runtime, so timings vary; the
+//! scenarios assert outcomes within deadlines, never exact interleavings.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use cairn_agent::{Agent, Links};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Gossip timing for tests: ten times Cairn's defaults.
+const FAST: &str = r#"gossip_lan {
+  probe_interval = "50ms"
+  probe_timeout = "25ms"
+  gossip_interval = "20ms"
+  suspicion_timeout = "200ms"
+}"#;
+
+/// How long a named wait may take before the scenario fails.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// One member of the test cluster.
+pub struct Node {
+    pub name: String,
+    pub ip: IpAddr,
+    pub server: bool,
+    args: Vec<String>,
+    agent: Option<Agent>,
+}
+
+impl Node {
+    /// The running agent (panics if it was killed).
+    pub fn agent(&self) -> &Agent {
+        self.agent
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} is not running", self.name))
+    }
+}
+
+/// The cluster and its networks.
+pub struct Cluster {
+    pub seed: u64,
+    gossip: cairn_gossip::MemoryNetwork,
+    rpc: cairn_rpc::Network,
+    nodes: BTreeMap<String, Node>,
+    next_ip: u8,
+}
+
+/// The seed: `CAIRN_SEED` if set, else from the clock; printed either way.
+pub fn seed(test: &str) -> u64 {
+    let seed = std::env::var("CAIRN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    println!("{test}: seed {seed} (replay with CAIRN_SEED={seed})");
+    seed
+}
+
+impl Cluster {
+    pub fn new(test: &str) -> Cluster {
+        let seed = seed(test);
+        Cluster {
+            seed,
+            gossip: cairn_gossip::MemoryNetwork::new(seed, Default::default()),
+            rpc: cairn_rpc::Network::new(seed),
+            nodes: BTreeMap::new(),
+            next_ip: 1,
+        }
+    }
+
+    fn links(&self, ip: IpAddr) -> Links {
+        Links::Memory {
+            gossip: self.gossip.clone(),
+            rpc: self.rpc.clone(),
+            ip,
+        }
+    }
+
+    /// The first server's address (what clients join).
+    fn join_addr(&self) -> Option<String> {
+        self.nodes
+            .values()
+            .find(|n| n.server)
+            .map(|n| n.ip.to_string())
+    }
+
+    async fn boot(&mut self, name: &str, ip: IpAddr, server: bool, args: Vec<String>) {
+        let cfg =
+            cairn_agent::config::load(&args).unwrap_or_else(|e| panic!("config of {name}: {e}"));
+        let agent = Agent::start_with(cfg, args.clone(), self.links(ip))
+            .await
+            .unwrap_or_else(|e| panic!("starting {name}: {e:#}"));
+        self.nodes.insert(
+            name.to_string(),
+            Node {
+                name: name.to_string(),
+                ip,
+                server,
+                args,
+                agent: Some(agent),
+            },
+        );
+    }
+
+    fn ip(&mut self) -> IpAddr {
+        let ip = IpAddr::from([10, 0, 0, self.next_ip]);
+        self.next_ip += 1;
+        ip
+    }
+
+    /// Starts a single server (`-dev`: in memory, bootstraps alone).
+    pub async fn server(&mut self, name: &str) {
+        let ip = self.ip();
+        let args = ["-dev", "-node", name, "-log-level", "warn", "-hcl", FAST]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        self.boot(name, ip, true, args).await;
+    }
+
+    /// Starts a client agent that joins the first server, with extra `-hcl` configuration
+    /// (services, checks).
+    pub async fn client(&mut self, name: &str, hcl: &str) {
+        let ip = self.ip();
+        let mut args: Vec<String> = ["-node", name, "-hcl", FAST, "-retry-interval", "100ms"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if let Some(j) = self.join_addr() {
+            args.extend(["-retry-join".into(), j]);
+        }
+        if !hcl.is_empty() {
+            args.extend(["-hcl".into(), hcl.to_string()]);
+        }
+        self.boot(name, ip, false, args).await;
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes
+            .get(name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// Names of the running nodes.
+    pub fn running(&self) -> Vec<String> {
+        self.nodes
+            .values()
+            .filter(|n| n.agent.is_some())
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    /// Stops `name` at once, without leaving (a crash: `kill -9`).
+    pub async fn kill(&mut self, name: &str) {
+        let node = self.nodes.get_mut(name).expect("node");
+        if let Some(a) = node.agent.take() {
+            a.shutdown().await;
+        }
+    }
+
+    /// Leaves the pool gracefully, then stops.
+    pub async fn leave(&mut self, name: &str) {
+        let node = self.nodes.get_mut(name).expect("node");
+        if let Some(a) = node.agent.take() {
+            a.leave_pool().await;
+            a.shutdown().await;
+        }
+    }
+
+    /// Starts a stopped node again with its arguments (a new incarnation).
+    pub async fn restart(&mut self, name: &str) {
+        let node = self.nodes.get(name).expect("node");
+        assert!(node.agent.is_none(), "{name} is running");
+        let (ip, server, args) = (node.ip, node.server, node.args.clone());
+        self.boot(name, ip, server, args).await;
+    }
+
+    /// Cuts `name` off from every other node (gossip and RPC), or heals it.
+    pub fn isolate(&self, name: &str, isolated: bool) {
+        let ip = self.node(name).ip;
+        self.gossip
+            .with_model(|m| m.isolate(std::net::SocketAddr::new(ip, 8301), isolated));
+        for other in self.nodes.values().filter(|n| n.name != name) {
+            let a = std::net::SocketAddr::new(ip, 8300);
+            let b = std::net::SocketAddr::new(other.ip, 8300);
+            if isolated {
+                self.rpc.partition(a, b);
+            } else {
+                self.rpc.heal(a, b);
+            }
+        }
+    }
+
+    /// An HTTP request to `node`'s API, in process; (status, JSON body or null).
+    pub async fn http(&self, node: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let app: cairn_http::App = Arc::new(self.node(node).agent().clone());
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let resp = cairn_http::router(app)
+            .oneshot(req)
+            .await
+            .expect("router answers");
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+            .await
+            .unwrap_or_default();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, v)
+    }
+
+    /// `GET` returning the JSON body when the status is 200.
+    pub async fn get(&self, node: &str, path: &str) -> Option<Value> {
+        let (s, v) = self.http(node, "GET", path, "").await;
+        (s == 200).then_some(v)
+    }
+
+    /// Polls `cond` every 20 ms until it holds; panics naming `what` after [`WAIT`].
+    pub async fn wait_until<C: Condition>(&self, what: &str, cond: C) -> Duration {
+        let start = Instant::now();
+        loop {
+            if cond.holds(self).await {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "timed out after {WAIT:?} waiting until {what} (seed {})",
+                self.seed
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A named condition over the cluster.
+pub trait Condition {
+    fn holds(&self, c: &Cluster) -> impl std::future::Future<Output = bool>;
+}
+
+/// `name`'s member status (1 alive, 3 left, 4 failed) as `on` sees it.
+pub async fn status_seen(c: &Cluster, on: &str, name: &str) -> Option<i64> {
+    let v = c.get(on, "/v1/agent/members").await?;
+    v.as_array()?
+        .iter()
+        .find(|m| m["Name"] == name)
+        .and_then(|m| m["Status"].as_i64())
+}
+
+/// Every running node sees exactly `n` members alive.
+pub struct MembersAlive(pub usize);
+
+impl Condition for MembersAlive {
+    async fn holds(&self, c: &Cluster) -> bool {
+        for on in c.running() {
+            let Some(v) = c.get(&on, "/v1/agent/members").await else {
+                return false;
+            };
+            let alive = v
+                .as_array()
+                .map(|a| a.iter().filter(|m| m["Status"] == 1).count())
+                .unwrap_or(0);
+            if alive != self.0 {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+pub fn members_alive(n: usize) -> MembersAlive {
+    MembersAlive(n)
+}
+
+/// Every running node other than `name` sees `name` with `status` (`None`: not listed).
+pub struct StatusEverywhere(pub String, pub Option<i64>);
+
+impl Condition for StatusEverywhere {
+    async fn holds(&self, c: &Cluster) -> bool {
+        for on in c.running().into_iter().filter(|n| *n != self.0) {
+            if status_seen(c, &on, &self.0).await != self.1 {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+pub fn status_everywhere(name: &str, status: i64) -> StatusEverywhere {
+    StatusEverywhere(name.to_string(), Some(status))
+}
+
+/// Every running node answers `?passing` health for `service` with `n` instances.
+pub struct Passing(pub String, pub usize);
+
+impl Condition for Passing {
+    async fn holds(&self, c: &Cluster) -> bool {
+        for on in c.running() {
+            let path = format!("/v1/health/service/{}?passing", self.0);
+            let Some(v) = c.get(&on, &path).await else {
+                return false;
+            };
+            if v.as_array().map(Vec::len) != Some(self.1) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+pub fn passing_everywhere(service: &str, n: usize) -> Passing {
+    Passing(service.to_string(), n)
+}
+
+/// A service definition in HCL.
+pub fn service(name: &str, port: u16) -> String {
+    format!("service {{\n name = \"{name}\"\n port = {port}\n}}")
+}
