@@ -27,6 +27,8 @@
 #      LAT_N (20000) LAT_BG_QPS ("20000 50000": background rates for the
 #      latency runs, besides idle) NSD_THREADS (2)
 #      NSD_PORT (15363) CAIRN_DNS_PORT (18653) CAIRN_HTTP_PORT (18553)
+#      CAIRN_ROLE (server; "client" measures a client agent following a -dev
+#      server on serf CAIRN_SERF_PORT (18301) and RPC CAIRN_RPC_PORT (18300))
 #      CAIRN (target/release/cairn) OUT_DIR (a new mktemp -d directory)
 #      QUIET_WAIT (900: seconds to wait for other benchmarks/builds to finish)
 set -u
@@ -44,6 +46,10 @@ NSD_THREADS="${NSD_THREADS:-2}"
 NSD_PORT="${NSD_PORT:-15363}"
 CAIRN_DNS_PORT="${CAIRN_DNS_PORT:-18653}"
 CAIRN_HTTP_PORT="${CAIRN_HTTP_PORT:-18553}"
+# server (default) or client: which kind of agent answers the queries
+CAIRN_ROLE="${CAIRN_ROLE:-server}"
+CAIRN_SERF_PORT="${CAIRN_SERF_PORT:-18301}"
+CAIRN_RPC_PORT="${CAIRN_RPC_PORT:-18300}"
 CAIRN="${CAIRN:-$ROOT/target/release/cairn}"
 OUT_DIR="${OUT_DIR:-$(mktemp -d -t cairn-dns-bench.XXXXXX)}"
 QUIET_WAIT="${QUIET_WAIT:-900}"
@@ -100,8 +106,22 @@ EOF
 # --- Cairn -----------------------------------------------------------------
 start_cairn() {
     local d="$OUT_DIR/cairn"; mkdir -p "$d"
-    start_bg "$d/agent.log" "$CAIRN" agent -dev -http-port "$CAIRN_HTTP_PORT" \
-        -dns-port "$CAIRN_DNS_PORT" -serf-lan-port 0 -server-port 0 -log-level warn
+    if [ "$CAIRN_ROLE" = client ]; then
+        # A server with DNS and HTTP of its own out of the way, and the measured client
+        # agent on the benchmark ports: the client answers DNS from its replica of the
+        # catalog and forwards the registrations to the server.
+        start_bg "$d/server.log" "$CAIRN" agent -dev -node bench-server -http-port 0 \
+            -dns-port -1 -serf-lan-port "$CAIRN_SERF_PORT" -server-port "$CAIRN_RPC_PORT" \
+            -log-level warn
+        SERVER_PID="$LAST_PID"
+        start_bg "$d/agent.log" "$CAIRN" agent -node bench-client -bind 127.0.0.1 \
+            -http-port "$CAIRN_HTTP_PORT" -dns-port "$CAIRN_DNS_PORT" \
+            -serf-lan-port "$((CAIRN_SERF_PORT + 1))" \
+            -retry-join "127.0.0.1:$CAIRN_SERF_PORT" -retry-interval 1s -log-level warn
+    else
+        start_bg "$d/agent.log" "$CAIRN" agent -dev -http-port "$CAIRN_HTTP_PORT" \
+            -dns-port "$CAIRN_DNS_PORT" -serf-lan-port 0 -server-port 0 -log-level warn
+    fi
     CAIRN_PID="$LAST_PID"
     wait_http "http://127.0.0.1:$CAIRN_HTTP_PORT/v1/status/leader" 30 "$CAIRN_PID" \
         || die "cairn did not come up; see $d/agent.log"
