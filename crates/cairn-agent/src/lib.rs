@@ -14,16 +14,12 @@ pub mod config;
 mod datadir;
 mod dns;
 mod lan;
-mod leader;
 mod links;
 mod local;
 mod node;
 mod persist;
-mod reconcile;
 mod replica;
 mod rlimit;
-mod sessions;
-mod tombstones;
 
 use std::sync::Arc;
 

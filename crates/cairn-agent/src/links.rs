@@ -13,7 +13,7 @@ use cairn_gossip::{Gossip, GossipConfig, Tags};
 use cairn_rpc::{Client, ClientConfig, Routes, ServerConfig};
 
 use crate::config::Config;
-use crate::replica::protocol::CatalogRpc;
+use cairn_server::CatalogRpc;
 
 /// The transports an agent uses.
 #[derive(Clone, Default)]

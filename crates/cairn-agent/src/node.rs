@@ -17,7 +17,7 @@ use crate::catalog::{Catalog, CatalogError, ServerCatalog};
 use crate::config::Config;
 use crate::links::Links;
 use crate::local::LocalState;
-use crate::sessions::SessionTimers;
+use cairn_server::SessionTimers;
 
 /// A running agent. Cheap to clone (all handles).
 #[derive(Clone)]
@@ -117,14 +117,14 @@ impl Agent {
             })
             .await?;
             if let Some(port) = rpc_port_bound {
-                let service = crate::replica::serve::CatalogService {
+                let service = cairn_server::CatalogService {
                     raft: raft.clone(),
                     state: state.clone(),
                     sessions: sessions.clone(),
                     gossip: gossip.clone(),
                 };
                 let routes = cairn_rpc::Routes::new()
-                    .route::<crate::replica::protocol::CatalogRpc, _>(Arc::new(service));
+                    .route::<cairn_server::CatalogRpc, _>(Arc::new(service));
                 serving = Some(port.serve(routes)?);
             }
             Arc::new(ServerCatalog {
@@ -221,7 +221,16 @@ impl Agent {
         // that knows no server yet does this once it follows one).
         agent.sync().await;
         let t1 = tokio::spawn(crate::local::ttl_loop(agent.clone()));
-        let t2 = tokio::spawn(crate::leader::supervise(agent.clone()));
+        let duties = cairn_server::Duties {
+            catalog: agent.inner.catalog.clone(),
+            state: agent.inner.state.clone(),
+            gossip: agent.inner.gossip.clone(),
+            sessions: agent.inner.sessions.clone(),
+            datacenter: cfg.datacenter.clone(),
+            kv_tombstone_ttl: cfg.kv_tombstone_ttl,
+            kv_tombstone_granularity: cfg.kv_tombstone_granularity,
+        };
+        let t2 = tokio::spawn(cairn_server::supervise(duties));
         let t3 = tokio::spawn(crate::antientropy::run(agent.clone()));
         agent.inner.tasks.lock().extend([t1, t2, t3]);
         Ok(agent)

@@ -1,6 +1,6 @@
-//! The catalog over the server RPC port: what a server serves, and how an agent that holds
-//! no Raft log (a client agent) reaches the catalog through the same [`crate::catalog`]
-//! seam.
+//! The client side of the catalog over the server RPC port: how an agent that holds no
+//! Raft log (a client agent) reaches the catalog through the same [`crate::catalog`] seam
+//! (the protocol and the server's handler are in `cairn-server`).
 //!
 //! A client agent keeps a full replica of the state, fed by the server's stream of
 //! applied entries (a copy of the state, then every command as it is applied, in log
@@ -10,12 +10,8 @@
 //! returns only once the local replica has applied it (read-your-writes), and a
 //! `?consistent` barrier waits until the replica holds the server's confirmed index.
 //!
-//! - [`protocol`]: the wire messages;
-//! - [`serve`]: the server side, over a Raft node;
 //! - [`remote`]: the client side, [`remote::RemoteCatalog`];
 //! - [`servers`]: which server a client uses, from the LAN pool.
 
-pub(crate) mod protocol;
 pub(crate) mod remote;
-pub(crate) mod serve;
 pub(crate) mod servers;

@@ -11,9 +11,9 @@ use futures::StreamExt;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use super::protocol::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
 use super::servers::{Server, Servers};
 use crate::catalog::{BoxFut, Catalog, CatalogError, ClusterStatus};
+use cairn_server::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
 
 /// How long a write or barrier waits for the local replica to reach its index.
 const CATCH_UP: Duration = Duration::from_secs(10);

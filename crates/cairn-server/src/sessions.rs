@@ -11,7 +11,8 @@ use cairn_types::duration::parse_duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::node::{now_ms, Agent};
+use crate::leader::Duties;
+use crate::now_ms;
 
 /// Grace factor on session TTLs (Consul's `SessionTTLMultiplier`).
 pub const TTL_MULTIPLIER: u32 = 2;
@@ -33,16 +34,16 @@ impl SessionTimers {
 
 /// Destroys sessions whose TTL ran out. A leader duty ([`crate::leader`]): it runs only
 /// while this server leads, and every TTL starts afresh with it.
-pub(crate) async fn reaper_loop(agent: Agent) {
+pub(crate) async fn reaper_loop(duties: Duties) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let timers = &agent.inner.sessions;
+    let timers = &duties.sessions;
     timers.deadlines.lock().clear();
     timers.renewed.lock().clear();
     loop {
         tick.tick().await;
         let now = Instant::now();
         let sessions: Vec<(String, Duration)> = {
-            let st = agent.inner.state.read();
+            let st = duties.state.read();
             st.sessions()
                 .0
                 .into_iter()
@@ -71,7 +72,7 @@ pub(crate) async fn reaper_loop(agent: Agent) {
                 id: id.clone(),
                 now_ms: now_ms(),
             };
-            if agent.write_cmd(cmd).await.is_ok() {
+            if duties.write(cmd).await.is_ok() {
                 timers.deadlines.lock().remove(&id);
                 timers.renewed.lock().remove(&id);
             }

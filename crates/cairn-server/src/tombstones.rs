@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use cairn_state::Command;
 use tokio::time::Instant;
 
-use crate::node::Agent;
+use crate::leader::Duties;
 
 /// The reap that is due at `now`: the newest mark at least `ttl` old, removed from
 /// `marks` together with the older ones.
@@ -41,15 +41,15 @@ fn due(
 
 /// A leader duty ([`crate::leader`]): runs only while this server leads, and starts with
 /// no marks on every new term of leadership.
-pub(crate) async fn gc_loop(agent: Agent) {
-    let ttl = agent.inner.cfg.kv_tombstone_ttl;
-    let mut tick = tokio::time::interval(agent.inner.cfg.kv_tombstone_granularity);
+pub(crate) async fn gc_loop(duties: Duties) {
+    let ttl = duties.kv_tombstone_ttl;
+    let mut tick = tokio::time::interval(duties.kv_tombstone_granularity);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut marks: VecDeque<(Instant, u64)> = VecDeque::new();
     loop {
         tick.tick().await;
         let now = Instant::now();
-        if let Some(max) = agent.inner.state.read().kv_max_tombstone() {
+        if let Some(max) = duties.state.read().kv_max_tombstone() {
             if marks.back().is_none_or(|&(_, m)| m < max) {
                 marks.push_back((now, max));
             }
@@ -57,10 +57,10 @@ pub(crate) async fn gc_loop(agent: Agent) {
         let Some((mark, upto)) = due(&mut marks, now, ttl) else {
             continue;
         };
-        match agent.write_cmd(Command::KvReap { upto }).await {
+        match duties.write(Command::KvReap { upto }).await {
             Ok(_) => tracing::debug!(upto, "reaped KV tombstones"),
             Err(e) => {
-                tracing::warn!(upto, "could not reap KV tombstones: {}", e.message);
+                tracing::warn!(upto, "could not reap KV tombstones: {e}");
                 // Try again on the next tick.
                 marks.push_front((mark, upto));
             }

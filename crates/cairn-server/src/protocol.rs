@@ -7,7 +7,7 @@ use cairn_state::{Command, Outcome, State};
 use serde::{Deserialize, Serialize};
 
 /// The protocol marker.
-pub(crate) struct CatalogRpc;
+pub struct CatalogRpc;
 
 impl Protocol for CatalogRpc {
     const NAME: &'static str = "cairn.catalog.v1";
@@ -19,7 +19,7 @@ impl Protocol for CatalogRpc {
 
 /// What a client asks of a server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum CatalogRequest {
+pub enum CatalogRequest {
     /// Replicate this command (unary).
     Write(Box<Command>),
     /// Confirm leadership and say the index everything committed so far is at (unary).
@@ -34,7 +34,7 @@ pub(crate) enum CatalogRequest {
 
 /// A server's answer to a unary request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum CatalogResponse {
+pub enum CatalogResponse {
     /// The write's log index and outcome.
     Written { index: u64, outcome: Outcome },
     /// The index a replica must reach to be consistent with the leader now.
@@ -45,7 +45,7 @@ pub(crate) enum CatalogResponse {
 
 /// One item of the `Follow` stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum ReplicaItem {
+pub enum ReplicaItem {
     /// The whole state at `state.index`; replaces the replica's.
     State(Box<State>),
     /// A command applied at `index` (always above the copy's index, in order).

@@ -1,4 +1,6 @@
-//! The server side of the catalog protocol, over the local Raft node.
+//! The server side of the catalog protocol ([`crate::protocol`]), over the local Raft
+//! node: forwarded writes and session renewals, the consistency barrier, and the stream of
+//! applied entries that client agents follow into their replicas.
 
 use std::sync::Arc;
 
@@ -9,11 +11,11 @@ use cairn_state::State;
 use futures::StreamExt;
 use parking_lot::RwLock;
 
-use super::protocol::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
+use crate::protocol::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
 use crate::sessions::SessionTimers;
 
 /// Serves writes, barriers and the applied-entry stream of one server.
-pub(crate) struct CatalogService {
+pub struct CatalogService {
     pub raft: RaftNode,
     pub state: Arc<RwLock<State>>,
     /// Session TTL timers (renewals forwarded by clients land here).

@@ -21,12 +21,13 @@ use cairn_types::{
     HealthCheck, Node, NodeService, CRITICAL, PASSING, SERF_CHECK_ID, SERF_CHECK_NAME,
 };
 
-use crate::node::{now_ms, Agent};
+use crate::leader::Duties;
+use crate::now_ms;
 
 /// Output of `serfHealth` while the member is alive.
-pub(crate) const ALIVE_OUTPUT: &str = "Agent alive and reachable";
+pub const ALIVE_OUTPUT: &str = "Agent alive and reachable";
 /// Output of `serfHealth` once the member has failed.
-pub(crate) const FAILED_OUTPUT: &str = "Agent not live or unreachable";
+pub const FAILED_OUTPUT: &str = "Agent not live or unreachable";
 
 /// A full reconciliation runs at least this often (Consul's `reconcile_interval`).
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
@@ -80,7 +81,7 @@ fn consul_service(m: &Member) -> Option<NodeService> {
 }
 
 /// The commands that bring `st` in line with `members` (this datacenter's only).
-pub(crate) fn plan(members: &[Member], st: &State, dc: &str, now_ms: u64) -> Vec<Command> {
+pub fn plan(members: &[Member], st: &State, dc: &str, now_ms: u64) -> Vec<Command> {
     let mut cmds = Vec::new();
     let mut present = BTreeSet::new();
     for m in members {
@@ -152,15 +153,15 @@ fn deregister(node: &str, now_ms: u64) -> Command {
 }
 
 /// Reconciles on every membership event and every minute. A leader duty.
-pub(crate) async fn run(agent: Agent) {
-    let Some(gossip) = agent.inner.gossip.clone() else {
+pub(crate) async fn run(duties: Duties) {
+    let Some(gossip) = duties.gossip.clone() else {
         return;
     };
     let mut events = gossip.subscribe();
-    let dc = agent.inner.cfg.datacenter.clone();
+    let dc = duties.datacenter.clone();
     loop {
         let cmds = {
-            let st = agent.inner.state.read();
+            let st = duties.state.read();
             plan(&gossip.members(), &st, &dc, now_ms())
         };
         for cmd in cmds {
@@ -173,9 +174,9 @@ pub(crate) async fn run(agent: Agent) {
                 Command::Deregister(d) => format!("member {} gone: deregistering", d.node),
                 _ => String::new(),
             };
-            match agent.write_cmd(cmd).await {
+            match duties.write(cmd).await {
                 Ok(_) => tracing::info!("reconcile: {what}"),
-                Err(e) => tracing::warn!("reconcile: {what} failed: {}", e.message),
+                Err(e) => tracing::warn!("reconcile: {what} failed: {e}"),
             }
         }
         // Wait for a change (or the periodic pass); coalesce bursts of events.
