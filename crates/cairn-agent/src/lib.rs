@@ -83,17 +83,29 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
     );
     println!(
         "           Storage: {}",
-        cfg.data_dir
-            .as_ref()
-            .map(|d| format!("durable, {}", d.display()))
-            .unwrap_or_else(|| "in-memory (-dev)".into())
+        match (&cfg.data_dir, cfg.server) {
+            (Some(d), true) => format!("durable, {}", d.display()),
+            (None, true) => "in-memory (-dev)".to_string(),
+            (Some(d), false) => format!("client agent: catalog replica in memory, local services in {}", d.display()),
+            (None, false) => "client agent: catalog replica in memory, local services not persisted (no -data-dir)".to_string(),
+        }
     );
     println!("      HTTP address: {bound}");
     if let Some(serf) = agent.serf_addr() {
-        println!("   Serf LAN address: {serf} (udp)");
+        println!(
+            "   Serf LAN address: {serf} (udp; advertised as {})",
+            agent
+                .serf_advertised()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        );
     }
     if let Some(port) = agent.inner.rpc_port {
-        println!("        RPC address: {}:{port}", cfg.bind_addr);
+        println!(
+            "        RPC address: {}:{port} (advertised as {}:{port})",
+            cfg.bind_addr,
+            agent.address()
+        );
     }
     let dns_task = match cfg.dns_addr() {
         None => None,
@@ -170,8 +182,9 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
             }
         }
         _ = agent.left() => {
-            info!("leave requested over the API");
-            agent.leave_pool().await;
+            info!("left the pool on request over the API");
+            // Let the 200 reach the client first.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         reason = agent.fatal() => {
             tracing::error!(%reason, "exiting");

@@ -498,6 +498,11 @@ impl Agent {
         }
     }
 
+    /// The serf LAN address other members reach this agent at, if gossip runs.
+    pub fn serf_advertised(&self) -> Option<std::net::SocketAddr> {
+        self.inner.gossip.as_ref().map(|g| g.local_member().addr)
+    }
+
     /// The serf LAN address actually bound, if gossip runs.
     pub fn serf_addr(&self) -> Option<std::net::SocketAddr> {
         self.inner.gossip.as_ref().map(|g| g.local_addr())
@@ -734,7 +739,10 @@ impl Backend for Agent {
         Box::pin(self.do_reload())
     }
 
-    fn leave(&self) {
-        self.inner.leave.notify_one();
+    fn leave(&self) -> BoxFut<'_, ()> {
+        Box::pin(async move {
+            self.leave_pool().await;
+            self.inner.leave.notify_one();
+        })
     }
 }

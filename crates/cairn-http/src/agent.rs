@@ -411,7 +411,7 @@ pub async fn metrics(State(app): State<App>, uri: Uri) -> Result<Response, HttpE
 }
 
 pub async fn leave(State(app): State<App>) -> Response {
-    app.leave();
+    app.leave().await;
     empty_ok()
 }
 

@@ -106,6 +106,6 @@ pub trait Backend: Send + Sync + 'static {
     fn force_leave(&self, node: String, prune: bool) -> BoxFut<'_, Result<(), HttpError>>;
     fn self_info(&self) -> serde_json::Value;
     fn reload(&self) -> BoxFut<'_, Result<(), HttpError>>;
-    /// Graceful leave: the agent shuts down after answering.
-    fn leave(&self);
+    /// Graceful leave: resolves once the pool has been told; the agent then shuts down.
+    fn leave(&self) -> BoxFut<'_, ()>;
 }
