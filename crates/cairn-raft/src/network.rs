@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use cairn_rpc::{CallOptions, Client, Code, Direction, RpcError};
 use openraft::error::{
@@ -33,6 +34,13 @@ use crate::protocol::{
 use crate::types::{NodeId, SnapshotData, TypeConfig};
 
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+
+/// The least time given to a call that carries data (entries, a snapshot chunk). openraft's
+/// budget for an AppendEntries is the heartbeat interval (50-500 ms), fine for a heartbeat but
+/// too short to encode, ship, decode and fsync megabytes on a busy host: a batch that always
+/// times out would be retried for ever and the follower would never catch up. openraft does
+/// not cut calls itself, so the transport's deadline is the only one.
+pub const MIN_TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
 type Vote = openraft::alias::VoteOf<TypeConfig>;
 
 /// Creates RPC clients for peers.
@@ -141,7 +149,7 @@ impl PeerClient {
         }
     }
 
-    async fn call(&self, req: RaftRequest, option: &RPCOption) -> Result<RaftResponse, Failure> {
+    async fn call(&self, req: RaftRequest, timeout: Duration) -> Result<RaftResponse, Failure> {
         let Some(client) = &self.client else {
             return Err(Failure::Unreachable(format!(
                 "this server has no server-to-server transport (node {} at {})",
@@ -155,7 +163,7 @@ impl PeerClient {
             ))
         })?;
         client
-            .call_with(addr, req, CallOptions::timeout(option.hard_ttl()))
+            .call_with(addr, req, CallOptions::timeout(timeout))
             .await
             .map_err(Failure::from_rpc)
     }
@@ -165,8 +173,14 @@ impl PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: &RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, Failure> {
+        // A heartbeat gets openraft's budget; a batch at least MIN_TRANSFER_TIMEOUT.
+        let timeout = if rpc.entries.is_empty() {
+            option.hard_ttl()
+        } else {
+            option.hard_ttl().max(MIN_TRANSFER_TIMEOUT)
+        };
         match self
-            .call(RaftRequest::AppendEntries(Box::new(rpc)), option)
+            .call(RaftRequest::AppendEntries(Box::new(rpc)), timeout)
             .await?
         {
             RaftResponse::AppendEntries(r) => Ok(r),
@@ -223,7 +237,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(RaftRequest::Vote(rpc), &option).await {
+        match self.call(RaftRequest::Vote(rpc), option.hard_ttl()).await {
             Ok(RaftResponse::Vote(r)) => Ok(r),
             Ok(other) => Err(unexpected(&other, "Vote").rpc(self, RPCTypes::Vote, &option)),
             Err(f) => Err(f.rpc(self, RPCTypes::Vote, &option)),
@@ -235,7 +249,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(RaftRequest::PreVote(rpc), &option).await {
+        match self
+            .call(RaftRequest::PreVote(rpc), option.hard_ttl())
+            .await
+        {
             Ok(RaftResponse::Vote(r)) => Ok(r),
             Ok(other) => Err(unexpected(&other, "PreVote").rpc(self, RPCTypes::Vote, &option)),
             Err(f) => Err(f.rpc(self, RPCTypes::Vote, &option)),
@@ -268,7 +285,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                     done: i + 1 == total,
                 };
                 match self
-                    .call(RaftRequest::SnapshotChunk(Box::new(chunk)), &option)
+                    .call(
+                        RaftRequest::SnapshotChunk(Box::new(chunk)),
+                        option.hard_ttl().max(MIN_TRANSFER_TIMEOUT),
+                    )
                     .await
                 {
                     Ok(RaftResponse::ChunkStored) if i + 1 < total => {}
