@@ -396,3 +396,140 @@ async fn a_snapshot_bigger_than_a_message_travels_in_chunks() {
     .await;
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_server_grows_to_three_through_learners() {
+    let c = Cluster::start(8, 3, Setup::default()).await;
+    let one = &c.server(1).node;
+    one.initialize(BTreeMap::from([(1, addr_of(1).to_string())]))
+        .await
+        .expect("initialize a one-server cluster");
+    c.wait_until("server 1 leads alone", || one.is_leader())
+        .await;
+    let before = c.write(set("early", "1")).await;
+
+    // Initializing twice is refused, on the same server or another one that has joined.
+    let again = one
+        .initialize(BTreeMap::from([(1, addr_of(1).to_string())]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, cairn_raft::InitError::AlreadyInitialized(_)),
+        "{again}"
+    );
+
+    for id in [2, 3] {
+        one.add_learner(id, addr_of(id).to_string())
+            .await
+            .expect("add learner");
+    }
+    // Learners have the log but no vote.
+    c.wait_until("the learners applied the early write", || {
+        [2, 3]
+            .iter()
+            .all(|id| *c.server(*id).applied.borrow() >= before)
+    })
+    .await;
+    assert_eq!(one.voter_ids(), [1].into());
+
+    one.change_membership([1, 2, 3].into())
+        .await
+        .expect("promote the learners");
+    c.wait_until("all three see three voters", || {
+        c.ids()
+            .iter()
+            .all(|id| c.server(*id).node.voter_ids() == c.ids())
+    })
+    .await;
+    assert_eq!(one.peers().len(), 3);
+
+    // A follower cannot change the membership.
+    let err = c
+        .server(2)
+        .node
+        .change_membership([1, 2].into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, cairn_raft::WriteError::NotLeader { leader_id: 1, .. }),
+        "{err}"
+    );
+
+    // With three voters the cluster survives losing its first server.
+    c.isolate(1);
+    let rest = [2, 3].into();
+    c.wait_until("servers 2 and 3 elect a leader", || {
+        c.leader_among(&rest).is_some()
+    })
+    .await;
+    let after = c.write(set("late", "2")).await;
+    c.net.heal_all();
+    c.wait_until("server 1 catches up", || {
+        *c.server(1).applied.borrow() >= after
+    })
+    .await;
+    assert_eq!(c.kv(1, "late").as_deref(), Some("2"));
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_snapshot_chunks_are_refused() {
+    use cairn_raft::protocol::{RaftRequest, SnapshotChunk};
+    use cairn_rpc::{Client, ClientConfig, Code};
+
+    let c = Cluster::formed(9, 3, Setup::default()).await;
+    let leader = c.leader().unwrap();
+    let vote = c.metrics(leader).vote;
+    let meta = openraft::alias::SnapshotMetaOf::<cairn_raft::TypeConfig>::default();
+    let outsider: std::net::SocketAddr = "127.0.0.9:8300".parse().unwrap();
+    let client: Client<cairn_raft::RaftRpc> = Client::new(
+        c.net
+            .client::<cairn_raft::RaftRpc>(outsider, ClientConfig::default()),
+    );
+    let chunk = |offset: u64, data: &str, done: bool| {
+        RaftRequest::SnapshotChunk(Box::new(SnapshotChunk {
+            vote,
+            meta: meta.clone(),
+            offset,
+            data: data.to_string(),
+            done,
+        }))
+    };
+    let target = addr_of(leader);
+
+    // A chunk in the middle of a transfer nobody started.
+    let err = client
+        .call(target, chunk(5, "xx", false))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.status().map(|s| &s.code),
+        Some(&Code::InvalidArgument),
+        "{err}"
+    );
+
+    // A gap in a transfer ends it.
+    client
+        .call(target, chunk(0, "{\"a\":", false))
+        .await
+        .expect("first chunk");
+    let err = client
+        .call(target, chunk(99, "1}", true))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.status().map(|s| &s.code),
+        Some(&Code::InvalidArgument),
+        "{err}"
+    );
+    let err = client.call(target, chunk(5, "1}", true)).await.unwrap_err();
+    assert_eq!(
+        err.status().map(|s| &s.code),
+        Some(&Code::InvalidArgument),
+        "the transfer was dropped: {err}"
+    );
+
+    // The servers carry on.
+    c.write(set("still", "fine")).await;
+    c.shutdown().await;
+}

@@ -151,23 +151,26 @@ impl Cluster {
         self.servers.keys().copied().collect()
     }
 
-    /// The one server that is leader and whose leadership the others share, if any (an
+    /// The server that leads with a majority of its voters following it, if any (an
     /// isolated old leader that still believes it leads does not count).
     pub fn leader(&self) -> Option<u64> {
         self.leader_among(&self.ids())
     }
 
-    /// A leader among `ids` that a majority of all servers follows.
+    /// A leader among `ids` that a majority of its voters follows.
     pub fn leader_among(&self, ids: &BTreeSet<u64>) -> Option<u64> {
-        let majority = self.servers.len() / 2 + 1;
         ids.iter().copied().find(|id| {
-            self.server(*id).node.is_leader()
-                && self
-                    .servers
-                    .values()
-                    .filter(|s| s.node.current_leader() == Some(*id))
-                    .count()
-                    >= majority
+            let node = &self.server(*id).node;
+            let voters = node.voter_ids();
+            let following = voters
+                .iter()
+                .filter(|v| {
+                    self.servers
+                        .get(v)
+                        .is_some_and(|s| s.node.current_leader() == Some(*id))
+                })
+                .count();
+            node.is_leader() && following > voters.len() / 2
         })
     }
 
