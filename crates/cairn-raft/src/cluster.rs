@@ -129,6 +129,26 @@ impl RaftNode {
         self.raft().voter_ids().collect()
     }
 
+    /// Whether this node leads *and* a quorum of voters acknowledged it within the leader
+    /// lease (the longest election timeout). openraft keeps a leader that is cut off from
+    /// the others in the Leader state and only refuses its writes; this is the view that
+    /// matches Consul's, where such a leader has stepped down. A sole voter always has its
+    /// quorum.
+    pub fn leads_with_quorum(&self) -> bool {
+        use openraft::async_runtime::watch::WatchReceiver;
+        use openraft::Instant as _;
+        let m = self.raft().metrics().borrow_watched().clone();
+        if m.state != openraft::ServerState::Leader {
+            return false;
+        }
+        let membership = m.membership_config.membership();
+        if membership.voter_ids().eq([self.node_id()]) {
+            return true;
+        }
+        let lease = std::time::Duration::from_millis(self.raft().config().election_timeout_max);
+        m.last_quorum_acked.is_some_and(|t| t.elapsed() < lease)
+    }
+
     /// The id of the leader this node currently knows, if any.
     pub fn current_leader(&self) -> Option<u64> {
         use openraft::async_runtime::watch::WatchReceiver;

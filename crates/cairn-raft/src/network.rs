@@ -292,7 +292,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                     .await
                 {
                     Ok(RaftResponse::ChunkStored) if i + 1 < total => {}
-                    Ok(RaftResponse::Snapshot(r)) if i + 1 == total => return Ok(r),
+                    // After the last chunk; or early, from a peer with a newer vote.
+                    Ok(RaftResponse::Snapshot(r)) => return Ok(r),
                     Ok(other) => return Err(unexpected(&other, "SnapshotChunk")),
                     Err(f) => return Err(f),
                 }

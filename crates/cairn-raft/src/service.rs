@@ -3,6 +3,8 @@
 
 use cairn_rpc::{CallContext, Service, Status};
 use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::raft::SnapshotResponse;
 use parking_lot::Mutex;
 
 use crate::node::RaftNode;
@@ -104,14 +106,22 @@ impl Service<RaftRpc> for RaftService {
             RaftRequest::PreVote(rpc) => Ok(RaftResponse::Vote(
                 raft.pre_vote(rpc).await.map_err(stopped)?,
             )),
-            RaftRequest::SnapshotChunk(chunk) => match self.receive(*chunk)? {
-                None => Ok(RaftResponse::ChunkStored),
-                Some((vote, snapshot)) => Ok(RaftResponse::Snapshot(
-                    raft.install_full_snapshot(vote, snapshot)
-                        .await
-                        .map_err(stopped)?,
-                )),
-            },
+            RaftRequest::SnapshotChunk(chunk) => {
+                // A deposed leader's transfer is answered at once with the newer vote (which
+                // tells it to step down) instead of being buffered.
+                let mine = raft.metrics().borrow_watched().vote;
+                if chunk.vote < mine {
+                    return Ok(RaftResponse::Snapshot(SnapshotResponse::new(mine)));
+                }
+                match self.receive(*chunk)? {
+                    None => Ok(RaftResponse::ChunkStored),
+                    Some((vote, snapshot)) => Ok(RaftResponse::Snapshot(
+                        raft.install_full_snapshot(vote, snapshot)
+                            .await
+                            .map_err(stopped)?,
+                    )),
+                }
+            }
         }
     }
 }

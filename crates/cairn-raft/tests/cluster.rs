@@ -28,6 +28,13 @@ async fn three_servers_elect_one_leader() {
         .filter(|id| c.server_state(*id) == ServerState::Leader)
         .collect();
     assert_eq!(leaders, vec![leader], "exactly one leader");
+    c.wait_until("the leader's quorum acknowledged it", || {
+        c.server(leader).node.leads_with_quorum()
+    })
+    .await;
+    for id in c.ids().into_iter().filter(|id| *id != leader) {
+        assert!(!c.server(id).node.leads_with_quorum(), "follower {id}");
+    }
     for id in c.ids() {
         assert_eq!(
             c.server(id).node.voter_ids(),
@@ -96,6 +103,13 @@ async fn partitioned_leader_is_replaced_and_steps_down() {
     eprintln!("new leader elected {took:?} after the partition");
     let new = c.leader_among(&rest).unwrap();
     assert_ne!(new, old);
+    // The old leader, cut off, knows it lost its quorum (openraft keeps it in the Leader
+    // state until it hears of the new term; it stops acknowledging anything).
+    c.wait_until("the old leader sees it lost its quorum", || {
+        !c.server(old).node.leads_with_quorum()
+    })
+    .await;
+    assert!(c.server(new).node.leads_with_quorum());
 
     // The cut-off leader cannot commit: its write is not acknowledged while cut off...
     let stranded = tokio::spawn({
@@ -406,6 +420,7 @@ async fn a_single_server_grows_to_three_through_learners() {
         .expect("initialize a one-server cluster");
     c.wait_until("server 1 leads alone", || one.is_leader())
         .await;
+    assert!(one.leads_with_quorum(), "a sole voter is its own quorum");
     let before = c.write(set("early", "1")).await;
 
     // Initializing twice is refused, on the same server or another one that has joined.
@@ -528,6 +543,23 @@ async fn bad_snapshot_chunks_are_refused() {
         Some(&Code::InvalidArgument),
         "the transfer was dropped: {err}"
     );
+
+    // A chunk from a deposed leader (an older vote) is answered with the newer vote at once.
+    let stale = RaftRequest::SnapshotChunk(Box::new(SnapshotChunk {
+        vote: openraft::alias::VoteOf::<cairn_raft::TypeConfig>::new(0, 0),
+        meta: meta.clone(),
+        offset: 0,
+        data: "{}".to_string(),
+        done: true,
+    }));
+    match client
+        .call(target, stale)
+        .await
+        .expect("stale chunk answered")
+    {
+        cairn_raft::protocol::RaftResponse::Snapshot(r) => assert_eq!(r.vote, vote),
+        other => panic!("expected the newer vote, got {}", other.kind()),
+    }
 
     // The servers carry on.
     c.write(set("still", "fine")).await;
