@@ -247,7 +247,13 @@ async fn acknowledged_writes_survive_random_partitions_and_loss() {
     let mut refused: BTreeMap<&str, usize> = BTreeMap::new();
 
     for round in 0..25usize {
-        match rng.random_range(0..20) {
+        // The first round always cuts the leader off, so every run sees a leader change.
+        let action = if round == 0 {
+            12
+        } else {
+            rng.random_range(0..20)
+        };
+        match action {
             0..7 => c.net.heal_all(),
             7..12 => {
                 let a = ids[rng.random_range(0..ids.len())];
@@ -259,6 +265,24 @@ async fn acknowledged_writes_survive_random_partitions_and_loss() {
             12..15 => {
                 if let Some(l) = c.leader() {
                     c.isolate(l);
+                    // Writes go on meanwhile only on the cut-off leader, which must not
+                    // acknowledge them; wait (bounded, other faults may prevent it) for
+                    // the others to elect a leader.
+                    let t0 = std::time::Instant::now();
+                    while c.leader().is_none_or(|n| n == l) && t0.elapsed() < Duration::from_secs(3)
+                    {
+                        let key = format!("r{round}stranded{}", t0.elapsed().as_millis());
+                        attempts += 1;
+                        if c.write_on(l, set(&key, "x"), Duration::from_millis(100))
+                            .await
+                            .is_ok()
+                        {
+                            acked.insert(key, "x".to_string());
+                        } else {
+                            *refused.entry("on the cut-off leader").or_insert(0) += 1;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                 }
             }
             _ => c.net.set_drop_probability(rng.random_range(0.0..0.2)),
@@ -307,6 +331,11 @@ async fn acknowledged_writes_survive_random_partitions_and_loss() {
     // One more write commits everything the leader holds and gives a target index.
     let last = c.write(set("final", "done")).await;
     eprintln!("after healing: {}", c.describe());
+    let term = c.metrics(c.leader().unwrap()).current_term;
+    assert!(
+        term >= 2,
+        "the leader changed at least once (term {term}, seed {seed})"
+    );
     wait_until("every server applied the final write", || {
         ids.iter().all(|id| *c.server(*id).applied.borrow() >= last)
     })
