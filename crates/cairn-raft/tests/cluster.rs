@@ -109,7 +109,10 @@ async fn partitioned_leader_is_replaced_and_steps_down() {
         !c.server(old).node.leads_with_quorum()
     })
     .await;
-    assert!(c.server(new).node.leads_with_quorum());
+    c.wait_until("the new leader's quorum acknowledged it", || {
+        c.server(new).node.leads_with_quorum()
+    })
+    .await;
 
     // The cut-off leader cannot commit: its write is not acknowledged while cut off...
     let stranded = tokio::spawn({
