@@ -98,6 +98,11 @@ async fn three_servers_over_tcp_elect_and_replicate() {
     })
     .await;
     let leader = servers.iter().find(|s| s.node.is_leader()).unwrap();
+    // A new leader takes writes once a quorum has acknowledged it (its lease).
+    wait_until("the leader's quorum acknowledged it", || {
+        leader.node.leads_with_quorum()
+    })
+    .await;
 
     let mut last = 0;
     for i in 0..20 {
