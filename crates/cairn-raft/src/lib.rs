@@ -9,6 +9,7 @@
 //! - [`protocol`]: the server-to-server protocol `cairn.raft.v1` on cairn-rpc;
 //! - [`network`]: openraft's network over a cairn-rpc client (TCP or in-process);
 //! - [`service`]: the receiving end, feeding the local Raft;
+//! - [`snapshot_transfer`]: snapshots cut into chunks and put back together;
 //! - [`node`]: the [`RaftNode`] facade used by the agent;
 //! - [`cluster`]: multi-server mode (start with a transport, initialize, change members).
 //!
@@ -19,6 +20,7 @@ pub mod network;
 pub mod node;
 pub mod protocol;
 pub mod service;
+pub mod snapshot_transfer;
 pub mod state_machine;
 pub mod types;
 

@@ -31,6 +31,7 @@ use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
 use crate::protocol::{
     RaftRequest, RaftResponse, RaftRpc, SnapshotChunk, MAX_MESSAGE_BYTES, SNAPSHOT_CHUNK_BYTES,
 };
+use crate::snapshot_transfer::split;
 use crate::types::{NodeId, SnapshotData, TypeConfig};
 
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
@@ -271,7 +272,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 "snapshot is not UTF-8 JSON: {e}"
             )))
         })?;
-        let chunks = chunks(text, SNAPSHOT_CHUNK_BYTES);
+        let chunks = split(text, SNAPSHOT_CHUNK_BYTES);
         let total = chunks.len();
         let send = async {
             let mut offset = 0u64;
@@ -308,38 +309,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     }
 }
 
-/// Cuts `text` into pieces of at most `max` bytes at character boundaries (at least one
-/// piece, possibly empty).
-fn chunks(text: &str, max: usize) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while rest.len() > max {
-        let cut = (1..=max)
-            .rev()
-            .find(|i| rest.is_char_boundary(*i))
-            .unwrap_or(rest.len());
-        let (head, tail) = rest.split_at(cut);
-        out.push(head);
-        rest = tail;
-    }
-    out.push(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunks_cut_at_char_boundaries_and_rejoin() {
-        let text = "aé€😀".repeat(50);
-        for max in [4, 5, 7, 64, 10_000] {
-            let parts = chunks(&text, max);
-            assert!(parts.iter().all(|p| p.len() <= max), "max {max}");
-            assert_eq!(parts.concat(), text, "max {max}");
-        }
-        assert_eq!(chunks("", 8), vec![""]);
-    }
 
     #[test]
     fn too_large_is_recognised() {

@@ -1,32 +1,21 @@
 //! [`RaftService`]: the receiving end of `cairn.raft.v1`. It hands each message to the local
-//! openraft instance and reassembles snapshot chunks before installing them.
+//! openraft instance and reassembles snapshot chunks (see [`crate::snapshot_transfer`]) before
+//! installing them.
 
 use cairn_rpc::{CallContext, Service, Status};
-use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::raft::SnapshotResponse;
 use parking_lot::Mutex;
 
 use crate::node::RaftNode;
-use crate::protocol::{RaftRequest, RaftResponse, RaftRpc, SnapshotChunk, MAX_SNAPSHOT_BYTES};
-use crate::types::{SnapshotData, TypeConfig};
-
-type Vote = VoteOf<TypeConfig>;
-type Snapshot = SnapshotOf<TypeConfig, SnapshotData>;
+use crate::protocol::{RaftRequest, RaftResponse, RaftRpc, MAX_SNAPSHOT_BYTES};
+use crate::snapshot_transfer::Assembler;
 
 /// Serves Raft messages for one [`RaftNode`]. Register it with [`RaftNode::route`].
 pub struct RaftService {
     node: RaftNode,
-    /// The snapshot transfer in progress (one at a time: a new leader's transfer replaces an
-    /// older one).
-    receiving: Mutex<Option<Partial>>,
-}
-
-/// A snapshot being received.
-struct Partial {
-    vote: Vote,
-    meta: SnapshotMetaOf<TypeConfig>,
-    bytes: Vec<u8>,
+    /// The snapshot transfer in progress.
+    receiving: Mutex<Assembler>,
 }
 
 fn stopped(e: impl std::fmt::Display) -> Status {
@@ -37,55 +26,8 @@ impl RaftService {
     pub(crate) fn new(node: RaftNode) -> Self {
         RaftService {
             node,
-            receiving: Mutex::new(None),
+            receiving: Mutex::new(Assembler::new(MAX_SNAPSHOT_BYTES)),
         }
-    }
-
-    /// Adds a chunk to the transfer; returns the whole snapshot once `done`.
-    fn receive(&self, chunk: SnapshotChunk) -> Result<Option<(Vote, Snapshot)>, Status> {
-        let mut receiving = self.receiving.lock();
-        if chunk.offset == 0 {
-            *receiving = Some(Partial {
-                vote: chunk.vote,
-                meta: chunk.meta.clone(),
-                bytes: Vec::new(),
-            });
-        }
-        let Some(p) = receiving.as_mut() else {
-            return Err(Status::invalid_argument(format!(
-                "snapshot chunk at offset {} without a transfer in progress",
-                chunk.offset
-            )));
-        };
-        if p.vote != chunk.vote || p.meta != chunk.meta || p.bytes.len() as u64 != chunk.offset {
-            let expected = p.bytes.len();
-            *receiving = None;
-            return Err(Status::invalid_argument(format!(
-                "snapshot chunk out of order (offset {}, expected {expected} of the same \
-                 transfer); restart the transfer",
-                chunk.offset
-            )));
-        }
-        if p.bytes.len() + chunk.data.len() > MAX_SNAPSHOT_BYTES {
-            *receiving = None;
-            return Err(Status::invalid_argument(format!(
-                "snapshot larger than the limit of {MAX_SNAPSHOT_BYTES} bytes"
-            )));
-        }
-        p.bytes.extend_from_slice(chunk.data.as_bytes());
-        if !chunk.done {
-            return Ok(None);
-        }
-        let Some(p) = receiving.take() else {
-            return Ok(None);
-        };
-        Ok(Some((
-            p.vote,
-            Snapshot {
-                meta: p.meta,
-                snapshot: p.bytes,
-            },
-        )))
     }
 }
 
@@ -113,7 +55,12 @@ impl Service<RaftRpc> for RaftService {
                 if chunk.vote < mine {
                     return Ok(RaftResponse::Snapshot(SnapshotResponse::new(mine)));
                 }
-                match self.receive(*chunk)? {
+                let complete = self
+                    .receiving
+                    .lock()
+                    .accept(*chunk)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                match complete {
                     None => Ok(RaftResponse::ChunkStored),
                     Some((vote, snapshot)) => Ok(RaftResponse::Snapshot(
                         raft.install_full_snapshot(vote, snapshot)
