@@ -18,7 +18,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cairn_rpc::{CallOptions, Client, Code, Direction, RpcError};
+use cairn_rpc::{CallOptions, Client, Direction, RpcError};
 use openraft::error::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
@@ -101,12 +101,14 @@ impl Failure {
                 direction: Direction::Request,
                 ..
             } => Failure::TooLarge(e.to_string()),
-            // A server whose Raft is stopped says so; treat it as gone for a while.
-            RpcError::Remote(s) if s.code == Code::Unavailable => {
-                Failure::Unreachable(e.to_string())
-            }
-            _ if e.is_not_delivered() => Failure::Unreachable(e.to_string()),
-            _ => Failure::Network(e.to_string()),
+            // A transient break: the next attempt may well succeed.
+            RpcError::ConnectionLost { .. } => Failure::Network(e.to_string()),
+            // Nobody there, or a peer that refused (its Raft stopped, it does not serve this
+            // protocol, it could not read us): retrying at once would spin, so back off.
+            RpcError::Unreachable { .. }
+            | RpcError::Remote(_)
+            | RpcError::Decode { .. }
+            | RpcError::TooLarge { .. } => Failure::Unreachable(e.to_string()),
         }
     }
 
@@ -314,18 +316,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn too_large_is_recognised() {
-        let e = RpcError::TooLarge {
-            direction: Direction::Request,
+    fn rpc_errors_map_to_what_openraft_should_do() {
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let kind = |e: RpcError| match Failure::from_rpc(e) {
+            Failure::Unreachable(_) => "back off",
+            Failure::TooLarge(_) => "cut the batch",
+            Failure::Timeout => "timeout",
+            Failure::Network(_) => "retry",
+        };
+        let too_large = |direction| RpcError::TooLarge {
+            direction,
             len: 10,
             limit: 5,
         };
-        assert!(matches!(Failure::from_rpc(e), Failure::TooLarge(_)));
-        let e = RpcError::TooLarge {
-            direction: Direction::Response,
-            len: 10,
-            limit: 5,
-        };
-        assert!(matches!(Failure::from_rpc(e), Failure::Network(_)));
+        assert_eq!(kind(too_large(Direction::Request)), "cut the batch");
+        assert_eq!(kind(too_large(Direction::Response)), "back off");
+        assert_eq!(
+            kind(RpcError::Unreachable {
+                addr: peer,
+                reason: "partitioned".into()
+            }),
+            "back off"
+        );
+        assert_eq!(
+            kind(RpcError::Remote(cairn_rpc::Status::unimplemented(
+                "no raft here"
+            ))),
+            "back off"
+        );
+        assert_eq!(
+            kind(RpcError::ConnectionLost {
+                addr: peer,
+                reason: "reset".into()
+            }),
+            "retry"
+        );
+        assert_eq!(kind(RpcError::Timeout { request_sent: true }), "timeout");
     }
 }
