@@ -10,9 +10,9 @@
 //! prefix that fits, and openraft is told of the partial success (it sends the rest next);
 //! snapshots go in chunks (see [`crate::protocol`]).
 //!
-//! Errors map onto what openraft does with them: a request that surely did not leave
-//! (unreachable, partitioned) is `Unreachable` (openraft backs off), a deadline is `Timeout`,
-//! anything else is a `NetworkError` (retried at once).
+//! Errors map onto what openraft does with them: a broken connection is a `NetworkError`
+//! (retried at once), a deadline is `Timeout`, and the rest (nobody there, a partition, a
+//! peer that refused or could not read the call) is `Unreachable`, so openraft backs off.
 
 use std::future::Future;
 use std::net::SocketAddr;
