@@ -87,8 +87,12 @@ pub struct PeerClient {
 /// types (which differ per call).
 enum Failure {
     Unreachable(String),
-    /// The request was over the size limit (refused before sending).
-    TooLarge(String),
+    /// The request was over the size limit of `limit` bytes (refused before it was
+    /// processed).
+    TooLarge {
+        message: String,
+        limit: usize,
+    },
     Timeout,
     Network(String),
 }
@@ -99,8 +103,12 @@ impl Failure {
             RpcError::Timeout { .. } => Failure::Timeout,
             RpcError::TooLarge {
                 direction: Direction::Request,
+                limit,
                 ..
-            } => Failure::TooLarge(e.to_string()),
+            } => Failure::TooLarge {
+                message: e.to_string(),
+                limit: usize::try_from(*limit).unwrap_or(usize::MAX),
+            },
             // A transient break: the next attempt may well succeed.
             RpcError::ConnectionLost { .. } => Failure::Network(e.to_string()),
             // Nobody there, or a peer that refused (its Raft stopped, it does not serve this
@@ -116,7 +124,7 @@ impl Failure {
         match self {
             Failure::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(m)),
             Failure::Timeout => RPCError::Timeout(p.timeout(action, option)),
-            Failure::Network(m) | Failure::TooLarge(m) => {
+            Failure::Network(m) | Failure::TooLarge { message: m, .. } => {
                 RPCError::Network(NetworkError::from_string(m))
             }
         }
@@ -128,7 +136,7 @@ impl Failure {
             Failure::Timeout => {
                 StreamingError::Timeout(p.timeout(RPCTypes::InstallSnapshot, option))
             }
-            Failure::Network(m) | Failure::TooLarge(m) => {
+            Failure::Network(m) | Failure::TooLarge { message: m, .. } => {
                 StreamingError::Network(NetworkError::from_string(m))
             }
         }
@@ -220,13 +228,15 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         // The common case: the batch fits. Only a batch the transport refuses as too large
         // (locally, before sending) is measured and cut.
         let whole = rpc.clone();
-        match self.send_append(whole, &option).await {
-            Err(Failure::TooLarge(m)) if rpc.entries.len() > 1 => {
-                tracing::debug!(target = self.target, error = %m, "cutting an AppendEntries batch");
+        let limit = match self.send_append(whole, &option).await {
+            Err(Failure::TooLarge { message, limit }) if rpc.entries.len() > 1 => {
+                tracing::debug!(target = self.target, error = %message, "cutting an AppendEntries batch");
+                limit
             }
             other => return other.map_err(|f| f.rpc(self, action, &option)),
-        }
-        let n = prefix_that_fits(&rpc, MAX_MESSAGE_BYTES / 2);
+        };
+        // Half the limit leaves room for the envelope and JSON's escaping.
+        let n = prefix_that_fits(&rpc, limit.min(MAX_MESSAGE_BYTES) / 2);
         rpc.entries.truncate(n);
         let last = rpc.entries.last().map(|e| e.log_id);
         match self.send_append(rpc, &option).await {
@@ -320,7 +330,7 @@ mod tests {
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let kind = |e: RpcError| match Failure::from_rpc(e) {
             Failure::Unreachable(_) => "back off",
-            Failure::TooLarge(_) => "cut the batch",
+            Failure::TooLarge { .. } => "cut the batch",
             Failure::Timeout => "timeout",
             Failure::Network(_) => "retry",
         };
