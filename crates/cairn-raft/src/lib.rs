@@ -6,14 +6,27 @@
 //! - [`types`]: the openraft type configuration ([`TypeConfig`]);
 //! - [`state_machine`]: the adapter that applies committed entries to the shared
 //!   [`cairn_state::State`] and builds/installs snapshots;
-//! - [`network`]: server-to-server RPC (single-server for now: every peer is unreachable);
-//! - [`node`]: the [`RaftNode`] facade used by the agent.
+//! - [`protocol`]: the server-to-server protocol `cairn.raft.v1` on cairn-rpc;
+//! - [`network`]: openraft's network over a cairn-rpc client (TCP or in-process);
+//! - [`service`]: the receiving end, feeding the local Raft;
+//! - [`snapshot_transfer`]: snapshots cut into chunks and put back together;
+//! - [`node`]: the [`RaftNode`] facade used by the agent;
+//! - [`cluster`]: multi-server mode (start with a transport, initialize, change members).
+//!
+//! See docs/raft.md.
 
+pub mod cluster;
 pub mod network;
 pub mod node;
+pub mod protocol;
+pub mod service;
+pub mod snapshot_transfer;
 pub mod state_machine;
 pub mod types;
 
+pub use cluster::{ClusterOptions, InitError};
 pub use node::{log_path, snapshot_dir, RaftNode, RaftOptions, WriteError};
+pub use protocol::RaftRpc;
+pub use service::RaftService;
 pub use state_machine::{AppliedEntry, CairnStateMachine, APPLIED_ENTRIES_BUFFER};
 pub use types::TypeConfig;

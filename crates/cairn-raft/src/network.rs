@@ -1,58 +1,218 @@
-//! Server-to-server Raft RPC.
+//! Server-to-server Raft RPC: openraft's network over a [`cairn_rpc::Client`] of
+//! [`RaftRpc`], so the same code runs over TCP and over the in-process network.
 //!
-//! Cairn currently runs a single server, so there is nobody to talk to: every RPC returns
-//! [`Unreachable`]. The shape is already the one multi-server mode needs: [`NetworkFactory`]
-//! creates one [`PeerClient`] per target from its membership [`BasicNode::addr`]; the HTTP/2 +
-//! postcard transport (see DESIGN.md) will replace the bodies of the `RaftNetworkV2` methods
-//! with POSTs to `https://<addr>/raft/{append,vote,snapshot}` without touching callers.
+//! [`NetworkFactory`] creates one [`PeerClient`] per target from its membership
+//! [`BasicNode::addr`] (a socket address). Without a client (a single server started with
+//! [`crate::RaftNode::start`]) every peer is unreachable, which a one-member cluster never
+//! notices.
+//!
+//! Bounded sizes: a batch of entries whose encoding exceeds the request limit is cut to the
+//! prefix that fits, and openraft is told of the partial success (it sends the rest next);
+//! snapshots go in chunks (see [`crate::protocol`]).
+//!
+//! Errors map onto what openraft does with them: a broken connection is a `NetworkError`
+//! (retried at once), a deadline is `Timeout`, and the rest (nobody there, a partition, a
+//! peer that refused or could not read the call) is `Unreachable`, so openraft backs off.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::{RPCOption, RaftNetworkFactory};
+use cairn_rpc::{CallOptions, Client, Direction, RpcError};
+use openraft::error::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
 
+use crate::protocol::{
+    RaftRequest, RaftResponse, RaftRpc, SnapshotChunk, MAX_MESSAGE_BYTES, SNAPSHOT_CHUNK_BYTES,
+};
+use crate::snapshot_transfer::split;
 use crate::types::{NodeId, SnapshotData, TypeConfig};
 
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+
+/// The least time given to a call that carries data (entries, a snapshot chunk). openraft's
+/// budget for an AppendEntries is the heartbeat interval (50-500 ms), fine for a heartbeat but
+/// too short to encode, ship, decode and fsync megabytes on a busy host: a batch that always
+/// times out would be retried for ever and the follower would never catch up. openraft does
+/// not cut calls itself, so the transport's deadline is the only one.
+pub const MIN_TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
 type Vote = openraft::alias::VoteOf<TypeConfig>;
 
 /// Creates RPC clients for peers.
-#[derive(Debug, Clone, Default)]
-pub struct NetworkFactory {}
+#[derive(Clone, Default)]
+pub struct NetworkFactory {
+    me: NodeId,
+    client: Option<Client<RaftRpc>>,
+}
+
+impl NetworkFactory {
+    /// Peers are reached through `client`; `me` is this node's id (for error reports).
+    pub fn new(me: NodeId, client: Client<RaftRpc>) -> Self {
+        NetworkFactory {
+            me,
+            client: Some(client),
+        }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
         PeerClient {
+            me: self.me,
             target,
             addr: node.addr.clone(),
+            client: self.client.clone(),
         }
     }
 }
 
-/// An RPC client for one peer. Today it cannot reach anyone.
-#[derive(Debug, Clone)]
+/// An RPC client for one peer.
+#[derive(Clone)]
 pub struct PeerClient {
+    me: NodeId,
     target: NodeId,
     addr: String,
+    client: Option<Client<RaftRpc>>,
+}
+
+/// Why a call did not produce a usable answer, before it is shaped into openraft's error
+/// types (which differ per call).
+enum Failure {
+    Unreachable(String),
+    /// The request was over the size limit of `limit` bytes (refused before it was
+    /// processed).
+    TooLarge {
+        message: String,
+        limit: usize,
+    },
+    Timeout,
+    Network(String),
+}
+
+impl Failure {
+    fn from_rpc(e: RpcError) -> Self {
+        match &e {
+            RpcError::Timeout { .. } => Failure::Timeout,
+            RpcError::TooLarge {
+                direction: Direction::Request,
+                limit,
+                ..
+            } => Failure::TooLarge {
+                message: e.to_string(),
+                limit: usize::try_from(*limit).unwrap_or(usize::MAX),
+            },
+            // A transient break: the next attempt may well succeed.
+            RpcError::ConnectionLost { .. } => Failure::Network(e.to_string()),
+            // Nobody there, or a peer that refused (its Raft stopped, it does not serve this
+            // protocol, it could not read us): retrying at once would spin, so back off.
+            RpcError::Unreachable { .. }
+            | RpcError::Remote(_)
+            | RpcError::Decode { .. }
+            | RpcError::TooLarge { .. } => Failure::Unreachable(e.to_string()),
+        }
+    }
+
+    fn rpc(self, p: &PeerClient, action: RPCTypes, option: &RPCOption) -> RPCError<TypeConfig> {
+        match self {
+            Failure::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(m)),
+            Failure::Timeout => RPCError::Timeout(p.timeout(action, option)),
+            Failure::Network(m) | Failure::TooLarge { message: m, .. } => {
+                RPCError::Network(NetworkError::from_string(m))
+            }
+        }
+    }
+
+    fn streaming(self, p: &PeerClient, option: &RPCOption) -> StreamingError<TypeConfig> {
+        match self {
+            Failure::Unreachable(m) => StreamingError::Unreachable(Unreachable::from_string(m)),
+            Failure::Timeout => {
+                StreamingError::Timeout(p.timeout(RPCTypes::InstallSnapshot, option))
+            }
+            Failure::Network(m) | Failure::TooLarge { message: m, .. } => {
+                StreamingError::Network(NetworkError::from_string(m))
+            }
+        }
+    }
+}
+
+fn unexpected(resp: &RaftResponse, wanted: &str) -> Failure {
+    Failure::Network(format!(
+        "peer answered {} to {wanted} (protocol mismatch)",
+        resp.kind()
+    ))
 }
 
 impl PeerClient {
-    fn unreachable(&self) -> Unreachable<TypeConfig> {
-        let err = std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            format!(
-                "server-to-server RPC is not implemented yet (node {} at {})",
-                self.target, self.addr
-            ),
-        );
-        Unreachable::new(&err)
+    fn timeout(&self, action: RPCTypes, option: &RPCOption) -> Timeout<TypeConfig> {
+        Timeout {
+            action,
+            id: self.me,
+            target: self.target,
+            timeout: option.hard_ttl(),
+        }
     }
+
+    async fn call(&self, req: RaftRequest, timeout: Duration) -> Result<RaftResponse, Failure> {
+        let Some(client) = &self.client else {
+            return Err(Failure::Unreachable(format!(
+                "this server has no server-to-server transport (node {} at {})",
+                self.target, self.addr
+            )));
+        };
+        let addr: SocketAddr = self.addr.parse().map_err(|e| {
+            Failure::Unreachable(format!(
+                "node {} has an invalid RPC address {:?}: {e}",
+                self.target, self.addr
+            ))
+        })?;
+        client
+            .call_with(addr, req, CallOptions::timeout(timeout))
+            .await
+            .map_err(Failure::from_rpc)
+    }
+
+    async fn send_append(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: &RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, Failure> {
+        // A heartbeat gets openraft's budget; a batch at least MIN_TRANSFER_TIMEOUT.
+        let timeout = if rpc.entries.is_empty() {
+            option.hard_ttl()
+        } else {
+            option.hard_ttl().max(MIN_TRANSFER_TIMEOUT)
+        };
+        match self
+            .call(RaftRequest::AppendEntries(Box::new(rpc)), timeout)
+            .await?
+        {
+            RaftResponse::AppendEntries(r) => Ok(r),
+            other => Err(unexpected(&other, "AppendEntries")),
+        }
+    }
+}
+
+/// The longest prefix of `entries` whose JSON fits in `budget` bytes (at least one entry is
+/// always returned; the transport refuses it if that alone is too big).
+fn prefix_that_fits(rpc: &AppendEntriesRequest<TypeConfig>, budget: usize) -> usize {
+    let mut used = 0;
+    for (i, e) in rpc.entries.iter().enumerate() {
+        used += serde_json::to_vec(e)
+            .map(|v| v.len() + 1)
+            .unwrap_or(usize::MAX);
+        if used > budget {
+            return i.max(1);
+        }
+    }
+    rpc.entries.len()
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
@@ -60,27 +220,147 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(self.unreachable()))
+        let action = RPCTypes::AppendEntries;
+        let mut rpc = rpc;
+        // The common case: the batch fits. Only a batch the transport refuses as too large
+        // (locally, before sending) is measured and cut.
+        let whole = rpc.clone();
+        let limit = match self.send_append(whole, &option).await {
+            Err(Failure::TooLarge { message, limit }) if rpc.entries.len() > 1 => {
+                tracing::debug!(target = self.target, error = %message, "cutting an AppendEntries batch");
+                limit
+            }
+            other => return other.map_err(|f| f.rpc(self, action, &option)),
+        };
+        // Half the limit leaves room for the envelope and JSON's escaping.
+        let n = prefix_that_fits(&rpc, limit.min(MAX_MESSAGE_BYTES) / 2);
+        rpc.entries.truncate(n);
+        let last = rpc.entries.last().map(|e| e.log_id);
+        match self.send_append(rpc, &option).await {
+            Ok(AppendEntriesResponse::Success) => Ok(AppendEntriesResponse::PartialSuccess(last)),
+            other => other.map_err(|f| f.rpc(self, action, &option)),
+        }
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(self.unreachable()))
+        match self.call(RaftRequest::Vote(rpc), option.hard_ttl()).await {
+            Ok(RaftResponse::Vote(r)) => Ok(r),
+            Ok(other) => Err(unexpected(&other, "Vote").rpc(self, RPCTypes::Vote, &option)),
+            Err(f) => Err(f.rpc(self, RPCTypes::Vote, &option)),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(RaftRequest::PreVote(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(RaftResponse::Vote(r)) => Ok(r),
+            Ok(other) => Err(unexpected(&other, "PreVote").rpc(self, RPCTypes::Vote, &option)),
+            Err(f) => Err(f.rpc(self, RPCTypes::Vote, &option)),
+        }
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: Vote,
-        _snapshot: Snapshot,
-        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
-        _option: RPCOption,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(StreamingError::Unreachable(self.unreachable()))
+        let text = std::str::from_utf8(&snapshot.snapshot).map_err(|e| {
+            StreamingError::Network(NetworkError::from_string(format!(
+                "snapshot is not UTF-8 JSON: {e}"
+            )))
+        })?;
+        let chunks = split(text, SNAPSHOT_CHUNK_BYTES);
+        let total = chunks.len();
+        let send = async {
+            let mut offset = 0u64;
+            for (i, data) in chunks.into_iter().enumerate() {
+                let len = data.len() as u64;
+                let chunk = SnapshotChunk {
+                    vote,
+                    meta: snapshot.meta.clone(),
+                    offset,
+                    data: data.to_string(),
+                    done: i + 1 == total,
+                };
+                match self
+                    .call(
+                        RaftRequest::SnapshotChunk(Box::new(chunk)),
+                        option.hard_ttl().max(MIN_TRANSFER_TIMEOUT),
+                    )
+                    .await
+                {
+                    Ok(RaftResponse::ChunkStored) if i + 1 < total => {}
+                    // After the last chunk; or early, from a peer with a newer vote.
+                    Ok(RaftResponse::Snapshot(r)) => return Ok(r),
+                    Ok(other) => return Err(unexpected(&other, "SnapshotChunk")),
+                    Err(f) => return Err(f),
+                }
+                offset += len;
+            }
+            Err(Failure::Network("empty snapshot transfer".to_string()))
+        };
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            r = send => r.map_err(|f| f.streaming(self, &option)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpc_errors_map_to_what_openraft_should_do() {
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let kind = |e: RpcError| match Failure::from_rpc(e) {
+            Failure::Unreachable(_) => "back off",
+            Failure::TooLarge { .. } => "cut the batch",
+            Failure::Timeout => "timeout",
+            Failure::Network(_) => "retry",
+        };
+        let too_large = |direction| RpcError::TooLarge {
+            direction,
+            len: 10,
+            limit: 5,
+        };
+        assert_eq!(kind(too_large(Direction::Request)), "cut the batch");
+        assert_eq!(kind(too_large(Direction::Response)), "back off");
+        assert_eq!(
+            kind(RpcError::Unreachable {
+                addr: peer,
+                reason: "partitioned".into()
+            }),
+            "back off"
+        );
+        assert_eq!(
+            kind(RpcError::Remote(cairn_rpc::Status::unimplemented(
+                "no raft here"
+            ))),
+            "back off"
+        );
+        assert_eq!(
+            kind(RpcError::ConnectionLost {
+                addr: peer,
+                reason: "reset".into()
+            }),
+            "retry"
+        );
+        assert_eq!(kind(RpcError::Timeout { request_sent: true }), "timeout");
     }
 }

@@ -86,6 +86,19 @@ pub enum WriteError {
 }
 
 impl WriteError {
+    pub(crate) fn from_client_write(
+        e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+    ) -> Self {
+        match e {
+            RaftError::APIError(e) => match &e {
+                ClientWriteError::ForwardToLeader(f) => WriteError::forward(f),
+                ClientWriteError::LogEntryDiscarded(_) => WriteError::LeadershipLost,
+                other => WriteError::Other(other.to_string()),
+            },
+            RaftError::Fatal(f) => WriteError::Shutdown(f.to_string()),
+        }
+    }
+
     fn forward(f: &ForwardToLeader<TypeConfig>) -> Self {
         match f.leader_id {
             Some(leader_id) => WriteError::NotLeader {
@@ -112,7 +125,7 @@ pub struct RaftNode {
 
 /// Raft timing scaled by `multiplier`: election timeout 200-400 ms per unit, heartbeats
 /// at a quarter of its minimum (multiplier 1: 50 ms / 200-400 ms; 5: 250 ms / 1-2 s).
-fn raft_config(multiplier: u32) -> anyhow::Result<Config> {
+pub(crate) fn raft_config(multiplier: u32) -> anyhow::Result<Config> {
     let m = u64::from(multiplier.clamp(1, 10));
     let (emin, emax) = (200 * m, 400 * m);
     let config = Config {
@@ -131,15 +144,57 @@ impl RaftNode {
     /// cluster on first start, and waits (bounded) until this node leads and its state machine
     /// has caught up with everything committed before the restart.
     pub async fn start(opts: RaftOptions) -> anyhow::Result<RaftNode> {
+        let config = raft_config(opts.raft_multiplier)?;
+        let (node_id, addr) = (opts.node_id, opts.addr.clone());
+        let node = Self::open(opts, config, NetworkFactory::default()).await?;
+        let raft = &node.raft;
+
+        if !raft.is_initialized().await? {
+            tracing::info!(node_id, %addr, "bootstrapping single-server raft cluster");
+            let members = BTreeMap::from([(node_id, BasicNode::new(addr))]);
+            raft.initialize(members).await?;
+        } else {
+            let voters: Vec<u64> = raft.voter_ids().collect();
+            if voters == [node_id] {
+                // Sole voter: no need to sit out an election timeout after a restart.
+                raft.trigger().elect(false).await?;
+            }
+        }
+
+        match node
+            .raft
+            .wait(Some(LEADER_WAIT))
+            .state(ServerState::Leader, "become leader")
+            .await
+        {
+            Ok(_) => {
+                // A read index barrier: returns once the new term's blank entry, and therefore
+                // every entry committed before a restart, has been applied.
+                tokio::time::timeout(LEADER_WAIT, node.ensure_linearizable())
+                    .await
+                    .context("waiting for the state machine to catch up")??;
+            }
+            Err(e) => tracing::warn!(error = %e, "raft node did not become leader in time"),
+        }
+        Ok(node)
+    }
+
+    /// Opens storage and the state machine and starts Raft with `network`; no bootstrap, no
+    /// waiting (shared by [`start`](Self::start) and [`start_cluster`](Self::start_cluster)).
+    pub(crate) async fn open(
+        opts: RaftOptions,
+        config: Config,
+        network: NetworkFactory,
+    ) -> anyhow::Result<RaftNode> {
         let RaftOptions {
             node_id,
-            addr,
+            addr: _,
             data_dir,
             state,
             applied_tx,
-            raft_multiplier,
+            raft_multiplier: _,
         } = opts;
-        let config = Arc::new(raft_config(raft_multiplier)?);
+        let config = Arc::new(config.validate().context("invalid raft config")?);
         let snapshot_dir = data_dir.as_deref().map(snapshot_dir);
         let sm = tokio::task::spawn_blocking(move || {
             CairnStateMachine::open(state, applied_tx, snapshot_dir)
@@ -161,25 +216,13 @@ impl RaftNode {
                                  directory, see docs/operations.md)"
                             )
                         })?;
-                Raft::new(node_id, config, NetworkFactory::default(), store, sm).await?
+                Raft::new(node_id, config, network, store, sm).await?
             }
             None => {
                 let store = MemLogStore::<TypeConfig>::new();
-                Raft::new(node_id, config, NetworkFactory::default(), store, sm).await?
+                Raft::new(node_id, config, network, store, sm).await?
             }
         };
-
-        if !raft.is_initialized().await? {
-            tracing::info!(node_id, %addr, "bootstrapping single-server raft cluster");
-            let members = BTreeMap::from([(node_id, BasicNode::new(addr))]);
-            raft.initialize(members).await?;
-        } else {
-            let voters: Vec<u64> = raft.voter_ids().collect();
-            if voters == [node_id] {
-                // Sole voter: no need to sit out an election timeout after a restart.
-                raft.trigger().elect(false).await?;
-            }
-        }
 
         let node = RaftNode {
             raft,
@@ -189,22 +232,6 @@ impl RaftNode {
             applied_entries,
         };
         node.spawn_contact_tracker();
-
-        match node
-            .raft
-            .wait(Some(LEADER_WAIT))
-            .state(ServerState::Leader, "become leader")
-            .await
-        {
-            Ok(_) => {
-                // A read index barrier: returns once the new term's blank entry, and therefore
-                // every entry committed before a restart, has been applied.
-                tokio::time::timeout(LEADER_WAIT, node.ensure_linearizable())
-                    .await
-                    .context("waiting for the state machine to catch up")??;
-            }
-            Err(e) => tracing::warn!(error = %e, "raft node did not become leader in time"),
-        }
         Ok(node)
     }
 
@@ -242,12 +269,7 @@ impl RaftNode {
     pub async fn write(&self, cmd: Command) -> Result<(u64, Outcome), WriteError> {
         match self.raft.client_write(Request(cmd)).await {
             Ok(resp) => Ok((resp.log_id.index(), resp.data)),
-            Err(RaftError::APIError(e)) => Err(match &e {
-                ClientWriteError::ForwardToLeader(f) => WriteError::forward(f),
-                ClientWriteError::LogEntryDiscarded(_) => WriteError::LeadershipLost,
-                other => WriteError::Other(other.to_string()),
-            }),
-            Err(RaftError::Fatal(f)) => Err(WriteError::Shutdown(f.to_string())),
+            Err(e) => Err(WriteError::from_client_write(e)),
         }
     }
 
