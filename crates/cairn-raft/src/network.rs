@@ -363,4 +363,30 @@ mod tests {
         );
         assert_eq!(kind(RpcError::Timeout { request_sent: true }), "timeout");
     }
+
+    async fn vote_error(mut factory: NetworkFactory, addr: &str) -> String {
+        let mut peer = factory.new_client(2, &BasicNode::new(addr)).await;
+        let req = VoteRequest::new(openraft::alias::VoteOf::<TypeConfig>::new(1, 1), None);
+        let option = RPCOption::new(Duration::from_millis(200));
+        match peer.vote(req, option).await {
+            Err(RPCError::Unreachable(e)) => e.to_string(),
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn peers_that_cannot_be_called_are_unreachable() {
+        let net = cairn_rpc::Network::new(1);
+        let client = Client::new(net.client::<RaftRpc>(
+            "127.0.0.1:8300".parse().unwrap(),
+            cairn_rpc::ClientConfig::default(),
+        ));
+        let with_client = NetworkFactory::new(1, client);
+        let e = vote_error(with_client.clone(), "server-2.internal:8300").await;
+        assert!(e.contains("invalid RPC address"), "{e}");
+        let e = vote_error(with_client, "127.0.0.2:8300").await;
+        assert!(e.contains("no server at this address"), "{e}");
+        let e = vote_error(NetworkFactory::default(), "127.0.0.2:8300").await;
+        assert!(e.contains("no server-to-server transport"), "{e}");
+    }
 }
