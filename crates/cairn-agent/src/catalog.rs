@@ -85,6 +85,8 @@ pub(crate) mod contract {
             catalog: Arc::new(cairn_server::ServerCatalog {
                 raft: node,
                 sessions: Default::default(),
+                forward: None,
+                applied: applied.clone(),
             }),
             state,
             applied,
@@ -99,7 +101,7 @@ pub(crate) mod contract {
     async fn remote_catalog_over_in_process_rpc() {
         use crate::replica::remote::RemoteCatalog;
         use cairn_server::{CatalogRpc, CatalogService};
-        let (node, server_state, _) = raft_server().await;
+        let (node, server_state, server_applied) = raft_server().await;
         for i in 0..5 {
             node.write(Command::Kv(KvOp::new(KvVerb::Set, format!("early/{i}"))))
                 .await
@@ -107,10 +109,15 @@ pub(crate) mod contract {
         }
         let net = cairn_rpc::Network::new(7);
         let server: std::net::SocketAddr = "127.0.0.1:8300".parse().unwrap();
-        let routes = cairn_rpc::Routes::new().route::<CatalogRpc, _>(Arc::new(CatalogService {
+        let server_catalog = Arc::new(cairn_server::ServerCatalog {
             raft: node.clone(),
-            state: server_state.clone(),
             sessions: Default::default(),
+            forward: None,
+            applied: server_applied,
+        });
+        let routes = cairn_rpc::Routes::new().route::<CatalogRpc, _>(Arc::new(CatalogService {
+            catalog: server_catalog,
+            state: server_state.clone(),
             gossip: None,
         }));
         let _served = net

@@ -99,6 +99,13 @@ pub(crate) async fn join(gossip: &Gossip, addrs: &[String]) -> Result<usize, Str
     for a in addrs {
         resolved.extend(resolve(a)?);
     }
+    // Joining oneself is a no-op (every server can share one -retry-join list).
+    let me = gossip.local_member().addr;
+    let bound = gossip.local_addr();
+    resolved.retain(|a| *a != me && *a != bound);
+    if resolved.is_empty() {
+        return Ok(0);
+    }
     gossip.join(&resolved).await.map_err(|e| match e {
         GossipError::JoinFailed(_) => format!(
             "{e}; if the addresses are right, check that both sides use the same -encrypt key \

@@ -148,6 +148,19 @@ impl Links {
         Ok(Some(Arc::new(gossip)))
     }
 
+    /// The Raft client a server reaches its peers with.
+    pub(crate) fn raft_client(&self) -> Client<cairn_raft::RaftRpc> {
+        match self {
+            Links::Sockets => Client::new(cairn_rpc::TcpClient::<cairn_raft::RaftRpc>::new(
+                ClientConfig::default(),
+            )),
+            Links::Memory { rpc, ip, .. } => Client::new(rpc.client::<cairn_raft::RaftRpc>(
+                SocketAddr::new(*ip, 8300),
+                ClientConfig::default(),
+            )),
+        }
+    }
+
     /// The catalog RPC client of a client agent.
     pub(crate) fn catalog_client(&self) -> Client<CatalogRpc> {
         match self {

@@ -106,31 +106,54 @@ impl Agent {
         }
         let sessions = Arc::new(SessionTimers::default());
         let mut serving = None;
+        let mut cluster_raft = None;
         let catalog: Arc<dyn Catalog> = if cfg.server {
-            let raft = RaftNode::start(RaftOptions {
+            let opts = RaftOptions {
                 node_id: 1,
                 addr: format!("{address}:{}", rpc_port.unwrap_or(8300)),
                 data_dir: cfg.data_dir.clone(),
                 state: state.clone(),
                 applied_tx,
                 raft_multiplier: cfg.raft_multiplier,
-            })
-            .await?;
+            };
+            // A server that bootstraps alone runs Raft without peers; any other server
+            // (-bootstrap-expect N > 1, or one joining a running cluster) talks to its
+            // peers over the server RPC port, under a Raft ID taken from its node ID.
+            let raft = if cfg.bootstraps_alone() {
+                RaftNode::start(opts).await?
+            } else {
+                let opts = RaftOptions {
+                    node_id: cairn_server::bootstrap::raft_id(&node_id),
+                    ..opts
+                };
+                let node = RaftNode::start_cluster(
+                    opts,
+                    cairn_raft::ClusterOptions::new(links.raft_client()),
+                )
+                .await?;
+                cluster_raft = Some(node.clone());
+                node
+            };
+            let server_catalog = Arc::new(ServerCatalog {
+                raft: raft.clone(),
+                sessions: sessions.clone(),
+                forward: cluster_raft.as_ref().map(|_| links.catalog_client()),
+                applied: applied_rx.clone(),
+            });
             if let Some(port) = rpc_port_bound {
                 let service = cairn_server::CatalogService {
-                    raft: raft.clone(),
+                    catalog: server_catalog.clone(),
                     state: state.clone(),
-                    sessions: sessions.clone(),
                     gossip: gossip.clone(),
                 };
-                let routes = cairn_rpc::Routes::new()
+                let mut routes = cairn_rpc::Routes::new()
                     .route::<cairn_server::CatalogRpc, _>(Arc::new(service));
+                if cluster_raft.is_some() {
+                    routes = raft.route(routes);
+                }
                 serving = Some(port.serve(routes)?);
             }
-            Arc::new(ServerCatalog {
-                raft,
-                sessions: sessions.clone(),
-            })
+            server_catalog
         } else {
             let gossip = gossip.clone().expect("checked above");
             let servers = Arc::new(crate::replica::servers::PoolServers::new(
@@ -177,7 +200,9 @@ impl Agent {
             }),
         };
         let cfg = &agent.inner.cfg;
-        if cfg.server {
+        if cfg.bootstraps_alone() {
+            // A lone server leads at once and registers itself; in a cluster the leader's
+            // reconciliation registers every server from the pool.
             agent.register_self().await?;
         }
         agent.restore_local()?;
@@ -221,11 +246,24 @@ impl Agent {
         // that knows no server yet does this once it follows one).
         agent.sync().await;
         let t1 = tokio::spawn(crate::local::ttl_loop(agent.clone()));
+        if let (Some(raft), Some(gossip), true) =
+            (&cluster_raft, &agent.inner.gossip, cfg.bootstrap_expect > 1)
+        {
+            let t = tokio::spawn(cairn_server::bootstrap::run(
+                raft.clone(),
+                gossip.clone(),
+                cfg.node_name.clone(),
+                cfg.datacenter.clone(),
+                cfg.bootstrap_expect,
+            ));
+            agent.inner.tasks.lock().push(t);
+        }
         let duties = cairn_server::Duties {
             catalog: agent.inner.catalog.clone(),
             state: agent.inner.state.clone(),
             gossip: agent.inner.gossip.clone(),
             sessions: agent.inner.sessions.clone(),
+            raft: cluster_raft,
             datacenter: cfg.datacenter.clone(),
             kv_tombstone_ttl: cfg.kv_tombstone_ttl,
             kv_tombstone_granularity: cfg.kv_tombstone_granularity,
@@ -420,11 +458,12 @@ impl Agent {
     }
 
     /// Writes one of this node's own registrations (services, checks, their statuses).
-    /// On a client agent the local state is the truth and anti-entropy carries it to the
-    /// catalog, as in Consul: when no server can take the write now, it is deferred (the
-    /// next sync after the agent follows a server again makes it) rather than failed.
+    /// On a client agent, or a server of a cluster, the local state is the truth and
+    /// anti-entropy carries it to the catalog, as in Consul: when no server (no leader)
+    /// can take the write now, it is deferred (the next sync makes it) rather than failed.
     pub(crate) async fn write_local(&self, cmd: Command) -> Result<(u64, Outcome), HttpError> {
-        if self.inner.cfg.server {
+        if self.inner.cfg.bootstraps_alone() {
+            // A lone server's Raft always has a leader: a failure is real.
             return self.write_cmd(cmd).await;
         }
         cairn_http::metrics::global()

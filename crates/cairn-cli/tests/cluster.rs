@@ -24,22 +24,6 @@ const KEY: &str = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
 const OTHER_KEY: &str = "T9jncgl9mbLus+baTTa7q7nPSUrXwbDi2dhbtqir37s=";
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Whether 127.0.0.2-6 can be bound (Linux routes all of 127/8 to loopback).
-fn loopback_aliases() -> bool {
-    (2..=6).all(|i| std::net::UdpSocket::bind(format!("127.0.0.{i}:0")).is_ok())
-}
-
-/// Whether the default ports are free on 127.0.0.1-6 (nothing else runs a Consul here).
-fn default_ports_free() -> bool {
-    (1..=6).all(|i| {
-        let ip = format!("127.0.0.{i}");
-        std::net::TcpListener::bind(format!("{ip}:8500")).is_ok()
-            && std::net::TcpListener::bind(format!("{ip}:8300")).is_ok()
-            && std::net::UdpSocket::bind(format!("{ip}:8301")).is_ok()
-            && std::net::UdpSocket::bind(format!("{ip}:8600")).is_ok()
-    })
-}
-
 struct Node {
     name: String,
     ip: String,
@@ -99,27 +83,6 @@ async fn srv_ports(dns: SocketAddr, service: &str) -> Option<Vec<u16>> {
     Some(common::srv_ports(&reply))
 }
 
-/// `name`'s status code in `agent`'s member list (1 alive, 3 left, 4 failed).
-async fn status_of(agent: &Agent, name: &str) -> Option<i64> {
-    let r = agent.try_get("/v1/agent/members").await.ok()?;
-    r.json()
-        .as_array()?
-        .iter()
-        .find(|m| m["Name"] == name)
-        .and_then(|m| m["Status"].as_i64())
-}
-
-async fn members_alive(agent: &Agent, n: usize) -> Option<()> {
-    let r = agent.try_get("/v1/agent/members").await.ok()?;
-    let alive = r
-        .json()
-        .as_array()?
-        .iter()
-        .filter(|m| m["Status"] == 1)
-        .count();
-    (alive == n).then_some(())
-}
-
 fn client(nodes: &[Node], i: usize) -> &Agent {
     nodes[i].agent.as_ref().unwrap()
 }
@@ -130,11 +93,11 @@ fn dns_of(ip: &str) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_server_four_clients_on_default_ports() {
-    if !loopback_aliases() {
+    if !loopback_aliases(6) {
         eprintln!("SKIP: 127.0.0.2-6 cannot be bound on this machine");
         return;
     }
-    if !default_ports_free() {
+    if !default_ports_free(6) {
         panic!("the default ports (8300, 8301, 8500, 8600) are taken on 127.0.0.1-6: stop the agent using them");
     }
     let (_tmp, root) = tempdir();
@@ -241,7 +204,7 @@ async fn one_server_four_clients_on_default_ports() {
     for i in 0..3 {
         eventually(WAIT, &format!("{} sees c5 failed", nodes[i].name), || {
             let a = client(&nodes, i);
-            async move { (status_of(a, "c5").await? == 4).then_some(()) }
+            async move { (member_status(a, "c5").await? == 4).then_some(()) }
         })
         .await;
         let e = client(&nodes, i)
@@ -256,7 +219,7 @@ async fn one_server_four_clients_on_default_ports() {
         );
     }
     eventually(WAIT, "the server sees c5 failed", || async {
-        (status_of(&server, "c5").await? == 4).then_some(())
+        (member_status(&server, "c5").await? == 4).then_some(())
     })
     .await;
     let serf = server.get("/v1/health/node/c5").await.json();
@@ -274,7 +237,7 @@ async fn one_server_four_clients_on_default_ports() {
     let restarted = start(&client_args(&n5.name, &n5.ip, &n5.dir, KEY)).await;
     nodes[3].agent = Some(restarted);
     eventually(WAIT, "c5 is alive again on the server", || async {
-        (status_of(&server, "c5").await? == 1).then_some(())
+        (member_status(&server, "c5").await? == 1).then_some(())
     })
     .await;
     eventually(WAIT, "svc5 is back in c2's DNS", || async {
@@ -294,7 +257,7 @@ async fn one_server_four_clients_on_default_ports() {
         .expect("c4 exits after leaving");
     assert!(exit.success(), "{exit:?}");
     eventually(WAIT, "the server sees c4 left", || async {
-        (status_of(&server, "c4").await? == 3).then_some(())
+        (member_status(&server, "c4").await? == 3).then_some(())
     })
     .await;
     eventually(WAIT, "c4 is deregistered", || async {
@@ -320,7 +283,7 @@ async fn one_server_four_clients_on_default_ports() {
         err.contains("-encrypt"),
         "the error points at the key: {err}"
     );
-    assert_eq!(status_of(&server, "c6").await, None);
+    assert_eq!(member_status(&server, "c6").await, None);
 
     // The server restarts (kill -9): c2 keeps answering from its replica, follows the
     // server again, and writes through c2 reach the catalog.
@@ -329,7 +292,7 @@ async fn one_server_four_clients_on_default_ports() {
     assert_eq!(srv_ports(dns2, "svc3").await, Some(vec![9003]));
     server = start(&server_args(&sdir)).await;
     eventually(WAIT, "c2 sees the server alive again", || async {
-        (status_of(client(&nodes, 0), "s1").await? == 1).then_some(())
+        (member_status(client(&nodes, 0), "s1").await? == 1).then_some(())
     })
     .await;
     let c2 = client(&nodes, 0);

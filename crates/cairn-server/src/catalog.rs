@@ -15,9 +15,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use cairn_raft::{RaftNode, WriteError};
-use cairn_state::{Command, Outcome};
+use std::net::SocketAddr;
+use std::time::Duration;
 
+use cairn_raft::{RaftNode, WriteError};
+use cairn_rpc::{Client, Code};
+use cairn_state::{Command, Outcome};
+use tokio::sync::watch;
+
+use crate::protocol::{CatalogRequest, CatalogResponse, CatalogRpc};
 use crate::sessions::SessionTimers;
 
 /// A boxed future borrowing the catalog.
@@ -100,19 +106,182 @@ impl From<WriteError> for CatalogError {
 }
 
 /// The catalog of a server: its own Raft node, and the session timers its leader duty
-/// keeps.
+/// keeps. A server that does not lead forwards writes, barriers and session renewals to
+/// the leader over the catalog protocol (once: see [`CatalogRequest::Forwarded`]) and
+/// answers once its own state has applied the result, so a client reads its writes on
+/// whichever server it talks to.
 pub struct ServerCatalog {
     pub raft: RaftNode,
     pub sessions: Arc<SessionTimers>,
+    /// How to reach the leader (`None`: a lone server, never forwards).
+    pub forward: Option<Client<CatalogRpc>>,
+    /// This server's applied index.
+    pub applied: watch::Receiver<u64>,
+}
+
+/// How long a forwarded write waits for this server to apply it.
+const CATCH_UP: Duration = Duration::from_secs(10);
+
+/// Waits until `applied` (a replica's applied index) reaches `index`, at most `within`:
+/// what makes a write acknowledged by another node readable on this one.
+pub async fn applied_reaches(
+    applied: &watch::Receiver<u64>,
+    index: u64,
+    within: Duration,
+) -> Result<(), CatalogError> {
+    let mut rx = applied.clone();
+    let reached =
+        tokio::time::timeout(within, async { rx.wait_for(|i| *i >= index).await.is_ok() }).await;
+    if reached == Ok(true) {
+        return Ok(());
+    }
+    Err(CatalogError::Unavailable(format!(
+        "this node did not apply index {index} within {within:?}"
+    )))
+}
+
+impl ServerCatalog {
+    /// Waits until this server's state has applied `index`.
+    async fn caught_up(&self, index: u64) -> Result<(), CatalogError> {
+        applied_reaches(&self.applied, index, CATCH_UP).await
+    }
+
+    /// Sends `req` to the leader at `leader` (marked as forwarded).
+    async fn to_leader(
+        &self,
+        leader: &str,
+        req: CatalogRequest,
+    ) -> Result<CatalogResponse, CatalogError> {
+        let client = self
+            .forward
+            .as_ref()
+            .ok_or_else(|| CatalogError::NotLeader(Some(leader.to_string())))?;
+        let addr: SocketAddr = leader.parse().map_err(|_| {
+            CatalogError::Unavailable(format!("the leader's address {leader:?} is not IP:port"))
+        })?;
+        client
+            .call(addr, CatalogRequest::Forwarded(Box::new(req)))
+            .await
+            .map_err(|e| match e.status().map(|s| &s.code) {
+                Some(Code::NotLeader { leader }) => CatalogError::NotLeader(leader.clone()),
+                _ if e.is_not_delivered() => CatalogError::NoLeader,
+                _ => CatalogError::Unavailable(format!("forwarding to the leader {leader}: {e}")),
+            })
+    }
+
+    /// This server's own write, never forwarded (what a forwarded request gets).
+    pub async fn write_here(&self, cmd: Command) -> Result<(u64, Outcome), CatalogError> {
+        Ok(self.raft.write(cmd).await?)
+    }
+
+    /// This server's own barrier, never forwarded: the index a reader must reach.
+    pub async fn barrier_here(&self) -> Result<u64, CatalogError> {
+        self.raft.ensure_linearizable().await?;
+        Ok(*self.applied.borrow())
+    }
+
+    /// Restarts a session's TTL here if this server leads.
+    pub fn renew_here(&self, id: &str) -> Result<(), CatalogError> {
+        if self.raft.is_leader() {
+            self.sessions.renewed(id);
+            Ok(())
+        } else {
+            Err(CatalogError::NotLeader(self.raft.leader_addr()))
+        }
+    }
+}
+
+impl ServerCatalog {
+    /// One attempt at a write: here if this server leads, else forwarded to the leader.
+    async fn write_once(&self, cmd: &Command) -> Result<(u64, Outcome), CatalogError> {
+        match self.raft.write(cmd.clone()).await {
+            Err(WriteError::NotLeader {
+                leader_addr: Some(leader),
+                ..
+            }) if self.forward.is_some() => {
+                match self
+                    .to_leader(&leader, CatalogRequest::Write(Box::new(cmd.clone())))
+                    .await?
+                {
+                    CatalogResponse::Written { index, outcome } => {
+                        self.caught_up(index).await?;
+                        Ok((index, outcome))
+                    }
+                    other => Err(CatalogError::Unavailable(format!(
+                        "unexpected answer to a forwarded write: {other:?}"
+                    ))),
+                }
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// One attempt at a barrier, here or through the leader.
+    async fn barrier_once(&self) -> Result<(), CatalogError> {
+        match self.raft.ensure_linearizable().await {
+            Err(WriteError::NotLeader {
+                leader_addr: Some(leader),
+                ..
+            }) if self.forward.is_some() => {
+                match self.to_leader(&leader, CatalogRequest::Barrier).await? {
+                    CatalogResponse::Index(index) => self.caught_up(index).await,
+                    other => Err(CatalogError::Unavailable(format!(
+                        "unexpected answer to a forwarded barrier: {other:?}"
+                    ))),
+                }
+            }
+            other => Ok(other?),
+        }
+    }
+}
+
+/// How long a request waits out a leader election before failing (Consul's
+/// `rpc_hold_timeout`).
+const HOLD: Duration = Duration::from_secs(7);
+
+/// Whether a failed attempt surely did not apply, so that trying again is safe and may
+/// succeed once a leader is known.
+fn retryable(e: &CatalogError) -> bool {
+    matches!(e, CatalogError::NoLeader | CatalogError::NotLeader(_))
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or [`HOLD`] has passed, with a short
+/// growing pause between tries: a leader change loses no request that a retry can save.
+async fn hold<T, F, Fut>(mut attempt: F) -> Result<T, CatalogError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CatalogError>>,
+{
+    let deadline = tokio::time::Instant::now() + HOLD;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match attempt().await {
+            Err(e) if retryable(&e) && tokio::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
 }
 
 impl Catalog for ServerCatalog {
     fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), CatalogError>> {
-        Box::pin(async move { Ok(self.raft.write(cmd).await?) })
+        Box::pin(async move {
+            if self.forward.is_none() {
+                return self.write_once(&cmd).await;
+            }
+            hold(|| self.write_once(&cmd)).await
+        })
     }
 
     fn barrier(&self) -> BoxFut<'_, Result<(), CatalogError>> {
-        Box::pin(async move { Ok(self.raft.ensure_linearizable().await?) })
+        Box::pin(async move {
+            if self.forward.is_none() {
+                return self.barrier_once().await;
+            }
+            hold(|| self.barrier_once()).await
+        })
     }
 
     fn status(&self) -> ClusterStatus {
@@ -126,7 +295,22 @@ impl Catalog for ServerCatalog {
     }
 
     fn session_renewed(&self, id: &str) {
-        self.sessions.renewed(id);
+        if self.renew_here(id).is_ok() {
+            return;
+        }
+        let (Some(client), Some(leader)) = (self.forward.clone(), self.raft.leader_addr()) else {
+            return;
+        };
+        let Ok(addr) = leader.parse::<SocketAddr>() else {
+            return;
+        };
+        let req = CatalogRequest::Forwarded(Box::new(CatalogRequest::RenewSession(id.to_string())));
+        let id = id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = client.call(addr, req).await {
+                tracing::warn!(session = %id, "forwarding a session renewal to {addr}: {e}");
+            }
+        });
     }
 
     fn leadership_is(&self, leader: bool) -> BoxFut<'_, ()> {

@@ -27,6 +27,9 @@ pub struct Duties {
     /// The LAN pool (`None` on a server without gossip: nothing to reconcile).
     pub gossip: Option<Arc<Gossip>>,
     pub sessions: Arc<SessionTimers>,
+    /// This server's Raft node in a multi-server cluster (`None` for a lone server): the
+    /// voters are kept in step with the pool's servers.
+    pub raft: Option<cairn_raft::RaftNode>,
     pub datacenter: String,
     /// How long a KV tombstone is kept (`kv_tombstone_ttl`).
     pub kv_tombstone_ttl: Duration,
@@ -52,6 +55,7 @@ pub async fn supervise(duties: Duties) {
             tokio::spawn(crate::sessions::reaper_loop(duties.clone())),
             tokio::spawn(crate::tombstones::gc_loop(duties.clone())),
             tokio::spawn(crate::reconcile::run(duties.clone())),
+            tokio::spawn(crate::raft_members::run(duties.clone())),
         ]);
         catalog.leadership_is(false).await;
         drop(running);

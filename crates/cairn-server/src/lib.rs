@@ -8,9 +8,11 @@
 //! server RPC port, and runs [`leader::supervise`]; a client agent uses the same
 //! [`protocol`] to reach a server.
 
+pub mod bootstrap;
 pub mod catalog;
 pub mod leader;
 pub mod protocol;
+pub mod raft_members;
 pub mod reconcile;
 pub mod service;
 pub mod sessions;

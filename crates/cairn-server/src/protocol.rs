@@ -30,6 +30,9 @@ pub enum CatalogRequest {
     Follow { node: String },
     /// A session was renewed through this client: restart its TTL on the leader (unary).
     RenewSession(String),
+    /// A request a server forwards to the one it believes leads: handled there, never
+    /// forwarded again (a stale belief during an election gets `NotLeader`, not a loop).
+    Forwarded(Box<CatalogRequest>),
 }
 
 /// A server's answer to a unary request.
@@ -50,4 +53,9 @@ pub enum ReplicaItem {
     State(Box<State>),
     /// A command applied at `index` (always above the copy's index, in order).
     Entry { index: u64, command: Box<Command> },
+    /// Who leads now (RPC address) and the voters, sent at the start and on every change.
+    Leader {
+        leader: Option<String>,
+        peers: Vec<String>,
+    },
 }

@@ -31,6 +31,8 @@ pub const FAILED_OUTPUT: &str = "Agent not live or unreachable";
 
 /// A full reconciliation runs at least this often (Consul's `reconcile_interval`).
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
+/// After a failed write (no quorum yet), the next attempt.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
 
 fn serf_check(node: &str, status: &str) -> HealthCheck {
     HealthCheck {
@@ -164,6 +166,7 @@ pub(crate) async fn run(duties: Duties) {
             let st = duties.state.read();
             plan(&gossip.members(), &st, &dc, now_ms())
         };
+        let mut failed = false;
         for cmd in cmds {
             let what = match &cmd {
                 Command::Register(r) => format!(
@@ -176,8 +179,17 @@ pub(crate) async fn run(duties: Duties) {
             };
             match duties.write(cmd).await {
                 Ok(_) => tracing::info!("reconcile: {what}"),
-                Err(e) => tracing::warn!("reconcile: {what} failed: {e}"),
+                Err(e) => {
+                    // A new leader refuses writes until a quorum acknowledged it: retry soon.
+                    tracing::debug!("reconcile: {what} failed: {e}; retrying");
+                    failed = true;
+                    break;
+                }
             }
+        }
+        if failed {
+            tokio::time::sleep(RETRY_AFTER).await;
+            continue;
         }
         // Wait for a change (or the periodic pass); coalesce bursts of events.
         tokio::select! {

@@ -5,23 +5,36 @@
 use std::sync::Arc;
 
 use cairn_gossip::Gossip;
-use cairn_raft::{RaftNode, WriteError};
 use cairn_rpc::{CallContext, ItemStream, Service, Status};
 use cairn_state::State;
 use futures::StreamExt;
 use parking_lot::RwLock;
 
+use crate::catalog::{Catalog, CatalogError, ServerCatalog};
 use crate::protocol::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
-use crate::sessions::SessionTimers;
 
-/// Serves writes, barriers and the applied-entry stream of one server.
+/// Serves writes, barriers and the applied-entry stream of one server. Requests from
+/// client agents go through the server's [`ServerCatalog`], which forwards them to the
+/// leader when this server does not lead; requests another server forwarded are handled
+/// here or refused with `NotLeader`.
 pub struct CatalogService {
-    pub raft: RaftNode,
+    pub catalog: Arc<ServerCatalog>,
     pub state: Arc<RwLock<State>>,
-    /// Session TTL timers (renewals forwarded by clients land here).
-    pub sessions: Arc<SessionTimers>,
     /// The LAN pool, hinted when a follower's stream breaks (none in some tests).
     pub gossip: Option<Arc<Gossip>>,
+}
+
+/// How often a follower's stream checks whether the leader changed.
+const LEADER_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The state of one follower's stream.
+struct Follow {
+    rx: tokio::sync::broadcast::Receiver<cairn_raft::AppliedEntry>,
+    _guard: HintOnDrop,
+    catalog: Arc<ServerCatalog>,
+    /// The leader and peers last sent.
+    told: Option<(Option<String>, Vec<String>)>,
+    tick: tokio::time::Interval,
 }
 
 /// Dropped with a follower's stream: the connection to that node broke (or it left), so
@@ -45,11 +58,53 @@ impl Drop for HintOnDrop {
     }
 }
 
-fn status(e: WriteError) -> Status {
+fn status(e: CatalogError) -> Status {
     match e {
-        WriteError::NotLeader { leader_addr, .. } => Status::not_leader(leader_addr),
-        WriteError::NoLeader => Status::unavailable("No cluster leader"),
+        CatalogError::NotLeader(leader) => Status::not_leader(leader),
+        CatalogError::NoLeader => Status::unavailable("No cluster leader"),
         other => Status::unavailable(other.to_string()),
+    }
+}
+
+impl CatalogService {
+    async fn handle(
+        &self,
+        req: CatalogRequest,
+        forwarded: bool,
+    ) -> Result<CatalogResponse, CatalogError> {
+        let c = &self.catalog;
+        match req {
+            CatalogRequest::Write(cmd) => {
+                let (index, outcome) = if forwarded {
+                    c.write_here(*cmd).await?
+                } else {
+                    c.write(*cmd).await?
+                };
+                Ok(CatalogResponse::Written { index, outcome })
+            }
+            CatalogRequest::Barrier => {
+                if forwarded {
+                    Ok(CatalogResponse::Index(c.barrier_here().await?))
+                } else {
+                    c.barrier().await?;
+                    Ok(CatalogResponse::Index(self.state.read().index))
+                }
+            }
+            CatalogRequest::RenewSession(id) => {
+                if forwarded {
+                    c.renew_here(&id)?;
+                } else {
+                    c.session_renewed(&id);
+                }
+                Ok(CatalogResponse::Done)
+            }
+            CatalogRequest::Forwarded(_) => Err(CatalogError::Unavailable(
+                "a forwarded request cannot be forwarded again".into(),
+            )),
+            CatalogRequest::Follow { .. } => {
+                Err(CatalogError::Unavailable("Follow is a stream call".into()))
+            }
+        }
     }
 }
 
@@ -60,24 +115,11 @@ impl Service<CatalogRpc> for CatalogService {
         req: CatalogRequest,
     ) -> Result<CatalogResponse, Status> {
         match req {
-            CatalogRequest::Write(cmd) => {
-                let (index, outcome) = self.raft.write(*cmd).await.map_err(status)?;
-                Ok(CatalogResponse::Written { index, outcome })
-            }
-            CatalogRequest::Barrier => {
-                self.raft.ensure_linearizable().await.map_err(status)?;
-                Ok(CatalogResponse::Index(self.state.read().index))
-            }
-            CatalogRequest::RenewSession(id) => {
-                if !self.raft.is_leader() {
-                    return Err(Status::not_leader(self.raft.leader_addr()));
-                }
-                self.sessions.renewed(&id);
-                Ok(CatalogResponse::Done)
-            }
             CatalogRequest::Follow { .. } => {
                 Err(Status::invalid_argument("Follow is a stream call"))
             }
+            CatalogRequest::Forwarded(inner) => self.handle(*inner, true).await.map_err(status),
+            other => self.handle(other, false).await.map_err(status),
         }
     }
 
@@ -94,31 +136,49 @@ impl Service<CatalogRpc> for CatalogService {
             node,
         };
         // Subscribe first, then copy: every entry after the copy is in the channel.
-        let rx = self.raft.subscribe_applied();
+        let rx = self.catalog.raft.subscribe_applied();
         let copy = self.state.read().clone();
         let from = copy.index;
         let head = futures::stream::once(async move { Ok(ReplicaItem::State(Box::new(copy))) });
-        let entries = futures::stream::unfold((rx, guard), move |(mut rx, guard)| async move {
+        let follow = Follow {
+            rx,
+            _guard: guard,
+            catalog: self.catalog.clone(),
+            told: None,
+            tick: tokio::time::interval(LEADER_CHECK),
+        };
+        let entries = futures::stream::unfold(follow, move |mut f| async move {
             loop {
-                match rx.recv().await {
-                    Ok((index, _)) if index <= from => continue,
-                    Ok((index, cmd)) => {
-                        let item = ReplicaItem::Entry {
-                            index,
-                            command: Box::new((*cmd).clone()),
-                        };
-                        return Some((Ok(item), (rx, guard)));
+                tokio::select! {
+                    got = f.rx.recv() => match got {
+                        Ok((index, _)) if index <= from => continue,
+                        Ok((index, cmd)) => {
+                            let item = ReplicaItem::Entry {
+                                index,
+                                command: Box::new((*cmd).clone()),
+                            };
+                            return Some((Ok(item), f));
+                        }
+                        // Too far behind: end the stream; the follower starts over from a copy.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            return Some((
+                                Err(Status::unavailable(format!(
+                                    "follower fell {n} entries behind; resubscribe"
+                                ))),
+                                f,
+                            ))
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = f.tick.tick() => {
+                        // Tell the follower who leads whenever that changes.
+                        let st = f.catalog.status();
+                        let now = (st.leader.clone(), st.peers.clone());
+                        if f.told.as_ref() != Some(&now) {
+                            f.told = Some(now);
+                            return Some((Ok(ReplicaItem::Leader { leader: st.leader, peers: st.peers }), f));
+                        }
                     }
-                    // Too far behind: end the stream; the follower starts over from a copy.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        return Some((
-                            Err(Status::unavailable(format!(
-                                "follower fell {n} entries behind; resubscribe"
-                            ))),
-                            (rx, guard),
-                        ))
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
             }
         });

@@ -75,13 +75,6 @@ impl Config {
                 );
             }
         }
-        if self.bootstrap_expect > 1 {
-            return refuse(
-                "bootstrap_expect",
-                "multi-server clusters are not built yet; this server would run alone while \
-                 you expect a quorum of several (use -bootstrap-expect=1)",
-            );
-        }
         Ok(())
     }
 }
@@ -117,10 +110,6 @@ mod tests {
             (vec!["-dev", "-hcl", r#"verify_incoming = true"#], "verify_incoming"),
             (vec!["-dev", "-hcl", r#"cert_file = "/c.pem""#], "cert_file"),
             (vec!["-dev", "-grpc-port", "8502"], "ports.grpc"),
-            (
-                vec!["-server", "-bootstrap-expect=3", "-data-dir=/nonexistent"],
-                "bootstrap_expect",
-            ),
             (vec!["-dev", "-hcl", "acl_datacenter = \"dc1\""], "acl.enabled"),
         ] {
             let e = refused(&args);

@@ -34,6 +34,8 @@ struct Link {
     following: Mutex<Option<Server>>,
     /// When the stream last delivered something.
     last_contact: Mutex<Option<Instant>>,
+    /// The leader and voters as the followed server last told.
+    leader: Mutex<(Option<String>, Vec<String>)>,
 }
 
 const NO_SERVERS: &str = "No known Consul servers";
@@ -69,17 +71,7 @@ impl RemoteCatalog {
 
     /// Waits until the local replica has applied `index`.
     async fn caught_up(&self, index: u64) -> Result<(), CatalogError> {
-        let mut rx = self.applied.clone();
-        let reached = tokio::time::timeout(CATCH_UP, async {
-            rx.wait_for(|i| *i >= index).await.is_ok()
-        })
-        .await;
-        if reached == Ok(true) {
-            return Ok(());
-        }
-        Err(CatalogError::Unavailable(format!(
-            "the local replica did not reach index {index} within {CATCH_UP:?}"
-        )))
+        cairn_server::catalog::applied_reaches(&self.applied, index, CATCH_UP).await
     }
 
     async fn call(&self, req: CatalogRequest) -> Result<CatalogResponse, CatalogError> {
@@ -161,6 +153,11 @@ async fn follow(
                             }
                             index
                         }
+                        Ok(ReplicaItem::Leader { leader, peers }) => {
+                            *link.leader.lock() = (leader, peers);
+                            *link.last_contact.lock() = Some(Instant::now());
+                            continue;
+                        }
                         Err(e) => {
                             tracing::debug!(server = %server.0, error = %e, "replica stream ended");
                             break;
@@ -229,9 +226,13 @@ impl Catalog for RemoteCatalog {
     fn status(&self) -> ClusterStatus {
         let following = self.link.following.lock().clone();
         let contact = *self.link.last_contact.lock();
+        let (leader, peers) = match following {
+            Some(_) => self.link.leader.lock().clone(),
+            None => (None, Vec::new()),
+        };
         ClusterStatus {
-            leader: following.as_ref().map(|s| s.1.to_string()),
-            peers: following.iter().map(|s| s.1.to_string()).collect(),
+            leader,
+            peers,
             is_leader: false,
             last_contact_ms: contact
                 .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX))

@@ -142,6 +142,12 @@ impl Agent {
         Agent::start_cmd(Command::new(bin()), args).await
     }
 
+    /// Starts the binary with `args` and reads the HTTP address, without waiting for a
+    /// leader (a server of a cluster that is still forming).
+    pub async fn start_unready(args: &[&str]) -> Agent {
+        Agent::spawn(Command::new(bin()), args).await
+    }
+
     /// [`Agent::start`] with the open-file limit (soft and hard) set to `nofile` first.
     pub async fn start_with_nofile(args: &[&str], nofile: u32) -> Agent {
         let mut cmd = Command::new("sh");
@@ -167,7 +173,13 @@ impl Agent {
         }
     }
 
-    async fn start_cmd(mut cmd: Command, args: &[&str]) -> Agent {
+    async fn start_cmd(cmd: Command, args: &[&str]) -> Agent {
+        let agent = Agent::spawn(cmd, args).await;
+        agent.wait_ready().await;
+        agent
+    }
+
+    async fn spawn(mut cmd: Command, args: &[&str]) -> Agent {
         let mut child = cmd
             .args(isolated(args))
             .stdin(Stdio::null())
@@ -247,7 +259,6 @@ impl Agent {
             dns,
             http,
         };
-        agent.wait_ready().await;
         agent
     }
 
@@ -601,4 +612,42 @@ pub fn srv_ports(m: &hickory_proto::op::Message) -> Vec<u16> {
             _ => None,
         })
         .collect()
+}
+
+/// `name`'s member status (1 alive, 3 left, 4 failed) as `agent` sees it.
+pub async fn member_status(agent: &Agent, name: &str) -> Option<i64> {
+    let r = agent.try_get("/v1/agent/members").await.ok()?;
+    r.json()
+        .as_array()?
+        .iter()
+        .find(|m| m["Name"] == name)
+        .and_then(|m| m["Status"].as_i64())
+}
+
+/// `Some` when `agent` sees exactly `n` members alive.
+pub async fn members_alive(agent: &Agent, n: usize) -> Option<()> {
+    let r = agent.try_get("/v1/agent/members").await.ok()?;
+    let alive = r
+        .json()
+        .as_array()?
+        .iter()
+        .filter(|m| m["Status"] == 1)
+        .count();
+    (alive == n).then_some(())
+}
+
+/// Whether 127.0.0.2-`last` can be bound (Linux routes all of 127/8 to loopback).
+pub fn loopback_aliases(last: u8) -> bool {
+    (2..=last).all(|i| std::net::UdpSocket::bind(format!("127.0.0.{i}:0")).is_ok())
+}
+
+/// Whether Consul's default ports are free on 127.0.0.1-`last`.
+pub fn default_ports_free(last: u8) -> bool {
+    (1..=last).all(|i| {
+        let ip = format!("127.0.0.{i}");
+        std::net::TcpListener::bind(format!("{ip}:8500")).is_ok()
+            && std::net::TcpListener::bind(format!("{ip}:8300")).is_ok()
+            && std::net::UdpSocket::bind(format!("{ip}:8301")).is_ok()
+            && std::net::UdpSocket::bind(format!("{ip}:8600")).is_ok()
+    })
 }
