@@ -76,11 +76,9 @@ async fn an_isolated_client_is_failed_then_recovers_when_healed() {
     c.isolate("c3", true);
     c.wait_until("c3 failed on the others", status_everywhere("c3", 4))
         .await;
-    let s = c
-        .get("s1", "/v1/health/service/svc3?passing")
-        .await
-        .unwrap();
-    assert_eq!(s.as_array().map(Vec::len), Some(0));
+    // The leader writes its critical serfHealth right after it sees the failure.
+    c.wait_until("svc3 no longer passing on s1", PassingOn("s1", "svc3", 0))
+        .await;
     // Its own API says it has no server while cut off.
     c.wait_until("c3 reports no known servers", NoServers("c3"))
         .await;
@@ -147,5 +145,18 @@ impl Condition for NoServers {
     async fn holds(&self, c: &Cluster) -> bool {
         let (s, body) = c.http(self.0, "GET", "/v1/catalog/services", "").await;
         s == 500 && body.to_string().contains("No known Consul servers")
+    }
+}
+
+/// `node` answers `?passing` health for `service` with `n` instances.
+struct PassingOn(&'static str, &'static str, usize);
+
+impl Condition for PassingOn {
+    async fn holds(&self, c: &Cluster) -> bool {
+        let path = format!("/v1/health/service/{}?passing", self.1);
+        c.get(self.0, &path)
+            .await
+            .and_then(|v| v.as_array().map(Vec::len))
+            == Some(self.2)
     }
 }
