@@ -133,6 +133,41 @@ impl Cluster {
         self.boot(name, ip, true, args).await;
     }
 
+    /// Starts a server of a replicated cluster: in memory (`-dev`), expecting `expect`
+    /// servers before it bootstraps, joining the first server started.
+    pub async fn cluster_server(&mut self, name: &str, expect: u32) {
+        let ip = self.ip();
+        let mut args: Vec<String> = [
+            "-dev",
+            "-node",
+            name,
+            "-log-level",
+            "warn",
+            "-hcl",
+            FAST,
+            "-retry-interval",
+            "100ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(["-bootstrap-expect".into(), expect.to_string()]);
+        if let Some(j) = self.join_addr() {
+            args.extend(["-retry-join".into(), j]);
+        }
+        self.boot(name, ip, true, args).await;
+    }
+
+    /// The name of the leader `on` reports, if any.
+    pub async fn leader_name(&self, on: &str) -> Option<String> {
+        let v = self.get(on, "/v1/status/leader").await?;
+        let ip: IpAddr = v.as_str()?.rsplit_once(':')?.0.parse().ok()?;
+        self.nodes
+            .values()
+            .find(|n| n.ip == ip)
+            .map(|n| n.name.clone())
+    }
+
     /// Starts a client agent that joins the first server, with extra `-hcl` configuration
     /// (services, checks).
     pub async fn client(&mut self, name: &str, hcl: &str) {
@@ -332,4 +367,27 @@ pub fn passing_everywhere(service: &str, n: usize) -> Passing {
 /// A service definition in HCL.
 pub fn service(name: &str, port: u16) -> String {
     format!("service {{\n name = \"{name}\"\n port = {port}\n}}")
+}
+
+/// Every running node (but the excluded one) reports the same leader, which is not the
+/// excluded node.
+pub struct LeaderAgreed(pub Option<String>);
+
+impl Condition for LeaderAgreed {
+    async fn holds(&self, c: &Cluster) -> bool {
+        let mut seen: Option<String> = None;
+        for on in c.running() {
+            if Some(&on) == self.0.as_ref() {
+                continue;
+            }
+            let Some(l) = c.leader_name(&on).await else {
+                return false;
+            };
+            if Some(&l) == self.0.as_ref() || seen.as_ref().is_some_and(|s| *s != l) {
+                return false;
+            }
+            seen = Some(l);
+        }
+        seen.is_some()
+    }
 }

@@ -1,0 +1,109 @@
+//! Replicated servers in one process over the in-memory networks (see `harness`): three
+//! servers form their cluster through the pool (`-bootstrap-expect=3`), clients write
+//! through whichever server they follow, the leader is cut off or stopped, and every
+//! acknowledged write is on the servers that remain. The seed is printed.
+
+mod harness;
+
+use harness::*;
+
+async fn three_servers_two_clients(test: &str) -> Cluster {
+    let mut c = Cluster::new(test);
+    for name in ["s1", "s2", "s3"] {
+        c.cluster_server(name, 3).await;
+    }
+    c.client("c4", &service("web", 80)).await;
+    c.client("c5", "").await;
+    c.wait_until("all five alive everywhere", members_alive(5))
+        .await;
+    c.wait_until("one leader, known everywhere", LeaderAgreed(None))
+        .await;
+    c.wait_until("web passing everywhere", passing_everywhere("web", 1))
+        .await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_forms_once_and_writes_reach_every_server() {
+    let c = three_servers_two_clients("the_cluster_forms_once_and_writes_reach_every_server").await;
+    let (status, peers) = c.http("s2", "GET", "/v1/status/peers", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(peers.as_array().map(Vec::len), Some(3), "{peers}");
+    for k in 0..10 {
+        let (s, body) = c.http("c5", "PUT", &format!("/v1/kv/k{k}"), "v").await;
+        assert_eq!(s, 200, "{body}");
+    }
+    for s in ["s1", "s2", "s3"] {
+        let v = c.get(s, "/v1/kv/?keys&consistent").await.unwrap();
+        assert_eq!(v.as_array().map(Vec::len), Some(10), "{s}: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_leader_is_replaced_and_nothing_acknowledged_is_lost() {
+    let mut c =
+        three_servers_two_clients("a_stopped_leader_is_replaced_and_nothing_acknowledged_is_lost")
+            .await;
+    let mut acked = Vec::new();
+    for k in 0..20 {
+        let (s, _) = c.http("c4", "PUT", &format!("/v1/kv/a{k}"), "v").await;
+        if s == 200 {
+            acked.push(format!("a{k}"));
+        }
+    }
+    let leader = c.leader_name("s1").await.expect("a leader");
+    c.kill(&leader).await;
+    let took = c
+        .wait_until(
+            "a new leader among the others",
+            LeaderAgreed(Some(leader.clone())),
+        )
+        .await;
+    println!("leader {leader} stopped: new leader agreed after {took:?}");
+    for k in 20..40 {
+        let (s, _) = c.http("c5", "PUT", &format!("/v1/kv/a{k}"), "v").await;
+        if s == 200 {
+            acked.push(format!("a{k}"));
+        }
+    }
+    assert!(
+        acked.len() >= 38,
+        "too few writes acknowledged: {}",
+        acked.len()
+    );
+    for s in ["s1", "s2", "s3"].iter().filter(|s| **s != leader) {
+        let v = c.get(s, "/v1/kv/?keys&consistent").await.unwrap();
+        let keys: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|k| k.as_str())
+            .collect();
+        for k in &acked {
+            assert!(keys.contains(&k.as_str()), "{s} lost {k}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_is_replaced_and_rejoins_when_healed() {
+    let c =
+        three_servers_two_clients("an_isolated_leader_is_replaced_and_rejoins_when_healed").await;
+    let leader = c.leader_name("s1").await.expect("a leader");
+    c.isolate(&leader, true);
+    c.wait_until(
+        "a new leader among the others",
+        LeaderAgreed(Some(leader.clone())),
+    )
+    .await;
+    let (s, body) = c.http("c4", "PUT", "/v1/kv/during", "v").await;
+    assert_eq!(s, 200, "{body}");
+    c.isolate(&leader, false);
+    c.wait_until("everyone agrees on one leader again", LeaderAgreed(None))
+        .await;
+    let v = c.get(&leader, "/v1/kv/during?consistent").await;
+    assert!(
+        v.is_some(),
+        "the healed server serves the write made without it"
+    );
+}
