@@ -1,0 +1,431 @@
+//! Carries a demo [`Plan`] out with local processes: the agents (waiting for each banner),
+//! then one `cairn tasks run` per task instance against its client agent, then waits for
+//! the portal to answer and for SIGINT/SIGTERM, and stops everything in reverse order
+//! (task runners first, so they deregister their services while the agents still run).
+
+use super::banner::{self, Banner};
+use super::bins;
+use super::plan::{self, Instance, NodePlan, Plan, Ports, Role};
+use super::probe;
+use super::procs::{self, Proc};
+use super::taskdefs;
+use super::Options;
+use crate::error::CliError;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long an agent may take to print its banner.
+const AGENT_START: Duration = Duration::from_secs(30);
+/// SIGTERM-to-SIGKILL grace for a task runner (it stops its apps, then deregisters).
+const RUNNER_GRACE: Duration = Duration::from_secs(12);
+/// The same for an agent.
+const AGENT_GRACE: Duration = Duration::from_secs(8);
+
+/// The running demo: its directory and every process group started, in start order.
+struct Demo {
+    dir: PathBuf,
+    procs: Vec<Proc>,
+    /// (name, pgid) of every group ever started, for the final check.
+    groups: Vec<(String, u32)>,
+}
+
+impl Demo {
+    fn spawn(
+        &mut self,
+        name: &str,
+        kind: &str,
+        node: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<usize, CliError> {
+        let log = self.dir.join(format!("{name}.log"));
+        let p = Proc::spawn(name, program, args, env, log)
+            .map_err(|e| CliError::failed(format!("error: {name}: {e}")))?;
+        let line = format!(
+            "{}\t{kind}\t{node}\t{}\t{}\t{}\n",
+            p.name,
+            p.pid,
+            p.pid,
+            p.log.display()
+        );
+        let path = self.dir.join("processes.tsv");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .map_err(|e| CliError::failed(format!("error: writing {}: {e}", path.display())))?;
+        self.groups.push((p.name.clone(), p.pid));
+        self.procs.push(p);
+        Ok(self.procs.len() - 1)
+    }
+
+    /// Stops the groups in reverse start order, a layer at a time (runners, clients, server).
+    async fn stop_all(&mut self) {
+        let mut layers: Vec<Vec<Proc>> = Vec::new();
+        let mut last_kind = None;
+        for p in self.procs.drain(..).rev() {
+            let kind = kind_of(&p.name);
+            if last_kind != Some(kind) {
+                layers.push(Vec::new());
+                last_kind = Some(kind);
+            }
+            if let Some(l) = layers.last_mut() {
+                l.push(p);
+            }
+        }
+        for layer in layers {
+            let mut set = tokio::task::JoinSet::new();
+            for mut p in layer {
+                let grace = if kind_of(&p.name) == 0 {
+                    RUNNER_GRACE
+                } else {
+                    AGENT_GRACE
+                };
+                set.spawn(async move {
+                    let clean = p.stop(grace).await;
+                    (p.name.clone(), clean)
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                if let Ok((name, false)) = r {
+                    println!("    {name} did not stop within its grace period; killed");
+                }
+            }
+        }
+        let pgids: Vec<u32> = self.groups.iter().map(|(_, g)| *g).collect();
+        let left = procs::wait_groups_gone(&pgids, Duration::from_secs(5)).await;
+        for g in left {
+            let name = self
+                .groups
+                .iter()
+                .find(|(_, p)| *p == g)
+                .map(|(n, _)| n.as_str())
+                .unwrap_or("?");
+            println!("    warning: process group {g} ({name}) still has members");
+        }
+    }
+}
+
+/// 0 for task runners, 1 for clients, 2 for the server (their stop layers).
+fn kind_of(name: &str) -> u8 {
+    match name {
+        "s1" => 2,
+        n if n.starts_with('c') && n[1..].bytes().all(|b| b.is_ascii_digit()) => 1,
+        _ => 0,
+    }
+}
+
+/// What the user needs to know once everything started.
+struct Started {
+    agents: Vec<(NodePlan, Banner)>,
+    portal: String,
+}
+
+/// Consul's default ports where they are free on `ip`, else ephemeral with a note.
+fn choose_ports(ip: &str, role: Role, wanted: Ports, notes: &mut Vec<String>) -> Ports {
+    if wanted == Ports::Ephemeral {
+        return Ports::Ephemeral;
+    }
+    let free = probe::free(ip, plan::HTTP_PORT, false)
+        && probe::free(ip, plan::DNS_PORT, true)
+        && probe::free(ip, plan::SERF_LAN_PORT, true)
+        && (role == Role::Client || probe::free(ip, plan::SERVER_PORT, false));
+    if free {
+        Ports::Default
+    } else {
+        notes.push(format!(
+            "note: a default port (8500, 8600, 8301{}) is taken on {ip}; that agent uses ephemeral ports",
+            if role == Role::Server { ", 8300" } else { "" }
+        ));
+        Ports::Ephemeral
+    }
+}
+
+/// The portal's host port: the asked-for one (default 8080) when free, else a free one.
+fn choose_portal_port(o: &Options, notes: &mut Vec<String>) -> Result<u16, CliError> {
+    let wanted = match (o.portal_port, o.ports) {
+        (Some(p), _) => p,
+        (None, Ports::Ephemeral) => 0,
+        (None, Ports::Default) => plan::PORTAL_PORT,
+    };
+    if wanted != 0 && probe::free("0.0.0.0", wanted, false) {
+        return Ok(wanted);
+    }
+    let p = probe::ephemeral_port().map_err(CliError::failed)?;
+    if wanted != 0 {
+        notes.push(format!(
+            "note: port {wanted} is taken; the portal uses port {p} instead"
+        ));
+    }
+    Ok(p)
+}
+
+fn default_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!("cairn-demo-{secs}-{}", std::process::id()))
+}
+
+/// Runs the local-process demo until SIGINT/SIGTERM.
+pub async fn run(o: Options) -> Result<(), CliError> {
+    let b = bins::locate().map_err(CliError::failed)?;
+    bins::check(&b.dir).map_err(CliError::failed)?;
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        std::net::UdpSocket::bind((ip, 0)).map_err(|e| {
+            CliError::failed(format!(
+                "error: cannot bind {ip} ({e}); the demo needs the loopback addresses \
+                 127.0.0.2 and 127.0.0.3 (Linux routes all of 127.0.0.0/8 to lo)"
+            ))
+        })?;
+    }
+    let dir = o.dir.clone().unwrap_or_else(default_dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::failed(format!("error: creating {}: {e}", dir.display())))?;
+    let _ = std::fs::remove_file(dir.join("processes.tsv"));
+    let mut notes = Vec::new();
+    let plan = plan::plan(&o.scale, |ip, role| {
+        choose_ports(ip, role, o.ports, &mut notes)
+    });
+    let portal_port = choose_portal_port(&o, &mut notes)?;
+
+    println!("==> Cairn demo: 1 server and 2 client agents (the two ECS instances)");
+    println!("    Logs, data and task definitions: {}", dir.display());
+    for n in &notes {
+        println!("    {n}");
+    }
+
+    let mut demo = Demo {
+        dir: dir.clone(),
+        procs: Vec::new(),
+        groups: Vec::new(),
+    };
+    let shutdown = crate::cmd::registrator::shutdown_signal();
+    tokio::pin!(shutdown);
+    let started = tokio::select! {
+        r = start(&mut demo, &b.cairn, &plan, portal_port) => r,
+        _ = &mut shutdown => Err(CliError::failed("interrupted while starting; stopped everything")),
+    };
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            demo.stop_all().await;
+            return Err(e);
+        }
+    };
+    print_summary(&plan, &started);
+
+    let ready = tokio::select! {
+        r = wait_ready(&started.portal, o.ready_timeout) => Some(r),
+        _ = &mut shutdown => None,
+    };
+    match &ready {
+        Some(Ok(t)) => println!(
+            "==> Ready after {:.1} s: the portal answers /stock/AMZN and /weather/Paris. \
+             Ctrl-C stops everything.",
+            t.as_secs_f64()
+        ),
+        Some(Err(e)) => println!(
+            "==> warning: {e}; the demo keeps running, see the logs in {}. Ctrl-C stops everything.",
+            dir.display()
+        ),
+        None => {}
+    }
+    if ready.is_some() {
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    for p in demo.procs.iter_mut() {
+                        if let Some(st) = p.newly_exited() {
+                            println!("    note: {} exited ({st}); see {}", p.name, p.log.display());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("==> Stopping: task runners, then clients, then the server");
+    demo.stop_all().await;
+    println!("==> Stopped; logs kept in {}", dir.display());
+    Ok(())
+}
+
+/// Starts the agents and the task runners.
+async fn start(
+    demo: &mut Demo,
+    cairn: &Path,
+    plan: &Plan,
+    portal_port: u16,
+) -> Result<Started, CliError> {
+    let fail = |e: banner::BannerError| CliError::failed(format!("error: {e}"));
+    let root = demo.dir.clone();
+    let data = |n: &str| demo_path(&root, n);
+    let sdata = data(&plan.server.name);
+    let i = demo.spawn(
+        &plan.server.name,
+        "server",
+        &plan.server.name,
+        cairn,
+        &plan.server.agent_args(&sdata, None),
+        &[],
+    )?;
+    let sb = banner::wait(&mut demo.procs[i], AGENT_START)
+        .await
+        .map_err(fail)?;
+    let join = sb.serf.clone().unwrap_or_default();
+    let mut agents = vec![(plan.server.clone(), sb)];
+    let mut idx = Vec::new();
+    for c in &plan.clients {
+        let d = data(&c.name);
+        idx.push(demo.spawn(
+            &c.name,
+            "client",
+            &c.name,
+            cairn,
+            &c.agent_args(&d, Some(&join)),
+            &[],
+        )?);
+    }
+    for (c, i) in plan.clients.iter().zip(idx) {
+        let b = banner::wait(&mut demo.procs[i], AGENT_START)
+            .await
+            .map_err(fail)?;
+        agents.push((c.clone(), b));
+    }
+    for inst in &plan.instances {
+        let (node, b) = &agents[1 + inst.client];
+        let file = write_taskdef(&demo.dir, inst, node, b, portal_port)?;
+        let http = b.http.clone().unwrap_or_default();
+        let args: Vec<String> = vec![
+            "tasks".into(),
+            "run".into(),
+            format!("-http-addr={http}"),
+            "-resync=10".into(),
+            file.display().to_string(),
+        ];
+        demo.spawn(&inst.name(), "task", &node.name, cairn, &args, &[])?;
+    }
+    Ok(Started {
+        agents,
+        portal: format!("127.0.0.1:{portal_port}"),
+    })
+}
+
+fn demo_path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+/// Writes instance `inst`'s task definition into the demo directory.
+fn write_taskdef(
+    dir: &Path,
+    inst: &Instance,
+    node: &NodePlan,
+    b: &Banner,
+    portal_port: u16,
+) -> Result<PathBuf, CliError> {
+    let base = taskdefs::base(&inst.family).map_err(CliError::failed)?;
+    let (env, port) = if inst.family == "portal" {
+        let dns = b.dns.clone().unwrap_or_default();
+        (
+            vec![
+                ("DNS_SERVER".to_string(), dns),
+                ("BIND".to_string(), "0.0.0.0".to_string()),
+            ],
+            Some(portal_port),
+        )
+    } else {
+        (vec![("BIND".to_string(), node.ip.clone())], None)
+    };
+    let def = taskdefs::instance(&base, &inst.name(), &env, port).map_err(CliError::failed)?;
+    let path = dir.join(format!("{}.json", inst.name()));
+    let text = serde_json::to_string_pretty(&def).map_err(|e| CliError::failed(e.to_string()))?;
+    std::fs::write(&path, text)
+        .map_err(|e| CliError::failed(format!("error: writing {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn print_summary(plan: &Plan, s: &Started) {
+    println!("    Agents (HTTP API, DNS):");
+    for (n, b) in &s.agents {
+        let role = if n.role == Role::Server {
+            "server"
+        } else {
+            "client"
+        };
+        println!(
+            "      {:<3} {role}  HTTP API http://{}  DNS {}",
+            n.name,
+            b.http.as_deref().unwrap_or("?"),
+            b.dns.as_deref().unwrap_or("?")
+        );
+    }
+    println!("    Tasks:");
+    for (ci, (node, _)) in s.agents.iter().skip(1).enumerate() {
+        let names: Vec<String> = plan
+            .instances
+            .iter()
+            .filter(|i| i.client == ci)
+            .map(Instance::name)
+            .collect();
+        println!("      {:<3} {}", node.name, names.join(", "));
+    }
+    println!("    Portal: http://{}/", s.portal);
+    if let Some((_, b)) = s.agents.get(1) {
+        if let Some((host, port)) = b.dns.as_deref().and_then(|d| d.rsplit_once(':')) {
+            println!("    Try:    dig @{host} -p {port} stock-price.service.consul SRV");
+        }
+        if let Some(h) = &b.http {
+            println!("            curl http://{h}/v1/health/service/stock-price?passing");
+        }
+    }
+    println!("            curl http://{}/stock/AMZN", s.portal);
+}
+
+/// Polls the portal until `/stock/AMZN` and `/weather/Paris` both answer 200.
+async fn wait_ready(portal: &str, within: Duration) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    let mut last = String::new();
+    while t0.elapsed() < within {
+        let mut ok = true;
+        for path in ["/stock/AMZN", "/weather/Paris"] {
+            match probe::get(portal, path, Duration::from_secs(5)).await {
+                Ok((200, _)) => {}
+                Ok((st, body)) => {
+                    ok = false;
+                    last = format!("{path}: {st} {}", body.trim());
+                }
+                Err(e) => {
+                    ok = false;
+                    last = e;
+                }
+            }
+        }
+        if ok {
+            return Ok(t0.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(format!(
+        "the portal did not answer within {} s (last: {last})",
+        within.as_secs()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_layers() {
+        assert_eq!(kind_of("s1"), 2);
+        assert_eq!(kind_of("c2"), 1);
+        assert_eq!(kind_of("c12"), 1);
+        assert_eq!(kind_of("stock-price-1"), 0);
+        assert_eq!(kind_of("portal-1"), 0);
+    }
+}

@@ -1,0 +1,369 @@
+//! `cairn demo` end to end, as a user runs it: the whole topology (1 server, 2 clients,
+//! three stock-price, two weather and one portal, each task under its own runner) on
+//! ephemeral ports. The portal answers `/stock/AMZN` and `/weather/Paris`; after one
+//! stock-price instance is killed (its runner's whole process group, so nothing
+//! deregisters it) the portal keeps answering, and once that instance's check is critical
+//! the portal no longer tries it; SIGINT then stops every process group the demo started.
+//!
+//! Needs the sample apps next to the `cairn` binary (`cargo build -p cairn-cli -p
+//! stock-price -p weather -p portal`); skipped with a message when they are missing,
+//! except under CI=true, where that fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cairn")
+}
+
+/// Why the demo cannot run here, if it cannot.
+fn skip_reason() -> Option<String> {
+    let dir = Path::new(bin()).parent().unwrap();
+    let missing: Vec<&str> = ["stock-price", "weather", "portal"]
+        .into_iter()
+        .filter(|a| !dir.join(a).is_file())
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "{} not built next to cairn in {} (cargo build -p cairn-cli -p stock-price -p weather -p portal)",
+            missing.join(", "),
+            dir.display()
+        ));
+    }
+    if !(2..=3).all(|i| std::net::UdpSocket::bind(format!("127.0.0.{i}:0")).is_ok()) {
+        return Some("127.0.0.2-3 cannot be bound on this machine".into());
+    }
+    None
+}
+
+/// A running `cairn demo` and what it printed. Dropping it stops the demo (SIGTERM) and,
+/// as a last resort, kills every group listed in processes.tsv.
+struct Demo {
+    child: Option<Child>,
+    dir: PathBuf,
+    out: Arc<Mutex<Vec<String>>>,
+}
+
+impl Demo {
+    fn start(dir: &Path, extra: &[&str]) -> Demo {
+        let mut args = vec!["demo", "--ports", "ephemeral", "--dir"];
+        let d = dir.display().to_string();
+        args.push(&d);
+        args.extend_from_slice(extra);
+        let mut child = Command::new(bin())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start cairn demo");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("demo| {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Demo {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            out,
+        }
+    }
+
+    /// The first printed line containing `marker`, waiting up to `within`.
+    fn line(&mut self, marker: &str, within: Duration) -> String {
+        let end = Instant::now() + within;
+        loop {
+            if let Some(l) = self.out.lock().unwrap().iter().find(|l| l.contains(marker)) {
+                return l.clone();
+            }
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("cairn demo exited ({st}) before printing {marker:?}");
+            }
+            assert!(Instant::now() < end, "no {marker:?} line within {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// (name, pgid) of every group in processes.tsv.
+    fn groups(&self) -> Vec<(String, u32)> {
+        std::fs::read_to_string(self.dir.join("processes.tsv"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                Some((f.first()?.to_string(), f.get(4)?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) has no memory-safety preconditions; the child is ours and
+            // not yet reaped, so its PID is not reused.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
+    fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
+        let end = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return st;
+            }
+            assert!(
+                Instant::now() < end,
+                "cairn demo did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        self.signal(libc::SIGTERM);
+        if let Some(c) = self.child.as_mut() {
+            let end = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+        }
+        for (_, g) in self.groups() {
+            kill_group(g, libc::SIGKILL);
+        }
+    }
+}
+
+fn kill_group(pgid: u32, sig: libc::c_int) {
+    assert!(pgid > 1);
+    // SAFETY: kill(2) has no memory-safety preconditions; the negative PID names a process
+    // group the demo created (never 0 or -1).
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), sig);
+    }
+}
+
+/// Whether any process is in group `pgid`.
+fn group_alive(pgid: u32) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .any(|s| {
+            // Fields after the command name: state, ppid, pgrp. Zombies run nothing.
+            let Some(i) = s.rfind(')') else { return false };
+            let f: Vec<&str> = s[i + 1..].split_whitespace().take(3).collect();
+            f.len() == 3 && f[0] != "Z" && f[2].parse::<u32>().ok() == Some(pgid)
+        })
+}
+
+/// Polls `f` until it returns `Some`, failing with `what` after `within`.
+async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct Answer {
+    status: u16,
+    attempts: Option<String>,
+    body: Value,
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> Option<Answer> {
+    let r = http.get(url).send().await.ok()?;
+    let status = r.status().as_u16();
+    let attempts = r
+        .headers()
+        .get("x-attempts")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = r.json().await.unwrap_or(Value::Null);
+    Some(Answer {
+        status,
+        attempts,
+        body,
+    })
+}
+
+/// The address after `key` in `line` (`... HTTP API http://127.0.0.1:PORT ...`).
+fn after(line: &str, key: &str) -> String {
+    let rest = &line[line
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} in {line:?}"))
+        + key.len()..];
+    rest.split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_serves_survives_a_killed_instance_and_stops_cleanly() {
+    if let Some(why) = skip_reason() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("cannot run the demo test: {why}");
+        }
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut demo = Demo::start(tmp.path(), &["--scale", "stock-price=3"]);
+    let wait = Duration::from_secs(60);
+    let portal = after(&demo.line("Portal:", wait), "Portal: ");
+    let server = after(&demo.line("s1  server  HTTP API", wait), "HTTP API ");
+    demo.line("Try:    dig @127.0.0.2", wait);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    // The portal answers both back ends through its agent's DNS.
+    let stock = format!("{portal}/stock/AMZN");
+    let a = eventually(wait, "the portal answers /stock/AMZN", || async {
+        get(&http, &stock).await.filter(|a| a.status == 200)
+    })
+    .await;
+    assert_eq!(a.body["symbol"], "AMZN");
+    assert!(a.body["price"].as_str().is_some(), "{}", a.body);
+    let weather = format!("{portal}/weather/Paris");
+    let w = eventually(wait, "the portal answers /weather/Paris", || async {
+        get(&http, &weather).await.filter(|a| a.status == 200)
+    })
+    .await;
+    assert_eq!(w.body["city"], "Paris");
+    demo.line("==> Ready", wait);
+
+    // Three stock-price instances pass their checks, spread over both clients.
+    let passing = format!("{server}/v1/health/service/stock-price?passing");
+    let list = eventually(wait, "3 passing stock-price instances", || async {
+        let v = http
+            .get(&passing)
+            .send()
+            .await
+            .ok()?
+            .json::<Value>()
+            .await
+            .ok()?;
+        (v.as_array()?.len() == 3).then_some(v)
+    })
+    .await;
+    let nodes: std::collections::BTreeSet<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Node"]["Node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes.into_iter().collect::<Vec<_>>(), ["c2", "c3"]);
+    let victim = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["Service"]["ID"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(":stock-price-1-1-stock-price:")
+        })
+        .unwrap_or_else(|| panic!("no service of stock-price-1 in {list}"));
+    let dead_port = victim["Service"]["Port"].as_u64().unwrap();
+    let groups = demo.groups();
+    assert_eq!(
+        groups.len(),
+        9,
+        "s1, c2, c3 and six task runners: {groups:?}"
+    );
+    let (_, pgid) = groups
+        .iter()
+        .find(|(n, _)| n == "stock-price-1")
+        .unwrap()
+        .clone();
+
+    // Kill the instance and its runner at once: nothing deregisters it.
+    kill_group(pgid, libc::SIGKILL);
+    eventually(
+        Duration::from_secs(10),
+        "the killed group is gone",
+        || async { (!group_alive(pgid)).then_some(()) },
+    )
+    .await;
+    // The portal keeps answering straight away (it retries the next instance).
+    for _ in 0..10 {
+        let a = get(&http, &stock).await.expect("portal reachable");
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    // Once the check is critical, the dead instance is no longer offered.
+    eventually(
+        wait,
+        "the killed instance's check turns critical",
+        || async {
+            let v = http
+                .get(&passing)
+                .send()
+                .await
+                .ok()?
+                .json::<Value>()
+                .await
+                .ok()?;
+            let ports: Vec<u64> = v
+                .as_array()?
+                .iter()
+                .filter_map(|e| e["Service"]["Port"].as_u64())
+                .collect();
+            (ports.len() == 2 && !ports.contains(&dead_port)).then_some(())
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "20 answers in a row from live instances at the first attempt",
+        || async {
+            for _ in 0..20 {
+                let a = get(&http, &stock).await?;
+                let port = a.body["instance"]["port"].as_u64()?;
+                if a.status != 200 || port == dead_port || a.attempts.as_deref() != Some("1") {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+
+    // SIGINT stops everything the demo started.
+    demo.signal(libc::SIGINT);
+    let st = demo.wait(Duration::from_secs(60));
+    assert!(st.success(), "cairn demo exited with {st}");
+    demo.line("==> Stopped", Duration::from_secs(5));
+    let left: Vec<(String, u32)> = groups
+        .iter()
+        .filter(|(_, g)| group_alive(*g))
+        .cloned()
+        .collect();
+    assert!(left.is_empty(), "process groups left behind: {left:?}");
+}
