@@ -146,6 +146,13 @@ impl Drop for Demo {
         for (_, g) in self.groups() {
             kill_group(g, libc::SIGKILL);
         }
+        let names: Vec<String> = containers(&self.dir).into_iter().map(|(_, n)| n).collect();
+        if !names.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&names)
+                .output();
+        }
     }
 }
 
@@ -232,8 +239,57 @@ async fn demo_serves_survives_a_killed_instance_and_stops_cleanly() {
         eprintln!("SKIP: {why}");
         return;
     }
+    scenario(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_demo_serves_survives_a_killed_container_and_stops_cleanly() {
+    if std::env::var("CAIRN_TEST_DOCKER").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIP: set CAIRN_TEST_DOCKER=1 with a Docker engine running (scripts/test.sh does)"
+        );
+        return;
+    }
+    if let Some(why) = skip_reason() {
+        panic!("cannot run the docker demo test: {why}");
+    }
+    scenario(true).await;
+}
+
+/// The containers.tsv rows: (instance, container name).
+fn containers(dir: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(dir.join("containers.tsv"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some((f.next()?.to_string(), f.next()?.to_string()))
+        })
+        .collect()
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Starts the demo (local processes, or containers with `docker`), checks the portal,
+/// kills one of three stock-price instances, checks the portal again, stops with SIGINT.
+async fn scenario(docker_mode: bool) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut demo = Demo::start(tmp.path(), &["--scale", "stock-price=3"]);
+    let mut extra = vec!["--scale", "stock-price=3"];
+    if docker_mode {
+        extra.push("--docker");
+    }
+    let mut demo = Demo::start(tmp.path(), &extra);
     let wait = Duration::from_secs(60);
     let portal = after(&demo.line("Portal:", wait), "Portal: ");
     let server = after(&demo.line("s1  server  HTTP API", wait), "HTTP API ");
@@ -280,6 +336,16 @@ async fn demo_serves_survives_a_killed_instance_and_stops_cleanly() {
         .map(|e| e["Node"]["Node"].as_str().unwrap())
         .collect();
     assert_eq!(nodes.into_iter().collect::<Vec<_>>(), ["c2", "c3"]);
+    let containers = containers(tmp.path());
+    let victim_id = if docker_mode {
+        let (_, name) = containers
+            .iter()
+            .find(|(i, _)| i == "stock-price-1")
+            .unwrap_or_else(|| panic!("stock-price-1 in containers.tsv: {containers:?}"));
+        format!(":{name}:")
+    } else {
+        ":stock-price-1-1-stock-price:".to_string()
+    };
     let victim = list
         .as_array()
         .unwrap()
@@ -288,39 +354,54 @@ async fn demo_serves_survives_a_killed_instance_and_stops_cleanly() {
             e["Service"]["ID"]
                 .as_str()
                 .unwrap_or_default()
-                .contains(":stock-price-1-1-stock-price:")
+                .contains(&victim_id)
         })
         .unwrap_or_else(|| panic!("no service of stock-price-1 in {list}"));
-    let dead_port = victim["Service"]["Port"].as_u64().unwrap();
-    let groups = demo.groups();
-    assert_eq!(
-        groups.len(),
-        9,
-        "s1, c2, c3 and six task runners: {groups:?}"
+    // Address and port: with Docker, two clients may publish the same port number.
+    let dead = (
+        victim["Service"]["Address"].as_str().unwrap().to_string(),
+        victim["Service"]["Port"].as_u64().unwrap(),
     );
-    let (_, pgid) = groups
-        .iter()
-        .find(|(n, _)| n == "stock-price-1")
-        .unwrap()
-        .clone();
-
-    // Kill the instance and its runner at once: nothing deregisters it.
-    kill_group(pgid, libc::SIGKILL);
-    eventually(
-        Duration::from_secs(10),
-        "the killed group is gone",
-        || async { (!group_alive(pgid)).then_some(()) },
-    )
-    .await;
+    let groups = demo.groups();
+    if docker_mode {
+        assert_eq!(
+            groups.len(),
+            5,
+            "s1, c2, c3 and two registrators: {groups:?}"
+        );
+        assert_eq!(containers.len(), 6, "{containers:?}");
+        // Kill the container: its registrator sees it die.
+        docker(&["kill", victim_id.trim_matches(':')]);
+    } else {
+        assert_eq!(
+            groups.len(),
+            9,
+            "s1, c2, c3 and six task runners: {groups:?}"
+        );
+        let (_, pgid) = groups
+            .iter()
+            .find(|(n, _)| n == "stock-price-1")
+            .unwrap()
+            .clone();
+        // Kill the instance and its runner at once: nothing deregisters it.
+        kill_group(pgid, libc::SIGKILL);
+        eventually(
+            Duration::from_secs(10),
+            "the killed group is gone",
+            || async { (!group_alive(pgid)).then_some(()) },
+        )
+        .await;
+    }
     // The portal keeps answering straight away (it retries the next instance).
     for _ in 0..10 {
         let a = get(&http, &stock).await.expect("portal reachable");
         assert_eq!(a.status, 200, "{}", a.body);
     }
-    // Once the check is critical, the dead instance is no longer offered.
+    // Once its check is critical (with Docker: once the registrator saw the container die
+    // and deregistered it), the dead instance is no longer offered.
     eventually(
         wait,
-        "the killed instance's check turns critical",
+        "the killed instance leaves the passing list",
         || async {
             let v = http
                 .get(&passing)
@@ -330,12 +411,17 @@ async fn demo_serves_survives_a_killed_instance_and_stops_cleanly() {
                 .json::<Value>()
                 .await
                 .ok()?;
-            let ports: Vec<u64> = v
+            let live: Vec<(String, u64)> = v
                 .as_array()?
                 .iter()
-                .filter_map(|e| e["Service"]["Port"].as_u64())
+                .filter_map(|e| {
+                    Some((
+                        e["Service"]["Address"].as_str()?.to_string(),
+                        e["Service"]["Port"].as_u64()?,
+                    ))
+                })
                 .collect();
-            (ports.len() == 2 && !ports.contains(&dead_port)).then_some(())
+            (live.len() == 2 && !live.contains(&dead)).then_some(())
         },
     )
     .await;
@@ -345,8 +431,11 @@ async fn demo_serves_survives_a_killed_instance_and_stops_cleanly() {
         || async {
             for _ in 0..20 {
                 let a = get(&http, &stock).await?;
-                let port = a.body["instance"]["port"].as_u64()?;
-                if a.status != 200 || port == dead_port || a.attempts.as_deref() != Some("1") {
+                let at = (
+                    a.body["instance"]["address"].as_str()?.to_string(),
+                    a.body["instance"]["port"].as_u64()?,
+                );
+                if a.status != 200 || at == dead || a.attempts.as_deref() != Some("1") {
                     return None;
                 }
             }
@@ -366,4 +455,10 @@ async fn demo_serves_survives_a_killed_instance_and_stops_cleanly() {
         .cloned()
         .collect();
     assert!(left.is_empty(), "process groups left behind: {left:?}");
+    if docker_mode {
+        let (inst, name) = &containers[0];
+        let id = name.strip_suffix(&format!("-{inst}")).unwrap().to_string();
+        let ps = docker(&["ps", "-aq", "--filter", &format!("label=cairn.demo={id}")]);
+        assert!(ps.trim().is_empty(), "containers left behind: {ps}");
+    }
 }

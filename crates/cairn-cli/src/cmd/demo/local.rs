@@ -23,15 +23,19 @@ const RUNNER_GRACE: Duration = Duration::from_secs(12);
 const AGENT_GRACE: Duration = Duration::from_secs(8);
 
 /// The running demo: its directory and every process group started, in start order.
-struct Demo {
-    dir: PathBuf,
+pub(super) struct Demo {
+    pub(super) dir: PathBuf,
     procs: Vec<Proc>,
     /// (name, pgid) of every group ever started, for the final check.
     groups: Vec<(String, u32)>,
+    /// Containers started (`--docker`), removed before the processes stop.
+    pub(super) containers: Vec<String>,
+    /// The per-client engine views (`--docker`).
+    pub(super) views: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Demo {
-    fn spawn(
+    pub(super) fn spawn(
         &mut self,
         name: &str,
         kind: &str,
@@ -64,6 +68,10 @@ impl Demo {
 
     /// Stops the groups in reverse start order, a layer at a time (runners, clients, server).
     async fn stop_all(&mut self) {
+        if !self.containers.is_empty() {
+            super::docker_run::remove(&self.containers).await;
+            self.containers.clear();
+        }
         let mut layers: Vec<Vec<Proc>> = Vec::new();
         let mut last_kind = None;
         for p in self.procs.drain(..).rev() {
@@ -94,6 +102,9 @@ impl Demo {
                     println!("    {name} did not stop within its grace period; killed");
                 }
             }
+        }
+        for v in self.views.drain(..) {
+            v.abort();
         }
         let pgids: Vec<u32> = self.groups.iter().map(|(_, g)| *g).collect();
         let left = procs::wait_groups_gone(&pgids, Duration::from_secs(5)).await;
@@ -183,6 +194,9 @@ pub async fn run(o: Options) -> Result<(), CliError> {
             ))
         })?;
     }
+    if o.docker {
+        super::docker_run::preflight().map_err(CliError::failed)?;
+    }
     let dir = o.dir.clone().unwrap_or_else(default_dir);
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::failed(format!("error: creating {}: {e}", dir.display())))?;
@@ -193,7 +207,14 @@ pub async fn run(o: Options) -> Result<(), CliError> {
     });
     let portal_port = choose_portal_port(&o, &mut notes)?;
 
-    println!("==> Cairn demo: 1 server and 2 client agents (the two ECS instances)");
+    println!(
+        "==> Cairn demo: 1 server and 2 client agents (the two ECS instances){}",
+        if o.docker {
+            ", the apps as Docker containers"
+        } else {
+            ""
+        }
+    );
     println!("    Logs, data and task definitions: {}", dir.display());
     for n in &notes {
         println!("    {n}");
@@ -203,11 +224,13 @@ pub async fn run(o: Options) -> Result<(), CliError> {
         dir: dir.clone(),
         procs: Vec::new(),
         groups: Vec::new(),
+        containers: Vec::new(),
+        views: Vec::new(),
     };
     let shutdown = crate::cmd::registrator::shutdown_signal();
     tokio::pin!(shutdown);
     let started = tokio::select! {
-        r = start(&mut demo, &b.cairn, &plan, portal_port) => r,
+        r = start(&mut demo, &b.cairn, &plan, portal_port, o.docker) => r,
         _ = &mut shutdown => Err(CliError::failed("interrupted while starting; stopped everything")),
     };
     let started = match started {
@@ -249,7 +272,14 @@ pub async fn run(o: Options) -> Result<(), CliError> {
             }
         }
     }
-    println!("==> Stopping: task runners, then clients, then the server");
+    println!(
+        "==> Stopping: {}, then clients, then the server",
+        if o.docker {
+            "containers, registrators"
+        } else {
+            "task runners"
+        }
+    );
     demo.stop_all().await;
     println!("==> Stopped; logs kept in {}", dir.display());
     Ok(())
@@ -261,6 +291,7 @@ async fn start(
     cairn: &Path,
     plan: &Plan,
     portal_port: u16,
+    docker: bool,
 ) -> Result<Started, CliError> {
     let fail = |e: banner::BannerError| CliError::failed(format!("error: {e}"));
     let root = demo.dir.clone();
@@ -296,6 +327,13 @@ async fn start(
             .await
             .map_err(fail)?;
         agents.push((c.clone(), b));
+    }
+    if docker {
+        super::docker_run::start_tasks(demo, cairn, plan, &agents, portal_port).await?;
+        return Ok(Started {
+            agents,
+            portal: format!("127.0.0.1:{portal_port}"),
+        });
     }
     for inst in &plan.instances {
         let (node, b) = &agents[1 + inst.client];

@@ -10,6 +10,9 @@
 
 pub mod banner;
 pub mod bins;
+pub mod docker_image;
+pub mod docker_run;
+pub mod docker_view;
 pub mod local;
 pub mod plan;
 pub mod probe;
@@ -74,6 +77,14 @@ const SPECS: &[Spec] = &[
          directory under the system temporary directory).",
     ),
     spec(
+        "docker",
+        Kind::Bool,
+        "Run the three apps as Docker containers (images built locally FROM scratch from \
+         the binaries next to cairn) with one registrator per client following the \
+         engine's events, instead of local processes. Needs a Docker engine \
+         (DOCKER_HOST or /var/run/docker.sock) and the docker CLI.",
+    ),
+    spec(
         "ready-timeout",
         Kind::Value,
         "Seconds to wait for the portal to answer before saying so (default 60).",
@@ -89,6 +100,7 @@ pub struct Options {
     pub ports: Ports,
     pub dir: Option<PathBuf>,
     pub ready_timeout: Duration,
+    pub docker: bool,
 }
 
 /// Runs `cairn demo ...` until SIGINT/SIGTERM.
@@ -139,6 +151,7 @@ pub async fn run(args: Vec<String>) -> Result<(), CliError> {
         ports,
         dir: flags.str("dir").map(PathBuf::from),
         ready_timeout,
+        docker: flags.bool("docker"),
     };
     local::run(opts).await
 }
