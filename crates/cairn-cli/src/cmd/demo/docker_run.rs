@@ -158,6 +158,9 @@ pub(super) async fn start_tasks(
         let publish = if inst.family == "portal" {
             env.push(("PORT".into(), portal_port.to_string()));
             env.push(("DNS_SERVER".into(), b.dns.clone().unwrap_or_default()));
+            // On the host network the registrator would see only the image's exposed
+            // port, not the one the portal listens on: leave it unregistered.
+            env.push(("SERVICE_IGNORE".into(), "true".into()));
             None
         } else {
             Some(format!("{}::4567", node.ip))
