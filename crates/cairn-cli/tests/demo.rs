@@ -462,3 +462,82 @@ async fn scenario(docker_mode: bool) {
         assert!(ps.trim().is_empty(), "containers left behind: {ps}");
     }
 }
+
+/// Polls until no process of `groups` is left.
+async fn all_gone(groups: &[(String, u32)], within: Duration) {
+    eventually(
+        within,
+        "every process group of the demo is gone",
+        || async {
+            let left: Vec<&(String, u32)> =
+                groups.iter().filter(|(_, g)| group_alive(*g)).collect();
+            left.is_empty().then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_while_starting_stops_what_started() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut demo = Demo::start(tmp.path(), &[]);
+    demo.line("Logs, data and task definitions", Duration::from_secs(30));
+    // Wait until at least the server runs, then stop the demo mid-start.
+    eventually(Duration::from_secs(30), "the server started", || async {
+        (!demo.groups().is_empty()).then_some(())
+    })
+    .await;
+    demo.signal(libc::SIGTERM);
+    let st = demo.wait(Duration::from_secs(60));
+    let groups = demo.groups();
+    assert!(!groups.is_empty());
+    // Interrupted before it was up: a failure exit, or a clean one if start had just ended.
+    eprintln!(
+        "demo exited with {st} after starting {} groups",
+        groups.len()
+    );
+    all_gone(&groups, Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_demo_takes_its_processes_with_it() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut demo = Demo::start(tmp.path(), &[]);
+    demo.line("==> Ready", Duration::from_secs(60));
+    let groups = demo.groups();
+    assert_eq!(groups.len(), 8, "{groups:?}");
+    // SIGKILL: the demo cannot clean up; the kernel's parent-death signal stops each child.
+    demo.signal(libc::SIGKILL);
+    demo.wait(Duration::from_secs(10));
+    all_gone(&groups, Duration::from_secs(30)).await;
+}
+
+#[test]
+fn missing_apps_are_named_with_the_build_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("cairn");
+    std::fs::copy(bin(), &copy).unwrap();
+    let out = Command::new(&copy)
+        .args(["demo", "--ports", "ephemeral"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stock-price, weather, portal are missing")
+            && err.contains("cargo build --workspace && target/debug/cairn demo"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty(),
+        "nothing started"
+    );
+}

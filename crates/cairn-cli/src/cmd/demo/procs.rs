@@ -2,6 +2,8 @@
 //! terminal reaches only `cairn demo`, which then stops them in order), writes stdout and
 //! stderr to a log file in the demo directory, and is stopped with SIGTERM to its leader,
 //! then SIGKILL to its whole group, so nothing it started (a task's app processes) is left.
+//! Should `cairn demo` itself be killed, each child gets SIGTERM from the kernel (the
+//! parent-death signal) and stops the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -75,6 +77,22 @@ impl Proc {
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err))
             .process_group(0);
+        let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+        // SAFETY: the closure runs in the child between fork and exec. It calls only
+        // prctl(2) and getppid(2), which are async-signal-safe, allocates nothing and
+        // touches no memory of the parent. The death signal makes the child stop (SIGTERM)
+        // if `cairn demo` itself is killed; the getppid check covers a parent that died
+        // before prctl took effect. (The signal follows the spawning thread: the demo
+        // spawns from its main future, which runs on the main thread until exit.)
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
         let child = cmd.spawn().map_err(|source| ProcError::Spawn {
             program: program.display().to_string(),
             source,
