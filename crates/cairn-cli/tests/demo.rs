@@ -57,6 +57,7 @@ impl Demo {
         args.extend_from_slice(extra);
         let mut child = Command::new(bin())
             .args(&args)
+            .env_remove("CARGO")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -527,6 +528,7 @@ fn missing_apps_are_named_with_the_build_command() {
     std::fs::copy(bin(), &copy).unwrap();
     let out = Command::new(&copy)
         .args(["demo", "--ports", "ephemeral"])
+        .env_remove("CARGO")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -1,6 +1,7 @@
 //! Finds the programs the demo runs: `cairn` itself and the three sample apps, which must
 //! sit next to it (the same cargo target directory). A missing app gets an error naming
 //! the exact build command, because `cargo build -p cairn-cli` alone does not build them.
+//! Started by `cargo run -p cairn-cli`, the demo builds them itself first.
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,36 @@ pub fn check(dir: &Path) -> Result<(), String> {
     ))
 }
 
+/// When `cairn` was started by `cargo run` of this package (cargo sets `CARGO` and
+/// `CARGO_PKG_NAME` for the program it runs) into a `debug` or `release` directory: the
+/// cargo program and the arguments that build the apps into that same directory.
+pub fn cargo_autobuild(
+    dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<(String, Vec<String>)> {
+    let cargo = env("CARGO").filter(|c| !c.is_empty())?;
+    if env("CARGO_PKG_NAME").as_deref() != Some("cairn-cli") {
+        return None;
+    }
+    let mut args = vec!["build".to_string()];
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("release") => args.push("--release".into()),
+        Some("debug") => {}
+        _ => return None,
+    }
+    if let Some(m) = env("CARGO_MANIFEST_DIR") {
+        // The workspace root is two levels above crates/cairn-cli.
+        let root = Path::new(&m).join("../../Cargo.toml");
+        args.push("--manifest-path".into());
+        args.push(root.display().to_string());
+    }
+    for a in APPS {
+        args.push("-p".into());
+        args.push(a.into());
+    }
+    Some((cargo, args))
+}
+
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -87,5 +118,29 @@ mod tests {
         let e = check(&release).unwrap_err();
         assert!(e.contains("portal is missing"), "{e}");
         assert!(build_command(Path::new("target/debug")).starts_with("cargo build --workspace"));
+    }
+
+    #[test]
+    fn autobuild_only_under_cargo_run_of_this_package() {
+        let env = |pkg: &'static str| {
+            move |k: &str| match k {
+                "CARGO" => Some("/c/cargo".to_string()),
+                "CARGO_PKG_NAME" => Some(pkg.to_string()),
+                "CARGO_MANIFEST_DIR" => Some("/w/crates/cairn-cli".to_string()),
+                _ => None,
+            }
+        };
+        let (cargo, args) =
+            cargo_autobuild(Path::new("/w/target/release"), env("cairn-cli")).unwrap();
+        assert_eq!(cargo, "/c/cargo");
+        assert_eq!(
+            args.join(" "),
+            "build --release --manifest-path /w/crates/cairn-cli/../../Cargo.toml -p stock-price -p weather -p portal"
+        );
+        let (_, args) = cargo_autobuild(Path::new("/w/target/debug"), env("cairn-cli")).unwrap();
+        assert_eq!(args[1], "--manifest-path");
+        assert!(cargo_autobuild(Path::new("/w/target/debug"), env("portal")).is_none());
+        assert!(cargo_autobuild(Path::new("/tmp/x"), env("cairn-cli")).is_none());
+        assert!(cargo_autobuild(Path::new("/w/target/debug"), |_| None).is_none());
     }
 }

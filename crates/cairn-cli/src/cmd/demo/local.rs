@@ -185,7 +185,26 @@ fn default_dir() -> PathBuf {
 /// Runs the local-process demo until SIGINT/SIGTERM.
 pub async fn run(o: Options) -> Result<(), CliError> {
     let b = bins::locate().map_err(CliError::failed)?;
-    bins::check(&b.dir).map_err(CliError::failed)?;
+    if let Err(e) = bins::check(&b.dir) {
+        let Some((cargo, args)) = bins::cargo_autobuild(&b.dir, |k| std::env::var(k).ok()) else {
+            return Err(CliError::failed(e));
+        };
+        println!(
+            "==> Building the sample apps first: cargo {}",
+            args.join(" ")
+        );
+        let st = tokio::process::Command::new(&cargo)
+            .args(&args)
+            .status()
+            .await
+            .map_err(|e| CliError::failed(format!("error: running {cargo}: {e}")))?;
+        if !st.success() {
+            return Err(CliError::failed(format!(
+                "error: building the sample apps failed ({st})"
+            )));
+        }
+        bins::check(&b.dir).map_err(CliError::failed)?;
+    }
     for ip in ["127.0.0.2", "127.0.0.3"] {
         std::net::UdpSocket::bind((ip, 0)).map_err(|e| {
             CliError::failed(format!(
