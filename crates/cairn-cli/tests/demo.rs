@@ -525,12 +525,23 @@ async fn a_killed_demo_takes_its_processes_with_it() {
 fn missing_apps_are_named_with_the_build_command() {
     let tmp = tempfile::tempdir().unwrap();
     let copy = tmp.path().join("cairn");
-    std::fs::copy(bin(), &copy).unwrap();
-    let out = Command::new(&copy)
-        .args(["demo", "--ports", "ephemeral"])
-        .env_remove("CARGO")
-        .output()
-        .unwrap();
+    std::fs::copy(bin(), &copy)
+        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", bin(), copy.display()));
+    // A fork in another test thread can briefly hold the fresh copy open for writing
+    // (ETXTBSY); retry that, within a deadline.
+    let end = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        match Command::new(&copy)
+            .args(["demo", "--ports", "ephemeral"])
+            .env_remove("CARGO")
+            .output()
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => break r.unwrap(),
+        }
+    };
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -152,6 +152,7 @@ pub(super) async fn start_tasks(
         )?;
     }
     let list = dir.join("containers.tsv");
+    demo.docker_run = Some(id.clone());
     for inst in &plan.instances {
         let (node, b) = &agents[1 + inst.client];
         let mut env = taskdef_env(&inst.family)?;
@@ -186,7 +187,6 @@ pub(super) async fn start_tasks(
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        demo.containers.push(name.clone());
         std::fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -197,23 +197,44 @@ pub(super) async fn start_tasks(
     Ok(())
 }
 
-/// Removes the containers (`docker rm -f`), waiting up to [`REMOVE_TIMEOUT`].
-pub async fn remove(names: &[String]) {
+/// Docker with `args`, in its own process group (a second Ctrl-C in the terminal must not
+/// cut a removal short), within [`REMOVE_TIMEOUT`]: its stdout, or why not.
+async fn docker_cli(args: &[&str]) -> Result<String, String> {
     let mut cmd = tokio::process::Command::new("docker");
-    // Its own process group: a second Ctrl-C in the terminal must not cut the removal short.
-    cmd.args(["rm", "-f"])
-        .args(names)
-        .process_group(0)
-        .kill_on_drop(true);
+    cmd.args(args).process_group(0).kill_on_drop(true);
     match tokio::time::timeout(REMOVE_TIMEOUT, cmd.output()).await {
-        Ok(Ok(o)) if o.status.success() => {}
-        Ok(Ok(o)) => println!(
-            "    warning: docker rm -f: {} {}",
+        Ok(Ok(o)) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(Ok(o)) => Err(format!(
+            "{}: {}",
             o.status,
             String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Ok(Err(e)) => println!("    warning: docker rm -f: {e}"),
-        Err(_) => println!("    warning: docker rm -f took over {REMOVE_TIMEOUT:?}"),
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {REMOVE_TIMEOUT:?}")),
+    }
+}
+
+/// Removes every container labelled with run `id` (`docker rm -f`), including one whose
+/// `docker run` was cut short by a signal.
+pub async fn remove(id: &str) {
+    let filter = format!("label={DEMO_LABEL}={id}");
+    let ids = match docker_cli(&["ps", "-aq", "--filter", &filter]).await {
+        Ok(out) => out
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            println!("    warning: docker ps: {e}");
+            return;
+        }
+    };
+    if ids.is_empty() {
+        return;
+    }
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.iter().map(String::as_str));
+    if let Err(e) = docker_cli(&args).await {
+        println!("    warning: docker rm -f: {e}");
     }
 }
 

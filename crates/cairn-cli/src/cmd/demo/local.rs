@@ -28,8 +28,9 @@ pub(super) struct Demo {
     procs: Vec<Proc>,
     /// (name, pgid) of every group ever started, for the final check.
     groups: Vec<(String, u32)>,
-    /// Containers started (`--docker`), removed before the processes stop.
-    pub(super) containers: Vec<String>,
+    /// The run ID labelling this run's containers (`--docker`), set before the first
+    /// one starts; they are all removed before the processes stop.
+    pub(super) docker_run: Option<String>,
     /// The per-client engine views (`--docker`).
     pub(super) views: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -68,9 +69,8 @@ impl Demo {
 
     /// Stops the groups in reverse start order, a layer at a time (runners, clients, server).
     async fn stop_all(&mut self) {
-        if !self.containers.is_empty() {
-            super::docker_run::remove(&self.containers).await;
-            self.containers.clear();
+        if let Some(id) = self.docker_run.take() {
+            super::docker_run::remove(&id).await;
         }
         let mut layers: Vec<Vec<Proc>> = Vec::new();
         let mut last_kind = None;
@@ -243,7 +243,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
         dir: dir.clone(),
         procs: Vec::new(),
         groups: Vec::new(),
-        containers: Vec::new(),
+        docker_run: None,
         views: Vec::new(),
     };
     let shutdown = crate::cmd::registrator::shutdown_signal();
