@@ -393,6 +393,7 @@ async fn scenario(docker_mode: bool) {
         )
         .await;
     }
+    let killed_at = Instant::now();
     // The portal keeps answering straight away (it retries the next instance).
     for _ in 0..10 {
         let a = get(&http, &stock).await.expect("portal reachable");
@@ -426,6 +427,10 @@ async fn scenario(docker_mode: bool) {
         },
     )
     .await;
+    eprintln!(
+        "the killed instance left the passing list {:.1} s after the kill",
+        killed_at.elapsed().as_secs_f64()
+    );
     eventually(
         Duration::from_secs(30),
         "20 answers in a row from live instances at the first attempt",
