@@ -24,7 +24,12 @@ while [ $# -gt 0 ]; do
 done
 
 say() { printf '\n==> %s\n' "$*"; }
-die() { echo "test-browser: $*" >&2; exit 1; }
+die() {
+  if [ -n "${WORK:-}" ] && [ -d "$WORK/demo" ]; then
+    echo "--- cairn demo logs" >&2; tail -n 15 "$WORK"/demo/*.log >&2 || true
+  fi
+  echo "test-browser: $*" >&2; exit 1
+}
 
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
@@ -62,7 +67,7 @@ trap cleanup EXIT
 
 # wait_for FILE PATTERN: prints the text after PATTERN once it appears (30 s).
 wait_for() {
-  local deadline=$((SECONDS + 30)) line
+  local deadline=$((SECONDS + ${WAIT_SECS:-30})) line
   while [ $SECONDS -lt $deadline ]; do
     line=$(grep -m1 -o "$2.*" "$1" 2>/dev/null || true)
     if [ -n "$line" ]; then echo "${line#"$2"}" | awk '{print $1}'; return 0; fi
@@ -79,7 +84,7 @@ if [ "$DEMO" = 1 ]; then
   SERVER=$(wait_for "$WORK/demo.out" "s1  server  HTTP API http://")
   PORTAL=$(wait_for "$WORK/demo.out" "Portal: http://")
   PORTAL=${PORTAL%/}
-  wait_for "$WORK/demo.out" "==> Ready" >/dev/null
+  WAIT_SECS=90 wait_for "$WORK/demo.out" "==> Ready" >/dev/null
   ports_of() { # service -> comma-separated ports of its passing instances
     curl -fsS "http://$SERVER/v1/health/service/$1?passing" 2>/dev/null | python3 -c \
       'import json,sys; print(",".join(str(e["Service"]["Port"]) for e in json.load(sys.stdin)))' \
@@ -92,7 +97,6 @@ if [ "$DEMO" = 1 ]; then
     [ ${#STOCK_PORTS[@]} -ge 2 ] && [ ${#WEATHER_PORTS[@]} -ge 2 ] && break
     if [ $SECONDS -ge $deadline ]; then
       echo "--- cairn demo output" >&2; cat "$WORK/demo.out" >&2
-      tail -n 20 "$WORK"/demo/*.log >&2 || true
       die "the demo's back ends never all passed: stock-price ${STOCK_PORTS[*]}, weather ${WEATHER_PORTS[*]}"
     fi
     sleep 0.2
