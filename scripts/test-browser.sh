@@ -84,6 +84,7 @@ if [ "$DEMO" = 1 ]; then
   SERVER=$(wait_for "$WORK/demo.out" "s1  server  HTTP API http://")
   PORTAL=$(wait_for "$WORK/demo.out" "Portal: http://")
   PORTAL=${PORTAL%/}
+  PORTAL_LOG=$WORK/demo/portal-1.log
   WAIT_SECS=90 wait_for "$WORK/demo.out" "==> Ready" >/dev/null
   ports_of() { # service -> comma-separated ports of its passing instances
     curl -fsS "http://$SERVER/v1/health/service/$1?passing" 2>/dev/null | python3 -c \
@@ -143,6 +144,7 @@ else
   PORT=0 BIND=127.0.0.1 "$BIN/portal" -dns "$DNS" >"$WORK/portal.log" 2>&1 &
   PIDS+=($!)
   PORTAL=$(wait_for "$WORK/portal.log" "portal listening on ")
+  PORTAL_LOG=$WORK/portal.log
 
 fi
 
@@ -153,7 +155,7 @@ status=0
   STOCK_PORTS=$(IFS=,; echo "${STOCK_PORTS[*]}") WEATHER_PORTS=$(IFS=,; echo "${WEATHER_PORTS[*]}") \
   SCREENSHOT="$SCREENSHOT" node --test portal.test.mjs) || status=$?
 if [ $status -ne 0 ]; then
-  echo "--- portal log" >&2; tail -n 30 "$WORK/portal.log" >&2
+  echo "--- portal log" >&2; tail -n 30 "$PORTAL_LOG" >&2 || true
   die "browser test failed"
 fi
 [ -s "$SCREENSHOT" ] || die "no screenshot at $SCREENSHOT"

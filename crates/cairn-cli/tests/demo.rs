@@ -51,7 +51,15 @@ struct Demo {
 
 impl Demo {
     fn start(dir: &Path, extra: &[&str]) -> Demo {
-        let mut args = vec!["demo", "--ports", "ephemeral", "--dir"];
+        // A loaded machine may need more than the default 60 s to get the portal answering.
+        let mut args = vec![
+            "demo",
+            "--ports",
+            "ephemeral",
+            "--ready-timeout",
+            "150",
+            "--dir",
+        ];
         let d = dir.display().to_string();
         args.push(&d);
         args.extend_from_slice(extra);
@@ -291,7 +299,7 @@ async fn scenario(docker_mode: bool) {
         extra.push("--docker");
     }
     let mut demo = Demo::start(tmp.path(), &extra);
-    let wait = Duration::from_secs(60);
+    let wait = Duration::from_secs(150);
     let portal = after(&demo.line("Portal:", wait), "Portal: ");
     let server = after(&demo.line("s1  server  HTTP API", wait), "HTTP API ");
     demo.line("Try:    dig @127.0.0.2", wait);
@@ -517,7 +525,7 @@ async fn a_killed_demo_takes_its_processes_with_it() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let mut demo = Demo::start(tmp.path(), &[]);
-    demo.line("==> Ready", Duration::from_secs(60));
+    demo.line("==> Ready", Duration::from_secs(150));
     let groups = demo.groups();
     assert_eq!(groups.len(), 8, "{groups:?}");
     // SIGKILL: the demo cannot clean up; the kernel's parent-death signal stops each child.
