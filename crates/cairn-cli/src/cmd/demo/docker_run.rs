@@ -9,7 +9,7 @@ use super::banner::Banner;
 use super::bins::APPS;
 use super::docker_image;
 use super::docker_view::{self, NODE_LABEL};
-use super::local::Demo;
+use super::fleet::Demo;
 use super::plan::{NodePlan, Plan};
 use super::taskdefs;
 use crate::error::CliError;

@@ -5,135 +5,18 @@
 
 use super::banner::{self, Banner};
 use super::bins;
+use super::fleet::Demo;
 use super::plan::{self, Instance, NodePlan, Plan, Ports, Role};
 use super::probe;
-use super::procs::{self, Proc};
+use super::summary::{print_summary, wait_ready, Started};
 use super::taskdefs;
 use super::Options;
 use crate::error::CliError;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long an agent may take to print its banner.
 const AGENT_START: Duration = Duration::from_secs(30);
-/// SIGTERM-to-SIGKILL grace for a task runner (it stops its apps, then deregisters).
-const RUNNER_GRACE: Duration = Duration::from_secs(12);
-/// The same for an agent.
-const AGENT_GRACE: Duration = Duration::from_secs(8);
-
-/// The running demo: its directory and every process group started, in start order.
-pub(super) struct Demo {
-    pub(super) dir: PathBuf,
-    procs: Vec<Proc>,
-    /// (name, pgid) of every group ever started, for the final check.
-    groups: Vec<(String, u32)>,
-    /// The run ID labelling this run's containers (`--docker`), set before the first
-    /// one starts; they are all removed before the processes stop.
-    pub(super) docker_run: Option<String>,
-    /// The per-client engine views (`--docker`).
-    pub(super) views: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Demo {
-    pub(super) fn spawn(
-        &mut self,
-        name: &str,
-        kind: &str,
-        node: &str,
-        program: &Path,
-        args: &[String],
-        env: &[(String, String)],
-    ) -> Result<usize, CliError> {
-        let log = self.dir.join(format!("{name}.log"));
-        let p = Proc::spawn(name, program, args, env, log)
-            .map_err(|e| CliError::failed(format!("error: {name}: {e}")))?;
-        let line = format!(
-            "{}\t{kind}\t{node}\t{}\t{}\t{}\n",
-            p.name,
-            p.pid,
-            p.pid,
-            p.log.display()
-        );
-        let path = self.dir.join("processes.tsv");
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(line.as_bytes()))
-            .map_err(|e| CliError::failed(format!("error: writing {}: {e}", path.display())))?;
-        self.groups.push((p.name.clone(), p.pid));
-        self.procs.push(p);
-        Ok(self.procs.len() - 1)
-    }
-
-    /// Stops the groups in reverse start order, a layer at a time (runners, clients, server).
-    async fn stop_all(&mut self) {
-        if let Some(id) = self.docker_run.take() {
-            super::docker_run::remove(&id).await;
-        }
-        let mut layers: Vec<Vec<Proc>> = Vec::new();
-        let mut last_kind = None;
-        for p in self.procs.drain(..).rev() {
-            let kind = kind_of(&p.name);
-            if last_kind != Some(kind) {
-                layers.push(Vec::new());
-                last_kind = Some(kind);
-            }
-            if let Some(l) = layers.last_mut() {
-                l.push(p);
-            }
-        }
-        for layer in layers {
-            let mut set = tokio::task::JoinSet::new();
-            for mut p in layer {
-                let grace = if kind_of(&p.name) == 0 {
-                    RUNNER_GRACE
-                } else {
-                    AGENT_GRACE
-                };
-                set.spawn(async move {
-                    let clean = p.stop(grace).await;
-                    (p.name.clone(), clean)
-                });
-            }
-            while let Some(r) = set.join_next().await {
-                if let Ok((name, false)) = r {
-                    println!("    {name} did not stop within its grace period; killed");
-                }
-            }
-        }
-        for v in self.views.drain(..) {
-            v.abort();
-        }
-        let pgids: Vec<u32> = self.groups.iter().map(|(_, g)| *g).collect();
-        let left = procs::wait_groups_gone(&pgids, Duration::from_secs(5)).await;
-        for g in left {
-            let name = self
-                .groups
-                .iter()
-                .find(|(_, p)| *p == g)
-                .map(|(n, _)| n.as_str())
-                .unwrap_or("?");
-            println!("    warning: process group {g} ({name}) still has members");
-        }
-    }
-}
-
-/// 0 for task runners, 1 for clients, 2 for the server (their stop layers).
-fn kind_of(name: &str) -> u8 {
-    match name {
-        "s1" => 2,
-        n if n.starts_with('c') && n[1..].bytes().all(|b| b.is_ascii_digit()) => 1,
-        _ => 0,
-    }
-}
-
-/// What the user needs to know once everything started.
-struct Started {
-    agents: Vec<(NodePlan, Banner)>,
-    portal: String,
-}
 
 /// Consul's default ports where they are free on `ip`, else ephemeral with a note.
 fn choose_ports(ip: &str, role: Role, wanted: Ports, notes: &mut Vec<String>) -> Ports {
@@ -239,13 +122,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
         println!("    {n}");
     }
 
-    let mut demo = Demo {
-        dir: dir.clone(),
-        procs: Vec::new(),
-        groups: Vec::new(),
-        docker_run: None,
-        views: Vec::new(),
-    };
+    let mut demo = Demo::new(dir.clone());
     let shutdown = crate::cmd::registrator::shutdown_signal();
     tokio::pin!(shutdown);
     let started = tokio::select! {
@@ -282,11 +159,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                    for p in demo.procs.iter_mut() {
-                        if let Some(st) = p.newly_exited() {
-                            println!("    note: {} exited ({st}); see {}", p.name, p.log.display());
-                        }
-                    }
+                    demo.report_exits();
                 }
             }
         }
@@ -324,7 +197,7 @@ async fn start(
         &plan.server.agent_args(&sdata, None),
         &[],
     )?;
-    let sb = banner::wait(&mut demo.procs[i], AGENT_START)
+    let sb = banner::wait(demo.proc_mut(i), AGENT_START)
         .await
         .map_err(fail)?;
     let join = sb.serf.clone().unwrap_or_default();
@@ -342,7 +215,7 @@ async fn start(
         )?);
     }
     for (c, i) in plan.clients.iter().zip(idx) {
-        let b = banner::wait(&mut demo.procs[i], AGENT_START)
+        let b = banner::wait(demo.proc_mut(i), AGENT_START)
             .await
             .map_err(fail)?;
         agents.push((c.clone(), b));
@@ -404,85 +277,4 @@ fn write_taskdef(
     std::fs::write(&path, text)
         .map_err(|e| CliError::failed(format!("error: writing {}: {e}", path.display())))?;
     Ok(path)
-}
-
-fn print_summary(plan: &Plan, s: &Started) {
-    println!("    Agents (HTTP API, DNS):");
-    for (n, b) in &s.agents {
-        let role = if n.role == Role::Server {
-            "server"
-        } else {
-            "client"
-        };
-        println!(
-            "      {:<3} {role}  HTTP API http://{}  DNS {}",
-            n.name,
-            b.http.as_deref().unwrap_or("?"),
-            b.dns.as_deref().unwrap_or("?")
-        );
-    }
-    println!("    Tasks:");
-    for (ci, (node, _)) in s.agents.iter().skip(1).enumerate() {
-        let names: Vec<String> = plan
-            .instances
-            .iter()
-            .filter(|i| i.client == ci)
-            .map(Instance::name)
-            .collect();
-        println!("      {:<3} {}", node.name, names.join(", "));
-    }
-    println!("    Portal: http://{}/", s.portal);
-    if let Some((_, b)) = s.agents.get(1) {
-        if let Some((host, port)) = b.dns.as_deref().and_then(|d| d.rsplit_once(':')) {
-            println!("    Try:    dig @{host} -p {port} stock-price.service.consul SRV");
-        }
-        if let Some(h) = &b.http {
-            println!("            curl http://{h}/v1/health/service/stock-price?passing");
-        }
-    }
-    println!("            curl http://{}/stock/AMZN", s.portal);
-}
-
-/// Polls the portal until `/stock/AMZN` and `/weather/Paris` both answer 200.
-async fn wait_ready(portal: &str, within: Duration) -> Result<Duration, String> {
-    let t0 = Instant::now();
-    let mut last = String::new();
-    while t0.elapsed() < within {
-        let mut ok = true;
-        for path in ["/stock/AMZN", "/weather/Paris"] {
-            match probe::get(portal, path, Duration::from_secs(5)).await {
-                Ok((200, _)) => {}
-                Ok((st, body)) => {
-                    ok = false;
-                    last = format!("{path}: {st} {}", body.trim());
-                }
-                Err(e) => {
-                    ok = false;
-                    last = e;
-                }
-            }
-        }
-        if ok {
-            return Ok(t0.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Err(format!(
-        "the portal did not answer within {} s (last: {last})",
-        within.as_secs()
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stop_layers() {
-        assert_eq!(kind_of("s1"), 2);
-        assert_eq!(kind_of("c2"), 1);
-        assert_eq!(kind_of("c12"), 1);
-        assert_eq!(kind_of("stock-price-1"), 0);
-        assert_eq!(kind_of("portal-1"), 0);
-    }
 }

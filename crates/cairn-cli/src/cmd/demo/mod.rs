@@ -5,18 +5,21 @@
 //! ends through its own agent's DNS. Ctrl-C or SIGTERM stops everything it started.
 //!
 //! `plan` decides the shape, `taskdefs` writes the per-instance task definitions, `procs`
-//! owns the process groups, `banner` reads the agents' bound addresses, `local` carries
-//! the plan out.
+//! owns one process group and `fleet` all of them, `banner` reads the agents' bound
+//! addresses, `summary` tells the user, `local` carries the plan out (`docker_*` for
+//! `--docker`).
 
 pub mod banner;
 pub mod bins;
 pub mod docker_image;
 pub mod docker_run;
 pub mod docker_view;
+pub mod fleet;
 pub mod local;
 pub mod plan;
 pub mod probe;
 pub mod procs;
+pub mod summary;
 pub mod taskdefs;
 
 use crate::error::CliError;

@@ -222,7 +222,12 @@ mod tests {
             dir.path().join("t.log"),
         )
         .unwrap();
-        assert!(group_alive(p.pid));
+        // The child joins its new group between fork and exec: poll for it.
+        let end = Instant::now() + Duration::from_secs(5);
+        while !group_alive(p.pid) {
+            assert!(Instant::now() < end, "the group never appeared");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert!(p.newly_exited().is_none());
         let clean = p.stop(Duration::from_millis(300)).await;
         assert!(!clean, "the leader ignored SIGTERM");
