@@ -4,6 +4,10 @@
 //! stock-price instance is killed (its runner's whole process group, so nothing
 //! deregisters it) the portal keeps answering, and once that instance's check is critical
 //! the portal no longer tries it; SIGINT then stops every process group the demo started.
+//! With CAIRN_TEST_DOCKER=1 the same scenario runs with `--docker` (the instance killed
+//! with `docker kill`, no container left at the end). Edges: SIGTERM while starting,
+//! SIGKILL of the demo itself (the parent-death signal stops the children), and a `cairn`
+//! without the apps next to it.
 //!
 //! Needs the sample apps next to the `cairn` binary (`cargo build -p cairn-cli -p
 //! stock-price -p weather -p portal`); skipped with a message when they are missing,
