@@ -199,6 +199,57 @@ mod tests {
         assert!(rewrite_target("/events?filters=nope", "l=v").is_err());
     }
 
+    #[tokio::test]
+    async fn the_view_forwards_narrowed_requests_and_relays_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = dir.path().join("engine.sock");
+        let fake = UnixListener::bind(&engine).unwrap();
+        // A fake engine: records each request head and answers with a fixed body.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = fake.accept().await {
+                let mut buf = vec![0u8; 8192];
+                let n = c.read(&mut buf).await.unwrap();
+                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = c
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]",
+                    )
+                    .await;
+            }
+        });
+        let view = dir.path().join("view.sock");
+        let task = start(&view, engine.clone(), "cairn.demo.node=r-c2".into()).unwrap();
+        let mut c = UnixStream::connect(&view).await.unwrap();
+        c.write_all(b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\nHost: docker\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("[]"),
+            "{answer}"
+        );
+        let head = rx.recv().await.unwrap();
+        let target = head.split(' ').nth(1).unwrap();
+        assert_eq!(
+            filters_of(target),
+            json!({"label": ["cairn.demo.node=r-c2"]})
+        );
+        assert!(head.contains("Connection: close\r\n"), "{head}");
+
+        // A request the view cannot parse gets a 400 and never reaches the engine.
+        let mut c = UnixStream::connect(&view).await.unwrap();
+        c.write_all(b"GET /events?filters=nope HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(rx.try_recv().is_err());
+        task.abort();
+    }
+
     #[test]
     fn heads_close_after_one_request() {
         let h = rewrite_head(
