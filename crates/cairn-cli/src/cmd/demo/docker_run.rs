@@ -5,6 +5,7 @@
 //! their port on their client's address (`-p 127.0.0.2::4567`), which the registrator
 //! registers; the portal runs on the host network and asks its client's DNS interface.
 
+use super::backend::TaskBackend;
 use super::banner::Banner;
 use super::bins::APPS;
 use super::docker_image;
@@ -25,7 +26,7 @@ pub const DEMO_LABEL: &str = "cairn.demo";
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Checks that the docker CLI reaches an engine.
-pub fn preflight() -> Result<(), String> {
+fn preflight() -> Result<(), String> {
     let out = Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .output()
@@ -101,100 +102,135 @@ fn taskdef_env(family: &str) -> Result<Vec<(String, String)>, CliError> {
         .unwrap_or_default())
 }
 
-/// Builds the images, starts the engine views and registrators, then the containers.
-pub(super) async fn start_tasks(
-    demo: &mut Demo,
-    cairn: &Path,
-    plan: &Plan,
-    agents: &[(NodePlan, Banner)],
-    portal_port: u16,
-) -> Result<(), CliError> {
-    let dir = demo.dir.clone();
-    let bin_dir = cairn.parent().unwrap_or(Path::new("."));
-    for app in APPS {
-        let ctx = dir.join("images").join(app);
-        std::fs::create_dir_all(&ctx)
-            .map_err(|e| CliError::failed(format!("error: creating {}: {e}", ctx.display())))?;
-        let bin = bin_dir.join(app);
-        tokio::task::spawn_blocking(move || docker_image::build(app, &bin, &ctx))
-            .await
-            .map_err(|e| CliError::failed(format!("error: {e}")))?
-            .map_err(|e| CliError::failed(format!("error: {e}")))?;
+/// The instances as containers on the local engine, with a registrator per client.
+#[derive(Default)]
+pub struct Containers {
+    /// The run ID labelling this run's containers, set before the first one starts.
+    run_id: Option<String>,
+    /// The per-client engine views.
+    views: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TaskBackend for Containers {
+    fn stopping(&self) -> &'static str {
+        "containers, registrators"
     }
-    let id = run_id();
-    let engine = docker_view::engine_socket().map_err(CliError::failed)?;
-    for (node, b) in agents.iter().skip(1) {
-        let sock = dir.join(format!("docker-{}.sock", node.name));
-        let view = docker_view::start(
-            &sock,
-            engine.clone(),
-            format!("{NODE_LABEL}={id}-{}", node.name),
-        )
-        .map_err(|e| CliError::failed(format!("error: {e}")))?;
-        demo.views.push(view);
-        let http = b.http.clone().unwrap_or_default();
-        let args: Vec<String> = vec![
-            "registrator".into(),
-            "-resync=10".into(),
-            format!("consul://{http}"),
-        ];
-        let env = vec![(
-            "DOCKER_HOST".to_string(),
-            format!("unix://{}", sock.display()),
-        )];
-        demo.spawn(
-            &format!("registrator-{}", node.name),
-            "registrator",
-            &node.name,
-            cairn,
-            &args,
-            &env,
-        )?;
+
+    fn describe(&self) -> &'static str {
+        ", the apps as Docker containers"
     }
-    let list = dir.join("containers.tsv");
-    demo.docker_run = Some(id.clone());
-    for inst in &plan.instances {
-        let (node, b) = &agents[1 + inst.client];
-        let mut env = taskdef_env(&inst.family)?;
-        let publish = if inst.family == "portal" {
-            env.push(("PORT".into(), portal_port.to_string()));
-            env.push(("DNS_SERVER".into(), b.dns.clone().unwrap_or_default()));
-            // On the host network the registrator would see only the image's exposed
-            // port, not the one the portal listens on: leave it unregistered.
-            env.push(("SERVICE_IGNORE".into(), "true".into()));
-            None
-        } else {
-            Some(format!("{}::4567", node.ip))
-        };
-        let args = run_args(
-            &id,
-            &inst.name(),
-            node,
-            &docker_image::image_name(&inst.family),
-            &env,
-            publish.as_deref(),
-        );
-        let name = format!("{id}-{}", inst.name());
-        let out = tokio::process::Command::new("docker")
-            .args(&args)
-            .process_group(0)
-            .output()
-            .await
-            .map_err(|e| CliError::failed(format!("error: docker run: {e}")))?;
-        if !out.status.success() {
-            return Err(CliError::failed(format!(
-                "error: docker run {name}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+
+    fn preflight(&self) -> Result<(), String> {
+        preflight()
+    }
+
+    /// Builds the images, starts the engine views and registrators, then the containers.
+    async fn start(
+        &mut self,
+        demo: &mut Demo,
+        cairn: &Path,
+        plan: &Plan,
+        agents: &[(NodePlan, Banner)],
+        portal_port: u16,
+    ) -> Result<(), CliError> {
+        let dir = demo.dir.clone();
+        let bin_dir = cairn.parent().unwrap_or(Path::new("."));
+        for app in APPS {
+            let ctx = dir.join("images").join(app);
+            std::fs::create_dir_all(&ctx)
+                .map_err(|e| CliError::failed(format!("error: creating {}: {e}", ctx.display())))?;
+            let bin = bin_dir.join(app);
+            tokio::task::spawn_blocking(move || docker_image::build(app, &bin, &ctx))
+                .await
+                .map_err(|e| CliError::failed(format!("error: {e}")))?
+                .map_err(|e| CliError::failed(format!("error: {e}")))?;
         }
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&list)
-            .and_then(|mut f| writeln!(f, "{}\t{name}\t{}", inst.name(), node.name))
-            .map_err(|e| CliError::failed(format!("error: writing {}: {e}", list.display())))?;
+        let id = run_id();
+        let engine = docker_view::engine_socket().map_err(CliError::failed)?;
+        for (node, b) in agents.iter().skip(1) {
+            let sock = dir.join(format!("docker-{}.sock", node.name));
+            let view = docker_view::start(
+                &sock,
+                engine.clone(),
+                format!("{NODE_LABEL}={id}-{}", node.name),
+            )
+            .map_err(|e| CliError::failed(format!("error: {e}")))?;
+            self.views.push(view);
+            let http = b.http.clone().unwrap_or_default();
+            let args: Vec<String> = vec![
+                "registrator".into(),
+                "-resync=10".into(),
+                format!("consul://{http}"),
+            ];
+            let env = vec![(
+                "DOCKER_HOST".to_string(),
+                format!("unix://{}", sock.display()),
+            )];
+            demo.spawn(
+                &format!("registrator-{}", node.name),
+                "registrator",
+                &node.name,
+                cairn,
+                &args,
+                &env,
+            )?;
+        }
+        let list = dir.join("containers.tsv");
+        self.run_id = Some(id.clone());
+        for inst in &plan.instances {
+            let (node, b) = &agents[1 + inst.client];
+            let mut env = taskdef_env(&inst.family)?;
+            let publish = if inst.family == "portal" {
+                env.push(("PORT".into(), portal_port.to_string()));
+                env.push(("DNS_SERVER".into(), b.dns.clone().unwrap_or_default()));
+                // On the host network the registrator would see only the image's exposed
+                // port, not the one the portal listens on: leave it unregistered.
+                env.push(("SERVICE_IGNORE".into(), "true".into()));
+                None
+            } else {
+                Some(format!("{}::4567", node.ip))
+            };
+            let args = run_args(
+                &id,
+                &inst.name(),
+                node,
+                &docker_image::image_name(&inst.family),
+                &env,
+                publish.as_deref(),
+            );
+            let name = format!("{id}-{}", inst.name());
+            let out = tokio::process::Command::new("docker")
+                .args(&args)
+                .process_group(0)
+                .output()
+                .await
+                .map_err(|e| CliError::failed(format!("error: docker run: {e}")))?;
+            if !out.status.success() {
+                return Err(CliError::failed(format!(
+                    "error: docker run {name}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&list)
+                .and_then(|mut f| writeln!(f, "{}\t{name}\t{}", inst.name(), node.name))
+                .map_err(|e| CliError::failed(format!("error: writing {}: {e}", list.display())))?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Removes every container of the run (so the registrators see them die), then closes
+    /// the engine views; the registrators are process groups of the fleet.
+    async fn stop(&mut self) {
+        if let Some(id) = self.run_id.take() {
+            remove(&id).await;
+        }
+        for v in self.views.drain(..) {
+            v.abort();
+        }
+    }
 }
 
 /// Docker with `args`, in its own process group (a second Ctrl-C in the terminal must not

@@ -1,5 +1,5 @@
-//! The set of process groups one demo run started (agents, task runners, registrators)
-//! and its containers, stopped in layers in reverse start order: task runners and
+//! The set of process groups one demo run started (agents, task runners, registrators),
+//! stopped in layers in reverse start order: task runners and
 //! registrators first (so they deregister while the agents still run), then the clients,
 //! then the server; then a check in /proc that no member of any group is left.
 
@@ -20,11 +20,6 @@ pub struct Demo {
     procs: Vec<Proc>,
     /// (name, pgid) of every group ever started, for the final check.
     groups: Vec<(String, u32)>,
-    /// The run ID labelling this run's containers (`--docker`), set before the first
-    /// one starts; they are all removed before the processes stop.
-    pub docker_run: Option<String>,
-    /// The per-client engine views (`--docker`).
-    pub views: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Demo {
@@ -63,9 +58,6 @@ impl Demo {
 
     /// Stops the groups in reverse start order, a layer at a time (runners, clients, server).
     pub async fn stop_all(&mut self) {
-        if let Some(id) = self.docker_run.take() {
-            super::docker_run::remove(&id).await;
-        }
         let mut layers: Vec<Vec<Proc>> = Vec::new();
         let mut last_kind = None;
         for p in self.procs.drain(..).rev() {
@@ -97,9 +89,6 @@ impl Demo {
                 }
             }
         }
-        for v in self.views.drain(..) {
-            v.abort();
-        }
         let pgids: Vec<u32> = self.groups.iter().map(|(_, g)| *g).collect();
         let left = procs::wait_groups_gone(&pgids, Duration::from_secs(5)).await;
         for g in left {
@@ -130,8 +119,6 @@ impl Demo {
             dir,
             procs: Vec::new(),
             groups: Vec::new(),
-            docker_run: None,
-            views: Vec::new(),
         }
     }
 

@@ -1,15 +1,16 @@
-//! Carries a demo [`Plan`] out with local processes: the agents (waiting for each banner),
-//! then one `cairn tasks run` per task instance against its client agent, then waits for
-//! the portal to answer and for SIGINT/SIGTERM, and stops everything in reverse order
-//! (task runners first, so they deregister their services while the agents still run).
+//! Carries a demo [`Plan`] out: checks what it needs, starts the agents as local process
+//! groups (waiting for each banner), then the task instances through a [`TaskBackend`]
+//! (one `cairn tasks run` each, or containers), waits for the portal to answer and for
+//! SIGINT/SIGTERM, and stops everything in reverse order (the instances first, so their
+//! services are deregistered while the agents still run).
 
-use super::banner::{self, Banner};
+use super::backend::{Processes, TaskBackend};
+use super::banner;
 use super::bins;
 use super::fleet::Demo;
-use super::plan::{self, Instance, NodePlan, Plan, Ports, Role};
+use super::plan::{self, Plan, Ports, Role};
 use super::probe;
 use super::summary::{print_summary, wait_ready, Started};
-use super::taskdefs;
 use super::Options;
 use crate::error::CliError;
 use std::path::{Path, PathBuf};
@@ -65,8 +66,18 @@ fn default_dir() -> PathBuf {
     std::env::temp_dir().join(format!("cairn-demo-{secs}-{}", std::process::id()))
 }
 
-/// Runs the local-process demo until SIGINT/SIGTERM.
+/// Runs the demo until SIGINT/SIGTERM: task instances as local processes, or as
+/// containers with `--docker`.
 pub async fn run(o: Options) -> Result<(), CliError> {
+    if o.docker {
+        run_with(o, super::docker_run::Containers::default()).await
+    } else {
+        run_with(o, Processes).await
+    }
+}
+
+/// Runs the demo with the task instances on `backend`.
+async fn run_with(o: Options, mut backend: impl TaskBackend) -> Result<(), CliError> {
     let b = bins::locate().map_err(CliError::failed)?;
     if let Err(e) = bins::check(&b.dir) {
         let Some((cargo, args)) = bins::cargo_autobuild(&b.dir, |k| std::env::var(k).ok()) else {
@@ -96,9 +107,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
             ))
         })?;
     }
-    if o.docker {
-        super::docker_run::preflight().map_err(CliError::failed)?;
-    }
+    backend.preflight().map_err(CliError::failed)?;
     let dir = o.dir.clone().unwrap_or_else(default_dir);
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::failed(format!("error: creating {}: {e}", dir.display())))?;
@@ -111,11 +120,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
 
     println!(
         "==> Cairn demo: 1 server and 2 client agents (the two ECS instances){}",
-        if o.docker {
-            ", the apps as Docker containers"
-        } else {
-            ""
-        }
+        backend.describe()
     );
     println!("    Logs, data and task definitions: {}", dir.display());
     for n in &notes {
@@ -126,12 +131,13 @@ pub async fn run(o: Options) -> Result<(), CliError> {
     let shutdown = crate::cmd::registrator::shutdown_signal();
     tokio::pin!(shutdown);
     let started = tokio::select! {
-        r = start(&mut demo, &b.cairn, &plan, portal_port, o.docker) => r,
+        r = start(&mut demo, &b.cairn, &plan, portal_port, &mut backend) => r,
         _ = &mut shutdown => Err(CliError::failed("interrupted while starting; stopped everything")),
     };
     let started = match started {
         Ok(s) => s,
         Err(e) => {
+            backend.stop().await;
             demo.stop_all().await;
             return Err(e);
         }
@@ -166,24 +172,21 @@ pub async fn run(o: Options) -> Result<(), CliError> {
     }
     println!(
         "==> Stopping: {}, then clients, then the server",
-        if o.docker {
-            "containers, registrators"
-        } else {
-            "task runners"
-        }
+        backend.stopping()
     );
+    backend.stop().await;
     demo.stop_all().await;
     println!("==> Stopped; logs kept in {}", dir.display());
     Ok(())
 }
 
-/// Starts the agents and the task runners.
+/// Starts the agents, then the task instances through `backend`.
 async fn start(
     demo: &mut Demo,
     cairn: &Path,
     plan: &Plan,
     portal_port: u16,
-    docker: bool,
+    backend: &mut impl TaskBackend,
 ) -> Result<Started, CliError> {
     let fail = |e: banner::BannerError| CliError::failed(format!("error: {e}"));
     let root = demo.dir.clone();
@@ -220,26 +223,9 @@ async fn start(
             .map_err(fail)?;
         agents.push((c.clone(), b));
     }
-    if docker {
-        super::docker_run::start_tasks(demo, cairn, plan, &agents, portal_port).await?;
-        return Ok(Started {
-            agents,
-            portal: format!("127.0.0.1:{portal_port}"),
-        });
-    }
-    for inst in &plan.instances {
-        let (node, b) = &agents[1 + inst.client];
-        let file = write_taskdef(&demo.dir, inst, node, b, portal_port)?;
-        let http = b.http.clone().unwrap_or_default();
-        let args: Vec<String> = vec![
-            "tasks".into(),
-            "run".into(),
-            format!("-http-addr={http}"),
-            "-resync=10".into(),
-            file.display().to_string(),
-        ];
-        demo.spawn(&inst.name(), "task", &node.name, cairn, &args, &[])?;
-    }
+    backend
+        .start(demo, cairn, plan, &agents, portal_port)
+        .await?;
     Ok(Started {
         agents,
         portal: format!("127.0.0.1:{portal_port}"),
@@ -248,33 +234,4 @@ async fn start(
 
 fn demo_path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
-}
-
-/// Writes instance `inst`'s task definition into the demo directory.
-fn write_taskdef(
-    dir: &Path,
-    inst: &Instance,
-    node: &NodePlan,
-    b: &Banner,
-    portal_port: u16,
-) -> Result<PathBuf, CliError> {
-    let base = taskdefs::base(&inst.family).map_err(CliError::failed)?;
-    let (env, port) = if inst.family == "portal" {
-        let dns = b.dns.clone().unwrap_or_default();
-        (
-            vec![
-                ("DNS_SERVER".to_string(), dns),
-                ("BIND".to_string(), "0.0.0.0".to_string()),
-            ],
-            Some(portal_port),
-        )
-    } else {
-        (vec![("BIND".to_string(), node.ip.clone())], None)
-    };
-    let def = taskdefs::instance(&base, &inst.name(), &env, port).map_err(CliError::failed)?;
-    let path = dir.join(format!("{}.json", inst.name()));
-    let text = serde_json::to_string_pretty(&def).map_err(|e| CliError::failed(e.to_string()))?;
-    std::fs::write(&path, text)
-        .map_err(|e| CliError::failed(format!("error: writing {}: {e}", path.display())))?;
-    Ok(path)
 }

@@ -6,9 +6,10 @@
 //!
 //! `plan` decides the shape, `taskdefs` writes the per-instance task definitions, `procs`
 //! owns one process group and `fleet` all of them, `banner` reads the agents' bound
-//! addresses, `summary` tells the user, `local` carries the plan out (`docker_*` for
-//! `--docker`).
+//! addresses, `summary` tells the user, `local` carries the plan out, starting the task
+//! instances through a `backend::TaskBackend` (processes, or `docker_run::Containers`).
 
+pub mod backend;
 pub mod banner;
 pub mod bins;
 pub mod docker_image;
