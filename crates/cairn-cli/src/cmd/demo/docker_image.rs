@@ -7,9 +7,10 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The image name of app `app`.
-pub fn image_name(app: &str) -> String {
-    format!("cairn-demo/{app}:latest")
+/// The image of app `app` for demo run `tag`: one tag per run, so concurrent runs never
+/// share an image, and the run removes its own when it stops.
+pub fn image_name(app: &str, tag: &str) -> String {
+    format!("cairn-demo/{app}:{tag}")
 }
 
 /// The shared objects an `ldd` report lists (resolved paths and the loader), in order.
@@ -36,8 +37,8 @@ pub fn dockerfile(app: &str) -> String {
     )
 }
 
-/// Builds image [`image_name`]`(app)` from `binary`, with its build context under `ctx`.
-pub fn build(app: &str, binary: &Path, ctx: &Path) -> Result<String, String> {
+/// Builds image [`image_name`]`(app, tag)` from `binary`, with its build context under `ctx`.
+pub fn build(app: &str, tag: &str, binary: &Path, ctx: &Path) -> Result<String, String> {
     let rootfs = ctx.join("rootfs");
     let _ = std::fs::remove_dir_all(&rootfs);
     let copy = |src: &Path, dst: &Path| -> Result<(), String> {
@@ -60,7 +61,7 @@ pub fn build(app: &str, binary: &Path, ctx: &Path) -> Result<String, String> {
     }
     std::fs::write(ctx.join("Dockerfile"), dockerfile(app))
         .map_err(|e| format!("writing the Dockerfile: {e}"))?;
-    let image = image_name(app);
+    let image = image_name(app, tag);
     let out = Command::new("docker")
         .args(["build", "-q", "-t", &image])
         .arg(ctx)

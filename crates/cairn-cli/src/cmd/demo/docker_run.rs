@@ -135,17 +135,20 @@ impl TaskBackend for Containers {
     ) -> Result<(), CliError> {
         let dir = demo.dir.clone();
         let bin_dir = cairn.parent().unwrap_or(Path::new("."));
+        let id = run_id();
+        // Set first: stop() then removes whatever of this run exists, images included.
+        self.run_id = Some(id.clone());
         for app in APPS {
             let ctx = dir.join("images").join(app);
             std::fs::create_dir_all(&ctx)
                 .map_err(|e| CliError::failed(format!("error: creating {}: {e}", ctx.display())))?;
             let bin = bin_dir.join(app);
-            tokio::task::spawn_blocking(move || docker_image::build(app, &bin, &ctx))
+            let tag = id.clone();
+            tokio::task::spawn_blocking(move || docker_image::build(app, &tag, &bin, &ctx))
                 .await
                 .map_err(|e| CliError::failed(format!("error: {e}")))?
                 .map_err(|e| CliError::failed(format!("error: {e}")))?;
         }
-        let id = run_id();
         let engine = docker_view::engine_socket().map_err(CliError::failed)?;
         for (node, b) in agents.iter().skip(1) {
             let sock = dir.join(format!("docker-{}.sock", node.name));
@@ -176,7 +179,6 @@ impl TaskBackend for Containers {
             )?;
         }
         let list = dir.join("containers.tsv");
-        self.run_id = Some(id.clone());
         for inst in &plan.instances {
             let (node, b) = &agents[1 + inst.client];
             let mut env = taskdef_env(&inst.family)?;
@@ -194,7 +196,7 @@ impl TaskBackend for Containers {
                 &id,
                 &inst.name(),
                 node,
-                &docker_image::image_name(&inst.family),
+                &docker_image::image_name(&inst.family, &id),
                 &env,
                 publish.as_deref(),
             );
@@ -221,11 +223,24 @@ impl TaskBackend for Containers {
         Ok(())
     }
 
-    /// Removes every container of the run (so the registrators see them die), then closes
-    /// the engine views; the registrators are process groups of the fleet.
+    /// Removes every container of the run (so the registrators see them die) and its
+    /// images, then closes the engine views; the registrators are process groups of the
+    /// fleet.
     async fn stop(&mut self) {
         if let Some(id) = self.run_id.take() {
             remove(&id).await;
+            let images: Vec<String> = APPS
+                .iter()
+                .map(|a| docker_image::image_name(a, &id))
+                .collect();
+            let mut args = vec!["rmi", "-f"];
+            args.extend(images.iter().map(String::as_str));
+            if let Err(e) = docker_cli(&args).await {
+                // An image that was never built is no error worth reporting.
+                if !e.contains("No such image") {
+                    println!("    warning: docker rmi: {e}");
+                }
+            }
         }
         for v in self.views.drain(..) {
             v.abort();
