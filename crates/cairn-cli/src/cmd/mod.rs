@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod demo;
 pub mod kv;
 pub mod members;
 pub mod pool;
@@ -23,6 +24,7 @@ Usage: cairn [--version] [--help] <command> [<args>]
 Available commands are:
     agent       Runs a Cairn agent
     catalog     Interact with the catalog
+    demo        Runs the sample application's whole topology on this machine
     force-leave Forces a failed member of the pool to leave
     join        Tells a running agent to join the pool
     keygen      Generates a new gossip encryption key
@@ -78,6 +80,7 @@ pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
         "services" => services::run(rest).await,
         "registrator" => registrator::run(rest).await,
         "tasks" => tasks::run(rest).await,
+        "demo" => demo::run(rest).await,
         "version" | "-v" | "-version" | "--version" => version::run(rest),
         "help" | "-h" | "-help" | "--help" => Err(CliError::Help(HELP.to_string())),
         other => Err(CliError::usage(
