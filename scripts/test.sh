@@ -44,8 +44,6 @@ awk '/^test result:/ {p+=$4; f+=$6; i+=$8} END {printf "cargo: %d passed, %d fai
 say "browser test of the sample portal (headless Chromium)"
 # Reuses the debug binaries cargo test just built.
 scripts/test-browser.sh
-say "browser test against cairn demo (1 server, 2 clients, the ECS task runner)"
-scripts/test-browser.sh --demo
 
 HARNESS=../shared/compat/py-consul.sh
 if [ -x "$HARNESS" ] || [ -f "$HARNESS" ]; then
