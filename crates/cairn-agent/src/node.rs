@@ -246,9 +246,7 @@ impl Agent {
         // that knows no server yet does this once it follows one).
         agent.sync().await;
         let t1 = tokio::spawn(crate::local::ttl_loop(agent.clone()));
-        if let (Some(raft), Some(gossip), true) =
-            (&cluster_raft, &agent.inner.gossip, cfg.bootstrap_expect > 1)
-        {
+        if let (Some(raft), Some(gossip)) = (&cluster_raft, &agent.inner.gossip) {
             let t = tokio::spawn(cairn_server::bootstrap::run(
                 raft.clone(),
                 gossip.clone(),

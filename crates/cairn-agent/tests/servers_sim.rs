@@ -14,12 +14,16 @@ async fn three_servers_two_clients(test: &str) -> Cluster {
     }
     c.client("c4", &service("web", 80)).await;
     c.client("c5", "").await;
-    c.wait_until("all five alive everywhere", members_alive(5))
+    let a = c
+        .wait_until("all five alive everywhere", members_alive(5))
         .await;
-    c.wait_until("one leader, known everywhere", LeaderAgreed(None))
+    let b = c
+        .wait_until("one leader, known everywhere", LeaderAgreed(None))
         .await;
-    c.wait_until("web passing everywhere", passing_everywhere("web", 1))
+    let w = c
+        .wait_until("web passing everywhere", passing_everywhere("web", 1))
         .await;
+    println!("alive after {a:?}, leader agreed {b:?} later, web passing {w:?} later");
     c
 }
 
@@ -106,4 +110,30 @@ async fn an_isolated_leader_is_replaced_and_rejoins_when_healed() {
         v.is_some(),
         "the healed server serves the write made without it"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_later_joins_the_cluster_as_a_voter() {
+    let mut c =
+        three_servers_two_clients("a_server_started_later_joins_the_cluster_as_a_voter").await;
+    let (s, body) = c.http("c4", "PUT", "/v1/kv/before", "v").await;
+    assert_eq!(s, 200, "{body}");
+    // Same -bootstrap-expect, fresh log: it must join, not form a second cluster.
+    c.cluster_server("s4", 3).await;
+    c.wait_until("s4 is a voter", PeersAre("s1", 4)).await;
+    c.wait_until("s4 follows the same leader", LeaderAgreed(None))
+        .await;
+    assert!(c.get("s4", "/v1/kv/before?consistent").await.is_some());
+}
+
+/// `on` reports `n` Raft peers.
+struct PeersAre(&'static str, usize);
+
+impl Condition for PeersAre {
+    async fn holds(&self, c: &Cluster) -> bool {
+        c.get(self.0, "/v1/status/peers")
+            .await
+            .and_then(|v| v.as_array().map(Vec::len))
+            == Some(self.1)
+    }
 }

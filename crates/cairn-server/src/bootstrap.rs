@@ -25,7 +25,13 @@ pub struct ServerMember {
     pub rpc_addr: String,
     pub expect: Option<u32>,
     pub status: MemberStatus,
+    /// The server already belongs to a Raft cluster (tag `raft_joined`).
+    pub joined: bool,
 }
+
+/// The tag a server sets once it belongs to a Raft cluster: a fresh server that sees it
+/// never forms a second cluster.
+pub const JOINED_TAG: &str = "raft_joined";
 
 /// The Raft node ID of a server: the first 64 bits of its node ID (a UUID), never 0.
 pub fn raft_id(node_id: &str) -> u64 {
@@ -53,6 +59,7 @@ pub fn servers_in(members: &[Member], dc: &str) -> Vec<ServerMember> {
                 rpc_addr: std::net::SocketAddr::new(m.addr.ip(), port).to_string(),
                 expect: m.tags.get("expect").and_then(|e| e.parse().ok()),
                 status: m.status,
+                joined: m.tags.get(JOINED_TAG).is_some_and(|v| v == "1"),
             })
         })
         .collect()
@@ -75,6 +82,17 @@ pub fn decide(me: &str, expect: u32, servers: &[ServerMember]) -> Decision {
         .iter()
         .filter(|s| s.status == MemberStatus::Alive)
         .collect();
+    if let Some(s) = alive.iter().find(|s| s.joined) {
+        return Decision::Other(format!(
+            "server {} already belongs to a cluster; waiting for its leader to add this one",
+            s.name
+        ));
+    }
+    if expect < 2 {
+        return Decision::Wait(
+            "no -bootstrap-expect: waiting for a leader to add this server".into(),
+        );
+    }
     if let Some(s) = alive.iter().find(|s| s.expect.is_some_and(|e| e != expect)) {
         return Decision::Wait(format!(
             "server {} expects {} servers, this one {expect}: every server must use the same -bootstrap-expect",
@@ -109,6 +127,12 @@ pub async fn run(raft: RaftNode, gossip: Arc<Gossip>, me: String, dc: String, ex
     let mut said = String::new();
     loop {
         if !raft.voter_ids().is_empty() {
+            // Tell the pool, so that no fresh server forms a second cluster.
+            let mut tags = gossip.local_member().tags;
+            tags.insert(JOINED_TAG.to_string(), "1".to_string());
+            if let Err(e) = gossip.set_tags(tags).await {
+                tracing::warn!("could not tag this server as joined: {e}");
+            }
             return;
         }
         let decision = decide(&me, expect, &servers_in(&gossip.members(), &dc));
@@ -145,7 +169,24 @@ mod tests {
             rpc_addr: format!("127.0.0.{id}:8300"),
             expect: Some(expect),
             status: MemberStatus::Alive,
+            joined: false,
         }
+    }
+
+    #[test]
+    fn a_fresh_server_never_forms_a_second_cluster() {
+        let mut seen = [
+            s("a-new", 9, 3),
+            s("s1", 1, 3),
+            s("s2", 2, 3),
+            s("s3", 3, 3),
+        ];
+        for x in seen.iter_mut().skip(1) {
+            x.joined = true;
+        }
+        assert!(matches!(decide("a-new", 3, &seen), Decision::Other(_)));
+        // Without -bootstrap-expect a server only ever waits to be added.
+        assert!(matches!(decide("a-new", 0, &seen[..1]), Decision::Wait(_)));
     }
 
     #[test]

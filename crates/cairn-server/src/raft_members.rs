@@ -107,6 +107,7 @@ mod tests {
             rpc_addr: format!("127.0.0.{id}:8300"),
             expect: Some(3),
             status,
+            joined: true,
         }
     }
 
