@@ -535,6 +535,16 @@ impl Agent {
         }
     }
 
+    /// A server's node ID as the pool knows it (tag `id`).
+    fn server_id(&self, name: &str) -> String {
+        self.inner
+            .gossip
+            .as_ref()
+            .and_then(|g| g.member(name))
+            .and_then(|m| m.tags.get("id").cloned())
+            .unwrap_or_default()
+    }
+
     /// The serf LAN address other members reach this agent at, if gossip runs.
     pub fn serf_advertised(&self) -> Option<std::net::SocketAddr> {
         self.inner.gossip.as_ref().map(|g| g.local_member().addr)
@@ -600,6 +610,37 @@ impl Backend for Agent {
             is_leader: s.is_leader,
             last_contact_ms: s.last_contact_ms,
         }
+    }
+
+    fn raft_configuration(&self) -> Value {
+        let status = self.inner.catalog.status();
+        let servers = self
+            .inner
+            .gossip
+            .as_ref()
+            .map(|g| cairn_server::bootstrap::servers_in(&g.members(), &self.inner.cfg.datacenter))
+            .unwrap_or_default();
+        let rows: Vec<Value> = status
+            .peers
+            .iter()
+            .map(|addr| {
+                let member = servers.iter().find(|s| s.rpc_addr == *addr);
+                let (node, id) = match member {
+                    Some(m) => (m.name.clone(), self.server_id(&m.name)),
+                    // A lone server without gossip: itself.
+                    None => (self.inner.cfg.node_name.clone(), self.inner.node_id.clone()),
+                };
+                json!({
+                    "ID": id,
+                    "Node": node,
+                    "Address": addr,
+                    "Leader": status.leader.as_deref() == Some(addr.as_str()),
+                    "Voter": true,
+                    "ProtocolVersion": "3",
+                })
+            })
+            .collect();
+        json!({ "Servers": rows, "Index": self.inner.state.read().index })
     }
 
     fn node_name(&self) -> &str {

@@ -134,6 +134,23 @@ async fn three_servers_fail_over_without_losing_acknowledged_writes() {
         .await;
     }
 
+    // The operator view, from a client: three voters, one leader.
+    let (code, out, err) = run_cli(
+        &[
+            "operator",
+            "raft",
+            "list-peers",
+            "-http-addr",
+            "127.0.0.4:8500",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    for name in ["s1", "s2", "s3"] {
+        assert!(out.contains(name), "{out}");
+    }
+    assert_eq!(out.matches("leader").count(), 1, "{out}");
+
     // Writes through a client are readable ?consistent on every server.
     for k in 0..20u64 {
         let r = clients[0].put(&format!("/v1/kv/w/{k}"), "v").await;

@@ -60,6 +60,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Confirms leadership with a quorum (for `?consistent` reads).
     fn barrier(&self) -> BoxFut<'_, Result<(), HttpError>>;
     fn raft_info(&self) -> RaftInfo;
+    /// `/v1/operator/raft/configuration`: `{"Servers": [...], "Index": N}`.
+    fn raft_configuration(&self) -> serde_json::Value;
     fn node_name(&self) -> &str;
     fn node_id(&self) -> &str;
     fn datacenter(&self) -> &str;

@@ -78,6 +78,10 @@ pub fn router(app: App) -> Router {
         // status
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
+        .route(
+            "/v1/operator/raft/configuration",
+            get(status::raft_configuration),
+        )
         // agent
         .route("/v1/agent/self", get(agent::self_info))
         .route("/v1/agent/members", get(agent::members))

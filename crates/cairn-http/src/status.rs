@@ -1,4 +1,4 @@
-//! `/v1/status/leader` and `/v1/status/peers`.
+//! `/v1/status/leader`, `/v1/status/peers` and `/v1/operator/raft/configuration`.
 
 use axum::extract::State;
 use axum::http::Uri;
@@ -15,4 +15,9 @@ pub async fn leader(State(app): State<App>, uri: Uri) -> Response {
 
 pub async fn peers(State(app): State<App>, uri: Uri) -> Response {
     json(&app.raft_info().peers, Query::from_uri(&uri).pretty())
+}
+
+/// `GET /v1/operator/raft/configuration`: the Raft servers, Consul's shape.
+pub async fn raft_configuration(State(app): State<App>, uri: Uri) -> Response {
+    json(&app.raft_configuration(), Query::from_uri(&uri).pretty())
 }

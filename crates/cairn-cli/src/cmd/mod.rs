@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod demo;
 pub mod kv;
 pub mod members;
+pub mod operator;
 pub mod pool;
 pub mod registrator;
 pub mod reload;
@@ -31,6 +32,7 @@ Available commands are:
     kv          Interact with the key-value store
     leave       Gracefully leaves the pool and shuts the agent down
     members     Lists the members of a Cairn cluster
+    operator    Raft peers (operator raft list-peers)
     registrator Registers this host's containers with the agent
     reload      Triggers the agent's configuration reload
     services    Interact with services
@@ -70,6 +72,7 @@ pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
     match cmd.as_str() {
         "agent" => agent::run(rest).await,
         "members" => members::run(rest).await,
+        "operator" => operator::run(rest).await,
         "join" => pool::join(rest).await,
         "leave" => pool::leave(rest).await,
         "force-leave" => pool::force_leave(rest).await,
