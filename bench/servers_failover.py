@@ -95,8 +95,11 @@ def main():
                     with urllib.request.urlopen(req, timeout=15) as resp:
                         if resp.read().strip() == b"true":
                             acked.append((k, time.monotonic()))
-                except Exception:
+                except Exception as e:
                     failed[0] += 1
+                    if failed[0] <= 3 or failed[0] % 1000 == 0:
+                        body = getattr(e, "read", lambda: b"")()
+                        print(f"  write {k} failed: {e} {body[:200]!r}", flush=True)
 
         t = threading.Thread(target=writer)
         t.start()
@@ -144,4 +147,7 @@ if __name__ == "__main__":
                 p.wait()
             except Exception:
                 pass
-        shutil.rmtree(WORK, ignore_errors=True)
+        if os.environ.get("KEEP"):
+            print(f"logs kept in {WORK}")
+        else:
+            shutil.rmtree(WORK, ignore_errors=True)

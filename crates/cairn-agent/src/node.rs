@@ -227,11 +227,32 @@ impl Agent {
                 agent.inner.tasks.lock().push(t);
             }
         }
+        let remembered = cfg
+            .data_dir
+            .as_deref()
+            .map(crate::peers::load)
+            .unwrap_or_default();
+        if let (Some(gossip), Some(dir)) = (&agent.inner.gossip, &cfg.data_dir) {
+            let mut tasks = agent.inner.tasks.lock();
+            tasks.push(tokio::spawn(crate::peers::keep(
+                gossip.clone(),
+                dir.clone(),
+            )));
+            if !remembered.is_empty() {
+                tasks.push(tokio::spawn(crate::peers::rejoin(
+                    gossip.clone(),
+                    remembered.clone(),
+                    std::time::Duration::from_secs(1),
+                    30,
+                )));
+            }
+        }
         if let (false, Some(gossip)) = (cfg.server, &agent.inner.gossip) {
             let configured: Vec<String> = cfg
                 .start_join
                 .iter()
                 .chain(&cfg.retry_join)
+                .chain(&remembered)
                 .cloned()
                 .collect();
             let t = tokio::spawn(crate::lan::keep_servers(
