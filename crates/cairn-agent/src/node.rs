@@ -771,16 +771,16 @@ impl Backend for Agent {
 
     fn force_leave(&self, node: String, prune: bool) -> BoxFut<'_, Result<(), HttpError>> {
         Box::pin(async move {
+            // Consul answers an unknown node with a 500 (clients such as py-consul rely on
+            // it raising).
+            let unknown =
+                || HttpError::internal(format!("agent: No node found with name '{node}'"));
             let Some(g) = &self.inner.gossip else {
-                return Err(HttpError::not_found(format!(
-                    "No node found with name '{node}'"
-                )));
+                return Err(unknown());
             };
             match g.force_leave(&node, prune).await {
                 Ok(()) => Ok(()),
-                Err(cairn_gossip::GossipError::UnknownMember(_)) => Err(HttpError::not_found(
-                    format!("No node found with name '{node}'"),
-                )),
+                Err(cairn_gossip::GossipError::UnknownMember(_)) => Err(unknown()),
                 Err(e @ cairn_gossip::GossipError::MemberAlive(_)) => {
                     Err(HttpError::bad_request(e.to_string()))
                 }
