@@ -522,6 +522,38 @@ async fn sigterm_while_starting_stops_what_started() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn three_servers_form_one_cluster_and_stop_cleanly() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut demo = Demo::start(tmp.path(), &["--servers", "3"]);
+    demo.line("==> Ready", Duration::from_secs(150));
+    let s1 = after(
+        &demo.line("s1  server  HTTP API", Duration::from_secs(1)),
+        "http://",
+    );
+    let out = Command::new(bin())
+        .args(["operator", "raft", "list-peers", "-http-addr", &s1])
+        .env_remove("CONSUL_HTTP_ADDR")
+        .env_remove("CAIRN_HTTP_ADDR")
+        .output()
+        .expect("run cairn operator");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for name in ["s1", "s2", "s3"] {
+        assert!(text.contains(name), "{text}");
+    }
+    assert_eq!(text.matches("leader").count(), 1, "{text}");
+    let groups = demo.groups();
+    demo.signal(libc::SIGINT);
+    let st = demo.wait(Duration::from_secs(60));
+    assert!(st.success(), "{st}");
+    all_gone(&groups, Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_killed_demo_takes_its_processes_with_it() {
     if let Some(why) = skip_reason() {
         eprintln!("SKIP: {why}");

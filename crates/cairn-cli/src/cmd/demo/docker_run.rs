@@ -301,6 +301,7 @@ mod tests {
             ip: "127.0.0.3".into(),
             role: Role::Client,
             ports: Ports::Default,
+            expect: 0,
         };
         let env = vec![("SERVICE_4567_NAME".to_string(), "weather".to_string())];
         let a = run_args(

@@ -106,7 +106,7 @@ impl Demo {
 /// 0 for task runners, 1 for clients, 2 for the server (their stop layers).
 fn kind_of(name: &str) -> u8 {
     match name {
-        "s1" => 2,
+        n if n.starts_with('s') && n.len() > 1 && n[1..].bytes().all(|b| b.is_ascii_digit()) => 2,
         n if n.starts_with('c') && n[1..].bytes().all(|b| b.is_ascii_digit()) => 1,
         _ => 0,
     }

@@ -8,7 +8,7 @@ use super::backend::{Processes, TaskBackend};
 use super::banner;
 use super::bins;
 use super::fleet::Demo;
-use super::plan::{self, Plan, Ports, Role};
+use super::plan::{self, NodePlan, Plan, Ports, Role};
 use super::probe;
 use super::summary::{print_summary, wait_ready, Started};
 use super::Options;
@@ -99,7 +99,13 @@ async fn run_with(o: Options, mut backend: impl TaskBackend) -> Result<(), CliEr
         }
         bins::check(&b.dir).map_err(CliError::failed)?;
     }
-    for ip in ["127.0.0.2", "127.0.0.3"] {
+    let extra_ips: Vec<String> = (2..=o.servers)
+        .map(|i| format!("127.0.0.{}", i + 2))
+        .collect();
+    for ip in ["127.0.0.2", "127.0.0.3"]
+        .into_iter()
+        .chain(extra_ips.iter().map(String::as_str))
+    {
         std::net::UdpSocket::bind((ip, 0)).map_err(|e| {
             CliError::failed(format!(
                 "error: cannot bind {ip} ({e}); the demo needs the loopback addresses \
@@ -113,13 +119,18 @@ async fn run_with(o: Options, mut backend: impl TaskBackend) -> Result<(), CliEr
         .map_err(|e| CliError::failed(format!("error: creating {}: {e}", dir.display())))?;
     let _ = std::fs::remove_file(dir.join("processes.tsv"));
     let mut notes = Vec::new();
-    let plan = plan::plan(&o.scale, |ip, role| {
+    let plan = plan::plan(&o.scale, o.servers, |ip, role| {
         choose_ports(ip, role, o.ports, &mut notes)
     });
     let portal_port = choose_portal_port(&o, &mut notes)?;
 
     println!(
-        "==> Cairn demo: 1 server and 2 client agents (the two ECS instances){}",
+        "==> Cairn demo: {} and 2 client agents (the two ECS instances){}",
+        if o.servers == 1 {
+            "1 server".to_string()
+        } else {
+            format!("{} replicated servers", o.servers)
+        },
         backend.describe()
     );
     println!("    Logs, data and task definitions: {}", dir.display());
@@ -204,25 +215,17 @@ async fn start(
         .await
         .map_err(fail)?;
     let join = sb.serf.clone().unwrap_or_default();
+    // The other servers join the first; the cluster forms once they are all in the pool.
+    let extra = join_agents(demo, cairn, &plan.extra_servers, &join, &data).await?;
+    for (s, b) in &extra {
+        println!(
+            "    {}  server  HTTP API http://{}",
+            s.name,
+            b.http.as_deref().unwrap_or("?")
+        );
+    }
     let mut agents = vec![(plan.server.clone(), sb)];
-    let mut idx = Vec::new();
-    for c in &plan.clients {
-        let d = data(&c.name);
-        idx.push(demo.spawn(
-            &c.name,
-            "client",
-            &c.name,
-            cairn,
-            &c.agent_args(&d, Some(&join)),
-            &[],
-        )?);
-    }
-    for (c, i) in plan.clients.iter().zip(idx) {
-        let b = banner::wait(demo.proc_mut(i), AGENT_START)
-            .await
-            .map_err(fail)?;
-        agents.push((c.clone(), b));
-    }
+    agents.extend(join_agents(demo, cairn, &plan.clients, &join, &data).await?);
     backend
         .start(demo, cairn, plan, &agents, portal_port)
         .await?;
@@ -230,6 +233,34 @@ async fn start(
         agents,
         portal: format!("127.0.0.1:{portal_port}"),
     })
+}
+
+/// Starts `nodes` (joining the pool at `join`) all at once, then reads each banner.
+async fn join_agents(
+    demo: &mut Demo,
+    cairn: &Path,
+    nodes: &[NodePlan],
+    join: &str,
+    data: &impl Fn(&str) -> String,
+) -> Result<Vec<(NodePlan, banner::Banner)>, CliError> {
+    let mut idx = Vec::new();
+    for n in nodes {
+        let kind = if n.role == Role::Server {
+            "server"
+        } else {
+            "client"
+        };
+        let args = n.agent_args(&data(&n.name), Some(join));
+        idx.push(demo.spawn(&n.name, kind, &n.name, cairn, &args, &[])?);
+    }
+    let mut out = Vec::new();
+    for (n, i) in nodes.iter().zip(idx) {
+        let b = banner::wait(demo.proc_mut(i), AGENT_START)
+            .await
+            .map_err(|e| CliError::failed(format!("error: {e}")))?;
+        out.push((n.clone(), b));
+    }
+    Ok(out)
 }
 
 fn demo_path(dir: &Path, name: &str) -> String {

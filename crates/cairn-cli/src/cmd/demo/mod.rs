@@ -54,8 +54,8 @@ const SPECS: &[Spec] = &[
     spec(
         "servers",
         Kind::Value,
-        "Server agents to run. Only 1 is supported for now: multi-server Raft is not \
-         available yet.",
+        "Server agents to run: 1 (default), 3 or 5. More servers form one replicated Raft \
+         cluster (-bootstrap-expect); s2, s3, ... run on 127.0.0.4 and up.",
     ),
     spec(
         "scale",
@@ -105,6 +105,8 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     pub ready_timeout: Duration,
     pub docker: bool,
+    /// Server agents: 1, 3 or 5.
+    pub servers: u32,
 }
 
 /// Runs `cairn demo ...` until SIGINT/SIGTERM.
@@ -113,9 +115,10 @@ pub async fn run(args: Vec<String>) -> Result<(), CliError> {
     let help = flags::usage(HELP, SPECS);
     super::no_args(&flags, &help)?;
     let bad = |m: String| CliError::usage(format!("error: {m}"), &help);
-    if let Some(n) = flags.str("servers") {
-        plan::check_servers(n).map_err(bad)?;
-    }
+    let servers = match flags.str("servers") {
+        Some(n) => plan::check_servers(n).map_err(bad)?,
+        None => 1,
+    };
     let scale = flags
         .all("scale")
         .iter()
@@ -156,6 +159,7 @@ pub async fn run(args: Vec<String>) -> Result<(), CliError> {
         dir: flags.str("dir").map(PathBuf::from),
         ready_timeout,
         docker: flags.bool("docker"),
+        servers,
     };
     local::run(opts).await
 }
@@ -171,7 +175,7 @@ mod tests {
     #[tokio::test]
     async fn bad_flags_are_usage_errors_before_anything_starts() {
         for args in [
-            &["--servers", "3"][..],
+            &["--servers", "2"][..],
             &["--scale", "stock-price"],
             &["--scale", "portal=2"],
             &["--portal-port", "99999"],
@@ -184,12 +188,12 @@ mod tests {
                 other => panic!("{args:?}: {other:?}"),
             }
         }
-        match run(v(&["--servers", "2"])).await {
-            Err(CliError::Usage { msg, .. }) => assert!(msg.contains("exactly one server")),
+        match run(v(&["--servers", "4"])).await {
+            Err(CliError::Usage { msg, .. }) => assert!(msg.contains("1, 3 or 5")),
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(run(v(&["-h"])).await, Err(CliError::Help(h)) if h.contains("Only 1 is supported"))
+            matches!(run(v(&["-h"])).await, Err(CliError::Help(h)) if h.contains("1 (default), 3 or 5"))
         );
     }
 }

@@ -40,6 +40,8 @@ pub struct NodePlan {
     pub ip: String,
     pub role: Role,
     pub ports: Ports,
+    /// Servers only: how many servers form the cluster (`-bootstrap-expect`).
+    pub expect: u32,
 }
 
 impl NodePlan {
@@ -48,7 +50,7 @@ impl NodePlan {
         let mut a = vec!["agent".to_string()];
         if self.role == Role::Server {
             a.push("-server".into());
-            a.push("-bootstrap-expect=1".into());
+            a.push(format!("-bootstrap-expect={}", self.expect.max(1)));
         }
         a.push(format!("-node={}", self.name));
         a.push(format!("-bind={}", self.ip));
@@ -94,7 +96,10 @@ impl Instance {
 /// The demo's shape before anything starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// The first server (the others join it).
     pub server: NodePlan,
+    /// The other servers of a replicated cluster (`--servers 3`: s2, s3 on 127.0.0.4-5).
+    pub extra_servers: Vec<NodePlan>,
     pub clients: Vec<NodePlan>,
     pub instances: Vec<Instance>,
 }
@@ -155,13 +160,13 @@ pub fn place(clients: usize, scale: &BTreeMap<String, usize>) -> Vec<Instance> {
     out
 }
 
-/// The servers the demo can start: one, until multi-server Raft lands.
-pub fn check_servers(n: &str) -> Result<(), String> {
+/// The servers the demo can start: 1, 3 or 5 (a Raft quorum needs an odd number).
+pub fn check_servers(n: &str) -> Result<u32, String> {
     match n.trim().parse::<u32>() {
-        Ok(1) => Ok(()),
+        Ok(n @ (1 | 3 | 5)) => Ok(n),
         Ok(n) => Err(format!(
-            "--servers {n}: the demo runs exactly one server for now (multi-server Raft is not \
-             available yet)"
+            "--servers {n}: use 1, 3 or 5 (a Raft cluster of an even size tolerates no more \
+             failures than the odd size below it)"
         )),
         Err(_) => Err(format!("--servers {n:?} is not a number")),
     }
@@ -169,12 +174,17 @@ pub fn check_servers(n: &str) -> Result<(), String> {
 
 /// The plan for one server on 127.0.0.1 and two clients on 127.0.0.2-3. `ports_of` says,
 /// per IP, which ports to ask for (the runtime checks whether the defaults are free).
-pub fn plan(overrides: &[(String, usize)], mut ports_of: impl FnMut(&str, Role) -> Ports) -> Plan {
+pub fn plan(
+    overrides: &[(String, usize)],
+    servers: u32,
+    mut ports_of: impl FnMut(&str, Role) -> Ports,
+) -> Plan {
     let node = |name: &str, ip: &str, role: Role, ports: Ports| NodePlan {
         name: name.into(),
         ip: ip.into(),
         role,
         ports,
+        expect: if role == Role::Server { servers } else { 0 },
     };
     let server = node(
         "s1",
@@ -182,6 +192,14 @@ pub fn plan(overrides: &[(String, usize)], mut ports_of: impl FnMut(&str, Role) 
         Role::Server,
         ports_of("127.0.0.1", Role::Server),
     );
+    // More servers go after the clients' addresses: s2 on 127.0.0.4, s3 on 127.0.0.5, ...
+    let extra_servers: Vec<NodePlan> = (2..=servers)
+        .map(|i| {
+            let ip = format!("127.0.0.{}", i + 2);
+            let ports = ports_of(&ip, Role::Server);
+            node(&format!("s{i}"), &ip, Role::Server, ports)
+        })
+        .collect();
     let clients: Vec<NodePlan> = [("c2", "127.0.0.2"), ("c3", "127.0.0.3")]
         .iter()
         .map(|(n, ip)| node(n, ip, Role::Client, ports_of(ip, Role::Client)))
@@ -189,6 +207,7 @@ pub fn plan(overrides: &[(String, usize)], mut ports_of: impl FnMut(&str, Role) 
     let instances = place(clients.len(), &scale(clients.len(), overrides));
     Plan {
         server,
+        extra_servers,
         clients,
         instances,
     }
@@ -218,16 +237,34 @@ mod tests {
 
     #[test]
     fn servers_flag() {
-        assert!(check_servers("1").is_ok());
-        assert!(check_servers("3")
-            .unwrap_err()
-            .contains("exactly one server"));
+        assert_eq!(check_servers("1"), Ok(1));
+        assert_eq!(check_servers("3"), Ok(3));
+        assert_eq!(check_servers("5"), Ok(5));
+        assert!(check_servers("2").unwrap_err().contains("1, 3 or 5"));
         assert!(check_servers("x").is_err());
     }
 
     #[test]
+    fn three_servers_take_the_addresses_after_the_clients() {
+        let p = plan(&[], 3, |_, _| Ports::Default);
+        let names: Vec<_> = p
+            .extra_servers
+            .iter()
+            .map(|n| (n.name.as_str(), n.ip.as_str()))
+            .collect();
+        assert_eq!(names, vec![("s2", "127.0.0.4"), ("s3", "127.0.0.5")]);
+        let a = p.extra_servers[0].agent_args("/d/s2", Some("127.0.0.1:8301"));
+        assert!(a.contains(&"-bootstrap-expect=3".to_string()), "{a:?}");
+        assert!(p
+            .server
+            .agent_args("/d/s1", None)
+            .contains(&"-bootstrap-expect=3".to_string()));
+        assert!(plan(&[], 1, |_, _| Ports::Default).extra_servers.is_empty());
+    }
+
+    #[test]
     fn placement_is_round_robin_with_the_portal_on_the_first_client() {
-        let p = plan(&[("stock-price".into(), 3)], |_, _| Ports::Default);
+        let p = plan(&[("stock-price".into(), 3)], 1, |_, _| Ports::Default);
         let on = |f: &str| -> Vec<usize> {
             p.instances
                 .iter()
@@ -254,7 +291,7 @@ mod tests {
 
     #[test]
     fn agent_arguments() {
-        let p = plan(&[], |ip, _| {
+        let p = plan(&[], 1, |ip, _| {
             if ip == "127.0.0.3" {
                 Ports::Ephemeral
             } else {

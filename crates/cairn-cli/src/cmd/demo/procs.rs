@@ -210,22 +210,27 @@ mod tests {
     #[tokio::test]
     async fn stop_leaves_nothing_in_the_group() {
         let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("trapped");
         // The leader ignores SIGTERM and has a child of its own: only the group kill ends both.
         let mut p = Proc::spawn(
             "t",
             Path::new("/bin/sh"),
             &[
                 "-c".into(),
-                "trap '' TERM; sleep 30 & sleep 30; wait".into(),
+                format!(
+                    "trap '' TERM; : > '{}'; sleep 30 & sleep 30; wait",
+                    ready.display()
+                ),
             ],
             &[],
             dir.path().join("t.log"),
         )
         .unwrap();
-        // The child joins its new group between fork and exec: poll for it.
+        // The child joins its new group between fork and exec, and the shell must have set
+        // its trap before the SIGTERM: poll for both.
         let end = Instant::now() + Duration::from_secs(5);
-        while !group_alive(p.pid) {
-            assert!(Instant::now() < end, "the group never appeared");
+        while !group_alive(p.pid) || !ready.exists() {
+            assert!(Instant::now() < end, "the group or its trap never appeared");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(p.newly_exited().is_none());
