@@ -107,8 +107,11 @@ async fn start<P: Protocol>(
         .header(http::header::CONTENT_TYPE, content_type::<P>());
     if let Some(deadline) = call.at {
         // What is left of the caller's deadline, so the server gives up when the caller does.
+        // Rounded up to the next millisecond: rounded down, the server's timer (started on
+        // receipt) could fire just before the caller's deadline and end the call early.
         let left = deadline.saturating_duration_since(Instant::now());
-        request = request.header(TIMEOUT_HEADER, left.as_millis().to_string());
+        let ms = left.as_nanos().div_ceil(1_000_000);
+        request = request.header(TIMEOUT_HEADER, ms.to_string());
     }
     let request = request
         .body(())
