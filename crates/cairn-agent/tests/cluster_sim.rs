@@ -160,3 +160,40 @@ impl Condition for PassingOn {
             == Some(self.2)
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_the_wrong_key_cannot_join() {
+    let mut c = Cluster::new("a_client_with_the_wrong_key_cannot_join");
+    let key = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
+    let other = "T9jncgl9mbLus+baTTa7q7nPSUrXwbDi2dhbtqir37s=";
+    c.server_with("s1", &format!("encrypt = \"{key}\"")).await;
+    c.client("bad", &format!("encrypt = \"{other}\"")).await;
+    c.client("good", &format!("encrypt = \"{key}\"")).await;
+    // The good client, started after the bad one, is in; by then the bad one has tried.
+    c.wait_until("s1 sees the good client", MemberOn("s1", "good", Some(1)))
+        .await;
+    c.wait_until("the good client follows s1", Following("good"))
+        .await;
+    assert_eq!(status_seen(&c, "s1", "bad").await, None);
+    assert_eq!(status_seen(&c, "good", "bad").await, None);
+    c.wait_until("the bad client has no server", NoServers("bad"))
+        .await;
+}
+
+/// `on` lists `name` with `status` (`None`: not listed).
+struct MemberOn(&'static str, &'static str, Option<i64>);
+
+impl Condition for MemberOn {
+    async fn holds(&self, c: &Cluster) -> bool {
+        status_seen(c, self.0, self.1).await == self.2
+    }
+}
+
+/// `node` answers catalog reads (it follows a server).
+struct Following(&'static str);
+
+impl Condition for Following {
+    async fn holds(&self, c: &Cluster) -> bool {
+        c.get(self.0, "/v1/catalog/services").await.is_some()
+    }
+}

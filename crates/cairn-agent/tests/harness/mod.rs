@@ -125,11 +125,19 @@ impl Cluster {
 
     /// Starts a single server (`-dev`: in memory, bootstraps alone).
     pub async fn server(&mut self, name: &str) {
+        self.server_with(name, "").await;
+    }
+
+    /// [`Cluster::server`] with extra `-hcl` configuration (a gossip key, ...).
+    pub async fn server_with(&mut self, name: &str, hcl: &str) {
         let ip = self.ip();
-        let args = ["-dev", "-node", name, "-log-level", "warn", "-hcl", FAST]
+        let mut args: Vec<String> = ["-dev", "-node", name, "-log-level", "warn", "-hcl", FAST]
             .iter()
             .map(|s| s.to_string())
             .collect();
+        if !hcl.is_empty() {
+            args.extend(["-hcl".into(), hcl.to_string()]);
+        }
         self.boot(name, ip, true, args).await;
     }
 
