@@ -251,6 +251,18 @@ impl Cluster {
 
     /// An HTTP request to `node`'s API, in process; (status, JSON body or null).
     pub async fn http(&self, node: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let (status, _, v) = self.request(node, method, path, body).await;
+        (status, v)
+    }
+
+    /// Like [`http`](Self::http), with the response headers.
+    pub async fn request(
+        &self,
+        node: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (u16, axum::http::HeaderMap, Value) {
         let app: cairn_http::App = Arc::new(self.node(node).agent().clone());
         let req = axum::http::Request::builder()
             .method(method)
@@ -262,12 +274,13 @@ impl Cluster {
             .await
             .expect("router answers");
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
             .await
             .unwrap_or_default();
         let v = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, v)
+        (status, headers, v)
     }
 
     /// `GET` returning the JSON body when the status is 200.
