@@ -57,6 +57,13 @@
 #                       this % busy over a 2 s sample ("" disables this part)
 #   DISK_CHECK [1]      quick fio write+fdatasync probe of the data filesystem (if fio exists)
 #   ONLY ["etcd cairn"] which servers to measure
+#   MEMBERS [1]         1: one etcd member against one Cairn server (-bootstrap-expect=1);
+#                       3: a 3-member etcd cluster against 3 Cairn servers
+#                       (-bootstrap-expect=3), all on 127.0.0.1 with ports spaced by 10.
+#                       The load goes to the leader of each (etcd: the member that
+#                       leads; Cairn: the server /v1/status/leader names), and
+#                       "server CPU" counts all three members. Cairn also gets
+#                       GET default/?consistent through a follower at EXTRA_GET_CONCS.
 #   RUN_ID [kvvsetcd-<timestamp>]  OUT_DIR [${TMPDIR:-/tmp}/kv-vs-etcd-out]
 #   KEEP_SCRATCH [0]    1: keep the data directories after the run
 #
@@ -88,6 +95,8 @@ LG_THREADS="${LG_THREADS:-1}"
 ETCD_CLIENT_PORT="${ETCD_CLIENT_PORT:-32379}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-32380}"
 CAIRN_HTTP_PORT="${CAIRN_HTTP_PORT:-18500}"
+CAIRN_SERF_PORT="${CAIRN_SERF_PORT:-18301}"
+CAIRN_SERVER_PORT="${CAIRN_SERVER_PORT:-18300}"
 CAIRN_BIN="${CAIRN_BIN:-$REPO_ROOT/target/release/cairn}"
 BUILD_CAIRN="${BUILD_CAIRN:-0}"
 LOADGEN_DIR="${LOADGEN_DIR:-$REPO_ROOT/../shared/bench/loadgen}"
@@ -100,6 +109,8 @@ QUIET_BUDGET="${QUIET_BUDGET:-1200}"
 QUIET_IDLE_PCT="${QUIET_IDLE_PCT-25}"
 DISK_CHECK="${DISK_CHECK:-1}"
 ONLY="${ONLY:-etcd cairn}"
+MEMBERS="${MEMBERS:-1}"
+case "$MEMBERS" in 1|3) ;; *) echo "MEMBERS must be 1 or 3" >&2; exit 2 ;; esac
 RUN_ID="${RUN_ID:-kvvsetcd-$(date +%Y%m%dT%H%M%S)}"
 OUT_DIR="${OUT_DIR:-$SCRATCH_BASE/kv-vs-etcd-out}"
 RESULTS_JSONL="$OUT_DIR/results.jsonl"
@@ -248,6 +259,11 @@ pid_ticks() { # utime+stime of one process, in clock ticks
 }
 # CPU seconds of this shell's reaped children (bash `times`, second line). `times`
 # must run in this shell, not in a $(...) subshell, hence the file.
+pids_ticks() { # summed utime+stime of several processes
+    local p t=0
+    for p in "$@"; do t=$((t + $(pid_ticks "$p"))); done
+    echo "$t"
+}
 children_snap() { times >"$RUN_DIR/times.$1"; }
 children_secs() {
     tail -n 1 "$RUN_DIR/times.$1" | awk '{ s=0; for (i=1;i<=2;i++) { split($i, a, /[ms]/); s += a[1]*60 + a[2] }; printf "%.3f", s }'
@@ -289,10 +305,10 @@ measure() {
     local target="$1" workload="$2" c="$3" rep="$4" spid="$5"; shift 5
     local c0 c1 s0 s1 l0 l1 w0 w1 r0 r1 line rc
     r0="$(rustc_count)"
-    c0="$(cpu_snap)"; s0="$(pid_ticks "$spid")"; children_snap 0; w0="$(date +%s.%N)"
+    c0="$(cpu_snap)"; s0="$(pids_ticks $spid)"; children_snap 0; w0="$(date +%s.%N)"
     line="$("$LOADGEN" --json -c "$c" -t "$LG_THREADS" -d "$DUR" -w "$WARMUP" \
         --keys "$KEYS" --value-size "$VALUE_SIZE" --label "$target $workload c=$c" "$@")"; rc=$?
-    children_snap 1; c1="$(cpu_snap)"; s1="$(pid_ticks "$spid")"; w1="$(date +%s.%N)"
+    children_snap 1; c1="$(cpu_snap)"; s1="$(pids_ticks $spid)"; w1="$(date +%s.%N)"
     r1="$(rustc_count)"; l0="$(children_secs 0)"; l1="$(children_secs 1)"
     if [ -z "$line" ]; then
         log "loadgen printed nothing (rc=$rc) for $target $workload c=$c"
@@ -425,24 +441,40 @@ bench_etcd() {
     local c rep pid
     require_port_free "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT"
     mkdir -p "$RUN_DIR/etcd"; SCRATCH_RM+=("$RUN_DIR/etcd/data")
-    start_bg "$RUN_DIR/etcd/stderr.log" etcd --name bench --data-dir "$RUN_DIR/etcd/data" \
-        --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
-        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-        --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-        --initial-cluster "bench=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
-        --initial-cluster-token "kv-vs-etcd-$$" \
-        --logger zap --log-outputs "$RUN_DIR/etcd/etcd.log" --log-level warn
-    pid="$LAST_PID"
+    local m cluster="" pids=()
+    for m in $(seq 1 "$MEMBERS"); do
+        cluster="${cluster:+$cluster,}m$m=http://127.0.0.1:$((ETCD_PEER_PORT + 10 * (m - 1)))"
+    done
+    for m in $(seq 1 "$MEMBERS"); do
+        local cport=$((ETCD_CLIENT_PORT + 10 * (m - 1))) pport=$((ETCD_PEER_PORT + 10 * (m - 1)))
+        require_port_free "$cport" "$pport"
+        start_bg "$RUN_DIR/etcd/stderr.$m.log" etcd --name "m$m" --data-dir "$RUN_DIR/etcd/data/m$m" \
+            --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
+            --listen-peer-urls "http://127.0.0.1:$pport" \
+            --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+            --initial-cluster "$cluster" --initial-cluster-state new \
+            --initial-cluster-token "kv-vs-etcd-$$" \
+            --logger zap --log-outputs "$RUN_DIR/etcd/etcd.$m.log" --log-level warn
+        pids+=("$LAST_PID")
+    done
+    pid="${pids[*]}"
     local i up=0
     for i in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || die "etcd exited; see $RUN_DIR/etcd/"
+        for m in "${pids[@]}"; do kill -0 "$m" 2>/dev/null || die "etcd exited; see $RUN_DIR/etcd/"; done
         if etcdctl --endpoints="$ETCD_URL" endpoint status -w json 2>/dev/null | grep -q '"leader":[1-9]'; then
             up=1; break
         fi
         sleep 0.1
     done
-    [ "$up" = 1 ] || die "etcd did not elect itself leader; see $RUN_DIR/etcd/"
-    log "etcd up at $ETCD_URL (pid $pid)"
+    [ "$up" = 1 ] || die "etcd did not elect a leader; see $RUN_DIR/etcd/"
+    # Load goes to the leader.
+    ETCD_URL="$(etcdctl --endpoints="$ETCD_URL" endpoint status --cluster -w json 2>/dev/null | python3 -c '
+import json, sys
+for e in json.load(sys.stdin):
+    if e["Status"]["header"]["member_id"] == e["Status"]["leader"]:
+        print(e["Endpoint"])' | head -n 1)"
+    [ -n "$ETCD_URL" ] || die "could not find the etcd leader"
+    log "etcd up, $MEMBERS member(s), leader at $ETCD_URL (pids $pid)"
 
     local json=(-H 'Content-Type: application/json')
     for c in $CONCS; do
@@ -468,7 +500,7 @@ bench_etcd() {
             sleep 1
         done
     done
-    stop_pid "$pid"
+    for m in $pid; do stop_pid "$m"; done
     log "etcd stopped"
 }
 
@@ -480,18 +512,51 @@ bench_cairn() {
     local c rep pid leader i
     require_port_free "$CAIRN_HTTP_PORT"
     mkdir -p "$RUN_DIR/cairn-log"; SCRATCH_RM+=("$RUN_DIR/cairn")
-    start_bg "$RUN_DIR/cairn-log/cairn.log" "$CAIRN_BIN" agent -server -bootstrap-expect=1 \
-        -data-dir "$RUN_DIR/cairn" -http-port "$CAIRN_HTTP_PORT" -dns-port -1 -node bench \
-        -client 127.0.0.1 -bind 127.0.0.1
-    pid="$LAST_PID"
+    local m pids=() urls=()
+    for m in $(seq 1 "$MEMBERS"); do
+        local hport=$((CAIRN_HTTP_PORT + 10 * (m - 1)))
+        local extra=()
+        if [ "$MEMBERS" -gt 1 ]; then
+            extra=(-serf-lan-port $((CAIRN_SERF_PORT + 10 * (m - 1)))
+                -server-port $((CAIRN_SERVER_PORT + 10 * (m - 1)))
+                -retry-join "127.0.0.1:$CAIRN_SERF_PORT" -retry-interval 1s)
+            require_port_free "$hport" $((CAIRN_SERF_PORT + 10 * (m - 1))) $((CAIRN_SERVER_PORT + 10 * (m - 1)))
+        else
+            require_port_free "$hport"
+        fi
+        start_bg "$RUN_DIR/cairn-log/cairn.$m.log" "$CAIRN_BIN" agent -server \
+            -bootstrap-expect="$MEMBERS" -data-dir "$RUN_DIR/cairn/m$m" -http-port "$hport" \
+            -dns-port -1 -node "bench$m" -client 127.0.0.1 -bind 127.0.0.1 "${extra[@]}"
+        pids+=("$LAST_PID")
+        urls+=("http://127.0.0.1:$hport")
+    done
+    pid="${pids[*]}"
     leader=""
-    for i in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || die "cairn exited; see $RUN_DIR/cairn-log/cairn.log"
-        leader="$(curl -s -m 1 "$CAIRN_URL/v1/status/leader" 2>/dev/null || true)"
+    for i in $(seq 1 600); do
+        for m in "${pids[@]}"; do
+            kill -0 "$m" 2>/dev/null || die "cairn exited; see $RUN_DIR/cairn-log/"
+        done
+        leader="$(curl -s -m 1 "${urls[0]}/v1/status/leader" 2>/dev/null || true)"
         case "$leader" in ""|'""') sleep 0.1 ;; *) break ;; esac
     done
-    case "$leader" in ""|'""') die "cairn has no leader after 30 s; see $RUN_DIR/cairn-log/cairn.log" ;; esac
-    log "cairn up at $CAIRN_URL (pid $pid, leader $leader, data dir $RUN_DIR/cairn)"
+    case "$leader" in ""|'""') die "cairn has no leader after 60 s; see $RUN_DIR/cairn-log/" ;; esac
+    # Load goes to the leader: its RPC port names its HTTP port.
+    CAIRN_FOLLOWER_URL=""
+    if [ "$MEMBERS" -gt 1 ]; then
+        local lport="${leader##*:}"; lport="${lport%\"}"
+        local k=$(( (lport - CAIRN_SERVER_PORT) / 10 ))
+        CAIRN_URL="${urls[$k]}"
+        CAIRN_FOLLOWER_URL="${urls[$(( (k + 1) % MEMBERS ))]}"
+        for i in $(seq 1 300); do # every server sees the same leader
+            local agree=1 u
+            for u in "${urls[@]}"; do
+                [ "$(curl -s -m 1 "$u/v1/status/leader")" = "$leader" ] || agree=0
+            done
+            [ "$agree" = 1 ] && break
+            sleep 0.1
+        done
+    fi
+    log "cairn up, $MEMBERS server(s), leader $leader at $CAIRN_URL (pids $pid, data dir $RUN_DIR/cairn)"
 
     for c in $CONCS; do
         wait_quiet "cairn PUT c=$c"
@@ -530,8 +595,24 @@ bench_cairn() {
             sleep 1
         done
     done
+    if [ -n "$CAIRN_FOLLOWER_URL" ]; then
+        for c in $EXTRA_GET_CONCS; do
+            wait_quiet "cairn GET via a follower c=$c"
+            for rep in $(seq 1 "$REPS"); do
+                measure cairn kv-get-follower "$c" "$rep" "$pid" -X GET --key-dist random \
+                    --expect-body '"Value"' "$CAIRN_FOLLOWER_URL/v1/kv/bench/{n}"
+                sleep 1
+            done
+            for rep in $(seq 1 "$REPS"); do
+                measure cairn kv-get-follower-consistent "$c" "$rep" "$pid" -X GET \
+                    --key-dist random --expect-body '"Value"' \
+                    "$CAIRN_FOLLOWER_URL/v1/kv/bench/{n}?consistent"
+                sleep 1
+            done
+        done
+    fi
     du -sh "$RUN_DIR/cairn" 2>/dev/null | awk '{print "cairn data dir after the run: " $1}' >>"$FACTS"
-    stop_pid "$pid"
+    for m in $pid; do stop_pid "$m"; done
     log "cairn stopped"
 }
 
