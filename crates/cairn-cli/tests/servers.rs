@@ -160,6 +160,19 @@ async fn three_servers_fail_over_without_losing_acknowledged_writes() {
         let keys = consistent_keys(s).await.expect("consistent read");
         assert_eq!(keys.len(), 20, "{keys:?}");
     }
+    // Default-mode reads are linearizable on every node: a write acknowledged through
+    // one client is read at once through the other client and every server.
+    for k in 0..5u64 {
+        let r = clients[0]
+            .put(&format!("/v1/kv/rw/{k}"), format!("v{k}"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        for reader in servers.iter().chain(std::iter::once(&clients[1])) {
+            let got = reader.get(&format!("/v1/kv/rw/{k}?raw")).await;
+            assert_eq!(got.status, 200, "{} {}", reader.addr, got.text());
+            assert_eq!(got.text(), format!("v{k}"), "{}", reader.addr);
+        }
+    }
 
     // A steady write load through the other client; kill -9 of the leader in the middle.
     let leader_idx = servers
