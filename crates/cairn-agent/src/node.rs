@@ -17,6 +17,7 @@ use crate::catalog::{Catalog, CatalogError, ReadMode, ServerCatalog};
 use crate::config::Config;
 use crate::links::Links;
 use crate::local::LocalState;
+use cairn_server::coalesce::Coalescer;
 use cairn_server::SessionTimers;
 
 /// A running agent. Cheap to clone (all handles).
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     pub ttl_changed: tokio::sync::Notify,
     /// The agent's command-line arguments (re-read on reload).
     pub args: Vec<String>,
+    /// Default-mode and `?consistent` read barriers, each shared by the reads waiting.
+    pub barriers: [Coalescer<Result<(), CatalogError>>; 2],
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -197,6 +200,7 @@ impl Agent {
                 fatal,
                 ttl_changed: tokio::sync::Notify::new(),
                 args,
+                barriers: Default::default(),
                 cfg,
             }),
         };
@@ -631,7 +635,9 @@ impl Backend for Agent {
         };
         Box::pin(async move {
             let catalog = &self.inner.catalog;
-            catalog.barrier(mode).await.map_err(catalog_error)
+            let shared = &self.inner.barriers[usize::from(mode == ReadMode::Quorum)];
+            let result = shared.run(|| catalog.barrier(mode)).await;
+            result.map_err(catalog_error)
         })
     }
 

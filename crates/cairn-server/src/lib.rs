@@ -10,6 +10,7 @@
 
 pub mod bootstrap;
 pub mod catalog;
+pub mod coalesce;
 pub mod leader;
 pub mod protocol;
 pub mod raft_members;
