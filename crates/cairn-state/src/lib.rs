@@ -13,6 +13,7 @@ pub mod catalog;
 mod command;
 pub mod index;
 mod kv;
+mod restore;
 mod session;
 mod txn;
 
@@ -94,6 +95,10 @@ impl State {
             Command::Txn(t) => self.txn(index, t),
             Command::KvReap { upto } => {
                 self.kv_reap(*upto);
+                Outcome::None
+            }
+            Command::Restore { state } => {
+                self.restore_at(index, (**state).clone());
                 Outcome::None
             }
         }
