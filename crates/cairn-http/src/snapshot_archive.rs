@@ -438,6 +438,9 @@ mod tests {
             ("state.bin", &bin),
             ("SHA256SUMS", sums2.as_bytes()),
         ]);
-        assert_eq!(read_archive(&v2, lim).unwrap_err(), ArchiveError::Version(2));
+        assert_eq!(
+            read_archive(&v2, lim).unwrap_err(),
+            ArchiveError::Version(2)
+        );
     }
 }

@@ -39,6 +39,11 @@ pub struct NodeRecord {
 pub struct State {
     /// Index of the last applied log entry.
     pub index: u64,
+    /// Added to log indexes before they are stamped into the data. 0 until a snapshot is
+    /// restored: the restored data keeps its indexes, and every later write must stamp
+    /// higher ones even though this cluster's log may be shorter (see `restore`).
+    #[serde(default)]
+    pub index_offset: u64,
     pub(crate) nodes: BTreeMap<String, NodeRecord>,
     pub(crate) kv: BTreeMap<String, KvEntry>,
     /// Index at which a key was last deleted: keeps blocking indexes of a prefix
@@ -69,10 +74,13 @@ impl State {
     }
 
     /// Applies one committed command at log `index`.
-    pub fn apply(&mut self, index: u64, cmd: &Command) -> Outcome {
-        if index > self.index {
-            self.index = index;
+    pub fn apply(&mut self, log_index: u64, cmd: &Command) -> Outcome {
+        if log_index > self.index {
+            self.index = log_index;
         }
+        // The index stamped into the data (CreateIndex, ModifyIndex, table indexes):
+        // the log index, shifted past a restored snapshot's indexes (see `restore`).
+        let index = log_index + self.index_offset;
         match cmd {
             Command::Noop => Outcome::None,
             Command::Register(r) => {
@@ -98,7 +106,7 @@ impl State {
                 Outcome::None
             }
             Command::Restore { state } => {
-                self.restore_at(index, (**state).clone());
+                self.restore_at(log_index, (**state).clone());
                 Outcome::None
             }
         }
@@ -114,9 +122,10 @@ impl State {
         self.node_writes.get(node).copied().unwrap_or(0)
     }
 
-    /// Index of the last applied entry, never below 1.
+    /// Index of the last applied entry as stamped into the data (the log index plus
+    /// [`State::index_offset`]), never below 1.
     pub fn last_index(&self) -> u64 {
-        self.index.max(1)
+        (self.index + self.index_offset).max(1)
     }
 }
 

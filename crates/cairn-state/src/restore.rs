@@ -5,17 +5,26 @@
 //! `ModifyIndex` values, as Consul's does; but every blocking query must wake, and no
 //! index a reader already saw may go backwards. So every table, every service name (old
 //! or new), every node and every KV prefix reports at least the restore's index.
+//!
+//! The restored data may carry indexes above this cluster's log (a backup of an older,
+//! longer-lived cluster restored into a fresh one). Consul's Raft library jumps its log
+//! index past the snapshot's; openraft cannot, so the state keeps an `index_offset` added
+//! to every log index it stamps from then on. `State::index` stays the log index (what
+//! replicas and barriers compare); only the stamped indexes move.
 
 use crate::State;
 
 impl State {
-    /// Replaces this state with `restored`, applied at log `index`.
-    pub(crate) fn restore_at(&mut self, index: u64, restored: State) {
+    /// Replaces this state with `restored`, applied at log index `log_index`.
+    pub(crate) fn restore_at(&mut self, log_index: u64, restored: State) {
         let old_services: Vec<String> = self.service_index.keys().cloned().collect();
         let old_nodes: Vec<String> = self.nodes.keys().cloned().collect();
-        let floor = index.max(self.index);
+        let log_index = log_index.max(self.index);
+        // Above what readers saw here, and above every index in the restored data.
+        let floor = (log_index + self.index_offset).max(restored.last_index() + 1);
         *self = restored;
-        self.index = self.index.max(floor);
+        self.index = log_index;
+        self.index_offset = floor - log_index;
         let t = &mut self.tables;
         for i in [
             &mut t.nodes,
@@ -62,11 +71,54 @@ mod tests {
         live.apply(21, &cmd);
         assert_eq!(live.kv_len(), 1);
         let (e, _) = live.kv_get("kept/a");
-        assert_eq!(e.map(|e| e.modify_index), Some(3), "the data keeps its indexes");
-        assert_eq!(live.kv_list("gone/").1, 21, "a vanished prefix still moves on");
+        assert_eq!(
+            e.map(|e| e.modify_index),
+            Some(3),
+            "the data keeps its indexes"
+        );
+        assert_eq!(
+            live.kv_list("gone/").1,
+            21,
+            "a vanished prefix still moves on"
+        );
         assert_eq!(live.kv_list("kept/").1, 21);
         assert_eq!(live.table_indexes().kv, 21);
         assert_eq!(live.last_index(), 21);
+        assert_eq!(live.index, 21);
+    }
+
+    #[test]
+    fn writes_after_restoring_a_longer_history_stamp_higher_indexes() {
+        let mut old = State::new();
+        for i in 1..=500 {
+            set(&mut old, i, "hot");
+        }
+        let mut fresh = State::new();
+        set(&mut fresh, 1, "x");
+        fresh.apply(
+            2,
+            &Command::Restore {
+                state: Box::new(old),
+            },
+        );
+        assert_eq!(fresh.index, 2, "the log index stays this cluster's");
+        assert!(fresh.last_index() > 500);
+        let before = fresh.kv_get("hot").0.unwrap().modify_index;
+        assert_eq!(before, 500);
+        set(&mut fresh, 3, "hot");
+        let after = fresh.kv_get("hot").0.unwrap().modify_index;
+        assert!(after > 500, "a write after the restore stamps {after}");
+        assert_eq!(fresh.kv_get("hot").1, after);
+        // A second restore of the same data still moves forward.
+        let copy = fresh.clone();
+        fresh.apply(
+            4,
+            &Command::Restore {
+                state: Box::new(copy),
+            },
+        );
+        set(&mut fresh, 5, "hot");
+        assert!(fresh.kv_get("hot").0.unwrap().modify_index > after + 1);
     }
 
     #[test]
