@@ -306,10 +306,10 @@ pub fn type_counts(state: &State) -> Vec<TypeCount> {
     }
     let (kv, _) = state.kv_list("");
     rows[3].count = kv.len();
-    rows[3].bytes = kv.iter().map(|e| size(e)).sum();
+    rows[3].bytes = kv.iter().map(size).sum();
     let (sessions, _) = state.sessions();
     rows[4].count = sessions.len();
-    rows[4].bytes = sessions.iter().map(|s| size(s)).sum();
+    rows[4].bytes = sessions.iter().map(size).sum();
     rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.kind.cmp(b.kind)));
     rows
 }
