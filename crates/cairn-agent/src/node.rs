@@ -120,7 +120,7 @@ impl Agent {
             // (-bootstrap-expect N > 1, or one joining a running cluster) talks to its
             // peers over the server RPC port, under a Raft ID taken from its node ID.
             let raft = if cfg.bootstraps_alone() {
-                RaftNode::start(opts).await?
+                RaftNode::start_with_snapshots(opts, cfg.raft_snapshots).await?
             } else {
                 let opts = RaftOptions {
                     node_id: cairn_server::bootstrap::raft_id(&node_id),
@@ -128,7 +128,8 @@ impl Agent {
                 };
                 let node = RaftNode::start_cluster(
                     opts,
-                    cairn_raft::ClusterOptions::new(links.raft_client()),
+                    cairn_raft::ClusterOptions::new(links.raft_client())
+                        .with_snapshots(cfg.raft_snapshots),
                 )
                 .await?;
                 cluster_raft = Some(node.clone());
@@ -621,6 +622,10 @@ impl Backend for Agent {
 
     fn barrier(&self) -> BoxFut<'_, Result<(), HttpError>> {
         Box::pin(async move { self.inner.catalog.barrier().await.map_err(catalog_error) })
+    }
+
+    fn raft_term(&self) -> u64 {
+        self.inner.catalog.raft_term()
     }
 
     fn raft_info(&self) -> RaftInfo {

@@ -607,3 +607,26 @@ fn wrong_shapes_are_errors_not_panics() {
         assert!(e.is_err(), "{frag} should be rejected");
     }
 }
+
+#[test]
+fn raft_snapshot_settings_default_as_consul_and_are_read() {
+    let c = load_ok(&["-node=n"]);
+    assert_eq!(c.raft_snapshots.threshold, 16384);
+    assert_eq!(c.raft_snapshots.interval, Some(Duration::from_secs(30)));
+    assert_eq!(c.raft_snapshots.trailing_logs, 10240);
+    let c = load_ok(&[
+        "-node=n",
+        "-hcl",
+        "raft_snapshot_threshold = 20\nraft_snapshot_interval = \"250ms\"\nraft_trailing_logs = 5",
+    ]);
+    assert_eq!(c.raft_snapshots.threshold, 20);
+    assert_eq!(c.raft_snapshots.interval, Some(Duration::from_millis(250)));
+    assert_eq!(c.raft_snapshots.trailing_logs, 5);
+    assert!(
+        load_err(&["-node=n", "-hcl", "raft_snapshot_interval = \"0s\""])
+            .contains("raft_snapshot_interval")
+    );
+    assert!(
+        load_err(&["-node=n", "-hcl", "raft_trailing_logs = -1"]).contains("raft_trailing_logs")
+    );
+}

@@ -144,6 +144,11 @@ impl Cluster {
     /// Starts a server of a replicated cluster: in memory (`-dev`), expecting `expect`
     /// servers before it bootstraps, joining the first server started.
     pub async fn cluster_server(&mut self, name: &str, expect: u32) {
+        self.cluster_server_with(name, expect, "").await;
+    }
+
+    /// [`Cluster::cluster_server`] with extra `-hcl` configuration.
+    pub async fn cluster_server_with(&mut self, name: &str, expect: u32, hcl: &str) {
         let ip = self.ip();
         let mut args: Vec<String> = [
             "-dev",
@@ -162,6 +167,9 @@ impl Cluster {
         args.extend(["-bootstrap-expect".into(), expect.to_string()]);
         if let Some(j) = self.join_addr() {
             args.extend(["-retry-join".into(), j]);
+        }
+        if !hcl.is_empty() {
+            args.extend(["-hcl".into(), hcl.to_string()]);
         }
         self.boot(name, ip, true, args).await;
     }
