@@ -216,3 +216,41 @@ async fn a_damaged_archive_is_refused_and_changes_nothing() {
     let (code, _, _) = run_cli(&["snapshot", "save"], &[]);
     assert_eq!(code, 2, "a missing FILE is a usage error");
 }
+
+/// Restored sessions have live TTL timers on the leader: one that nobody renews expires
+/// (and releases its lock) on the server it was restored into.
+#[tokio::test]
+async fn restored_sessions_expire_on_the_new_leader() {
+    let short = ["-hcl", "session_ttl_min = \"1s\""];
+    let a = Agent::dev_with(&short).await;
+    let node = a.node_name().await;
+    let id = a
+        .session(json!({"Name": "short", "Node": node, "TTL": "1s", "Checks": []}))
+        .await;
+    let archive = a.get("/v1/snapshot").await.expect(200).body;
+    drop(a);
+
+    let b = Agent::dev_with(&short).await;
+    b.put("/v1/snapshot", archive).await.expect(200);
+    let started = std::time::Instant::now();
+    let info = b.get(&format!("/v1/session/info/{id}")).await.expect(200);
+    assert_eq!(info.json()[0]["ID"], json!(id), "restored");
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        "the TTL runs out",
+        || {
+            let b = &b;
+            let id = id.clone();
+            async move {
+                let r = b.get(&format!("/v1/session/info/{id}")).await.expect(200);
+                r.json()
+                    .as_array()
+                    .is_none_or(|a| a.is_empty())
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    // 2 x TTL, counted from when the leader saw the restored session.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+}

@@ -44,6 +44,10 @@ pub struct State {
     /// higher ones even though this cluster's log may be shorter (see `restore`).
     #[serde(default)]
     pub index_offset: u64,
+    /// How many snapshots were restored into this state: the leader restarts its session
+    /// timers when it changes.
+    #[serde(default)]
+    pub(crate) restores: u64,
     pub(crate) nodes: BTreeMap<String, NodeRecord>,
     pub(crate) kv: BTreeMap<String, KvEntry>,
     /// Index at which a key was last deleted: keeps blocking indexes of a prefix
@@ -115,6 +119,11 @@ impl State {
     /// Restores the state from a snapshot, keeping `index` monotonic.
     pub fn restore(&mut self, other: State) {
         *self = other;
+    }
+
+    /// How many snapshot restores this state has seen (see [`Command::Restore`]).
+    pub fn restore_count(&self) -> u64 {
+        self.restores
     }
 
     /// Index of the last catalog write addressed to `node` (0 if none).

@@ -22,7 +22,9 @@ impl State {
         let log_index = log_index.max(self.index);
         // Above what readers saw here, and above every index in the restored data.
         let floor = (log_index + self.index_offset).max(restored.last_index() + 1);
+        let restores = self.restores.max(restored.restores) + 1;
         *self = restored;
+        self.restores = restores;
         self.index = log_index;
         self.index_offset = floor - log_index;
         let t = &mut self.tables;
@@ -85,6 +87,11 @@ mod tests {
         assert_eq!(live.table_indexes().kv, 21);
         assert_eq!(live.last_index(), 21);
         assert_eq!(live.index, 21);
+        assert_eq!(
+            live.restore_count(),
+            1,
+            "the leader's session timers restart on this"
+        );
     }
 
     #[test]
