@@ -278,6 +278,31 @@ impl Cluster {
         (status, v)
     }
 
+    /// An HTTP request with a binary body; (status, body bytes).
+    pub async fn http_bytes(
+        &self,
+        node: &str,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>) {
+        let app: cairn_http::App = Arc::new(self.node(node).agent().clone());
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::from(body))
+            .expect("request");
+        let resp = cairn_http::router(app)
+            .oneshot(req)
+            .await
+            .expect("router answers");
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
+            .await
+            .unwrap_or_default();
+        (status, bytes.to_vec())
+    }
+
     /// `GET` returning the JSON body when the status is 200.
     pub async fn get(&self, node: &str, path: &str) -> Option<Value> {
         let (s, v) = self.http(node, "GET", path, "").await;
