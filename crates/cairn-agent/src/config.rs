@@ -375,6 +375,9 @@ pub struct Config {
     pub max_query_time: Duration,
     /// `performance.raft_multiplier`, 1..=10 (default 5; 1 with `-dev`).
     pub raft_multiplier: u32,
+    /// `raft_snapshot_threshold`, `raft_snapshot_interval`, `raft_trailing_logs`
+    /// (Consul's defaults: 16384 entries, 30s, 10240 entries).
+    pub raft_snapshots: cairn_raft::SnapshotSettings,
     /// `limits { ... }`.
     pub limits: Limits,
     /// `dns_config { ... }`.
@@ -1103,6 +1106,23 @@ fn build(
             .filter(|d| !d.is_zero()),
         debug_unsafe_local_reads: r.bool("debug_unsafe_local_reads", false)?,
         kv_tombstone_ttl: r.duration("kv_tombstone_ttl", Duration::from_secs(15 * 60))?,
+        raft_snapshots: cairn_raft::SnapshotSettings {
+            threshold: r
+                .uint::<u64>(
+                    "raft_snapshot_threshold",
+                    cairn_raft::snapshot_policy::DEFAULT_THRESHOLD,
+                )?
+                .max(1),
+            interval: Some(positive(
+                &r,
+                "raft_snapshot_interval",
+                cairn_raft::snapshot_policy::DEFAULT_INTERVAL,
+            )?),
+            trailing_logs: r.uint::<u64>(
+                "raft_trailing_logs",
+                cairn_raft::snapshot_policy::DEFAULT_TRAILING_LOGS,
+            )?,
+        },
         kv_tombstone_granularity: r
             .duration("kv_tombstone_granularity", Duration::from_secs(30))?
             .max(Duration::from_millis(100)),

@@ -123,7 +123,7 @@ impl Agent {
             // (-bootstrap-expect N > 1, or one joining a running cluster) talks to its
             // peers over the server RPC port, under a Raft ID taken from its node ID.
             let raft = if cfg.bootstraps_alone() {
-                RaftNode::start(opts).await?
+                RaftNode::start_with_snapshots(opts, cfg.raft_snapshots).await?
             } else {
                 let opts = RaftOptions {
                     node_id: cairn_server::bootstrap::raft_id(&node_id),
@@ -131,7 +131,8 @@ impl Agent {
                 };
                 let node = RaftNode::start_cluster(
                     opts,
-                    cairn_raft::ClusterOptions::new(links.raft_client()),
+                    cairn_raft::ClusterOptions::new(links.raft_client())
+                        .with_snapshots(cfg.raft_snapshots),
                 )
                 .await?;
                 cluster_raft = Some(node.clone());
@@ -639,6 +640,10 @@ impl Backend for Agent {
             let result = shared.run(|| catalog.barrier(mode)).await;
             result.map_err(catalog_error)
         })
+    }
+
+    fn raft_term(&self) -> u64 {
+        self.inner.catalog.raft_term()
     }
 
     fn raft_info(&self) -> RaftInfo {

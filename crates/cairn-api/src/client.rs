@@ -419,6 +419,28 @@ impl Client {
             .await?
             .unwrap_or_default())
     }
+
+    // ---- snapshot -------------------------------------------------------------------------
+
+    /// `GET /v1/snapshot[?stale]`: the archive's bytes and `X-Consul-Index`.
+    pub async fn snapshot_save(&self, stale: bool) -> Result<(Vec<u8>, u64), ApiError> {
+        let path = Query::new().flag_if("stale", stale).to_path("/v1/snapshot");
+        let resp = self.send_ok(Method::GET, &path, Body::None).await?;
+        let index = index_of(&resp);
+        let url = self.url(&path);
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| ApiError::Transport { url, source })?;
+        Ok((bytes.to_vec(), index))
+    }
+
+    /// `PUT /v1/snapshot` with an archive from [`Client::snapshot_save`].
+    pub async fn snapshot_restore(&self, archive: Vec<u8>) -> Result<(), ApiError> {
+        self.send_ok(Method::PUT, "/v1/snapshot", Body::Raw(archive))
+            .await
+            .map(|_| ())
+    }
 }
 
 /// Turns a user-supplied address into a base URL without a trailing slash.

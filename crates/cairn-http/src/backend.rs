@@ -69,6 +69,10 @@ pub trait Backend: Send + Sync + 'static {
     fn raft_info(&self) -> RaftInfo;
     /// `/v1/operator/raft/configuration`: `{"Servers": [...], "Index": N}`.
     fn raft_configuration(&self) -> serde_json::Value;
+    /// The current Raft term, for snapshot metadata (0 where unknown).
+    fn raft_term(&self) -> u64 {
+        0
+    }
     fn node_name(&self) -> &str;
     fn node_id(&self) -> &str;
     fn datacenter(&self) -> &str;

@@ -18,6 +18,8 @@ mod query;
 mod reply;
 mod serve;
 mod session;
+mod snapshot;
+pub mod snapshot_archive;
 mod status;
 mod txn;
 
@@ -82,6 +84,7 @@ pub fn router(app: App) -> Router {
             "/v1/operator/raft/configuration",
             get(status::raft_configuration),
         )
+        .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
         // agent
         .route("/v1/agent/self", get(agent::self_info))
         .route("/v1/agent/members", get(agent::members))

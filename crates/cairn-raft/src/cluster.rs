@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use cairn_rpc::{Client, Routes};
 use openraft::error::{InitializeError, RaftError};
-use openraft::{BasicNode, SnapshotPolicy};
+use openraft::BasicNode;
 
 use crate::network::NetworkFactory;
 use crate::node::{raft_config, RaftNode, RaftOptions, WriteError, SNAPSHOT_EVERY_LOGS};
@@ -29,16 +29,38 @@ pub struct ClusterOptions {
     /// Log entries kept behind a snapshot, so a follower slightly behind catches up from the
     /// log rather than by a snapshot transfer.
     pub logs_kept_after_snapshot: u64,
+    /// How often `snapshot_every` is checked (Consul's `raft_snapshot_interval`); `None`
+    /// checks after every applied batch.
+    pub snapshot_interval: Option<std::time::Duration>,
 }
 
 impl ClusterOptions {
-    /// Production defaults: a snapshot every [`SNAPSHOT_EVERY_LOGS`] entries, 1,000 entries
-    /// kept behind it.
+    /// A snapshot every [`SNAPSHOT_EVERY_LOGS`] entries, checked after every applied
+    /// batch, 1,000 entries kept behind it. The agent sets all three from its
+    /// configuration ([`ClusterOptions::with_snapshots`]).
     pub fn new(client: Client<RaftRpc>) -> Self {
         ClusterOptions {
             client,
             snapshot_every: SNAPSHOT_EVERY_LOGS,
             logs_kept_after_snapshot: 1000,
+            snapshot_interval: None,
+        }
+    }
+
+    /// These options with the snapshot policy `s`.
+    pub fn with_snapshots(mut self, s: crate::SnapshotSettings) -> Self {
+        self.snapshot_every = s.threshold;
+        self.logs_kept_after_snapshot = s.trailing_logs;
+        self.snapshot_interval = s.interval;
+        self
+    }
+
+    /// The snapshot policy these options describe.
+    pub fn snapshots(&self) -> crate::SnapshotSettings {
+        crate::SnapshotSettings {
+            threshold: self.snapshot_every,
+            interval: self.snapshot_interval,
+            trailing_logs: self.logs_kept_after_snapshot,
         }
     }
 }
@@ -66,13 +88,15 @@ impl RaftNode {
         cluster: ClusterOptions,
     ) -> anyhow::Result<RaftNode> {
         let mut config = raft_config(opts.raft_multiplier)?;
-        config.snapshot_policy = SnapshotPolicy::LogsSinceLast(cluster.snapshot_every.max(1));
-        config.max_in_snapshot_log_to_keep = cluster.logs_kept_after_snapshot;
+        let snapshots = cluster.snapshots();
+        snapshots.configure(&mut config);
         // A server cut off from the others must not raise its term while away and depose a
         // healthy leader when it comes back.
         config.enable_pre_vote = Some(true);
         let network = NetworkFactory::new(opts.node_id, cluster.client);
-        RaftNode::open(opts, config, network).await
+        let node = RaftNode::open(opts, config, network).await?;
+        node.spawn_snapshot_checker(snapshots);
+        Ok(node)
     }
 
     /// The service answering `cairn.raft.v1` for this node.
@@ -147,6 +171,12 @@ impl RaftNode {
         }
         let lease = std::time::Duration::from_millis(self.raft().config().election_timeout_max);
         m.last_quorum_acked.is_some_and(|t| t.elapsed() < lease)
+    }
+
+    /// This node's current term.
+    pub fn current_term(&self) -> u64 {
+        use openraft::async_runtime::watch::WatchReceiver;
+        self.raft().metrics().borrow_watched().current_term
     }
 
     /// The id of the leader this node currently knows, if any.

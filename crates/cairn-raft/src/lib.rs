@@ -9,6 +9,7 @@
 //! - [`protocol`]: the server-to-server protocol `cairn.raft.v1` on cairn-rpc;
 //! - [`network`]: openraft's network over a cairn-rpc client (TCP or in-process);
 //! - [`service`]: the receiving end, feeding the local Raft;
+//! - [`snapshot_policy`]: when to snapshot and how much log to keep behind it;
 //! - [`snapshot_transfer`]: snapshots cut into chunks and put back together;
 //! - [`node`]: the [`RaftNode`] facade used by the agent;
 //! - [`cluster`]: multi-server mode (start with a transport, initialize, change members).
@@ -20,6 +21,7 @@ pub mod network;
 pub mod node;
 pub mod protocol;
 pub mod service;
+pub mod snapshot_policy;
 pub mod snapshot_transfer;
 pub mod state_machine;
 pub mod types;
@@ -28,5 +30,6 @@ pub use cluster::{ClusterOptions, InitError};
 pub use node::{log_path, snapshot_dir, RaftNode, RaftOptions, WriteError};
 pub use protocol::RaftRpc;
 pub use service::RaftService;
+pub use snapshot_policy::SnapshotSettings;
 pub use state_machine::{AppliedEntry, CairnStateMachine, APPLIED_ENTRIES_BUFFER};
 pub use types::TypeConfig;

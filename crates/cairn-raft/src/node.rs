@@ -27,8 +27,9 @@ use crate::types::{Request, TypeConfig};
 /// The openraft handle type used by Cairn.
 pub type CairnRaft = Raft<TypeConfig, CairnStateMachine>;
 
-/// Take a snapshot (and purge the log behind it) every this many applied entries.
-pub const SNAPSHOT_EVERY_LOGS: u64 = 10_000;
+/// Take a snapshot (and purge the log behind it) every this many applied entries
+/// (Consul's `raft_snapshot_threshold` default).
+pub const SNAPSHOT_EVERY_LOGS: u64 = crate::snapshot_policy::DEFAULT_THRESHOLD;
 
 /// Where a durable server keeps its Raft log inside its data directory.
 pub fn log_path(data_dir: &std::path::Path) -> PathBuf {
@@ -142,11 +143,22 @@ pub(crate) fn raft_config(multiplier: u32) -> anyhow::Result<Config> {
 impl RaftNode {
     /// Opens storage, restores the latest snapshot, starts Raft, bootstraps a single-member
     /// cluster on first start, and waits (bounded) until this node leads and its state machine
-    /// has caught up with everything committed before the restart.
+    /// has caught up with everything committed before the restart. Snapshots follow
+    /// Consul's defaults ([`SnapshotSettings::default`](crate::SnapshotSettings)).
     pub async fn start(opts: RaftOptions) -> anyhow::Result<RaftNode> {
-        let config = raft_config(opts.raft_multiplier)?;
+        Self::start_with_snapshots(opts, crate::SnapshotSettings::default()).await
+    }
+
+    /// [`start`](Self::start) with the given snapshot policy.
+    pub async fn start_with_snapshots(
+        opts: RaftOptions,
+        snapshots: crate::SnapshotSettings,
+    ) -> anyhow::Result<RaftNode> {
+        let mut config = raft_config(opts.raft_multiplier)?;
+        snapshots.configure(&mut config);
         let (node_id, addr) = (opts.node_id, opts.addr.clone());
         let node = Self::open(opts, config, NetworkFactory::default()).await?;
+        node.spawn_snapshot_checker(snapshots);
         let raft = &node.raft;
 
         if !raft.is_initialized().await? {

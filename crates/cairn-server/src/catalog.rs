@@ -91,6 +91,11 @@ pub trait Catalog: Send + Sync + 'static {
     /// Leader, peers and contact, now.
     fn status(&self) -> ClusterStatus;
 
+    /// This node's current Raft term (0 where there is no local Raft: a client agent).
+    fn raft_term(&self) -> u64 {
+        0
+    }
+
     /// A session was renewed on this node: restart its TTL where the timers run (on the
     /// leader).
     fn session_renewed(&self, id: &str);
@@ -308,6 +313,10 @@ impl Catalog for ServerCatalog {
             }
             hold(|| self.barrier_once(mode)).await
         })
+    }
+
+    fn raft_term(&self) -> u64 {
+        self.raft.current_term()
     }
 
     fn status(&self) -> ClusterStatus {

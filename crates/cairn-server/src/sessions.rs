@@ -1,7 +1,8 @@
 //! Session TTLs. Like Consul, the timers live on the leader only and are not
 //! replicated: a new leader starts every TTL afresh. A session that is not renewed
 //! within 2 x TTL (Consul's `SessionTTLMultiplier`) is destroyed through Raft, which
-//! releases or deletes its locks.
+//! releases or deletes its locks. A restored snapshot (`PUT /v1/snapshot`) restarts
+//! every timer, as a new leader does.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -39,11 +40,18 @@ pub(crate) async fn reaper_loop(duties: Duties) {
     let timers = &duties.sessions;
     timers.deadlines.lock().clear();
     timers.renewed.lock().clear();
+    let mut restores = duties.state.read().restore_count();
     loop {
         tick.tick().await;
         let now = Instant::now();
         let sessions: Vec<(String, Duration)> = {
             let st = duties.state.read();
+            if st.restore_count() != restores {
+                // A snapshot was restored: every session gets a full TTL from now.
+                restores = st.restore_count();
+                timers.deadlines.lock().clear();
+                timers.renewed.lock().clear();
+            }
             st.sessions()
                 .0
                 .into_iter()

@@ -28,6 +28,9 @@ pub enum Command {
     /// Forget KV tombstones (deletion markers) created at or below `upto`: the leader's
     /// tombstone GC, once they are older than the tombstone TTL.
     KvReap { upto: u64 },
+    /// Replace the whole state with a snapshot's (`PUT /v1/snapshot`): one entry, so
+    /// every server switches at the same index and no reader sees half of it.
+    Restore { state: Box<crate::State> },
 }
 
 /// Body of a catalog registration.

@@ -308,6 +308,11 @@ impl ReapedFloors {
         }
     }
 
+    /// Every prefix reports at least `idx` from now on (a restore replaced all keys).
+    pub(crate) fn raise_all(&mut self, idx: u64) {
+        self.all = self.all.max(idx);
+    }
+
     #[cfg(test)]
     pub(crate) fn buckets_len(&self) -> usize {
         self.buckets.len()

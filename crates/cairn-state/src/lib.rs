@@ -13,6 +13,7 @@ pub mod catalog;
 mod command;
 pub mod index;
 mod kv;
+mod restore;
 mod session;
 mod txn;
 
@@ -38,6 +39,15 @@ pub struct NodeRecord {
 pub struct State {
     /// Index of the last applied log entry.
     pub index: u64,
+    /// Added to log indexes before they are stamped into the data. 0 until a snapshot is
+    /// restored: the restored data keeps its indexes, and every later write must stamp
+    /// higher ones even though this cluster's log may be shorter (see `restore`).
+    #[serde(default)]
+    pub index_offset: u64,
+    /// How many snapshots were restored into this state: the leader restarts its session
+    /// timers when it changes.
+    #[serde(default)]
+    pub(crate) restores: u64,
     pub(crate) nodes: BTreeMap<String, NodeRecord>,
     pub(crate) kv: BTreeMap<String, KvEntry>,
     /// Index at which a key was last deleted: keeps blocking indexes of a prefix
@@ -68,10 +78,13 @@ impl State {
     }
 
     /// Applies one committed command at log `index`.
-    pub fn apply(&mut self, index: u64, cmd: &Command) -> Outcome {
-        if index > self.index {
-            self.index = index;
+    pub fn apply(&mut self, log_index: u64, cmd: &Command) -> Outcome {
+        if log_index > self.index {
+            self.index = log_index;
         }
+        // The index stamped into the data (CreateIndex, ModifyIndex, table indexes):
+        // the log index, shifted past a restored snapshot's indexes (see `restore`).
+        let index = log_index + self.index_offset;
         match cmd {
             Command::Noop => Outcome::None,
             Command::Register(r) => {
@@ -96,6 +109,10 @@ impl State {
                 self.kv_reap(*upto);
                 Outcome::None
             }
+            Command::Restore { state } => {
+                self.restore_at(log_index, (**state).clone());
+                Outcome::None
+            }
         }
     }
 
@@ -104,14 +121,20 @@ impl State {
         *self = other;
     }
 
+    /// How many snapshot restores this state has seen (see [`Command::Restore`]).
+    pub fn restore_count(&self) -> u64 {
+        self.restores
+    }
+
     /// Index of the last catalog write addressed to `node` (0 if none).
     pub fn node_write_index(&self, node: &str) -> u64 {
         self.node_writes.get(node).copied().unwrap_or(0)
     }
 
-    /// Index of the last applied entry, never below 1.
+    /// Index of the last applied entry as stamped into the data (the log index plus
+    /// [`State::index_offset`]), never below 1.
     pub fn last_index(&self) -> u64 {
-        self.index.max(1)
+        (self.index + self.index_offset).max(1)
     }
 }
 

@@ -279,3 +279,39 @@ fn snapshot_files_latest_and_prune() {
     assert_eq!(left, vec!["00000000000000000020-b.snap".to_string()]);
     assert!(write_snapshot_file(&snaps, "../evil", b"x").is_err());
 }
+
+/// A snapshot file cut short, with a flipped byte, or with a mangled header is refused
+/// with an error naming the file and the damage; a file without a header (written before
+/// headers existed) still reads.
+#[test]
+fn damaged_snapshot_files_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+    let blob = br#"{"meta":{},"state":{"many":"bytes of state"}}"#;
+    let path = write_snapshot_file(&snaps, "00000000000000000007", blob).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    assert!(good.starts_with(b"CAIRNSNAP 1 "), "a header comes first");
+    assert_eq!(read_latest_snapshot(&snaps).unwrap().unwrap().1, blob);
+
+    let err_of = |bytes: &[u8]| {
+        std::fs::write(&path, bytes).unwrap();
+        let e = read_latest_snapshot(&snaps).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+        assert!(e.to_string().contains("00000000000000000007.snap"), "{e}");
+        e.to_string()
+    };
+    let e = err_of(&good[..good.len() - 5]);
+    assert!(e.contains("truncated"), "{e}");
+    let mut flipped = good.clone();
+    let last = flipped.len() - 3;
+    flipped[last] ^= 0x20;
+    let e = err_of(&flipped);
+    assert!(e.contains("SHA-256"), "{e}");
+    let e = err_of(b"CAIRNSNAP 1 12");
+    assert!(e.contains("header"), "{e}");
+    let e = err_of(b"CAIRNSNAP 9 3 abc\nxyz");
+    assert!(e.contains("unknown header"), "{e}");
+
+    std::fs::write(&path, blob).unwrap();
+    assert_eq!(read_latest_snapshot(&snaps).unwrap().unwrap().1, blob);
+}

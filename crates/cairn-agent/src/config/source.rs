@@ -116,6 +116,9 @@ pub(crate) const SCHEMA: Schema = Obj(&[
     ("node_name", Leaf),
     ("performance", Obj(&[("raft_multiplier", Leaf)])),
     ("pid_file", Leaf),
+    ("raft_snapshot_interval", Leaf),
+    ("raft_snapshot_threshold", Leaf),
+    ("raft_trailing_logs", Leaf),
     (
         "ports",
         Obj(&[

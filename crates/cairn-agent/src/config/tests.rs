@@ -624,3 +624,26 @@ fn read_consistency_settings() {
     let e = load_err(&["-dev", "-hcl", "discovery_max_stale = \"soon\""]);
     assert!(e.contains("discovery_max_stale"), "{e}");
 }
+
+#[test]
+fn raft_snapshot_settings_default_as_consul_and_are_read() {
+    let c = load_ok(&["-node=n"]);
+    assert_eq!(c.raft_snapshots.threshold, 16384);
+    assert_eq!(c.raft_snapshots.interval, Some(Duration::from_secs(30)));
+    assert_eq!(c.raft_snapshots.trailing_logs, 10240);
+    let c = load_ok(&[
+        "-node=n",
+        "-hcl",
+        "raft_snapshot_threshold = 20\nraft_snapshot_interval = \"250ms\"\nraft_trailing_logs = 5",
+    ]);
+    assert_eq!(c.raft_snapshots.threshold, 20);
+    assert_eq!(c.raft_snapshots.interval, Some(Duration::from_millis(250)));
+    assert_eq!(c.raft_snapshots.trailing_logs, 5);
+    assert!(
+        load_err(&["-node=n", "-hcl", "raft_snapshot_interval = \"0s\""])
+            .contains("raft_snapshot_interval")
+    );
+    assert!(
+        load_err(&["-node=n", "-hcl", "raft_trailing_logs = -1"]).contains("raft_trailing_logs")
+    );
+}

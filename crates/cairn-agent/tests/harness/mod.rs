@@ -144,6 +144,11 @@ impl Cluster {
     /// Starts a server of a replicated cluster: in memory (`-dev`), expecting `expect`
     /// servers before it bootstraps, joining the first server started.
     pub async fn cluster_server(&mut self, name: &str, expect: u32) {
+        self.cluster_server_with(name, expect, "").await;
+    }
+
+    /// [`Cluster::cluster_server`] with extra `-hcl` configuration.
+    pub async fn cluster_server_with(&mut self, name: &str, expect: u32, hcl: &str) {
         let ip = self.ip();
         let mut args: Vec<String> = [
             "-dev",
@@ -162,6 +167,9 @@ impl Cluster {
         args.extend(["-bootstrap-expect".into(), expect.to_string()]);
         if let Some(j) = self.join_addr() {
             args.extend(["-retry-join".into(), j]);
+        }
+        if !hcl.is_empty() {
+            args.extend(["-hcl".into(), hcl.to_string()]);
         }
         self.boot(name, ip, true, args).await;
     }
@@ -281,6 +289,31 @@ impl Cluster {
         let v = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, headers, v)
+    }
+
+    /// An HTTP request with a binary body; (status, body bytes).
+    pub async fn http_bytes(
+        &self,
+        node: &str,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>) {
+        let app: cairn_http::App = Arc::new(self.node(node).agent().clone());
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::from(body))
+            .expect("request");
+        let resp = cairn_http::router(app)
+            .oneshot(req)
+            .await
+            .expect("router answers");
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
+            .await
+            .unwrap_or_default();
+        (status, bytes.to_vec())
     }
 
     /// `GET` returning the JSON body when the status is 200.

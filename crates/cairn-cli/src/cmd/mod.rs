@@ -11,6 +11,7 @@ pub mod pool;
 pub mod registrator;
 pub mod reload;
 pub mod services;
+pub mod snapshot;
 pub mod tasks;
 pub mod version;
 
@@ -36,6 +37,7 @@ Available commands are:
     registrator Registers this host's containers with the agent
     reload      Triggers the agent's configuration reload
     services    Interact with services
+    snapshot    Saves, restores and inspects snapshots of the servers' state
     tasks       Runs ECS task definitions as local processes
     version     Prints the Cairn version
 
@@ -81,6 +83,7 @@ pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
         "catalog" => catalog::run(rest).await,
         "kv" => kv::run(rest).await,
         "services" => services::run(rest).await,
+        "snapshot" => snapshot::run(rest).await,
         "registrator" => registrator::run(rest).await,
         "tasks" => tasks::run(rest).await,
         "demo" => demo::run(rest).await,
