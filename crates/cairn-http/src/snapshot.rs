@@ -33,7 +33,7 @@ pub async fn save(State(app): State<App>, uri: Uri) -> Result<Response, HttpErro
     let consistency = q.consistency()?;
     app.read_ready()?;
     if consistency != Consistency::Stale {
-        app.barrier().await?;
+        app.barrier(consistency).await?;
     }
     let (bin, index) = {
         let st = app.state().read();
