@@ -2,13 +2,24 @@
 //!
 //! Syntax errors come from the HCL parser with their line and column; everything else is
 //! reported by path (`key "a/b".policy`) through the shared [`Builder`].
+//!
+//! Consul's parser (HCL 1) also takes several attributes on one line, as in its own
+//! `service_prefix "" { policy = "write" intentions = "write" }`; HCL 2 wants a newline between
+//! them. When the text fails to parse, it is retried once with a newline put before each
+//! attribute that directly follows a string on the same line; if that fails too, the error
+//! reported is the one for the text as written, so its line numbers stay right.
 
 use crate::error::RuleError;
 use crate::parse::{rule_path, Builder, Found, Top};
 use hcl::{Block, Body, Expression, Structure};
 
 pub(crate) fn parse(text: &str, builder: &mut Builder) -> Result<(), RuleError> {
-    let body = hcl::parse(text).map_err(|e| RuleError::Hcl(e.to_string()))?;
+    let body = match hcl::parse(text) {
+        Ok(body) => body,
+        Err(err) => split_one_liners(text)
+            .and_then(|fixed| hcl::parse(&fixed).ok())
+            .ok_or_else(|| syntax_error(err))?,
+    };
     for structure in body.iter() {
         match structure {
             Structure::Attribute(attr) => match Builder::classify(attr.key.as_str())? {
@@ -78,4 +89,87 @@ fn found(expr: &Expression) -> Found<'_> {
         Expression::TemplateExpr(_) => Found::Other("a template (interpolation is not allowed)"),
         _ => Found::Other("an expression"),
     }
+}
+
+fn syntax_error(err: hcl::Error) -> RuleError {
+    match err {
+        hcl::Error::Parse(e) => RuleError::Hcl(format!(
+            "line {}, column {}: {}",
+            e.location().line(),
+            e.location().column(),
+            e.message()
+        )),
+        other => RuleError::Hcl(other.to_string()),
+    }
+}
+
+/// Rewrites HCL 1 one-line bodies for HCL 2: a newline after each `{`, before each `}`, and
+/// in place of the blanks (and commas) between a string and a following `name =` or `}`.
+/// `None` when there is nothing to change.
+fn split_one_liners(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 64);
+    let (mut in_string, mut escaped) = (false, false);
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => {
+                    in_string = false;
+                    let gap = bytes[i + 1..]
+                        .iter()
+                        .take_while(|c| matches!(c, b' ' | b'\t' | b','))
+                        .count();
+                    let rest = &bytes[i + 1 + gap..];
+                    if gap > 0 && (starts_attribute(rest) || rest.starts_with(b"}")) {
+                        out.push_str(&text[copied..=i]);
+                        out.push('\n');
+                        copied = i + 1 + gap;
+                        i = copied;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' => {
+                    out.push_str(&text[copied..=i]);
+                    out.push('\n');
+                    copied = i + 1;
+                }
+                b'}' => {
+                    out.push_str(&text[copied..i]);
+                    out.push('\n');
+                    copied = i;
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    (out != text).then_some(out)
+}
+
+/// Whether `rest` starts with `identifier =` (and not `==`).
+fn starts_attribute(rest: &[u8]) -> bool {
+    let ident = rest
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
+        .count();
+    if ident == 0 || !rest[0].is_ascii_alphabetic() && rest[0] != b'_' {
+        return false;
+    }
+    let after = &rest[ident..];
+    let spaces = after
+        .iter()
+        .take_while(|c| matches!(c, b' ' | b'\t'))
+        .count();
+    after[spaces..].starts_with(b"=") && !after[spaces..].starts_with(b"==")
 }
