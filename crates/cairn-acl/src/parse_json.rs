@@ -9,10 +9,14 @@ use crate::parse::{rule_path, Builder, Found, Top};
 use serde_json::{Map, Value};
 
 pub(crate) fn parse(text: &str, builder: &mut Builder) -> Result<(), RuleError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| RuleError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        let full = e.to_string();
+        let position = format!(" at line {} column {}", e.line(), e.column());
+        RuleError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: full.strip_suffix(&position).unwrap_or(&full).to_string(),
+        }
     })?;
     let Value::Object(top) = value else {
         return Err(RuleError::invalid("(top level)", "expected a JSON object"));

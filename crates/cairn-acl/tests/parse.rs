@@ -331,7 +331,15 @@ fn json_syntax_error_has_line_and_column() {
         }
         other => panic!("expected a JSON syntax error, got {other:?}"),
     }
-    assert!(err_text("{\"key\": ").contains("line 1, column"));
+    let text = err_text("{\"key\": ");
+    assert!(
+        text.starts_with("invalid JSON rules at line 1, column 8: "),
+        "{text}"
+    );
+    assert!(
+        !text.contains(" at line 1 column"),
+        "position said once: {text}"
+    );
 }
 
 fn err_text(text: &str) -> String {
@@ -418,4 +426,19 @@ fn garbage_never_panics() {
     for text in samples {
         let _ = Rules::parse(text);
     }
+}
+
+#[test]
+fn error_text_reads_as_one_line_saying_where_and_what() {
+    assert_eq!(
+        err_text(r#"key "a" { policy = "reed" }"#),
+        "invalid rule at key \"a\".policy: invalid access level \"reed\" \
+         (expected \"read\", \"list\", \"write\" or \"deny\")"
+    );
+    let hcl = err_text("key \"a\" {\n  policy = \"read\"\n  policy = \"write\"\n}\n");
+    assert!(
+        hcl.starts_with("invalid HCL rules: line 3, column 3: "),
+        "{hcl}"
+    );
+    assert!(!hcl.contains('\n'), "{hcl}");
 }
