@@ -153,22 +153,62 @@ impl Authorizer {
         )
     }
 
-    /// `intention:read` for intentions whose destination is `service`.
+    /// `intention:read` for intentions whose destination is `service`; for the wildcard
+    /// destination `*`, any service rule's intentions granting read suffices.
     pub fn intention_read(&self, service: &str) -> Decision {
         self.intention(service, AccessLevel::Read)
     }
 
-    /// `intention:write` for intentions whose destination is `service`.
+    /// `intention:write` for intentions whose destination is `service`; for the wildcard
+    /// destination `*`, every service rule's intentions must grant write.
     pub fn intention_write(&self, service: &str) -> Decision {
         self.intention(service, AccessLevel::Write)
     }
 
     fn intention(&self, service: &str, want: AccessLevel) -> Decision {
-        let allowed = match self.intentions.lookup(service) {
-            Some(access) => access.grants(want),
-            None => self.default.allows(),
+        let decided = match (service, want) {
+            // The wildcard destination: reading needs some intentions rule that reads,
+            // writing needs every intentions rule to write.
+            ("*", AccessLevel::Read) => self.intentions.any_granted(want),
+            ("*", _) => self.intentions.all_granted(want),
+            _ => self
+                .intentions
+                .lookup(service)
+                .map(|access| access.grants(want)),
         };
+        let allowed = decided.unwrap_or(self.default.allows());
         Decision::from_bool(allowed, Resource::Intention, want, Some(service))
+    }
+
+    /// `service:read` on every service (unfiltered listings): denied if any service rule
+    /// withholds read; allowed if none does and `service_prefix ""` grants it; otherwise the
+    /// default policy decides.
+    pub fn service_read_all(&self) -> Decision {
+        let table = &self.tables[SegmentKind::Service.index()];
+        let allowed = table
+            .all_granted(AccessLevel::Read)
+            .unwrap_or(self.default.allows());
+        Decision::from_bool(allowed, Resource::Service, AccessLevel::Read, None)
+    }
+
+    /// `service:write` on at least one service (the token belongs to some workload):
+    /// allowed if any service rule grants write; denied if none does and
+    /// `service_prefix ""` exists; otherwise the default policy decides.
+    pub fn service_write_any(&self) -> Decision {
+        let table = &self.tables[SegmentKind::Service.index()];
+        let allowed = table
+            .any_granted(AccessLevel::Write)
+            .unwrap_or(self.default.allows());
+        Decision::from_bool(allowed, Resource::Service, AccessLevel::Write, None)
+    }
+
+    /// `node:read` on every node, decided as [`Authorizer::service_read_all`] is.
+    pub fn node_read_all(&self) -> Decision {
+        let table = &self.tables[SegmentKind::Node.index()];
+        let allowed = table
+            .all_granted(AccessLevel::Read)
+            .unwrap_or(self.default.allows());
+        Decision::from_bool(allowed, Resource::Node, AccessLevel::Read, None)
     }
 
     /// `node:read` on `name`.
@@ -264,6 +304,12 @@ impl Authorizer {
     /// `acl:write` (never granted by the default policy alone).
     pub fn acl_write(&self) -> Decision {
         self.scalar(ScalarKind::Acl, Resource::Acl, AccessLevel::Write)
+    }
+
+    /// Taking or restoring a snapshot: needs `acl = "write"`, as Consul (reported as
+    /// `acl:write`; never granted by the default policy alone).
+    pub fn snapshot(&self) -> Decision {
+        self.acl_write()
     }
 
     /// `keyring:read`.

@@ -57,4 +57,31 @@ impl Table {
         };
         under(&self.exact) || under(&self.prefix)
     }
+
+    /// Every rule grants `want`: `Some(false)` if any rule (exact or prefix) does not,
+    /// `Some(true)` if all do and a `""` prefix rule covers everything, `None` (no decision:
+    /// the default policy's) otherwise.
+    pub(crate) fn all_granted(&self, want: AccessLevel) -> Option<bool> {
+        let mut all = self.exact.values().chain(self.prefix.values());
+        if all.any(|access| !access.grants(want)) {
+            Some(false)
+        } else if self.prefix.contains_key("") {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// Some rule grants `want`: `Some(true)` if any rule does, else `Some(false)` when a `""`
+    /// prefix rule (which does not) covers everything, else `None`.
+    pub(crate) fn any_granted(&self, want: AccessLevel) -> Option<bool> {
+        let mut all = self.exact.values().chain(self.prefix.values());
+        if all.any(|access| access.grants(want)) {
+            Some(true)
+        } else if self.prefix.contains_key("") {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }

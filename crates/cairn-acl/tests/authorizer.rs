@@ -38,6 +38,10 @@ fn check(name: &str) -> Check {
         "event_write" => |a, n| a.event_write(n),
         "query_read" => |a, n| a.query_read(n),
         "query_write" => |a, n| a.query_write(n),
+        "service_read_all" => |a, _| a.service_read_all(),
+        "service_write_any" => |a, _| a.service_write_any(),
+        "node_read_all" => |a, _| a.node_read_all(),
+        "snapshot" => |a, _| a.snapshot(),
         "operator_read" => |a, _| a.operator_read(),
         "operator_write" => |a, _| a.operator_write(),
         "acl_read" => |a, _| a.acl_read(),
@@ -190,6 +194,26 @@ const CASES: &[Case] = &[
     (&["service_prefix \"\" {\n policy = \"write\"\n intentions = \"deny\"\n}"], DA, "intention_read", "web", D),
     (&["service_prefix \"\" {\n policy = \"deny\"\n intentions = \"read\"\n}"], DD, "intention_read", "web", A),
     (&["service_prefix \"\" {\n policy = \"deny\"\n intentions = \"read\"\n}"], DA, "service_read", "web", D),
+    // --- whole-kind checks: all rules must grant, or some rule must
+    (&[r#"service_prefix "" { policy = "read" }"#], DD, "service_read_all", "", A),
+    (&["service_prefix \"\" { policy = \"read\" }\nservice \"db\" { policy = \"deny\" }"], DA, "service_read_all", "", D),
+    (&[r#"service "web" { policy = "read" }"#], DD, "service_read_all", "", D),
+    (&[r#"service "web" { policy = "read" }"#], DA, "service_read_all", "", A),
+    (&[r#"service "web" { policy = "write" }"#], DD, "service_write_any", "", A),
+    (&[r#"service_prefix "" { policy = "read" }"#], DA, "service_write_any", "", D),
+    (&[r#"service "web" { policy = "read" }"#], DA, "service_write_any", "", A),
+    (&[], DD, "service_write_any", "", D),
+    (&[r#"node_prefix "" { policy = "write" }"#], DD, "node_read_all", "", A),
+    (&["node_prefix \"\" { policy = \"read\" }\nnode_prefix \"x\" { policy = \"deny\" }"], DA, "node_read_all", "", D),
+    (&[], DD, "intention_read", "*", D),
+    (&["service \"web\" {\n policy = \"read\"\n intentions = \"read\"\n}"], DD, "intention_read", "*", A),
+    (&["service \"web\" {\n policy = \"read\"\n intentions = \"write\"\n}"], DD, "intention_write", "*", D),
+    (&["service_prefix \"\" {\n policy = \"read\"\n intentions = \"write\"\n}"], DD, "intention_write", "*", A),
+    (&["service_prefix \"\" {\n policy = \"read\"\n intentions = \"write\"\n}\nservice \"db\" { policy = \"read\" }"], DD, "intention_write", "*", D),
+    // --- snapshots need acl write, never the default alone
+    (&[r#"acl = "write""#], DD, "snapshot", "", A),
+    (&[r#"acl = "read""#], DA, "snapshot", "", D),
+    (&[], DA, "snapshot", "", D),
 ];
 
 #[test]

@@ -160,6 +160,39 @@ fn reference_write_prefix(
     cover.is_some() || default == DefaultPolicy::Allow
 }
 
+/// Whole-table checks: `all` (every rule grants) or any (some rule grants); a `""` prefix
+/// rule makes the answer definite, otherwise the default policy decides.
+fn reference_whole(
+    rows: &[(String, bool, AccessLevel)],
+    wanted: AccessLevel,
+    all: bool,
+    default: DefaultPolicy,
+) -> bool {
+    let has_root = rows.iter().any(|r| r.1 && r.0.is_empty());
+    let fallback = if has_root {
+        all
+    } else {
+        default == DefaultPolicy::Allow
+    };
+    // group by (name, form) and merge, as the policies would be
+    let merged_levels: Vec<AccessLevel> = rows
+        .iter()
+        .map(|r| {
+            merged(
+                rows.iter()
+                    .filter(|o| o.0 == r.0 && o.1 == r.1)
+                    .map(|o| o.2),
+            )
+            .unwrap()
+        })
+        .collect();
+    if all {
+        !merged_levels.iter().any(|&l| !grants(l, wanted)) && fallback
+    } else {
+        merged_levels.iter().any(|&l| grants(l, wanted)) || fallback
+    }
+}
+
 fn reference_scalar(
     policies: &[Rules],
     kind: ScalarKind,
@@ -246,6 +279,36 @@ fn compare(
         for (check, got, want) in pairs {
             prop_assert_eq!(got.is_allow(), want, "{}({:?})", check, n);
         }
+    }
+    let wholes = [
+        (
+            "service_read_all",
+            authz.service_read_all(),
+            reference_whole(&services, Read, true, default),
+        ),
+        (
+            "service_write_any",
+            authz.service_write_any(),
+            reference_whole(&services, Write, false, default),
+        ),
+        (
+            "node_read_all",
+            authz.node_read_all(),
+            reference_whole(&nodes, Read, true, default),
+        ),
+        (
+            "intention_read(*)",
+            authz.intention_read("*"),
+            reference_whole(&intentions, Read, false, default),
+        ),
+        (
+            "intention_write(*)",
+            authz.intention_write("*"),
+            reference_whole(&intentions, Write, true, default),
+        ),
+    ];
+    for (check, got, want) in wholes {
+        prop_assert_eq!(got.is_allow(), want, "{}", check);
     }
     let scalars = [
         (
