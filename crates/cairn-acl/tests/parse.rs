@@ -442,3 +442,80 @@ fn error_text_reads_as_one_line_saying_where_and_what() {
     );
     assert!(!hcl.contains('\n'), "{hcl}");
 }
+
+mod never_panics {
+    //! Random text made of the language's own tokens must parse or fail cleanly. The run
+    //! prints its seed; replay with `PROPTEST_RNG_SEED=<seed>`.
+    use cairn_acl::Rules;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
+
+    const TOKENS: &[&str] = &[
+        "key",
+        "key_prefix",
+        "service",
+        "operator",
+        "acl",
+        "policy",
+        "intentions",
+        "=",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "\"read\"",
+        "\"list\"",
+        "\"deny\"",
+        "\"a/\"",
+        "\"\"",
+        " ",
+        "\n",
+        "\\",
+        "${",
+        "#",
+        "//",
+        "/*",
+        "*/",
+        "<<EOT\n",
+        "EOT\n",
+        "é",
+        "\u{0}",
+        "1",
+        "true",
+        "null",
+    ];
+
+    #[test]
+    fn token_soup_parses_or_fails_cleanly() {
+        let seed = std::env::var("PROPTEST_RNG_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        println!("seed {seed} (replay: PROPTEST_RNG_SEED={seed} cargo test -p cairn-acl --test parse never_panics)");
+        let config = Config {
+            cases: 2000,
+            rng_seed: RngSeed::Fixed(seed),
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let soup = proptest::collection::vec(proptest::sample::select(TOKENS), 0..40)
+            .prop_map(|tokens| tokens.concat());
+        let result = TestRunner::new(config).run(&soup, |text| {
+            // Either outcome is fine; the property is that it returns at all.
+            let outcome = std::panic::catch_unwind(|| Rules::parse(&text));
+            prop_assert!(outcome.is_ok(), "panicked on {:?}", text);
+            Ok(())
+        });
+        if let Err(err) = result {
+            panic!("seed {seed}: {err}");
+        }
+    }
+}
