@@ -5,9 +5,10 @@
 //!
 //! Consul's parser (HCL 1) also takes several attributes on one line, as in its own
 //! `service_prefix "" { policy = "write" intentions = "write" }`; HCL 2 wants a newline between
-//! them. When the text fails to parse, it is retried once with a newline put before each
-//! attribute that directly follows a string on the same line; if that fails too, the error
-//! reported is the one for the text as written, so its line numbers stay right.
+//! them. When the text fails to parse, it is retried once with each body split onto lines; if
+//! that fails too, the error reported is the one for the text as written, so its line numbers
+//! stay right. Text with comments, heredocs or templates is never rewritten, so a quote inside
+//! a comment can never turn the rest of the comment into a rule.
 
 use crate::error::RuleError;
 use crate::parse::{rule_path, Builder, Found, Top};
@@ -105,7 +106,8 @@ fn syntax_error(err: hcl::Error) -> RuleError {
 
 /// Rewrites HCL 1 one-line bodies for HCL 2: a newline after each `{`, before each `}`, and
 /// in place of the blanks (and commas) between a string and a following `name =` or `}`.
-/// `None` when there is nothing to change.
+/// `None` when there is nothing to change, or when the text has comments, heredocs or
+/// templates (then it is parsed only as written).
 fn split_one_liners(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len() + 64);
@@ -117,6 +119,7 @@ fn split_one_liners(text: &str) -> Option<String> {
         if in_string {
             match b {
                 _ if escaped => escaped = false,
+                b'$' | b'%' if bytes.get(i + 1) == Some(&b'{') => return None,
                 b'\\' => escaped = true,
                 b'"' => {
                     in_string = false;
@@ -137,6 +140,11 @@ fn split_one_liners(text: &str) -> Option<String> {
             }
         } else {
             match b {
+                // Comments, heredocs and templates could hide text the scanner would
+                // misread (a quote in a comment); such text is never rewritten.
+                b'#' => return None,
+                b'/' if matches!(bytes.get(i + 1), Some(b'/' | b'*')) => return None,
+                b'<' if bytes.get(i + 1) == Some(&b'<') => return None,
                 b'"' => in_string = true,
                 b'{' => {
                     out.push_str(&text[copied..=i]);

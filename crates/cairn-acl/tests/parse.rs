@@ -149,6 +149,26 @@ fn hcl1_one_line_blocks_are_accepted() {
 }
 
 #[test]
+fn hcl1_rewrite_never_turns_comments_into_rules() {
+    // Without the comment guard, the quote in the comment would end a "string" and the rest
+    // of the comment would become `operator = "write"` on its own line.
+    for text in [
+        "# see \"docs\" operator = \"write\"\nkey \"a\" { policy = \"read\" intentions = \"x\" }",
+        "// \"x\" operator = \"write\"\nkey \"a\" { policy = \"read\" intentions = \"x\" }",
+        "/* \"x\" operator = \"write\" */ key \"a\" { policy = \"read\" intentions = \"x\" }",
+    ] {
+        match Rules::parse(text) {
+            Err(RuleError::Hcl(_)) => {}
+            other => panic!("{text:?}: expected the syntax error as written, got {other:?}"),
+        }
+    }
+    // Comments are fine in text that needs no rewrite.
+    let rules = Rules::parse("# \"quoted\" acl = \"write\"\noperator = \"read\"").unwrap();
+    assert_eq!(rules.scalar(ScalarKind::Acl), None);
+    assert_eq!(rules.scalar(ScalarKind::Operator), Some(Read));
+}
+
+#[test]
 fn empty_text_is_no_rules() {
     for text in ["", "  \n# only a comment\n", "{}"] {
         assert!(Rules::parse(text).expect("parses").is_empty(), "{text:?}");
