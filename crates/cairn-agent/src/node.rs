@@ -631,6 +631,10 @@ impl Backend for Agent {
             Consistency::Leader if self.inner.cfg.debug_unsafe_local_reads => {
                 return Box::pin(async { Ok(()) })
             }
+            // A lone server is its own quorum: its state is the leader's.
+            Consistency::Leader if self.inner.cfg.server && self.inner.cfg.bootstraps_alone() => {
+                return Box::pin(async { Ok(()) })
+            }
             Consistency::Leader => ReadMode::Lease,
             Consistency::Consistent => ReadMode::Quorum,
         };
