@@ -28,6 +28,12 @@ pub enum Command {
     /// Forget KV tombstones (deletion markers) created at or below `upto`: the leader's
     /// tombstone GC, once they are older than the tombstone TTL.
     KvReap { upto: u64 },
+    /// Store autopilot's settings; with `cas`, only if the stored ones were last modified
+    /// at that index (0: none stored yet). Outcome `Bool`.
+    AutopilotSetConfig {
+        config: crate::AutopilotConfig,
+        cas: Option<u64>,
+    },
 }
 
 /// Body of a catalog registration.
