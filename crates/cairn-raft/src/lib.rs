@@ -11,10 +11,12 @@
 //! - [`service`]: the receiving end, feeding the local Raft;
 //! - [`snapshot_transfer`]: snapshots cut into chunks and put back together;
 //! - [`node`]: the [`RaftNode`] facade used by the agent;
-//! - [`cluster`]: multi-server mode (start with a transport, initialize, change members).
+//! - [`cluster`]: multi-server mode (start with a transport, initialize, change members);
+//! - [`admin`]: operator actions on the leader (remove a member, transfer leadership).
 //!
 //! See docs/raft.md.
 
+pub mod admin;
 pub mod cluster;
 pub mod network;
 pub mod node;
@@ -24,6 +26,7 @@ pub mod snapshot_transfer;
 pub mod state_machine;
 pub mod types;
 
+pub use admin::{AdminError, ClusterFacts, MemberFacts};
 pub use cluster::{ClusterOptions, InitError};
 pub use node::{log_path, snapshot_dir, RaftNode, RaftOptions, WriteError};
 pub use protocol::RaftRpc;
