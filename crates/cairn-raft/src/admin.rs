@@ -35,6 +35,9 @@ pub struct ClusterFacts {
     pub term: u64,
     /// The leader's last log index.
     pub last_index: u64,
+    /// How often the leader sends heartbeats: a member's last contact is up to this old
+    /// even when all is well.
+    pub heartbeat_interval_ms: u64,
     pub members: Vec<MemberFacts>,
 }
 
@@ -101,6 +104,7 @@ impl RaftNode {
         Ok(ClusterFacts {
             term: m.current_term,
             last_index,
+            heartbeat_interval_ms: self.raft().config().heartbeat_interval,
             members,
         })
     }

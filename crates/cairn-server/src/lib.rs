@@ -8,9 +8,11 @@
 //! server RPC port, and runs [`leader::supervise`]; a client agent uses the same
 //! [`protocol`] to reach a server.
 
+pub mod autopilot;
 pub mod bootstrap;
 pub mod catalog;
 pub mod leader;
+pub mod operator;
 pub mod protocol;
 pub mod raft_members;
 pub mod reconcile;
@@ -20,6 +22,7 @@ pub mod tombstones;
 
 pub use catalog::{BoxFut, Catalog, CatalogError, ClusterStatus, ServerCatalog};
 pub use leader::{supervise, Duties};
+pub use operator::{OperatorRequest, OperatorResponse};
 pub use protocol::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
 pub use service::CatalogService;
 pub use sessions::SessionTimers;
