@@ -54,6 +54,8 @@ pub(crate) struct Inner {
     pub ttl_changed: tokio::sync::Notify,
     /// The agent's command-line arguments (re-read on reload).
     pub args: Vec<String>,
+    /// Since when each server has been healthy or not (autopilot's `StableSince`).
+    pub stable: cairn_server::autopilot::StableTracker,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -197,6 +199,7 @@ impl Agent {
                 ttl_changed: tokio::sync::Notify::new(),
                 args,
                 cfg,
+                stable: Default::default(),
             }),
         };
         let cfg = &agent.inner.cfg;
@@ -536,7 +539,15 @@ impl Agent {
 
     /// Leaves the LAN pool gracefully: the others see this node `left` (not `failed`) and
     /// the leader deregisters it.
+    /// A server of a cluster first hands over leadership if it leads, and afterwards
+    /// makes sure it is out of the Raft configuration (see [`crate::operator`]).
     pub async fn leave_pool(&self) {
+        self.hand_over_leadership().await;
+        self.leave_gossip().await;
+        self.leave_raft().await;
+    }
+
+    async fn leave_gossip(&self) {
         if let Some(g) = &self.inner.gossip {
             match g.leave().await {
                 Ok(()) => tracing::info!("left the LAN pool"),
@@ -843,5 +854,21 @@ impl Backend for Agent {
             self.leave_pool().await;
             self.inner.leave.notify_one();
         })
+    }
+
+    fn raft_remove_peer(
+        &self,
+        id: Option<String>,
+        address: Option<String>,
+    ) -> BoxFut<'_, Result<(), HttpError>> {
+        self.remove_peer_boxed(id, address)
+    }
+
+    fn raft_transfer_leader(&self, id: Option<String>) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(self.do_transfer_leader(id))
+    }
+
+    fn autopilot_health(&self) -> BoxFut<'_, Result<Value, HttpError>> {
+        Box::pin(self.do_autopilot_health())
     }
 }
