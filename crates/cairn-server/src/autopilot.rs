@@ -21,26 +21,7 @@ use crate::leader::Duties;
 
 /// Consul's duration text: "200ms", "10s", "1m30s".
 pub fn duration_text(ms: u64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    if ms % 1000 != 0 {
-        if ms < 1000 {
-            return format!("{ms}ms");
-        }
-        return format!("{}s", ms as f64 / 1000.0);
-    }
-    let s = ms / 1000;
-    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if h > 0 || m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    out.push_str(&format!("{s}s"));
-    out
+    cairn_types::duration::format_duration(Duration::from_millis(ms))
 }
 
 /// One server in `/v1/operator/autopilot/health` (Consul's field names).
