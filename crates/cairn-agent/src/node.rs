@@ -128,6 +128,15 @@ impl Agent {
                     node_id: cairn_server::bootstrap::raft_id(&node_id),
                     ..opts
                 };
+                if let Some(dir) = &opts.data_dir {
+                    // Manual outage recovery: data_dir/raft/peers.json (docs/operations.md).
+                    cairn_raft::recovery::apply_peers_file(
+                        dir,
+                        opts.node_id,
+                        cairn_server::bootstrap::raft_id,
+                    )
+                    .await?;
+                }
                 let node = RaftNode::start_cluster(
                     opts,
                     cairn_raft::ClusterOptions::new(links.raft_client()),

@@ -12,7 +12,8 @@
 //! - [`snapshot_transfer`]: snapshots cut into chunks and put back together;
 //! - [`node`]: the [`RaftNode`] facade used by the agent;
 //! - [`cluster`]: multi-server mode (start with a transport, initialize, change members);
-//! - [`admin`]: operator actions on the leader (remove a member, transfer leadership).
+//! - [`admin`]: operator actions on the leader (remove a member, transfer leadership);
+//! - [`recovery`]: `raft/peers.json`, the manual recovery of a cluster that lost quorum.
 //!
 //! See docs/raft.md.
 
@@ -21,6 +22,7 @@ pub mod cluster;
 pub mod network;
 pub mod node;
 pub mod protocol;
+pub mod recovery;
 pub mod service;
 pub mod snapshot_transfer;
 pub mod state_machine;

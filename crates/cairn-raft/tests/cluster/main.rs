@@ -9,3 +9,4 @@ mod catch_up;
 mod election;
 mod failures;
 mod membership;
+mod recovery;
