@@ -174,7 +174,8 @@ impl Agent {
     /// asking the leader to remove it (the leader also does so when it sees the server
     /// leave the pool). Bounded by [`LEAVE_RAFT_WITHIN`].
     pub(crate) async fn leave_raft(&self) {
-        if !self.clustered() {
+        // A server whose cluster never formed has no configuration to leave.
+        if !self.clustered() || self.inner.catalog.status().peers.is_empty() {
             return;
         }
         let me = self.my_raft_id();
