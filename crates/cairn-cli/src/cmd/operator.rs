@@ -9,9 +9,12 @@ use serde_json::Value;
 
 const HELP: &str = "\
 Usage: cairn operator raft list-peers [options]
+       cairn operator raft remove-peer -id=<node ID> | -address=<IP:port>
+       cairn operator raft transfer-leader [-id=<node ID>]
+       cairn operator autopilot get-config | set-config [options]
 
-  Displays the current Raft peer configuration: each server's node name, ID,
-  address, whether it leads and whether it votes.";
+  list-peers displays the current Raft peer configuration: each server's node
+  name, ID, address, whether it leads and whether it votes.";
 
 /// Runs `cairn operator ...`.
 pub async fn run(args: Vec<String>) -> Result<(), CliError> {
