@@ -263,7 +263,13 @@ pub(crate) async fn run(duties: Duties) {
                 break;
             }
         }
-        let _ = tokio::time::timeout(TICK, events.recv()).await;
+        // Wake on the next pool event or tick; a closed channel (gossip stopped) must
+        // not turn this into a busy loop.
+        if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) =
+            tokio::time::timeout(TICK, events.recv()).await
+        {
+            tokio::time::sleep(TICK).await;
+        }
     }
 }
 
