@@ -172,11 +172,17 @@ impl RaftNode {
                 }
                 id
             }
+            // A voter heard from lately (a dead one would never campaign), then the most
+            // up to date, then the most recently heard from.
             None => facts
                 .members
                 .iter()
                 .filter(|m| m.voter && m.id != me)
-                .max_by_key(|m| (m.last_index, std::cmp::Reverse(m.last_contact_ms)))
+                .max_by_key(|m| {
+                    let contact = m.last_contact_ms.unwrap_or(u64::MAX);
+                    let lease = self.raft().config().election_timeout_max;
+                    (contact <= lease, m.last_index, std::cmp::Reverse(contact))
+                })
                 .map(|m| m.id)
                 .ok_or_else(|| {
                     AdminError::NoTarget("no other voter in the configuration".into())

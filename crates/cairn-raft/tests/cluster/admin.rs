@@ -85,3 +85,31 @@ async fn a_member_is_removed_but_never_the_last_voter() {
     c.write(set("alone", "still writes")).await;
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_target_leadership_goes_to_a_live_voter() {
+    let mut c = Cluster::formed(13, 3, Setup::default()).await;
+    let leader = c.leader().expect("leader");
+    c.write(set("k", "v")).await;
+    let followers: Vec<u64> = c.ids().into_iter().filter(|id| *id != leader).collect();
+    let (dead, live) = (followers[0], followers[1]);
+    c.stop_server(dead).await;
+    let node = c.server(leader).node.clone();
+    c.wait_until(
+        "the leader has not heard from the stopped server lately",
+        || {
+            node.cluster_facts().is_ok_and(|f| {
+                f.members
+                    .iter()
+                    .any(|m| m.id == dead && m.last_contact_ms.is_some_and(|ms| ms > 500))
+            })
+        },
+    )
+    .await;
+    let got = node
+        .transfer_leadership(None, Duration::from_secs(5))
+        .await
+        .expect("transfer");
+    assert_eq!(got, live);
+    c.shutdown().await;
+}
