@@ -194,6 +194,11 @@ impl Agent {
                     tracing::info!("no longer in the Raft configuration");
                     return;
                 }
+                // Refusals are final (the last voter stays).
+                Ok(OperatorResponse::Refused(m)) => {
+                    tracing::warn!("staying in the Raft configuration: {m}");
+                    return;
+                }
                 Ok(other) => tracing::debug!("leaving Raft: {other:?}; retrying"),
                 Err(e) => tracing::debug!("leaving Raft: {e}; retrying"),
             }
