@@ -17,6 +17,7 @@ mod lan;
 mod links;
 mod local;
 mod node;
+mod operator;
 mod peers;
 mod persist;
 mod replica;

@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     pub args: Vec<String>,
     /// Default-mode and `?consistent` read barriers, each shared by the reads waiting.
     pub barriers: [Coalescer<Result<(), CatalogError>>; 2],
+    /// Since when each server has been healthy or not (autopilot's `StableSince`).
+    pub stable: cairn_server::autopilot::StableTracker,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -129,6 +131,15 @@ impl Agent {
                     node_id: cairn_server::bootstrap::raft_id(&node_id),
                     ..opts
                 };
+                if let Some(dir) = &opts.data_dir {
+                    // Manual outage recovery: data_dir/raft/peers.json (docs/operations.md).
+                    cairn_raft::recovery::apply_peers_file(
+                        dir,
+                        opts.node_id,
+                        cairn_server::bootstrap::raft_id,
+                    )
+                    .await?;
+                }
                 let node = RaftNode::start_cluster(
                     opts,
                     cairn_raft::ClusterOptions::new(links.raft_client())
@@ -203,6 +214,7 @@ impl Agent {
                 args,
                 barriers: Default::default(),
                 cfg,
+                stable: Default::default(),
             }),
         };
         let cfg = &agent.inner.cfg;
@@ -542,7 +554,15 @@ impl Agent {
 
     /// Leaves the LAN pool gracefully: the others see this node `left` (not `failed`) and
     /// the leader deregisters it.
+    /// A server of a cluster first hands over leadership if it leads, and afterwards
+    /// makes sure it is out of the Raft configuration (see [`crate::operator`]).
     pub async fn leave_pool(&self) {
+        self.hand_over_leadership().await;
+        self.leave_gossip().await;
+        self.leave_raft().await;
+    }
+
+    async fn leave_gossip(&self) {
         if let Some(g) = &self.inner.gossip {
             match g.leave().await {
                 Ok(()) => tracing::info!("left the LAN pool"),
@@ -870,5 +890,21 @@ impl Backend for Agent {
             self.leave_pool().await;
             self.inner.leave.notify_one();
         })
+    }
+
+    fn raft_remove_peer(
+        &self,
+        id: Option<String>,
+        address: Option<String>,
+    ) -> BoxFut<'_, Result<(), HttpError>> {
+        self.remove_peer_boxed(id, address)
+    }
+
+    fn raft_transfer_leader(&self, id: Option<String>) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(self.do_transfer_leader(id))
+    }
+
+    fn autopilot_health(&self) -> BoxFut<'_, Result<Value, HttpError>> {
+        Box::pin(self.do_autopilot_health())
     }
 }

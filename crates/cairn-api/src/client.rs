@@ -181,6 +181,28 @@ impl Client {
         decode(resp).await
     }
 
+    /// `POST` with no body and decode the JSON answer (as [`Client::put_json`]).
+    pub async fn post_empty<T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> Result<T, ApiError> {
+        let resp = self
+            .send_ok(Method::POST, path_and_query, Body::None)
+            .await?;
+        decode(resp).await
+    }
+
+    /// `DELETE` any endpoint and decode the JSON answer (as [`Client::put_json`]).
+    pub async fn delete_json<T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> Result<T, ApiError> {
+        let resp = self
+            .send_ok(Method::DELETE, path_and_query, Body::None)
+            .await?;
+        decode(resp).await
+    }
+
     // ---- agent ----------------------------------------------------------------------------
 
     /// `GET /v1/agent/self`: the agent's configuration and member record.

@@ -121,4 +121,24 @@ pub trait Backend: Send + Sync + 'static {
     fn reload(&self) -> BoxFut<'_, Result<(), HttpError>>;
     /// Graceful leave: resolves once the pool has been told; the agent then shuts down.
     fn leave(&self) -> BoxFut<'_, ()>;
+
+    /// Removes a server (by node ID or `ip:port`) from the Raft configuration, on the
+    /// leader.
+    fn raft_remove_peer(
+        &self,
+        _id: Option<String>,
+        _address: Option<String>,
+    ) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(async { Err(HttpError::internal("not supported by this agent")) })
+    }
+
+    /// Hands Raft leadership to the server with node ID `id` (or any up-to-date voter).
+    fn raft_transfer_leader(&self, _id: Option<String>) -> BoxFut<'_, Result<(), HttpError>> {
+        Box::pin(async { Err(HttpError::internal("not supported by this agent")) })
+    }
+
+    /// Autopilot's server health, Consul's `/v1/operator/autopilot/health` body.
+    fn autopilot_health(&self) -> BoxFut<'_, Result<serde_json::Value, HttpError>> {
+        Box::pin(async { Err(HttpError::internal("not supported by this agent")) })
+    }
 }

@@ -14,6 +14,7 @@ pub mod filter;
 mod health;
 mod kv;
 pub mod metrics;
+mod operator;
 mod query;
 mod reply;
 mod serve;
@@ -85,6 +86,19 @@ pub fn router(app: App) -> Router {
             get(status::raft_configuration),
         )
         .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
+        .route(
+            "/v1/operator/raft/peer",
+            axum::routing::delete(operator::remove_peer),
+        )
+        .route(
+            "/v1/operator/raft/transfer-leader",
+            axum::routing::post(operator::transfer_leader),
+        )
+        .route(
+            "/v1/operator/autopilot/configuration",
+            get(operator::get_config).put(operator::set_config),
+        )
+        .route("/v1/operator/autopilot/health", get(operator::health))
         // agent
         .route("/v1/agent/self", get(agent::self_info))
         .route("/v1/agent/members", get(agent::members))

@@ -12,20 +12,25 @@
 //! - [`snapshot_policy`]: when to snapshot and how much log to keep behind it;
 //! - [`snapshot_transfer`]: snapshots cut into chunks and put back together;
 //! - [`node`]: the [`RaftNode`] facade used by the agent;
-//! - [`cluster`]: multi-server mode (start with a transport, initialize, change members).
+//! - [`cluster`]: multi-server mode (start with a transport, initialize, change members);
+//! - [`admin`]: operator actions on the leader (remove a member, transfer leadership);
+//! - [`recovery`]: `raft/peers.json`, the manual recovery of a cluster that lost quorum.
 //!
 //! See docs/raft.md.
 
+pub mod admin;
 pub mod cluster;
 pub mod network;
 pub mod node;
 pub mod protocol;
+pub mod recovery;
 pub mod service;
 pub mod snapshot_policy;
 pub mod snapshot_transfer;
 pub mod state_machine;
 pub mod types;
 
+pub use admin::{AdminError, ClusterFacts, MemberFacts};
 pub use cluster::{ClusterOptions, InitError};
 pub use node::{log_path, snapshot_dir, RaftNode, RaftOptions, WriteError};
 pub use protocol::RaftRpc;

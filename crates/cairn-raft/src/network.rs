@@ -24,7 +24,8 @@ use openraft::error::{
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
 
@@ -269,6 +270,22 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             Ok(RaftResponse::Vote(r)) => Ok(r),
             Ok(other) => Err(unexpected(&other, "PreVote").rpc(self, RPCTypes::Vote, &option)),
             Err(f) => Err(f.rpc(self, RPCTypes::Vote, &option)),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let action = RPCTypes::TransferLeader;
+        match self
+            .call(RaftRequest::TransferLeader(req), option.hard_ttl())
+            .await
+        {
+            Ok(RaftResponse::TransferLeader(r)) => Ok(r),
+            Ok(other) => Err(unexpected(&other, "TransferLeader").rpc(self, action, &option)),
+            Err(f) => Err(f.rpc(self, action, &option)),
         }
     }
 

@@ -13,7 +13,8 @@
 use cairn_rpc::{JsonCodec, Protocol};
 use openraft::alias::{SnapshotMetaOf, VoteOf};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,8 @@ pub enum RaftRequest {
     PreVote(VoteRequest<TypeConfig>),
     /// One chunk of a snapshot.
     SnapshotChunk(Box<SnapshotChunk>),
+    /// The leader hands over leadership: the named node should campaign at once.
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
 }
 
 /// A piece of a snapshot transfer. Chunks of one transfer share `vote` and `meta` and arrive
@@ -82,6 +85,8 @@ pub enum RaftResponse {
     ChunkStored,
     /// The last chunk was received and the snapshot installed (or refused by vote).
     Snapshot(SnapshotResponse<TypeConfig>),
+    /// Whether the receiver took the hand-over.
+    TransferLeader(TransferLeaderResponse<TypeConfig>),
 }
 
 impl RaftResponse {
@@ -92,6 +97,7 @@ impl RaftResponse {
             RaftResponse::Vote(_) => "Vote",
             RaftResponse::ChunkStored => "ChunkStored",
             RaftResponse::Snapshot(_) => "Snapshot",
+            RaftResponse::TransferLeader(_) => "TransferLeader",
         }
     }
 }

@@ -48,6 +48,9 @@ impl Service<RaftRpc> for RaftService {
             RaftRequest::PreVote(rpc) => Ok(RaftResponse::Vote(
                 raft.pre_vote(rpc).await.map_err(stopped)?,
             )),
+            RaftRequest::TransferLeader(req) => Ok(RaftResponse::TransferLeader(
+                raft.handle_transfer_leader(req).await.map_err(stopped)?,
+            )),
             RaftRequest::SnapshotChunk(chunk) => {
                 // A deposed leader's transfer is answered at once with the newer vote (which
                 // tells it to step down) instead of being buffered.

@@ -109,6 +109,18 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Stops it.
     fn shutdown(&self) -> BoxFut<'_, ()>;
+
+    /// Carries out an operator request on the leader (see [`crate::operator`]).
+    fn operator(
+        &self,
+        _req: crate::operator::OperatorRequest,
+    ) -> BoxFut<'_, Result<crate::operator::OperatorResponse, CatalogError>> {
+        Box::pin(async {
+            Err(CatalogError::Unavailable(
+                "operator requests need a server".into(),
+            ))
+        })
+    }
 }
 
 impl From<WriteError> for CatalogError {
@@ -165,7 +177,7 @@ impl ServerCatalog {
     }
 
     /// Sends `req` to the leader at `leader` (marked as forwarded).
-    async fn to_leader(
+    pub(crate) async fn to_leader(
         &self,
         leader: &str,
         req: CatalogRequest,
@@ -278,7 +290,7 @@ fn retryable(e: &CatalogError) -> bool {
 
 /// Runs `attempt` until it succeeds, fails for good, or [`HOLD`] has passed, with a short
 /// growing pause between tries: a leader change loses no request that a retry can save.
-async fn hold<T, F, Fut>(mut attempt: F) -> Result<T, CatalogError>
+pub(crate) async fn hold<T, F, Fut>(mut attempt: F) -> Result<T, CatalogError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, CatalogError>>,
@@ -358,5 +370,12 @@ impl Catalog for ServerCatalog {
 
     fn shutdown(&self) -> BoxFut<'_, ()> {
         Box::pin(self.raft.shutdown())
+    }
+
+    fn operator(
+        &self,
+        req: crate::operator::OperatorRequest,
+    ) -> BoxFut<'_, Result<crate::operator::OperatorResponse, CatalogError>> {
+        Box::pin(ServerCatalog::operator(self, req))
     }
 }

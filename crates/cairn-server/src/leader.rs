@@ -2,8 +2,9 @@
 //! leadership and stopped when it loses it (Consul's establish/revoke leadership).
 //!
 //! The duties are the session TTL timers ([`crate::sessions`]), KV tombstone GC
-//! ([`crate::tombstones`]) and the reconciliation of the LAN pool's members into the
-//! catalog ([`crate::reconcile`]). None asks `is_leader()` on each tick: each runs only
+//! ([`crate::tombstones`]), the reconciliation of the LAN pool's members into the
+//! catalog ([`crate::reconcile`]), the Raft voters ([`crate::raft_members`]) and the
+//! cleanup of dead servers ([`crate::autopilot`]). None asks `is_leader()` on each tick: each runs only
 //! while this server leads, and starts from scratch on every new term of leadership
 //! (timers are not replicated, so a new leader gives every session a full TTL, as Consul
 //! does).
@@ -56,6 +57,7 @@ pub async fn supervise(duties: Duties) {
             tokio::spawn(crate::tombstones::gc_loop(duties.clone())),
             tokio::spawn(crate::reconcile::run(duties.clone())),
             tokio::spawn(crate::raft_members::run(duties.clone())),
+            tokio::spawn(crate::autopilot::run(duties.clone())),
         ]);
         catalog.leadership_is(false).await;
         drop(running);

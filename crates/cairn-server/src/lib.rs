@@ -8,10 +8,12 @@
 //! server RPC port, and runs [`leader::supervise`]; a client agent uses the same
 //! [`protocol`] to reach a server.
 
+pub mod autopilot;
 pub mod bootstrap;
 pub mod catalog;
 pub mod coalesce;
 pub mod leader;
+pub mod operator;
 pub mod protocol;
 pub mod raft_members;
 pub mod reconcile;
@@ -21,6 +23,7 @@ pub mod tombstones;
 
 pub use catalog::{BoxFut, Catalog, CatalogError, ClusterStatus, ReadMode, ServerCatalog};
 pub use leader::{supervise, Duties};
+pub use operator::{OperatorRequest, OperatorResponse};
 pub use protocol::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
 pub use service::CatalogService;
 pub use sessions::SessionTimers;

@@ -36,6 +36,8 @@ pub enum CatalogRequest {
     /// A request a server forwards to the one it believes leads: handled there, never
     /// forwarded again (a stale belief during an election gets `NotLeader`, not a loop).
     Forwarded(Box<CatalogRequest>),
+    /// An operator request, carried out on the leader (unary).
+    Operator(crate::operator::OperatorRequest),
 }
 
 /// A server's answer to a unary request.
@@ -47,6 +49,8 @@ pub enum CatalogResponse {
     Index(u64),
     /// Done, nothing to report.
     Done,
+    /// The answer to an operator request.
+    Operator(crate::operator::OperatorResponse),
 }
 
 /// One item of the `Follow` stream.

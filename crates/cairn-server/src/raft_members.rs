@@ -4,7 +4,7 @@
 //! returns once it has caught up with the log) and then made a voter, one at a time. A
 //! server that *left* the pool gracefully is removed from the voters. A server that
 //! merely failed stays a voter (it may come back; removing dead servers while quorum is
-//! safe is autopilot's job, not built yet). The leader never removes itself.
+//! safe is autopilot's job, [`crate::autopilot`]). The leader never removes itself.
 //!
 //! [`plan`] is pure; [`run`] carries it out on every membership event and every 10 s.
 

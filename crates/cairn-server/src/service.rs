@@ -105,6 +105,11 @@ impl CatalogService {
                 }
                 Ok(CatalogResponse::Done)
             }
+            CatalogRequest::Operator(op) => Ok(CatalogResponse::Operator(if forwarded {
+                c.operator_here(op).await?
+            } else {
+                c.operator(op).await?
+            })),
             CatalogRequest::Forwarded(_) => Err(CatalogError::Unavailable(
                 "a forwarded request cannot be forwarded again".into(),
             )),

@@ -31,6 +31,12 @@ pub enum Command {
     /// Replace the whole state with a snapshot's (`PUT /v1/snapshot`): one entry, so
     /// every server switches at the same index and no reader sees half of it.
     Restore { state: Box<crate::State> },
+    /// Store autopilot's settings; with `cas`, only if the stored ones were last modified
+    /// at that index (0: none stored yet). Outcome `Bool`.
+    AutopilotSetConfig {
+        config: crate::AutopilotConfig,
+        cas: Option<u64>,
+    },
 }
 
 /// Body of a catalog registration.

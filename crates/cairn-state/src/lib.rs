@@ -9,6 +9,7 @@
 //! Reads are plain methods on [`State`] that also return the index a blocking query
 //! should compare against (see [`index`] for the rules).
 
+mod autopilot;
 pub mod catalog;
 mod command;
 pub mod index;
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use cairn_types::{HealthCheck, KvEntry, Node, NodeService, Session};
 use serde::{Deserialize, Serialize};
 
+pub use autopilot::AutopilotConfig;
 pub use catalog::{aggregate, ServiceHealth};
 pub use command::*;
 pub use index::TableIndexes;
@@ -69,6 +71,9 @@ pub struct State {
     /// Node name -> index of the last catalog write addressed to that node (even one
     /// that changed nothing): lets an agent notice writes to its own node cheaply.
     pub(crate) node_writes: BTreeMap<String, u64>,
+    /// Autopilot's settings, once an operator stored some (see [`AutopilotConfig`]).
+    #[serde(default)]
+    pub(crate) autopilot: Option<AutopilotConfig>,
 }
 
 impl State {
@@ -113,6 +118,7 @@ impl State {
                 self.restore_at(log_index, (**state).clone());
                 Outcome::None
             }
+            Command::AutopilotSetConfig { config, cas } => self.autopilot_set(index, config, *cas),
         }
     }
 

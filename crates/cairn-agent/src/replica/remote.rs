@@ -278,4 +278,18 @@ impl Catalog for RemoteCatalog {
         self.follower.abort();
         Box::pin(async {})
     }
+
+    fn operator(
+        &self,
+        req: cairn_server::OperatorRequest,
+    ) -> BoxFut<'_, Result<cairn_server::OperatorResponse, CatalogError>> {
+        Box::pin(async move {
+            match self.call(CatalogRequest::Operator(req)).await? {
+                CatalogResponse::Operator(r) => Ok(r),
+                other => Err(CatalogError::Unavailable(format!(
+                    "unexpected answer to an operator request: {other:?}"
+                ))),
+            }
+        })
+    }
 }

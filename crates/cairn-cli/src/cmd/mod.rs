@@ -7,6 +7,7 @@ pub mod demo;
 pub mod kv;
 pub mod members;
 pub mod operator;
+pub mod operator_ops;
 pub mod pool;
 pub mod registrator;
 pub mod reload;
@@ -33,7 +34,7 @@ Available commands are:
     kv          Interact with the key-value store
     leave       Gracefully leaves the pool and shuts the agent down
     members     Lists the members of a Cairn cluster
-    operator    Raft peers (operator raft list-peers)
+    operator    Raft peers and autopilot (operator raft|autopilot ...)
     registrator Registers this host's containers with the agent
     reload      Triggers the agent's configuration reload
     services    Interact with services

@@ -1,5 +1,7 @@
 //! `cairn operator raft list-peers`: the Raft servers as `consul operator raft list-peers`
-//! shows them (from `/v1/operator/raft/configuration`).
+//! shows them (from `/v1/operator/raft/configuration`). The other operator commands
+//! (`raft remove-peer`, `raft transfer-leader`, `autopilot get-config|set-config`) are in
+//! [`super::operator_ops`].
 
 use crate::error::CliError;
 use crate::output::{align, row, write_stdout};
@@ -7,17 +9,22 @@ use serde_json::Value;
 
 const HELP: &str = "\
 Usage: cairn operator raft list-peers [options]
+       cairn operator raft remove-peer -id=<node ID> | -address=<IP:port>
+       cairn operator raft transfer-leader [-id=<node ID>]
+       cairn operator autopilot get-config | set-config [options]
 
-  Displays the current Raft peer configuration: each server's node name, ID,
-  address, whether it leads and whether it votes.";
+  list-peers displays the current Raft peer configuration: each server's node
+  name, ID, address, whether it leads and whether it votes.";
 
 /// Runs `cairn operator ...`.
 pub async fn run(args: Vec<String>) -> Result<(), CliError> {
     let (sub, rest) = match args.as_slice() {
         [a, b, rest @ ..] if a == "raft" && b == "list-peers" => ("list-peers", rest.to_vec()),
+        [a, ..] if a == "raft" || a == "autopilot" => return super::operator_ops::run(args).await,
         _ => {
             return Err(CliError::usage(
-                "error: expected `operator raft list-peers`",
+                "error: expected `operator raft list-peers|remove-peer|transfer-leader` \
+                 or `operator autopilot get-config|set-config`",
                 HELP,
             ))
         }

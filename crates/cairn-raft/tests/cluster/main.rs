@@ -3,8 +3,10 @@
 
 mod support;
 
+mod admin;
 mod bad_input;
 mod catch_up;
 mod election;
 mod failures;
 mod membership;
+mod recovery;
