@@ -118,9 +118,15 @@ pub fn config_from_json(v: &Value, base: &AutopilotConfig) -> Result<AutopilotCo
 
 /// `GET /v1/operator/autopilot/configuration`.
 pub async fn get_config(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
-    app.read_ready()?;
-    let c = app.state().read().autopilot_config();
-    Ok(json(&config_json(&c), Query::from_uri(&uri).pretty()))
+    // A read like any other: the consistency mode's barrier first (a server that does not
+    // lead, or a client, must not answer settings older than an acknowledged write).
+    let q = Query::from_uri(&uri);
+    let (v, meta) = crate::blocking::read(&app, &q, |st| {
+        let c = st.autopilot_config();
+        Ok((config_json(&c), c.modify_index))
+    })
+    .await?;
+    Ok(crate::reply::json_read(&v, q.pretty(), &meta))
 }
 
 /// `PUT /v1/operator/autopilot/configuration[?cas=index]`: `true`, or `false` when the
