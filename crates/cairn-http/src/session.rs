@@ -202,11 +202,14 @@ pub async fn renew(
     check_name(&id, "session ID")?;
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;
-    let (s, _) = {
-        let st = app.state().read();
-        let (s, i) = st.session(&id);
-        (s.cloned(), i)
-    };
+    let lookup = || app.state().read().session(&id).0.cloned();
+    let mut s = lookup();
+    if s.is_none() {
+        // Not in this node's replica: it may have been created through another node a
+        // moment ago. Ask as the leader has it before answering 404.
+        app.barrier(crate::reply::Consistency::Leader).await?;
+        s = lookup();
+    }
     match s {
         None => Err(HttpError::not_found(format!("Session id '{id}' not found"))),
         Some(s) => {
