@@ -9,7 +9,11 @@
 # Environment: C [16] connections, DUR [10] seconds per run, REPS [3] runs per
 #   target (interleaved, the median is reported), WRK_THREADS [1],
 #   OUT_DIR [target/bench/portal_vs_direct/<time>], PORTAL_THREADS [tokio's
-#   default: one worker per CPU] worker threads of both portals.
+#   default: one worker per CPU] worker threads of both portals, PERF [unset]: when
+#   1, `perf record -g` profiles the SRV portal and the agent during the first
+#   portal-srv run (perf-portal.data, perf-agent.data in OUT_DIR; Debian: linux-perf;
+#   that run is slowed by the profiling), PORTAL_BIN [target/release/portal] (e.g. an
+#   older build, to compare), SKIP_BUILD [unset] (use the release binaries as they are).
 # Needs wrk (Debian package; installed if missing) and builds release binaries
 # of cairn, stock-price and portal. Request logs are turned off in every
 # process (LOG_REQUESTS=0) so no target pays for log I/O.
@@ -35,8 +39,11 @@ if ! command -v wrk >/dev/null; then
 fi
 
 log "building release binaries (cairn, stock-price, portal)"
-nice -n 10 cargo build -q --release -p cairn-cli -p stock-price -p portal || die "build failed"
+if [ -z "${SKIP_BUILD:-}" ]; then
+    nice -n 10 cargo build -q --release -p cairn-cli -p stock-price -p portal || die "build failed"
+fi
 BIN="$ROOT/target/release"
+PORTAL_BIN="${PORTAL_BIN:-$BIN/portal}"
 
 # after FILE PATTERN: the first word after PATTERN once it appears (30 s).
 after() {
@@ -67,10 +74,10 @@ for i in $(seq 1 300); do
     sleep 0.1
 done
 
-start_bg "$OUT_DIR/portal.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/portal" -dns "$DNS"
+start_bg "$OUT_DIR/portal.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$PORTAL_BIN" -dns "$DNS"
 PORTAL_PID=$LAST_PID
 PORTAL=$(after "$OUT_DIR/portal.log" "portal listening on ")
-start_bg "$OUT_DIR/portal-fixed.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/portal" \
+start_bg "$OUT_DIR/portal-fixed.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$PORTAL_BIN" \
     -stock-backend "$STOCK" -weather-backend "$STOCK"
 FIXED_PID=$LAST_PID
 FIXED=$(after "$OUT_DIR/portal-fixed.log" "portal listening on ")
@@ -87,8 +94,16 @@ run() {
     local target="$1" url="$2"; shift 2
     local t0 t1 out rps p50 p99 errs cpu
     t0=$(proc_ticks "$@")
+    local perfs=()
+    if [ "${PERF:-}" = 1 ] && [ "$target" = portal-srv ] && [ ! -e "$OUT_DIR/perf-portal.data" ]; then
+        perf record -q -g -F 1999 -p "$PORTAL_PID" -o "$OUT_DIR/perf-portal.data" -- sleep "$DUR" 2>/dev/null &
+        perfs+=($!)
+        perf record -q -g -F 1999 -p "$AGENT_PID" -o "$OUT_DIR/perf-agent.data" -- sleep "$DUR" 2>/dev/null &
+        perfs+=($!)
+    fi
     out=$(wrk -t "$WRK_THREADS" -c "$C" -d "${DUR}s" --latency "$url" 2>&1)
     t1=$(proc_ticks "$@")
+    [ ${#perfs[@]} -gt 0 ] && wait "${perfs[@]}"
     echo "$out" >"$OUT_DIR/wrk-$target-$(date +%s%N).txt"
     rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
