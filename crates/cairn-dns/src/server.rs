@@ -1,20 +1,15 @@
 //! The network side: UDP and TCP listeners around a [`Resolver`], and
 //! forwarding to recursors.
 //!
-//! - UDP: one OS thread per socket, blocked in `recv_from` (so the kernel
-//!   wakes the thread that answers straight from the datagram's arrival: no
-//!   event loop, no task wake-up and no cross-thread notification per
-//!   query, which on a loaded host cost more than the answer itself).
-//!   [`bind_udp_reuseport`] binds N sockets to one address with
-//!   `SO_REUSEPORT` (the kernel spreads clients over them by address hash)
-//!   and a 4 MiB receive buffer; [`serve_sockets`] serves them. Local
-//!   answers are computed inline in the socket's thread (they only read
-//!   memory) with reused receive and reply buffers; forwarded queries run as
-//!   tasks on the caller's runtime, at most
+//! - UDP: one receive loop per socket, each its own task (so a
+//!   multi-threaded runtime answers on every core). [`bind_udp_reuseport`]
+//!   binds N sockets to one address with `SO_REUSEPORT` (the kernel spreads
+//!   clients over them by address hash) and a 4 MiB receive buffer;
+//!   [`serve_sockets`] serves them. Local answers are computed inline in the
+//!   socket's task (they only read memory; no task per query) with reused
+//!   receive and reply buffers; forwarded queries run as tasks, at most
 //!   [`ServerLimits::max_inflight_forwards`] at once over all sockets
-//!   (beyond that the query is answered SERVFAIL at once rather than
-//!   queued). On shutdown the threads are woken (`shutdown(SHUT_RD)`, with a
-//!   receive timeout as the fallback), joined, and their forwards aborted.
+//!   (beyond that the query is answered SERVFAIL at once rather than queued).
 //! - TCP: 2-byte length framing, several queries per connection, answered in
 //!   order; a connection idle for [`ServerLimits::tcp_idle_timeout`] is
 //!   closed, and a query or a reply must cross within it (a client that
@@ -34,8 +29,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -93,10 +87,7 @@ pub async fn serve_with<C: Catalog, F: Future>(
     limits: ServerLimits,
     shutdown: F,
 ) {
-    match udp.into_std() {
-        Ok(udp) => serve_all(vec![udp], tcp, resolver, limits, shutdown).await,
-        Err(e) => tracing::error!(error = %e, "dns: udp socket"),
-    }
+    serve_all(vec![udp], tcp, resolver, limits, shutdown).await;
 }
 
 /// The number of UDP sockets worth binding: four per core (at least 8).
@@ -105,8 +96,8 @@ pub async fn serve_with<C: Catalog, F: Future>(
 /// client's address and port, so with one socket per core a handful of busy
 /// clients (a resolver, a load generator) can land mostly on one socket and
 /// leave a core idle: with 4 client flows on 2 sockets, a 3:1 or 4:0 split
-/// happens more often than not. Four sockets per core make the split finer; each
-/// socket has its own thread, which the kernel runs on any idle core.
+/// happens more often than not. Four sockets per core make the split finer, and
+/// the runtime moves the socket tasks between its workers.
 pub fn udp_socket_count() -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -117,10 +108,6 @@ pub fn udp_socket_count() -> usize {
 /// Receive buffer asked for each UDP socket (best effort: the kernel caps it
 /// at `net.core.rmem_max`).
 const UDP_RECV_BUFFER: usize = 4 << 20;
-
-/// How long a UDP thread waits in `recv_from` before it looks at the stop
-/// flag again (the fallback when `shutdown(SHUT_RD)` does not wake it).
-const UDP_STOP_POLL: Duration = Duration::from_millis(200);
 
 /// Binds `n` (at least 1) non-blocking UDP sockets to `addr` with
 /// `SO_REUSEPORT`, each with a 4 MiB receive buffer (best effort). When
@@ -151,9 +138,9 @@ pub fn bind_udp_reuseport(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net
 }
 
 /// Serves DNS on every socket of `udp` (e.g. from [`bind_udp_reuseport`];
-/// each gets its own thread) and on `tcp` until `shutdown` completes; tasks
-/// still running then are aborted and the UDP threads joined. Must run
-/// inside a tokio runtime.
+/// each gets its own task) and on `tcp` until `shutdown` completes; tasks
+/// still running then are aborted. Must run inside a tokio runtime; the
+/// sockets must be non-blocking (as [`bind_udp_reuseport`] leaves them).
 pub async fn serve_sockets<C: Catalog, F: Future>(
     udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
@@ -161,225 +148,95 @@ pub async fn serve_sockets<C: Catalog, F: Future>(
     limits: ServerLimits,
     shutdown: F,
 ) -> io::Result<()> {
+    let udp = udp
+        .into_iter()
+        .map(|s| {
+            s.set_nonblocking(true)?;
+            UdpSocket::from_std(s)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
     serve_all(udp, tcp, resolver, limits, shutdown).await;
     Ok(())
 }
 
 async fn serve_all<C: Catalog, F: Future>(
-    udp: Vec<std::net::UdpSocket>,
+    udp: Vec<UdpSocket>,
     tcp: TcpListener,
     resolver: Arc<Resolver<C>>,
     limits: ServerLimits,
     shutdown: F,
 ) {
     let forwards = Arc::new(Semaphore::new(limits.max_inflight_forwards.max(1)));
-    let mut udp = UdpThreads::start(udp, &resolver, &forwards);
+    // Dropping the set (on shutdown) aborts the socket tasks.
+    let mut udp_tasks = JoinSet::new();
+    for socket in udp {
+        udp_tasks.spawn(udp_loop(socket, resolver.clone(), forwards.clone()));
+    }
     let tcp_loop = tcp_loop(tcp, resolver, limits);
     tokio::select! {
         _ = shutdown => {}
-        _ = udp.failed() => {}
+        _ = udp_tasks.join_next() => {}
         _ = tcp_loop => {}
     }
-    udp.stop().await;
 }
 
-/// The UDP side: one thread per socket, and the forwarded queries they
-/// started (tasks on the runtime that called [`serve_all`]).
-struct UdpThreads {
-    stop: Arc<AtomicBool>,
-    /// Duplicates of the sockets (same open file), to wake the threads.
-    wake: Vec<std::net::UdpSocket>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-    forwards: Arc<Mutex<JoinSet<()>>>,
-    /// Completes when a thread ends on its own (it could not serve).
-    ended: tokio::sync::mpsc::Receiver<()>,
-}
-
-impl UdpThreads {
-    fn start<C: Catalog>(
-        sockets: Vec<std::net::UdpSocket>,
-        resolver: &Arc<Resolver<C>>,
-        permits: &Arc<Semaphore>,
-    ) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let forwards = Arc::new(Mutex::new(JoinSet::new()));
-        let (ended_tx, ended) = tokio::sync::mpsc::channel(sockets.len().max(1));
-        let mut wake = Vec::new();
-        let mut threads = Vec::new();
-        for (i, socket) in sockets.into_iter().enumerate() {
-            // Blocking, with a timeout to look at the stop flag.
-            if let Err(e) = socket
-                .set_nonblocking(false)
-                .and_then(|()| socket.set_read_timeout(Some(UDP_STOP_POLL)))
-            {
-                tracing::error!(error = %e, "dns: udp socket");
+async fn udp_loop<C: Catalog>(
+    udp: UdpSocket,
+    resolver: Arc<Resolver<C>>,
+    forwards: Arc<Semaphore>,
+) {
+    let udp = Arc::new(udp);
+    let mut tasks = JoinSet::new();
+    let mut buf = vec![0u8; 65535];
+    let mut reply = Vec::with_capacity(4096);
+    loop {
+        let received = tokio::select! {
+            biased;
+            r = udp.recv_from(&mut buf) => r,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let (n, peer) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors of earlier sends surface here on some systems;
+                // anything else: back off a little rather than spin.
+                tracing::debug!(error = %e, "dns: udp receive");
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+                ) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 continue;
             }
-            // Best effort: without a duplicate, the receive timeout still
-            // lets the thread see the stop flag.
-            if let Ok(dup) = socket.try_clone() {
-                wake.push(dup);
-            }
-            let job = UdpJob {
-                socket,
-                resolver: resolver.clone(),
-                permits: permits.clone(),
-                forwards: forwards.clone(),
-                runtime: tokio::runtime::Handle::current(),
-                stop: stop.clone(),
-            };
-            let ended = Ended(ended_tx.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("dns-udp-{i}"))
-                .spawn(move || {
-                    let _ended = ended; // also when the thread panics
-                    job.run();
-                });
-            match spawned {
-                Ok(t) => threads.push(t),
-                Err(e) => tracing::error!(error = %e, "dns: cannot start a udp thread"),
-            }
-        }
-        Self {
-            stop,
-            wake,
-            threads,
-            forwards,
-            ended,
-        }
-    }
-
-    /// Completes when a UDP thread ends before [`UdpThreads::stop`] (or
-    /// there is none).
-    async fn failed(&mut self) {
-        let _ = self.ended.recv().await;
-    }
-
-    /// Tells the threads to end, wakes them and aborts their forwards.
-    fn signal(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for s in &self.wake {
-            // Linux wakes a thread blocked in recv_from on any socket
-            // (returning ENOTCONN for an unconnected one, but waking it).
-            let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Read);
-        }
-        if let Ok(mut set) = self.forwards.lock() {
-            set.abort_all();
-        }
-    }
-
-    /// Ends the threads and waits until they have (and closed their sockets).
-    async fn stop(mut self) {
-        self.signal();
-        let threads = std::mem::take(&mut self.threads);
-        let _ = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let _ = t.join();
-            }
-        })
-        .await;
-    }
-}
-
-impl Drop for UdpThreads {
-    /// When the serving future is dropped rather than shut down, the threads
-    /// still end (without being waited for).
-    fn drop(&mut self) {
-        self.signal();
-    }
-}
-
-/// Tells [`UdpThreads::failed`] that a thread ended, however it ended.
-struct Ended(tokio::sync::mpsc::Sender<()>);
-
-impl Drop for Ended {
-    fn drop(&mut self) {
-        let _ = self.0.try_send(());
-    }
-}
-
-/// What one UDP thread needs.
-struct UdpJob<C: Catalog> {
-    socket: std::net::UdpSocket,
-    resolver: Arc<Resolver<C>>,
-    permits: Arc<Semaphore>,
-    forwards: Arc<Mutex<JoinSet<()>>>,
-    runtime: tokio::runtime::Handle,
-    stop: Arc<AtomicBool>,
-}
-
-impl<C: Catalog> UdpJob<C> {
-    fn run(self) {
-        let mut buf = vec![0u8; 65535];
-        let mut reply = Vec::with_capacity(4096);
-        while !self.stop.load(Ordering::Relaxed) {
-            let (n, peer) = match self.socket.recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(e) => {
-                    match e.kind() {
-                        // The stop poll, or ICMP errors of earlier sends.
-                        io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                        | io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::ConnectionReset => {}
-                        _ => {
-                            // Anything else: back off a little rather than spin.
-                            tracing::debug!(error = %e, "dns: udp receive");
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
-                    }
-                    continue;
+        };
+        let packet = &buf[..n];
+        match resolver.answer_into(packet, Transport::Udp, &mut reply) {
+            Answer::Reply(_) => {
+                if let Err(e) = udp.send_to(&reply, peer).await {
+                    tracing::debug!(error = %e, %peer, "dns: udp send");
                 }
-            };
-            if self.stop.load(Ordering::Relaxed) {
-                return;
             }
-            let packet = &buf[..n];
-            match self
-                .resolver
-                .answer_into(packet, Transport::Udp, &mut reply)
-            {
-                Answer::Reply(_) => self.send(&reply, peer),
-                Answer::Drop => {}
-                Answer::Forward => self.forward(packet, peer),
-            }
-        }
-    }
-
-    fn send(&self, reply: &[u8], peer: SocketAddr) {
-        if let Err(e) = self.socket.send_to(reply, peer) {
-            tracing::debug!(error = %e, %peer, "dns: udp send");
-        }
-    }
-
-    fn forward(&self, packet: &[u8], peer: SocketAddr) {
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            tracing::warn!("dns: too many forwarded queries in flight");
-            if let Some(reply) = self.resolver.servfail(packet) {
-                self.send(&reply, peer);
-            }
-            return;
-        };
-        let socket = match self.socket.try_clone() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(error = %e, "dns: udp socket for a forward");
-                return;
-            }
-        };
-        let packet = packet.to_vec();
-        let resolver = self.resolver.clone();
-        let task = async move {
-            let _permit = permit;
-            if let Some(reply) = forward(&resolver, &packet, Transport::Udp).await {
-                // A blocking socket: a UDP send waits only for buffer space.
-                let _ = socket.send_to(&reply, peer);
-            }
-        };
-        if let Ok(mut set) = self.forwards.lock() {
-            while set.try_join_next().is_some() {}
-            set.spawn_on(task, &self.runtime);
+            Answer::Drop => {}
+            Answer::Forward => match forwards.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let packet = packet.to_vec();
+                    let udp = udp.clone();
+                    let resolver = resolver.clone();
+                    tasks.spawn(async move {
+                        let _permit = permit;
+                        if let Some(reply) = forward(&resolver, &packet, Transport::Udp).await {
+                            let _ = udp.send_to(&reply, peer).await;
+                        }
+                    });
+                }
+                Err(_) => {
+                    tracing::warn!("dns: too many forwarded queries in flight");
+                    if let Some(reply) = resolver.servfail(packet) {
+                        let _ = udp.send_to(&reply, peer).await;
+                    }
+                }
+            },
         }
     }
 }

@@ -473,44 +473,6 @@ async fn serve_with_default_limits_stops_on_shutdown() {
     timeout(WAIT, task).await.unwrap().unwrap();
 }
 
-#[tokio::test]
-async fn udp_threads_are_joined_and_the_socket_closed_on_shutdown() {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let resolver = Arc::new(Resolver::new(catalog(1), DnsConfig::default()));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(udp, tcp, resolver, stopped));
-    let (m, _) = udp_query(addr, &query("web.service.consul.", RecordType::A, None)).await;
-    assert_eq!(m.answers.len(), 1);
-    stop.send(()).unwrap();
-    timeout(WAIT, task).await.unwrap().unwrap();
-    // Nothing holds the socket any more: its port can be bound again at once.
-    std::net::UdpSocket::bind(addr).expect("the UDP port is free after shutdown");
-}
-
-#[tokio::test]
-async fn udp_threads_end_when_the_serving_task_is_aborted() {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let resolver = Arc::new(Resolver::new(catalog(1), DnsConfig::default()));
-    let task = tokio::spawn(serve(udp, tcp, resolver, std::future::pending::<()>()));
-    let (m, _) = udp_query(addr, &query("web.service.consul.", RecordType::A, None)).await;
-    assert_eq!(m.answers.len(), 1);
-    task.abort();
-    let _ = task.await;
-    // The threads notice and close the socket: poll until the port is free.
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::net::UdpSocket::bind(addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the UDP port stays bound after abort"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn dig_available() -> bool {
     std::process::Command::new("dig").arg("-v").output().is_ok()
 }
