@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{timeout, Instant};
 
@@ -109,6 +109,15 @@ impl DnsClient {
             // A stray or mismatched datagram (say, a duplicate of an earlier
             // answer on a pooled socket) is ignored, not trusted.
             if let Ok(a) = decode_answer(&buf[..n], id, name, qtype, scratch) {
+                // The runtime still marks the socket readable, so the next
+                // lookup's first receive would be a wasted system call
+                // (EAGAIN: the answer has not come yet). Clear the mark
+                // without one. Should a stray datagram be queued after all,
+                // the next answer's arrival wakes the receive again, which
+                // reads and ignores the stray one first.
+                let _ = sock.try_io(Interest::READABLE, || {
+                    Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                });
                 if let Ok(mut idle) = self.idle.lock() {
                     if idle.len() < POOL_MAX {
                         idle.push(conn);
