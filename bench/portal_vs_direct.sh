@@ -9,7 +9,13 @@
 # Environment: C [16] connections, DUR [10] seconds per run, REPS [3] runs per
 #   target (interleaved, the median is reported), WRK_THREADS [1],
 #   OUT_DIR [target/bench/portal_vs_direct/<time>], PORTAL_THREADS [tokio's
-#   default: one worker per CPU] worker threads of both portals.
+#   default: one worker per CPU] worker threads of both portals, PERF [unset]: when
+#   1, `perf record -g` profiles the SRV portal and the agent during the first
+#   portal-srv run (perf-portal.data, perf-agent.data in OUT_DIR; Debian: linux-perf;
+#   that run is slowed by the profiling), PORTAL_BIN [target/release/portal] (e.g. an
+#   older build, to compare), CAIRN_BIN [target/release/cairn] (likewise, for the agent),
+#   SKIP_BUILD [unset] (use the release binaries as they are), QUIET_WAIT [120] seconds
+#   to wait, before measuring, until no process matches BUSY_PATTERN [rustc].
 # Needs wrk (Debian package; installed if missing) and builds release binaries
 # of cairn, stock-price and portal. Request logs are turned off in every
 # process (LOG_REQUESTS=0) so no target pays for log I/O.
@@ -34,9 +40,13 @@ if ! command -v wrk >/dev/null; then
         || die "wrk is not installed and could not be installed"
 fi
 
-log "building release binaries (cairn, stock-price, portal)"
-nice -n 10 cargo build -q --release -p cairn-cli -p stock-price -p portal || die "build failed"
+if [ -z "${SKIP_BUILD:-}" ]; then
+    log "building release binaries (cairn, stock-price, portal)"
+    nice -n 10 cargo build -q --release -p cairn-cli -p stock-price -p portal || die "build failed"
+fi
 BIN="$ROOT/target/release"
+PORTAL_BIN="${PORTAL_BIN:-$BIN/portal}"
+CAIRN_BIN="${CAIRN_BIN:-$BIN/cairn}"
 
 # after FILE PATTERN: the first word after PATTERN once it appears (30 s).
 after() {
@@ -50,7 +60,7 @@ after() {
     die "no '$2' in $1"
 }
 
-start_bg "$OUT_DIR/agent.log" "$BIN/cairn" agent -dev -http-port 0 -dns-port 0 -serf-lan-port 0 -server-port 0
+start_bg "$OUT_DIR/agent.log" "$CAIRN_BIN" agent -dev -http-port 0 -dns-port 0 -serf-lan-port 0 -server-port 0
 AGENT_PID=$LAST_PID
 HTTP=$(after "$OUT_DIR/agent.log" "HTTP address: ")
 DNS=$(after "$OUT_DIR/agent.log" "DNS address: ")
@@ -67,10 +77,10 @@ for i in $(seq 1 300); do
     sleep 0.1
 done
 
-start_bg "$OUT_DIR/portal.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/portal" -dns "$DNS"
+start_bg "$OUT_DIR/portal.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$PORTAL_BIN" -dns "$DNS"
 PORTAL_PID=$LAST_PID
 PORTAL=$(after "$OUT_DIR/portal.log" "portal listening on ")
-start_bg "$OUT_DIR/portal-fixed.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$BIN/portal" \
+start_bg "$OUT_DIR/portal-fixed.log" env "${PORTAL_ENV[@]}" PORT=0 BIND=127.0.0.1 LOG_REQUESTS=0 "$PORTAL_BIN" \
     -stock-backend "$STOCK" -weather-backend "$STOCK"
 FIXED_PID=$LAST_PID
 FIXED=$(after "$OUT_DIR/portal-fixed.log" "portal listening on ")
@@ -80,15 +90,31 @@ for url in "http://$STOCK/stock/AMZN" "http://$PORTAL/stock/AMZN" "http://$FIXED
 done
 curl -fsS "http://$PORTAL/stock/AMZN" | grep -q '"instance"' || die "portal answer has no instance"
 
-# run TARGET URL PIDS... -> appends "target rps p50_ms p99_ms errors cpu%" to results
+# run TARGET URL PIDS... -> appends "target rps p50_ms p99_ms errors cpu% split" to
+# results, split being each PID's CPU % (comma-separated, in the order given).
 RESULTS="$OUT_DIR/results.txt"
 : >"$RESULTS"
 run() {
     local target="$1" url="$2"; shift 2
-    local t0 t1 out rps p50 p99 errs cpu
+    local t0 t1 out rps p50 p99 errs cpu pid split=""
+    local -a each0=()
     t0=$(proc_ticks "$@")
+    for pid in "$@"; do each0+=("$(proc_ticks "$pid")"); done
+    local perfs=()
+    if [ "${PERF:-}" = 1 ] && [ "$target" = portal-srv ] && [ ! -e "$OUT_DIR/perf-portal.data" ]; then
+        perf record -q -g -F 1999 -p "$PORTAL_PID" -o "$OUT_DIR/perf-portal.data" -- sleep "$DUR" 2>/dev/null &
+        perfs+=($!)
+        perf record -q -g -F 1999 -p "$AGENT_PID" -o "$OUT_DIR/perf-agent.data" -- sleep "$DUR" 2>/dev/null &
+        perfs+=($!)
+    fi
     out=$(wrk -t "$WRK_THREADS" -c "$C" -d "${DUR}s" --latency "$url" 2>&1)
     t1=$(proc_ticks "$@")
+    local i=0
+    for pid in "$@"; do
+        split="$split${split:+,}$(ticks_pct "${each0[$i]}" "$(proc_ticks "$pid")")"
+        i=$((i + 1))
+    done
+    [ ${#perfs[@]} -gt 0 ] && wait "${perfs[@]}"
     echo "$out" >"$OUT_DIR/wrk-$target-$(date +%s%N).txt"
     rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
@@ -96,9 +122,10 @@ run() {
     errs=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
     cpu=$(ticks_pct "$t0" "$t1")
     [ -n "$rps" ] || die "wrk printed no rate for $target: $out"
-    echo "$target $rps $p50 $p99 $errs $cpu" | tee -a "$RESULTS" >&2
+    echo "$target $rps $p50 $p99 $errs $cpu $split" | tee -a "$RESULTS" >&2
 }
 
+wait_quiet "${BUSY_PATTERN:-rustc}" "${QUIET_WAIT:-120}"
 log "c=$C, ${DUR}s per run, $REPS interleaved runs per target, wrk -t $WRK_THREADS, portal threads ${PORTAL_THREADS:-default}"
 log "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -c -x rustc || true) rustc running"
 wrk -t 1 -c "$C" -d 2s "http://$PORTAL/stock/AMZN" >/dev/null # warm-up
@@ -113,8 +140,9 @@ import statistics, sys
 path, c, dur, reps = sys.argv[1:]
 rows = {}
 for line in open(path):
-    t, rps, p50, p99, errs, cpu = line.split()
-    rows.setdefault(t, []).append((float(rps), p50, p99, int(errs), float(cpu)))
+    t, rps, p50, p99, errs, cpu, split = line.split()
+    rows.setdefault(t, []).append((float(rps), p50, p99, int(errs), float(cpu),
+                                   [float(x) for x in split.split(",")]))
 med = {t: statistics.median(r[0] for r in v) for t, v in rows.items()}
 # CPU time of the serving processes per request: less sensitive than req/s to
 # other work on the machine.
@@ -125,6 +153,13 @@ print(f"{'target':14} {'req/s':>10} {'p50':>9} {'p99':>9} {'errors':>7} {'server
 for t in ("direct", "portal-fixed", "portal-srv"):
     v = sorted(rows[t], key=lambda r: r[0])[len(rows[t]) // 2]
     print(f"{t:14} {med[t]:10.0f} {v[1]:>9} {v[2]:>9} {sum(r[3] for r in rows[t]):7d} {v[4]:10.0f}% {us[t]:7.0f}us")
+names = {"direct": ["stock-price"], "portal-fixed": ["portal", "stock-price"],
+         "portal-srv": ["portal", "stock-price", "agent"]}
+print("\nCPU per request by process (median over runs):")
+for t in ("direct", "portal-fixed", "portal-srv"):
+    parts = [f"{n} {statistics.median(1e6 * r[5][i] / 100 / r[0] for r in rows[t]):.1f}us"
+             for i, n in enumerate(names[t])]
+    print(f"  {t:14} " + ", ".join(parts))
 d, f, s = med["direct"], med["portal-fixed"], med["portal-srv"]
 print(f"\nportal (SRV lookup + proxy) vs direct: {100 * (1 - s / d):.1f}% fewer req/s")
 print(f"SRV lookup alone (portal-srv vs portal-fixed): {100 * (1 - s / f):.1f}% fewer req/s, "

@@ -16,6 +16,8 @@ say "toolchain: $(cargo --version)"
 need=()
 command -v dig >/dev/null || need+=(dnsutils)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
+# docker-compose: scripts/test-compose.sh (Debian's Compose v1, unless `docker compose` works).
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -44,6 +46,11 @@ awk '/^test result:/ {p+=$4; f+=$6; i+=$8} END {printf "cargo: %d passed, %d fai
 say "browser test of the sample portal (headless Chromium)"
 # Reuses the debug binaries cargo test just built.
 scripts/test-browser.sh
+
+say "docker/: the images FROM scratch and docker-compose.yml, end to end"
+# The debug binaries (cargo test built them; this build only fills any gap), about 30 s.
+cargo build -p cairn-cli -p stock-price -p weather -p portal
+PROFILE=debug SKIP_CARGO=1 scripts/test-compose.sh
 
 HARNESS=../shared/compat/py-consul.sh
 if [ -x "$HARNESS" ] || [ -f "$HARNESS" ]; then

@@ -7,10 +7,8 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_proto::rr::{Name, RecordType};
-
 use crate::dns_client::DnsClient;
-use crate::dns_wire::{display_node, fqdn, DnsError};
+use crate::dns_wire::{display_node, fqdn, DnsError, TYPE_A, TYPE_SRV};
 
 /// One instance of a service as discovery reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,15 +81,12 @@ impl DnsDiscovery {
 impl Discovery for DnsDiscovery {
     async fn candidates(&self, service: &str) -> Result<Vec<Candidate>, DiscoveryError> {
         let name = fqdn(service)?;
-        let answer = self.client.ask(&name, RecordType::SRV).await?;
+        let answer = self.client.ask(&name, TYPE_SRV).await?;
         Ok(answer
             .srv
             .into_iter()
             .map(|s| Candidate {
-                known: answer
-                    .addresses
-                    .get(&s.target)
-                    .and_then(|a| a.first().copied()),
+                known: s.address,
                 target: s.target,
                 port: s.port,
                 priority: s.priority,
@@ -104,12 +99,12 @@ impl Discovery for DnsDiscovery {
         if let Some(ip) = candidate.known {
             return Ok(ip);
         }
-        let name: Name = fqdn(&candidate.target)?;
-        let answer = self.client.ask(&name, RecordType::A).await?;
+        let name = fqdn(&candidate.target)?;
+        let answer = self.client.ask(&name, TYPE_A).await?;
         answer
             .addresses
-            .get(&candidate.target)
-            .and_then(|a| a.first().copied())
+            .first()
+            .copied()
             .ok_or_else(|| DiscoveryError::NoAddress(candidate.target.clone()))
     }
 }

@@ -1,6 +1,7 @@
 //! The stub resolver's transport rules against a fake server: truncated UDP
 //! answers are retried over TCP, a silent server is a timeout (bounded, no
-//! hang), and a garbage datagram does not poison the answer.
+//! hang), and a garbage datagram (or a duplicate of an earlier answer) does
+//! not poison the answer.
 
 mod support;
 
@@ -110,4 +111,30 @@ async fn sequential_lookups_reuse_one_socket_and_a_timeout_drops_it() {
     fake.behaviour.lock().unwrap().silent = false;
     assert_eq!(d.candidates("web.service.consul").await.unwrap().len(), 1);
     assert_eq!(fake.udp_peers.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn duplicate_answers_left_on_a_pooled_socket_are_skipped() {
+    // Every answer arrives twice: the copy is still queued on the pooled
+    // socket when the next lookup starts, and must be read and ignored (its
+    // id is the previous query's), not answer it or stall it.
+    let fake = FakeDns::start(Behaviour {
+        services: one_instance(),
+        duplicate: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let d = DnsDiscovery::new(fake.addr, Duration::from_millis(500));
+    let started = Instant::now();
+    for _ in 0..20 {
+        let cands = d.candidates("web.service.consul").await.unwrap();
+        assert_eq!(cands.len(), 1);
+    }
+    assert_eq!(
+        fake.udp_queries.load(Ordering::SeqCst),
+        20,
+        "no retry was needed"
+    );
+    assert_eq!(fake.udp_peers.lock().unwrap().len(), 1, "one pooled socket");
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

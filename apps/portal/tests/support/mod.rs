@@ -33,6 +33,8 @@ pub struct Behaviour {
     pub truncate_udp: bool,
     /// Ignore UDP queries altogether.
     pub silent: bool,
+    /// Send every UDP answer twice.
+    pub duplicate: bool,
 }
 
 pub struct FakeDns {
@@ -127,9 +129,14 @@ impl FakeDns {
                             m.additionals.clear();
                             m.metadata.truncation = true;
                         }
-                        m.to_vec().unwrap()
+                        let bytes = m.to_vec().unwrap();
+                        (bytes, b.duplicate)
                     };
+                    let (reply, twice) = reply;
                     let _ = udp.send_to(&reply, peer).await;
+                    if twice {
+                        let _ = udp.send_to(&reply, peer).await;
+                    }
                 }
             });
         }
