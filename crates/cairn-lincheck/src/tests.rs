@@ -224,7 +224,7 @@ fn one_lock_holder_at_a_time() {
 
 #[test]
 fn check_reports_per_key_and_shrinks_to_the_violation() {
-    let mut h = History::new();
+    let h = History::new();
     // Key "good": a long clean run.
     for i in 0..50 {
         let p = h.invoke(0, "good", w(&format!("g{i}")));
