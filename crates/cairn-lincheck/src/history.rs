@@ -56,6 +56,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub client: usize,
+    /// Where the operation went, for the reader of a violation (node, read mode, ...).
+    pub via: String,
     pub key: String,
     pub op: Op,
     /// Logical time of the invocation.
@@ -101,10 +103,15 @@ impl fmt::Display for Entry {
         } else {
             self.ret.to_string()
         };
+        let client = if self.client == usize::MAX {
+            "final".to_string()
+        } else {
+            format!("client {}", self.client)
+        };
         write!(
             f,
-            "[{:>6} .. {:>6}] client {:>2}: {} => {}",
-            self.call, ret, self.client, self.op, self.outcome
+            "[{:>6} .. {:>6}] {client} via {}: {} => {}",
+            self.call, ret, self.via, self.op, self.outcome
         )
     }
 }
@@ -114,6 +121,7 @@ impl fmt::Display for Entry {
 #[must_use = "complete the operation, or its invocation is lost"]
 pub struct Pending {
     client: usize,
+    via: String,
     key: String,
     op: Op,
     call: u64,
@@ -136,10 +144,11 @@ impl History {
         self.clock.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// Call just before sending the request.
-    pub fn invoke(&self, client: usize, key: &str, op: Op) -> Pending {
+    /// Call just before sending the request (`via`: where it goes, shown in violations).
+    pub fn invoke(&self, client: usize, via: &str, key: &str, op: Op) -> Pending {
         Pending {
             client,
+            via: via.to_string(),
             key: key.to_string(),
             op,
             call: self.tick(),
@@ -151,6 +160,7 @@ impl History {
         let ret = self.tick();
         let e = Entry {
             client: p.client,
+            via: p.via,
             key: p.key,
             op: p.op,
             call: p.call,

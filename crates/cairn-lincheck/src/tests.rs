@@ -10,6 +10,7 @@ use super::*;
 fn e(client: usize, call: u64, ret: u64, op: Op, outcome: Outcome) -> Entry {
     Entry {
         client,
+        via: String::new(),
         key: "k".into(),
         op,
         call,
@@ -227,20 +228,20 @@ fn check_reports_per_key_and_shrinks_to_the_violation() {
     let h = History::new();
     // Key "good": a long clean run.
     for i in 0..50 {
-        let p = h.invoke(0, "good", w(&format!("g{i}")));
+        let p = h.invoke(0, "n1", "good", w(&format!("g{i}")));
         h.complete(p, OK);
-        let p = h.invoke(1, "good", Op::Read);
+        let p = h.invoke(1, "n1", "good", Op::Read);
         h.complete(p, saw(&format!("g{i}")));
     }
     // Key "bad": a deposed leader's read among many good ones.
     for i in 0..30 {
-        let p = h.invoke(0, "bad", w(&format!("b{i}")));
+        let p = h.invoke(0, "n1", "bad", w(&format!("b{i}")));
         h.complete(p, OK);
     }
-    let p = h.invoke(2, "bad", Op::Read);
+    let p = h.invoke(2, "n1", "bad", Op::Read);
     h.complete(p, saw("b10"));
     for i in 30..40 {
-        let p = h.invoke(0, "bad", w(&format!("b{i}")));
+        let p = h.invoke(0, "n1", "bad", w(&format!("b{i}")));
         h.complete(p, OK);
     }
     let r = check(&h.entries(), DEFAULT_BUDGET);
@@ -364,6 +365,7 @@ fn generated(rng: &mut StdRng, n: usize) -> Vec<Entry> {
         };
         out.push(Entry {
             client: i % 5,
+            via: String::new(),
             key,
             op,
             call,
