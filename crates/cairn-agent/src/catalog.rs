@@ -3,7 +3,9 @@
 //! [`crate::replica::remote::RemoteCatalog`] on a client agent. This module holds the
 //! contract suite both implementations pass.
 
-pub(crate) use cairn_server::{BoxFut, Catalog, CatalogError, ClusterStatus, ServerCatalog};
+pub(crate) use cairn_server::{
+    BoxFut, Catalog, CatalogError, ClusterStatus, ReadMode, ServerCatalog,
+};
 
 #[cfg(test)]
 pub(crate) mod contract {
@@ -40,7 +42,8 @@ pub(crate) mod contract {
             let (entry, _) = st.kv_get(&format!("contract/{i}"));
             assert_eq!(entry.map(|e| e.modify_index), Some(index));
         }
-        s.catalog.barrier().await.unwrap();
+        s.catalog.barrier(super::ReadMode::Quorum).await.unwrap();
+        s.catalog.barrier(super::ReadMode::Lease).await.unwrap();
         let status = s.catalog.status();
         assert_eq!(status.is_leader, leads, "{status:?}");
         assert!(status.leader.is_some(), "{status:?}");

@@ -383,6 +383,13 @@ pub struct Config {
     pub check_update_interval: Duration,
     /// Minimum session TTL (default 10s).
     pub session_ttl_min: Duration,
+    /// `discovery_max_stale`: service-discovery reads without a mode are served from the
+    /// local replica while it heard from the leader within this long (default off).
+    pub discovery_max_stale: Option<Duration>,
+    /// `debug_unsafe_local_reads`: a deliberate fault for tests. Default-mode reads skip
+    /// the leader's confirmation and read the local state as it is, so a deposed leader
+    /// or a lagging replica can serve stale data. Never set it in production.
+    pub debug_unsafe_local_reads: bool,
     /// How long a deleted KV key's tombstone is kept before the leader reaps it
     /// (`kv_tombstone_ttl`, a Cairn key; default 15m, Consul's built-in value).
     pub kv_tombstone_ttl: Duration,
@@ -1092,6 +1099,9 @@ fn build(
         dns,
         check_update_interval: r.duration("check_update_interval", Duration::from_secs(300))?,
         session_ttl_min: r.duration("session_ttl_min", Duration::from_secs(10))?,
+        discovery_max_stale: Some(r.duration("discovery_max_stale", Duration::ZERO)?)
+            .filter(|d| !d.is_zero()),
+        debug_unsafe_local_reads: r.bool("debug_unsafe_local_reads", false)?,
         kv_tombstone_ttl: r.duration("kv_tombstone_ttl", Duration::from_secs(15 * 60))?,
         kv_tombstone_granularity: r
             .duration("kv_tombstone_granularity", Duration::from_secs(30))?

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cairn_http::{Backend, BoxFut, HttpError, Limits, RaftInfo};
+use cairn_http::{Backend, BoxFut, Consistency, HttpError, Limits, RaftInfo};
 use cairn_raft::{RaftNode, RaftOptions};
 use cairn_state::{Command, Outcome, Registration, State};
 use cairn_types::definition::{CheckDefinition, ServiceDefinition};
@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::catalog::{Catalog, CatalogError, ServerCatalog};
+use crate::catalog::{Catalog, CatalogError, ReadMode, ServerCatalog};
 use crate::config::Config;
 use crate::links::Links;
 use crate::local::LocalState;
@@ -175,6 +175,7 @@ impl Agent {
             default_query_time: cfg.default_query_time,
             max_query_time: cfg.max_query_time,
             session_ttl_min: cfg.session_ttl_min,
+            discovery_max_stale: cfg.discovery_max_stale,
         };
         let (fatal, _) = watch::channel(None);
         let agent = Agent {
@@ -619,8 +620,19 @@ impl Backend for Agent {
         Box::pin(self.write_cmd(cmd))
     }
 
-    fn barrier(&self) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move { self.inner.catalog.barrier().await.map_err(catalog_error) })
+    fn barrier(&self, mode: Consistency) -> BoxFut<'_, Result<(), HttpError>> {
+        let mode = match mode {
+            Consistency::Stale => return Box::pin(async { Ok(()) }),
+            Consistency::Leader if self.inner.cfg.debug_unsafe_local_reads => {
+                return Box::pin(async { Ok(()) })
+            }
+            Consistency::Leader => ReadMode::Lease,
+            Consistency::Consistent => ReadMode::Quorum,
+        };
+        Box::pin(async move {
+            let catalog = &self.inner.catalog;
+            catalog.barrier(mode).await.map_err(catalog_error)
+        })
     }
 
     fn raft_info(&self) -> RaftInfo {

@@ -126,6 +126,57 @@ async fn a_server_started_later_joins_the_cluster_as_a_voter() {
     assert!(c.get("s4", "/v1/kv/before?consistent").await.is_some());
 }
 
+/// The header `name` of a response, as text.
+fn header<'a>(h: &'a axum::http::HeaderMap, name: &str) -> &'a str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_server_answers_stale_reads_only_when_asked_to() {
+    let c =
+        three_servers_two_clients("a_cut_off_server_answers_stale_reads_only_when_asked_to").await;
+    let leader = c.leader_name("s1").await.expect("a leader");
+    let follower = ["s1", "s2", "s3"]
+        .into_iter()
+        .find(|s| **s != leader)
+        .unwrap();
+    let (s, body) = c.http("c4", "PUT", "/v1/kv/k", "old").await;
+    assert_eq!(s, 200, "{body}");
+    // Served in the default mode on a follower and on a client: as the leader has it.
+    for node in [follower, "c5"] {
+        let (s, h, v) = c.request(node, "GET", "/v1/kv/k", "").await;
+        assert_eq!(s, 200, "{node}: {v}");
+        assert_eq!(v[0]["Value"], "b2xk", "{node}: {v}");
+        assert_eq!(header(&h, "x-consul-effective-consistency"), "leader");
+        assert_eq!(header(&h, "x-consul-knownleader"), "true");
+        assert_eq!(header(&h, "x-consul-lastcontact"), "0");
+    }
+
+    c.isolate(follower, true);
+    let (s, body) = c.http("c4", "PUT", "/v1/kv/k", "new").await;
+    assert_eq!(s, 200, "{body}");
+    // The cut-off follower still holds the old value: `?stale` may have it, and says so.
+    let (s, h, v) = c.request(follower, "GET", "/v1/kv/k?stale", "").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["Value"], "b2xk", "{v}");
+    assert_eq!(header(&h, "x-consul-effective-consistency"), "stale");
+    // The default mode must not serve it: no leader confirms it, so no answer.
+    let (s, _, v) = c.request(follower, "GET", "/v1/kv/k", "").await;
+    assert_ne!(s, 200, "a cut-off follower served a default read: {v}");
+    // Nor a stale read bounded by max_stale, once its contact is older than that.
+    let (s, h, v) = c
+        .request(follower, "GET", "/v1/kv/k?max_stale=50ms", "")
+        .await;
+    assert_ne!(s, 200, "max_stale was not honoured: {v} {h:?}");
+    // The majority side serves the new value in every mode.
+    for q in ["", "?consistent", "?stale"] {
+        let node = if q == "?stale" { leader.as_str() } else { "c5" };
+        let (s, _, v) = c.request(node, "GET", &format!("/v1/kv/k{q}"), "").await;
+        assert_eq!(s, 200, "{node}{q}: {v}");
+        assert_eq!(v[0]["Value"], "bmV3", "{node}{q}: {v}");
+    }
+}
+
 /// `on` reports `n` Raft peers.
 struct PeersAre(&'static str, usize);
 

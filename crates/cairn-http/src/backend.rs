@@ -11,6 +11,7 @@ use cairn_types::{HealthCheck, NodeService};
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
+use crate::reply::Consistency;
 use crate::HttpError;
 
 /// A boxed, sendable future (keeps [`Backend`] object-safe).
@@ -34,6 +35,9 @@ pub struct Limits {
     pub default_query_time: Duration,
     pub max_query_time: Duration,
     pub session_ttl_min: Duration,
+    /// `discovery_max_stale`: service-discovery reads without a mode are served stale
+    /// while this node heard from the leader within this long (`None`: off).
+    pub discovery_max_stale: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -45,6 +49,7 @@ impl Default for Limits {
             default_query_time: Duration::from_secs(300),
             max_query_time: Duration::from_secs(600),
             session_ttl_min: Duration::from_secs(10),
+            discovery_max_stale: None,
         }
     }
 }
@@ -57,8 +62,10 @@ pub trait Backend: Send + Sync + 'static {
     fn subscribe(&self) -> watch::Receiver<u64>;
     /// Proposes a command through Raft; returns its log index and outcome.
     fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), HttpError>>;
-    /// Confirms leadership with a quorum (for `?consistent` reads).
-    fn barrier(&self) -> BoxFut<'_, Result<(), HttpError>>;
+    /// Returns once this node's state holds everything the leader had committed when
+    /// the call was made: vouched for by the leader's lease for [`Consistency::Leader`]
+    /// (the default mode), by a quorum for [`Consistency::Consistent`].
+    fn barrier(&self, mode: Consistency) -> BoxFut<'_, Result<(), HttpError>>;
     fn raft_info(&self) -> RaftInfo;
     /// `/v1/operator/raft/configuration`: `{"Servers": [...], "Index": N}`.
     fn raft_configuration(&self) -> serde_json::Value;

@@ -1,5 +1,10 @@
 //! Blocking queries (`?index=N&wait=D`) and consistency modes for reads.
 //!
+//! Consistency: the default mode and `?consistent` are linearizable on every node (a
+//! server that does not lead and a client agent both wait for a read index from the
+//! leader before reading their replica); `?stale` and `?max_stale=` read the replica as
+//! it is, `X-Consul-LastContact` saying how far behind it may be.
+//!
 //! A read with `index` waits until the index of what it reads exceeds `index`, or the
 //! wait (default 5 min, at most 10 min, plus up to wait/16 of jitter) runs out. The
 //! query is re-evaluated after each applied Raft batch, but because each read reports
@@ -15,7 +20,46 @@ use crate::query::Query;
 use crate::reply::{Consistency, HttpError, ReadMeta};
 use crate::App;
 
-/// Runs `read` against the state, blocking as the query asks.
+/// The mode a read is served in: the requested one, except that a stale read whose
+/// `max_stale` this node cannot honour (no leader known, or no contact with it for
+/// longer) is served in the default mode instead, as Consul re-runs it on the leader.
+pub fn effective_mode(
+    requested: Consistency,
+    max_stale: Option<Duration>,
+    raft: &crate::RaftInfo,
+) -> Consistency {
+    match (requested, max_stale) {
+        (Consistency::Stale, Some(max)) => {
+            let fresh =
+                raft.leader.is_some() && u128::from(raft.last_contact_ms) <= max.as_millis();
+            if fresh {
+                Consistency::Stale
+            } else {
+                Consistency::Leader
+            }
+        }
+        (mode, _) => mode,
+    }
+}
+
+/// The requested mode and staleness bound of a read, with the agent's
+/// `discovery_max_stale` applied to service-discovery reads that ask for no mode.
+fn requested_mode(app: &App, q: &Query) -> Result<(Consistency, Option<Duration>), HttpError> {
+    let mode = q.consistency()?;
+    let max_stale = q.duration("max_stale")?.filter(|d| !d.is_zero());
+    let asked_leader = q.get("leader").is_some();
+    match app.limits().discovery_max_stale {
+        Some(d) if q.is_discovery() && mode == Consistency::Leader && !asked_leader => {
+            Ok((Consistency::Stale, Some(d)))
+        }
+        _ => Ok((mode, max_stale)),
+    }
+}
+
+/// Runs `read` against the state, blocking as the query asks. Default-mode and
+/// `?consistent` reads first wait until this node's replica holds everything the leader
+/// had committed (a barrier confirmed by the leader's lease or by a quorum), and again
+/// before a blocking query returns; stale reads are served from the replica as it is.
 pub async fn read<T>(
     app: &App,
     q: &Query,
@@ -23,18 +67,26 @@ pub async fn read<T>(
 ) -> Result<(T, ReadMeta), HttpError> {
     q.check_dc(app.datacenter())?;
     app.read_ready()?;
-    let consistency = q.consistency()?;
+    let (requested, max_stale) = requested_mode(app, q)?;
+    let consistency = effective_mode(requested, max_stale, &app.raft_info());
     let min_index = q.u64("index")?.unwrap_or(0);
     let wait = q.duration("wait")?;
-    if consistency == Consistency::Consistent {
-        app.barrier().await?;
+    if consistency != Consistency::Stale {
+        app.barrier(consistency).await?;
     }
     let limits = app.limits();
     let mut rx = app.subscribe();
-    let meta = |index| ReadMeta {
-        index,
-        raft: app.raft_info(),
-        consistency,
+    let meta = |index| {
+        let mut raft = app.raft_info();
+        if consistency != Consistency::Stale {
+            // Served as the leader has it: no staleness to report.
+            raft.last_contact_ms = 0;
+        }
+        ReadMeta {
+            index,
+            raft,
+            consistency,
+        }
     };
     let (value, index) = read(&app.state().read())?;
     if min_index == 0 || index > min_index {
@@ -61,8 +113,8 @@ pub async fn read<T>(
             Ok(Ok(())) => {
                 let (value, index) = read(&app.state().read())?;
                 if index > min_index {
-                    if consistency == Consistency::Consistent {
-                        app.barrier().await?;
+                    if consistency != Consistency::Stale {
+                        app.barrier(consistency).await?;
                     }
                     return Ok((value, meta(index)));
                 }
@@ -90,4 +142,53 @@ pub async fn json_list(
     })
     .await?;
     Ok(crate::reply::json_read(&v, q.pretty(), &meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RaftInfo;
+
+    fn raft(leader: bool, contact_ms: u64) -> RaftInfo {
+        RaftInfo {
+            leader: leader.then(|| "10.0.0.1:8300".to_string()),
+            last_contact_ms: contact_ms,
+            ..RaftInfo::default()
+        }
+    }
+
+    #[test]
+    fn stale_reads_within_max_stale_stay_stale() {
+        let ms = Some(Duration::from_millis(500));
+        assert_eq!(
+            effective_mode(Consistency::Stale, ms, &raft(true, 500)),
+            Consistency::Stale
+        );
+        assert_eq!(
+            effective_mode(Consistency::Stale, None, &raft(false, u64::MAX)),
+            Consistency::Stale,
+            "without max_stale, stale is stale whatever the contact"
+        );
+    }
+
+    #[test]
+    fn stale_reads_past_max_stale_or_without_leader_go_to_the_leader() {
+        let ms = Some(Duration::from_millis(500));
+        assert_eq!(
+            effective_mode(Consistency::Stale, ms, &raft(true, 501)),
+            Consistency::Leader
+        );
+        assert_eq!(
+            effective_mode(Consistency::Stale, ms, &raft(false, 0)),
+            Consistency::Leader
+        );
+    }
+
+    #[test]
+    fn other_modes_are_kept() {
+        for mode in [Consistency::Leader, Consistency::Consistent] {
+            let ms = Some(Duration::from_millis(1));
+            assert_eq!(effective_mode(mode, ms, &raft(false, u64::MAX)), mode);
+        }
+    }
 }

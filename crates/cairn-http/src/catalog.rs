@@ -308,7 +308,7 @@ async fn service_common(
     connect: bool,
 ) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
-    let q = Query::from_uri(&uri);
+    let q = Query::from_uri(&uri).for_discovery();
     let want = q.node_meta()?;
     let tags = q.all("tag");
     let no_peer = !peer_excludes_all(&q);

@@ -62,7 +62,7 @@ async fn service_common(
     kind: Kind,
 ) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
-    let q = Query::from_uri(&uri);
+    let q = Query::from_uri(&uri).for_discovery();
     let want = q.node_meta()?;
     let tags = q.all("tag");
     let passing = q.flag("passing");

@@ -30,7 +30,7 @@ use axum::routing::{any, get, put};
 use axum::Router;
 
 pub use backend::{Backend, BoxFut, Limits, RaftInfo};
-pub use reply::HttpError;
+pub use reply::{Consistency, HttpError};
 pub use serve::ServeLimits;
 pub use session::new_uuid;
 

@@ -12,6 +12,9 @@ use crate::reply::{Consistency, HttpError};
 #[derive(Debug, Default, Clone)]
 pub struct Query {
     pairs: Vec<(String, String)>,
+    /// A service-discovery read (catalog and health of one service): the agent's
+    /// `discovery_max_stale` applies to it.
+    discovery: bool,
 }
 
 impl Query {
@@ -21,7 +24,21 @@ impl Query {
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        Query { pairs }
+        Query {
+            pairs,
+            discovery: false,
+        }
+    }
+
+    /// Marks this as a service-discovery read (`discovery_max_stale` applies).
+    pub fn for_discovery(mut self) -> Query {
+        self.discovery = true;
+        self
+    }
+
+    /// Whether this is a service-discovery read.
+    pub fn is_discovery(&self) -> bool {
+        self.discovery
     }
 
     /// The first value of `name`.
@@ -75,9 +92,11 @@ impl Query {
         self.get("pretty").is_some()
     }
 
-    /// Requested consistency mode (`?stale` / `?consistent`; both is a 400).
+    /// Requested consistency mode (`?stale` / `?consistent`; both is a 400). A positive
+    /// `?max_stale=` asks for a stale read too, as in Consul.
     pub fn consistency(&self) -> Result<Consistency, HttpError> {
-        let stale = self.get("stale").is_some();
+        let max_stale = self.duration("max_stale")?.is_some_and(|d| !d.is_zero());
+        let stale = self.get("stale").is_some() || max_stale;
         let consistent = self.get("consistent").is_some();
         match (stale, consistent) {
             (true, true) => Err(HttpError::bad_request(

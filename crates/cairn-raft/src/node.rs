@@ -235,18 +235,25 @@ impl RaftNode {
         Ok(node)
     }
 
-    /// Tracks when a leader other than us was last seen (for `X-Consul-LastContact`).
+    /// Records contact when a new leader other than us is learnt of (for
+    /// `X-Consul-LastContact`; every accepted AppendEntries records it too, see
+    /// [`record_leader_contact`](Self::record_leader_contact)). Only a change of leader
+    /// counts: metrics also change while a follower hears nothing (its own timers), and
+    /// counting those would make a cut-off follower look fresh.
     fn spawn_contact_tracker(&self) {
         let mut rx = self.raft.metrics();
         let last = self.last_contact.clone();
         let me = self.node_id;
         tokio::spawn(async move {
+            let mut seen = None;
             loop {
                 {
                     let m = rx.borrow_watched();
-                    if matches!(m.current_leader, Some(l) if l != me) {
+                    let leader = m.current_leader;
+                    if leader != seen && matches!(leader, Some(l) if l != me) {
                         *last.lock() = Some(Instant::now());
                     }
+                    seen = leader;
                 }
                 if rx.changed().await.is_err() {
                     break;

@@ -46,6 +46,18 @@ pub enum CatalogError {
     Unavailable(String),
 }
 
+/// How a read is made consistent with the leader (Consul's default and `consistent` modes;
+/// `stale` reads take no barrier at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ReadMode {
+    /// The leader vouches from its lease (acknowledged by a quorum within the lease, no
+    /// round trip): Consul's default mode.
+    Lease,
+    /// The leader confirms its leadership with a quorum round trip first (read index):
+    /// `?consistent`.
+    Quorum,
+}
+
 /// Who leads and how fresh this node's view is, for Consul's headers and `/v1/status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterStatus {
@@ -64,9 +76,10 @@ pub trait Catalog: Send + Sync + 'static {
     /// Replicates `cmd`; its log index and what applying it produced.
     fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), CatalogError>>;
 
-    /// Returns once this node's state replica holds everything committed before the call
-    /// (a read index confirmed by a quorum): the barrier of `?consistent` reads.
-    fn barrier(&self) -> BoxFut<'_, Result<(), CatalogError>>;
+    /// Returns once this node's state replica holds everything committed before the call,
+    /// confirmed by the leader as `mode` says: the barrier in front of default-mode
+    /// ([`ReadMode::Lease`]) and `?consistent` ([`ReadMode::Quorum`]) reads.
+    fn barrier(&self, mode: ReadMode) -> BoxFut<'_, Result<(), CatalogError>>;
 
     /// Whether reads of the local replica may be served now: a client agent that follows
     /// no server answers Consul's 500 "No known Consul servers" instead of an empty or
@@ -175,8 +188,13 @@ impl ServerCatalog {
     }
 
     /// This server's own barrier, never forwarded: the index a reader must reach.
-    pub async fn barrier_here(&self) -> Result<u64, CatalogError> {
-        self.raft.ensure_linearizable().await?;
+    pub async fn barrier_here(&self, mode: ReadMode) -> Result<u64, CatalogError> {
+        match mode {
+            // A lone server is its own quorum and cannot be deposed: nothing to confirm.
+            ReadMode::Lease if self.forward.is_none() => {}
+            ReadMode::Lease => self.raft.ensure_leader_lease().await?,
+            ReadMode::Quorum => self.raft.ensure_linearizable().await?,
+        }
         Ok(*self.applied.borrow())
     }
 
@@ -217,13 +235,21 @@ impl ServerCatalog {
     }
 
     /// One attempt at a barrier, here or through the leader.
-    async fn barrier_once(&self) -> Result<(), CatalogError> {
-        match self.raft.ensure_linearizable().await {
+    async fn barrier_once(&self, mode: ReadMode) -> Result<(), CatalogError> {
+        let here = match mode {
+            ReadMode::Lease if self.forward.is_none() => return Ok(()),
+            ReadMode::Lease => self.raft.ensure_leader_lease().await,
+            ReadMode::Quorum => self.raft.ensure_linearizable().await,
+        };
+        match here {
             Err(WriteError::NotLeader {
                 leader_addr: Some(leader),
                 ..
             }) if self.forward.is_some() => {
-                match self.to_leader(&leader, CatalogRequest::Barrier).await? {
+                match self
+                    .to_leader(&leader, CatalogRequest::Barrier(mode))
+                    .await?
+                {
                     CatalogResponse::Index(index) => self.caught_up(index).await,
                     other => Err(CatalogError::Unavailable(format!(
                         "unexpected answer to a forwarded barrier: {other:?}"
@@ -275,12 +301,12 @@ impl Catalog for ServerCatalog {
         })
     }
 
-    fn barrier(&self) -> BoxFut<'_, Result<(), CatalogError>> {
+    fn barrier(&self, mode: ReadMode) -> BoxFut<'_, Result<(), CatalogError>> {
         Box::pin(async move {
             if self.forward.is_none() {
-                return self.barrier_once().await;
+                return self.barrier_once(mode).await;
             }
-            hold(|| self.barrier_once()).await
+            hold(|| self.barrier_once(mode)).await
         })
     }
 

@@ -18,7 +18,7 @@ pub mod service;
 pub mod sessions;
 pub mod tombstones;
 
-pub use catalog::{BoxFut, Catalog, CatalogError, ClusterStatus, ServerCatalog};
+pub use catalog::{BoxFut, Catalog, CatalogError, ClusterStatus, ReadMode, ServerCatalog};
 pub use leader::{supervise, Duties};
 pub use protocol::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
 pub use service::CatalogService;

@@ -6,6 +6,8 @@ use cairn_rpc::{JsonCodec, Protocol};
 use cairn_state::{Command, Outcome, State};
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::ReadMode;
+
 /// The protocol marker.
 pub struct CatalogRpc;
 
@@ -22,8 +24,9 @@ impl Protocol for CatalogRpc {
 pub enum CatalogRequest {
     /// Replicate this command (unary).
     Write(Box<Command>),
-    /// Confirm leadership and say the index everything committed so far is at (unary).
-    Barrier,
+    /// Confirm leadership as the mode says and answer the index everything committed so
+    /// far is at: a reader waits until its replica reaches it (unary).
+    Barrier(ReadMode),
     /// Stream a copy of the state, then every applied entry after it (stream). `node` is
     /// the follower's node name: when its stream breaks the server hints the LAN pool to
     /// probe that node at once.
@@ -54,8 +57,14 @@ pub enum ReplicaItem {
     /// A command applied at `index` (always above the copy's index, in order).
     Entry { index: u64, command: Box<Command> },
     /// Who leads now (RPC address) and the voters, sent at the start and on every change.
+    /// Also sent as a heartbeat when nothing else was sent for a while, so that a
+    /// follower knows how fresh its copy is.
     Leader {
         leader: Option<String>,
         peers: Vec<String>,
+        /// Milliseconds since the sending server last heard from the leader (0 on the
+        /// leader itself).
+        #[serde(default)]
+        last_contact_ms: u64,
     },
 }

@@ -27,6 +27,11 @@ pub struct CatalogService {
 /// How often a follower's stream checks whether the leader changed.
 const LEADER_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// The longest a follower's stream stays silent: after that it carries a `Leader` item
+/// even if nothing changed, so the follower can tell a quiet catalog from a dead link
+/// (its `X-Consul-LastContact` and `max_stale` rest on it).
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The state of one follower's stream.
 struct Follow {
     rx: tokio::sync::broadcast::Receiver<cairn_raft::AppliedEntry>,
@@ -35,6 +40,8 @@ struct Follow {
     /// The leader and peers last sent.
     told: Option<(Option<String>, Vec<String>)>,
     tick: tokio::time::Interval,
+    /// When the stream last carried anything.
+    sent: tokio::time::Instant,
 }
 
 /// Dropped with a follower's stream: the connection to that node broke (or it left), so
@@ -82,11 +89,11 @@ impl CatalogService {
                 };
                 Ok(CatalogResponse::Written { index, outcome })
             }
-            CatalogRequest::Barrier => {
+            CatalogRequest::Barrier(mode) => {
                 if forwarded {
-                    Ok(CatalogResponse::Index(c.barrier_here().await?))
+                    Ok(CatalogResponse::Index(c.barrier_here(mode).await?))
                 } else {
-                    c.barrier().await?;
+                    c.barrier(mode).await?;
                     Ok(CatalogResponse::Index(self.state.read().index))
                 }
             }
@@ -146,6 +153,7 @@ impl Service<CatalogRpc> for CatalogService {
             catalog: self.catalog.clone(),
             told: None,
             tick: tokio::time::interval(LEADER_CHECK),
+            sent: tokio::time::Instant::now(),
         };
         let entries = futures::stream::unfold(follow, move |mut f| async move {
             loop {
@@ -157,6 +165,7 @@ impl Service<CatalogRpc> for CatalogService {
                                 index,
                                 command: Box::new((*cmd).clone()),
                             };
+                            f.sent = tokio::time::Instant::now();
                             return Some((Ok(item), f));
                         }
                         // Too far behind: end the stream; the follower starts over from a copy.
@@ -171,12 +180,19 @@ impl Service<CatalogRpc> for CatalogService {
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     },
                     _ = f.tick.tick() => {
-                        // Tell the follower who leads whenever that changes.
+                        // Tell the follower who leads whenever that changes, and that
+                        // the link is alive when it has been quiet for a while.
                         let st = f.catalog.status();
                         let now = (st.leader.clone(), st.peers.clone());
-                        if f.told.as_ref() != Some(&now) {
+                        if f.told.as_ref() != Some(&now) || f.sent.elapsed() >= HEARTBEAT {
                             f.told = Some(now);
-                            return Some((Ok(ReplicaItem::Leader { leader: st.leader, peers: st.peers }), f));
+                            f.sent = tokio::time::Instant::now();
+                            let item = ReplicaItem::Leader {
+                                leader: st.leader,
+                                peers: st.peers,
+                                last_contact_ms: st.last_contact_ms,
+                            };
+                            return Some((Ok(item), f));
                         }
                     }
                 }

@@ -62,7 +62,9 @@ pub(crate) const SCHEMA: Schema = Obj(&[
     ("client_addr", Leaf),
     ("data_dir", Leaf),
     ("datacenter", Leaf),
+    ("debug_unsafe_local_reads", Leaf),
     ("default_query_time", Leaf),
+    ("discovery_max_stale", Leaf),
     (
         "dns_config",
         Obj(&[

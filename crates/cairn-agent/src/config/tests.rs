@@ -89,6 +89,8 @@ fn defaults() {
     assert_eq!(c.limits.txn_max_req_len, 524_288);
     assert_eq!(c.limits.http_max_conns_per_client, 200);
     assert_eq!(c.session_ttl_min, Duration::from_secs(10));
+    assert_eq!(c.discovery_max_stale, None);
+    assert!(!c.debug_unsafe_local_reads);
     assert_eq!(c.check_update_interval, Duration::from_secs(300));
     assert_eq!(c.kv_tombstone_ttl, Duration::from_secs(900));
     assert_eq!(c.kv_tombstone_granularity, Duration::from_secs(30));
@@ -606,4 +608,19 @@ fn wrong_shapes_are_errors_not_panics() {
         let e = load(&args(&["-node=n", "-config-file", &f]));
         assert!(e.is_err(), "{frag} should be rejected");
     }
+}
+
+#[test]
+fn read_consistency_settings() {
+    let c = load_ok(&[
+        "-dev",
+        "-hcl",
+        "discovery_max_stale = \"5s\"",
+        "-hcl",
+        "debug_unsafe_local_reads = true",
+    ]);
+    assert_eq!(c.discovery_max_stale, Some(Duration::from_secs(5)));
+    assert!(c.debug_unsafe_local_reads);
+    let e = load_err(&["-dev", "-hcl", "discovery_max_stale = \"soon\""]);
+    assert!(e.contains("discovery_max_stale"), "{e}");
 }

@@ -12,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use super::servers::{Server, Servers};
-use crate::catalog::{BoxFut, Catalog, CatalogError, ClusterStatus};
+use crate::catalog::{BoxFut, Catalog, CatalogError, ClusterStatus, ReadMode};
 use cairn_server::{CatalogRequest, CatalogResponse, CatalogRpc, ReplicaItem};
 
 /// How long a write or barrier waits for the local replica to reach its index.
@@ -32,8 +32,9 @@ pub(crate) struct RemoteCatalog {
 struct Link {
     /// The server whose stream feeds the replica, while that stream is up.
     following: Mutex<Option<Server>>,
-    /// When the stream last delivered something.
-    last_contact: Mutex<Option<Instant>>,
+    /// When the stream last delivered something, and how long before that the server
+    /// had last heard from the leader (0 for entries: they come from the leader).
+    last_contact: Mutex<Option<(Instant, u64)>>,
     /// The leader and voters as the followed server last told.
     leader: Mutex<(Option<String>, Vec<String>)>,
 }
@@ -153,9 +154,13 @@ async fn follow(
                             }
                             index
                         }
-                        Ok(ReplicaItem::Leader { leader, peers }) => {
+                        Ok(ReplicaItem::Leader {
+                            leader,
+                            peers,
+                            last_contact_ms,
+                        }) => {
                             *link.leader.lock() = (leader, peers);
-                            *link.last_contact.lock() = Some(Instant::now());
+                            *link.last_contact.lock() = Some((Instant::now(), last_contact_ms));
                             continue;
                         }
                         Err(e) => {
@@ -163,7 +168,7 @@ async fn follow(
                             break;
                         }
                     };
-                    *link.last_contact.lock() = Some(Instant::now());
+                    *link.last_contact.lock() = Some((Instant::now(), 0));
                     pause = Duration::from_millis(50);
                     applied_tx.send_if_modified(|cur| {
                         let moved = index != *cur;
@@ -204,9 +209,9 @@ impl Catalog for RemoteCatalog {
         })
     }
 
-    fn barrier(&self) -> BoxFut<'_, Result<(), CatalogError>> {
+    fn barrier(&self, mode: ReadMode) -> BoxFut<'_, Result<(), CatalogError>> {
         Box::pin(async move {
-            match self.call(CatalogRequest::Barrier).await? {
+            match self.call(CatalogRequest::Barrier(mode)).await? {
                 CatalogResponse::Index(index) => self.caught_up(index).await,
                 other => Err(CatalogError::Unavailable(format!(
                     "unexpected answer to a barrier: {other:?}"
@@ -235,7 +240,10 @@ impl Catalog for RemoteCatalog {
             peers,
             is_leader: false,
             last_contact_ms: contact
-                .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX))
+                .map(|(t, before)| {
+                    let since = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    since.saturating_add(before)
+                })
                 .unwrap_or(u64::MAX),
         }
     }

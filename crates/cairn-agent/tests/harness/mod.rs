@@ -297,7 +297,19 @@ impl Cluster {
 
     /// An HTTP request to `node`'s API, in process; (status, JSON body or null).
     pub async fn http(&self, node: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
-        request(self.node(node).agent(), method, path, body).await
+        let (status, _, v) = self.request(node, method, path, body).await;
+        (status, v)
+    }
+
+    /// Like [`http`](Self::http), with the response headers.
+    pub async fn request(
+        &self,
+        node: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (u16, axum::http::HeaderMap, Value) {
+        send(self.node(node).agent(), method, path, body).await
     }
 
     /// A handle on `node`'s HTTP API that outlives the borrow of the cluster (`None` if
@@ -405,12 +417,17 @@ impl Api {
         if !self.alive.load(Ordering::SeqCst) {
             return None;
         }
-        let r = request(&self.agent, method, path, body).await;
-        self.alive.load(Ordering::SeqCst).then_some(r)
+        let (status, _, v) = send(&self.agent, method, path, body).await;
+        self.alive.load(Ordering::SeqCst).then_some((status, v))
     }
 }
 
-async fn request(agent: &Agent, method: &str, path: &str, body: &str) -> (u16, Value) {
+async fn send(
+    agent: &Agent,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, axum::http::HeaderMap, Value) {
     let app: cairn_http::App = Arc::new(agent.clone());
     let req = axum::http::Request::builder()
         .method(method)
@@ -422,12 +439,13 @@ async fn request(agent: &Agent, method: &str, path: &str, body: &str) -> (u16, V
         .await
         .expect("router answers");
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
         .await
         .unwrap_or_default();
     let v = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, v)
+    (status, headers, v)
 }
 
 /// A named condition over the cluster.
