@@ -282,27 +282,29 @@ async fn many_schedules_are_linearizable() {
     schedules(n).await;
 }
 
+/// The leader cut off alone (of three) for a few seconds, twice, while the clients keep
+/// reading through it and the majority elects another leader and takes writes.
+fn deposed_leader_schedule(seed: u64, unsafe_local_reads: bool) -> Schedule {
+    Schedule {
+        seed,
+        servers: 3,
+        steps: vec![
+            Step {
+                fault: Fault::LeaderMinority { with: 0 },
+                hold: Duration::from_secs(3),
+            };
+            2
+        ],
+        unsafe_local_reads,
+        reads_on_isolated: true,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checker_catches_a_deposed_leader_serving_reads() {
     let base = replay_seed().unwrap_or_else(|| seed("planted bug"));
-    // The leader cut off alone (of three) for a few seconds while the clients keep
-    // reading through it and the majority elects another leader and takes writes.
     for attempt in 0..3u64 {
-        let seed = base.wrapping_add(attempt);
-        let s = Schedule {
-            seed,
-            servers: 3,
-            steps: vec![
-                Step {
-                    fault: Fault::LeaderMinority { with: 0 },
-                    hold: Duration::from_secs(3),
-                };
-                2
-            ],
-            unsafe_local_reads: true,
-            reads_on_isolated: true,
-        };
-        let r = run(&s).await;
+        let r = run(&deposed_leader_schedule(base.wrapping_add(attempt), true)).await;
         if let Some(v) = r.report.violations.first() {
             println!("found, as it must be:\n{v}");
             assert!(
@@ -316,4 +318,13 @@ async fn the_checker_catches_a_deposed_leader_serving_reads() {
         println!("attempt {attempt}: no violation seen; again");
     }
     panic!("the checker found no violation although a deposed leader served reads (seed {base})");
+}
+
+/// The control: the same schedule without the planted fault is linearizable (so what the
+/// checker finds above is the fault, not the schedule).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_schedule_without_the_fault_is_linearizable() {
+    let seed = replay_seed().unwrap_or_else(|| seed("control"));
+    let r = run(&deposed_leader_schedule(seed, false)).await;
+    assert_linearizable(&r, seed);
 }
