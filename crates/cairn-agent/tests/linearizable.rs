@@ -166,7 +166,7 @@ async fn run(s: &Schedule) -> Run {
     let report = cairn_lincheck::check(&entries, cairn_lincheck::DEFAULT_BUDGET);
     let took = start.elapsed();
     println!(
-        "  seed {}: {} ops issued (mean {:?} each; {} reads failed, {} writes indeterminate); checked {report}  in {took:?}",
+        "  seed {} in {took:?}: {} ops issued (mean {:?} each; {} reads failed, {} writes indeterminate); checked {report}",
         s.seed,
         tally.ops,
         tally.busy / tally.ops.max(1) as u32,
@@ -206,12 +206,21 @@ async fn final_read(c: &Cluster, history: &History, servers: &[String], key: &st
     }
 }
 
+/// Whether every session still exists, as a `?consistent` read on `server` says
+/// (retried until it answers).
 async fn sessions_intact(c: &Cluster, server: &str, sessions: &[String]) -> bool {
     for id in sessions {
-        let v = c
-            .get(server, &format!("/v1/session/info/{id}?consistent"))
-            .await;
-        if v.and_then(|v| v.as_array().map(Vec::len)).unwrap_or(0) != 1 {
+        let path = format!("/v1/session/info/{id}?consistent");
+        let deadline = Instant::now() + WAIT;
+        let found = loop {
+            if let Some(v) = c.get(server, &path).await {
+                break v.as_array().map(Vec::len) == Some(1);
+            }
+            assert!(Instant::now() < deadline, "no answer to {path} on {server}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if !found {
+            println!("  session {id} is gone");
             return false;
         }
     }
