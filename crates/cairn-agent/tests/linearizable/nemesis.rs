@@ -115,7 +115,8 @@ pub struct Roles {
 }
 
 /// Carries out one step: applies the fault, holds it, heals, and waits for a leader.
-/// Returns the node a deposed leader was, for [`Fault::LeaderMinority`].
+/// `on_isolated` hears the name of a leader as it is cut off, and `None` at the heal.
+/// (The minority's other members are drawn from an RNG seeded by the step.)
 pub async fn run_step(
     cluster: &RwLock<Cluster>,
     roles: &Roles,
