@@ -269,7 +269,7 @@ fn assert_linearizable(r: &Run, seed: u64) {
     assert!(
         r.report.ops >= 20,
         "seed {seed}: too few operations to mean anything ({})",
-        r.tally.ops
+        r.report.ops
     );
 }
 
