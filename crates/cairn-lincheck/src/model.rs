@@ -17,7 +17,7 @@ pub(crate) struct KeyState {
     pub holder: Id,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum MOp {
     Read,
     Write(Id),
@@ -48,31 +48,65 @@ impl MEntry {
     }
 }
 
+/// The one id of every value that no read returns and no CAS expects: such values are
+/// indistinguishable to the rest of the history, so they share a state.
+pub(crate) const UNSEEN: Id = Id::MAX;
+
 /// Interns the strings of one key's history.
 #[derive(Default)]
-pub(crate) struct Interner(HashMap<String, Id>);
+pub(crate) struct Interner {
+    ids: HashMap<String, Id>,
+    /// Values some read returned or some CAS expected.
+    seen: std::collections::HashSet<String>,
+}
 
 impl Interner {
+    /// An interner for `entries`, knowing which values they mention.
+    pub fn for_history(entries: &[Entry]) -> Interner {
+        let mut i = Interner::default();
+        for e in entries {
+            if let Outcome::Read(Some(o)) = &e.outcome {
+                i.seen.insert(o.value.clone());
+            }
+            if let Op::Cas {
+                expect: Some(x), ..
+            } = &e.op
+            {
+                i.seen.insert(x.clone());
+            }
+        }
+        i
+    }
+
     fn id(&mut self, s: &str) -> Id {
-        let next = self.0.len() as Id + 1;
-        *self.0.entry(s.to_string()).or_insert(next)
+        let next = self.ids.len() as Id + 1;
+        *self.ids.entry(s.to_string()).or_insert(next)
+    }
+
+    /// A written value's id ([`UNSEEN`] if nothing mentions it).
+    fn value(&mut self, s: &str) -> Id {
+        if self.seen.contains(s) {
+            self.id(s)
+        } else {
+            UNSEEN
+        }
     }
 
     pub fn entry(&mut self, e: &Entry) -> MEntry {
         let op = match &e.op {
             Op::Read => MOp::Read,
-            Op::Write { value } => MOp::Write(self.id(value)),
+            Op::Write { value } => MOp::Write(self.value(value)),
             Op::Cas { expect, value } => MOp::Cas {
                 expect: expect.as_deref().map_or(0, |x| self.id(x)),
-                value: self.id(value),
+                value: self.value(value),
             },
             Op::Acquire { session, value } => MOp::Acquire {
                 session: self.id(session),
-                value: self.id(value),
+                value: self.value(value),
             },
             Op::Release { session, value } => MOp::Release {
                 session: self.id(session),
-                value: self.id(value),
+                value: self.value(value),
             },
         };
         let out = match &e.outcome {

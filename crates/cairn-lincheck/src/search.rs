@@ -28,7 +28,7 @@ enum Ev {
 
 /// Searches one key's operations (all on the same key) for a linearization.
 pub(crate) fn check_key(entries: &[Entry], budget: u64) -> Verdict {
-    let mut interner = Interner::default();
+    let mut interner = Interner::for_history(entries);
     let ops: Vec<MEntry> = entries.iter().map(|e| interner.entry(e)).collect();
     search(&ops, budget)
 }
@@ -44,6 +44,7 @@ fn search(ops: &[MEntry], budget: u64) -> Verdict {
     }
     evs.sort_by_key(|(t, k, _)| (*t, *k));
     let mut list = List::new(evs.into_iter().map(|(_, _, e)| e).collect(), ops.len());
+    let twin = earlier_twins(ops);
 
     let mut remaining = ops.iter().filter(|o| o.definite()).count();
     let mut state = KeyState::default();
@@ -67,6 +68,13 @@ fn search(ops: &[MEntry], budget: u64) -> Verdict {
         };
         match ev {
             Some(Ev::Call(i)) => {
+                // Identical indeterminate operations are interchangeable: place them in
+                // invocation order only (the earlier one can always stand in).
+                let blocked = twin[i].is_some_and(|j| !placed.get(j));
+                if blocked {
+                    entry = list.next[entry];
+                    continue;
+                }
                 if let Some(next) = step(state, ops[i].op, ops[i].out) {
                     let mut p = placed.clone();
                     p.set(i, true);
@@ -102,6 +110,27 @@ fn search(ops: &[MEntry], budget: u64) -> Verdict {
         }
     }
 }
+
+/// For each indeterminate operation, the last one invoked before it with the same
+/// operation (values nobody reads count as equal), if any.
+fn earlier_twins(ops: &[MEntry]) -> Vec<Option<usize>> {
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by_key(|i| ops[*i].call);
+    let mut last: std::collections::HashMap<MOpKey, usize> = Default::default();
+    let mut twin = vec![None; ops.len()];
+    for i in order {
+        if ops[i].definite() {
+            continue;
+        }
+        let k = MOpKey(ops[i].op);
+        twin[i] = last.insert(k, i);
+    }
+    twin
+}
+
+/// [`crate::model::MOp`] as a map key.
+#[derive(PartialEq, Eq, Hash)]
+struct MOpKey(crate::model::MOp);
 
 /// The event list: node 0 is the head, node `len` the end sentinel.
 struct List {
@@ -175,6 +204,10 @@ struct Bits(Vec<u64>);
 impl Bits {
     fn new(n: usize) -> Bits {
         Bits(vec![0; n.div_ceil(64)])
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.0[i / 64] & (1u64 << (i % 64)) != 0
     }
 
     fn set(&mut self, i: usize, on: bool) {
