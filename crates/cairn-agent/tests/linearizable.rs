@@ -67,7 +67,6 @@ impl Schedule {
 /// What one schedule produced.
 struct Run {
     report: Report,
-    tally: Tally,
     /// Whether the lock key was checked (not if a session vanished during the run).
     locks_checked: bool,
 }
@@ -192,7 +191,6 @@ async fn run(s: &Schedule) -> Run {
     );
     Run {
         report,
-        tally,
         locks_checked: sessions_intact,
     }
 }
