@@ -9,7 +9,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,8 @@ pub struct Node {
     pub server: bool,
     args: Vec<String>,
     agent: Option<Agent>,
+    /// Cleared when the agent is stopped, so [`Api`] handles taken earlier stop answering.
+    alive: Arc<AtomicBool>,
 }
 
 impl Node {
@@ -54,6 +57,8 @@ pub struct Cluster {
     rpc: cairn_rpc::Network,
     nodes: BTreeMap<String, Node>,
     next_ip: u8,
+    /// Data directories of durable servers (removed with the cluster).
+    dirs: Option<tempfile::TempDir>,
 }
 
 /// The seed: `CAIRN_SEED` if set, else from the clock; printed either way.
@@ -73,13 +78,18 @@ pub fn seed(test: &str) -> u64 {
 
 impl Cluster {
     pub fn new(test: &str) -> Cluster {
-        let seed = seed(test);
+        Cluster::with_seed(seed(test))
+    }
+
+    /// A cluster whose networks draw from `seed` (the caller prints it).
+    pub fn with_seed(seed: u64) -> Cluster {
         Cluster {
             seed,
             gossip: cairn_gossip::MemoryNetwork::new(seed, Default::default()),
             rpc: cairn_rpc::Network::new(seed),
             nodes: BTreeMap::new(),
             next_ip: 1,
+            dirs: None,
         }
     }
 
@@ -113,6 +123,7 @@ impl Cluster {
                 server,
                 args,
                 agent: Some(agent),
+                alive: Arc::new(AtomicBool::new(true)),
             },
         );
     }
@@ -174,6 +185,39 @@ impl Cluster {
         self.boot(name, ip, true, args).await;
     }
 
+    /// [`Cluster::cluster_server`] with its Raft log and node ID in a data directory, so a
+    /// [`Cluster::kill`] and [`Cluster::restart`] keep its storage; extra `-hcl` if not empty.
+    pub async fn durable_server(&mut self, name: &str, expect: u32, hcl: &str) {
+        let ip = self.ip();
+        let dirs = self
+            .dirs
+            .get_or_insert_with(|| tempfile::tempdir().expect("a temporary directory"));
+        let dir = dirs.path().join(name);
+        let mut args: Vec<String> = [
+            "-dev",
+            "-node",
+            name,
+            "-log-level",
+            "error",
+            "-hcl",
+            FAST,
+            "-retry-interval",
+            "100ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(["-data-dir".into(), dir.display().to_string()]);
+        args.extend(["-bootstrap-expect".into(), expect.to_string()]);
+        if let Some(j) = self.join_addr() {
+            args.extend(["-retry-join".into(), j]);
+        }
+        if !hcl.is_empty() {
+            args.extend(["-hcl".into(), hcl.to_string()]);
+        }
+        self.boot(name, ip, true, args).await;
+    }
+
     /// The name of the leader `on` reports, if any.
     pub async fn leader_name(&self, on: &str) -> Option<String> {
         let v = self.get(on, "/v1/status/leader").await?;
@@ -219,6 +263,7 @@ impl Cluster {
     /// Stops `name` at once, without leaving (a crash: `kill -9`).
     pub async fn kill(&mut self, name: &str) {
         let node = self.nodes.get_mut(name).expect("node");
+        node.alive.store(false, Ordering::SeqCst);
         if let Some(a) = node.agent.take() {
             a.shutdown().await;
         }
@@ -227,6 +272,7 @@ impl Cluster {
     /// Leaves the pool gracefully, then stops.
     pub async fn leave(&mut self, name: &str) {
         let node = self.nodes.get_mut(name).expect("node");
+        node.alive.store(false, Ordering::SeqCst);
         if let Some(a) = node.agent.take() {
             a.leave_pool().await;
             a.shutdown().await;
@@ -271,24 +317,75 @@ impl Cluster {
         path: &str,
         body: &str,
     ) -> (u16, axum::http::HeaderMap, Value) {
-        let app: cairn_http::App = Arc::new(self.node(node).agent().clone());
-        let req = axum::http::Request::builder()
-            .method(method)
-            .uri(path)
-            .body(Body::from(body.to_string()))
-            .expect("request");
-        let resp = cairn_http::router(app)
-            .oneshot(req)
-            .await
-            .expect("router answers");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
-            .await
-            .unwrap_or_default();
-        let v = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, headers, v)
+        send(self.node(node).agent(), method, path, body).await
+    }
+
+    /// A handle on `node`'s HTTP API that outlives the borrow of the cluster (`None` if
+    /// the node is not running).
+    pub fn api(&self, node: &str) -> Option<Api> {
+        let n = self.nodes.get(node)?;
+        Some(Api {
+            agent: n.agent.clone()?,
+            alive: n.alive.clone(),
+        })
+    }
+
+    /// Names of the servers (running or not).
+    pub fn servers(&self) -> Vec<String> {
+        self.nodes
+            .values()
+            .filter(|n| n.server)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    /// Splits the server RPC network (Raft and the catalog protocol) into `groups`: nodes
+    /// in different groups cannot call each other; nodes not listed keep every link. The
+    /// gossip pool is not split.
+    pub fn partition_rpc(&self, groups: &[Vec<String>]) {
+        let addr = |n: &str| SocketAddr::new(self.node(n).ip, 8300);
+        for (i, a) in groups.iter().enumerate() {
+            for b in &groups[i + 1..] {
+                for x in a {
+                    for y in b {
+                        self.rpc.partition(addr(x), addr(y));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Splits the cluster into `groups`, RPC and gossip alike (nodes not listed join the
+    /// first group in gossip and keep every RPC link).
+    pub fn partition(&self, groups: &[Vec<String>]) {
+        self.partition_rpc(groups);
+        let addrs: Vec<Vec<SocketAddr>> = groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|n| SocketAddr::new(self.node(n).ip, 8301))
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[SocketAddr]> = addrs.iter().map(Vec::as_slice).collect();
+        self.gossip.with_model(|m| m.partition(&refs));
+    }
+
+    /// Heals every RPC link and every gossip partition and isolation.
+    pub fn heal_all(&self) {
+        self.rpc.heal_all();
+        self.gossip.with_model(|m| m.heal());
+        for n in self.nodes.values() {
+            self.gossip
+                .with_model(|m| m.isolate(SocketAddr::new(n.ip, 8301), false));
+        }
+    }
+
+    /// Loses each RPC call with probability `drop` and delays each message by `delay`
+    /// plus up to `jitter` (zeros restore a clean network).
+    pub fn rpc_faults(&self, drop: f64, delay: Duration, jitter: Duration) {
+        self.rpc.set_drop_probability(drop);
+        self.rpc.set_delay(delay, jitter);
     }
 
     /// An HTTP request with a binary body; (status, body bytes).
@@ -337,6 +434,51 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A node's HTTP API, callable without holding the cluster.
+#[derive(Clone)]
+pub struct Api {
+    agent: Agent,
+    alive: Arc<AtomicBool>,
+}
+
+impl Api {
+    /// As [`Cluster::http`]; `None` if the node was stopped before it answered (as a
+    /// connection to a crashed process breaks).
+    pub async fn call(&self, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
+        if !self.alive.load(Ordering::SeqCst) {
+            return None;
+        }
+        let (status, _, v) = send(&self.agent, method, path, body).await;
+        self.alive.load(Ordering::SeqCst).then_some((status, v))
+    }
+}
+
+async fn send(
+    agent: &Agent,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, axum::http::HeaderMap, Value) {
+    let app: cairn_http::App = Arc::new(agent.clone());
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let resp = cairn_http::router(app)
+        .oneshot(req)
+        .await
+        .expect("router answers");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+        .await
+        .unwrap_or_default();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, headers, v)
 }
 
 /// A named condition over the cluster.
