@@ -15,80 +15,14 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::servers::*;
 use common::*;
 
-const WAIT: Duration = Duration::from_secs(30);
-
 fn server_args(i: u8, dir: &std::path::Path) -> Vec<String> {
-    [
-        "agent".to_string(),
-        "-server".into(),
-        "-bootstrap-expect=3".into(),
-        format!("-data-dir={}", dir.display()),
-        format!("-node=s{i}"),
-        format!("-bind=127.0.0.{i}"),
-        format!("-client=127.0.0.{i}"),
-        "-serf-lan-port=8301".into(),
-        "-server-port=8300".into(),
-        "-retry-join=127.0.0.1".into(),
-        "-retry-interval=500ms".into(),
-        "-hcl".into(),
-        "performance { raft_multiplier = 1 }".into(),
-    ]
-    .to_vec()
+    common::servers::server_args(3, i, dir)
 }
 
-fn client_args(i: u8) -> Vec<String> {
-    [
-        "agent".to_string(),
-        format!("-node=c{i}"),
-        format!("-bind=127.0.0.{i}"),
-        format!("-client=127.0.0.{i}"),
-        "-serf-lan-port=8301".into(),
-        "-server-port=8300".into(),
-        "-retry-join=127.0.0.1".into(),
-        "-retry-interval=500ms".into(),
-    ]
-    .to_vec()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-/// The leader `agent` reports (`""` when none).
-async fn leader_seen(agent: &Agent) -> Option<String> {
-    let r = agent.try_get("/v1/status/leader").await.ok()?;
-    r.json().as_str().map(str::to_string)
-}
-
-/// `Some(leader)` when every agent reports the same non-empty leader.
-async fn agreed_leader(agents: &[&Agent]) -> Option<String> {
-    let mut seen = None;
-    for a in agents {
-        let l = leader_seen(a).await?;
-        if l.is_empty() || seen.as_ref().is_some_and(|s| *s != l) {
-            return None;
-        }
-        seen = Some(l);
-    }
-    seen
-}
-
-/// The keys under `w/` that `agent` returns with `?consistent`.
-async fn consistent_keys(agent: &Agent) -> Option<std::collections::BTreeSet<u64>> {
-    let r = agent.try_get("/v1/kv/w/?keys&consistent").await.ok()?;
-    if r.status != 200 {
-        return None;
-    }
-    Some(
-        r.json()
-            .as_array()?
-            .iter()
-            .filter_map(|k| k.as_str()?.strip_prefix("w/")?.parse().ok())
-            .collect(),
-    )
-}
+const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_servers_fail_over_without_losing_acknowledged_writes() {

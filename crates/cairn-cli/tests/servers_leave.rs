@@ -14,50 +14,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::servers::*;
 use common::*;
+
+fn server_args(i: u8, dir: &std::path::Path) -> Vec<String> {
+    common::servers::server_args(3, i, dir)
+}
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn server_args(i: u8, dir: &std::path::Path) -> Vec<String> {
-    [
-        "agent".to_string(),
-        "-server".into(),
-        "-bootstrap-expect=3".into(),
-        format!("-data-dir={}", dir.display()),
-        format!("-node=s{i}"),
-        format!("-bind=127.0.0.{i}"),
-        format!("-client=127.0.0.{i}"),
-        "-serf-lan-port=8301".into(),
-        "-server-port=8300".into(),
-        "-retry-join=127.0.0.1".into(),
-        "-retry-interval=500ms".into(),
-        "-hcl".into(),
-        "performance { raft_multiplier = 1 }".into(),
-    ]
-    .to_vec()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-async fn leader_seen(agent: &Agent) -> Option<String> {
-    let r = agent.try_get("/v1/status/leader").await.ok()?;
-    r.json().as_str().map(str::to_string)
-}
-
-async fn agreed_leader(agents: &[&Agent]) -> Option<String> {
-    let mut seen = None;
-    for a in agents {
-        let l = leader_seen(a).await?;
-        if l.is_empty() || seen.as_ref().is_some_and(|s| *s != l) {
-            return None;
-        }
-        seen = Some(l);
-    }
-    seen
-}
 
 fn ip_of(a: &Agent) -> String {
     a.addr.split(':').next().unwrap().to_string()

@@ -10,37 +10,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::servers::*;
 use common::*;
 
-const WAIT: Duration = Duration::from_secs(30);
-
 fn server_args(i: u8, dir: &std::path::Path) -> Vec<String> {
-    [
-        "agent".to_string(),
-        "-server".into(),
-        "-bootstrap-expect=3".into(),
-        format!("-data-dir={}", dir.display()),
-        format!("-node=s{i}"),
-        format!("-bind=127.0.0.{i}"),
-        format!("-client=127.0.0.{i}"),
-        "-serf-lan-port=8301".into(),
-        "-server-port=8300".into(),
-        "-retry-join=127.0.0.1".into(),
-        "-retry-interval=500ms".into(),
-        "-hcl".into(),
-        "performance { raft_multiplier = 1 }".into(),
-    ]
-    .to_vec()
+    common::servers::server_args(3, i, dir)
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-async fn leader_seen(agent: &Agent) -> Option<String> {
-    let r = agent.try_get("/v1/status/leader").await.ok()?;
-    r.json().as_str().map(str::to_string)
-}
+const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_survivor_of_lost_quorum_recovers_with_peers_json() {
