@@ -23,13 +23,15 @@ use crate::App;
 /// The mode a read is served in: the requested one, except that a stale read whose
 /// `max_stale` this node cannot honour (no leader known, or no contact with it for
 /// longer) is served in the default mode instead, as Consul re-runs it on the leader.
+/// `raft` is asked only when that question arises (it is not free on a busy read path).
 pub fn effective_mode(
     requested: Consistency,
     max_stale: Option<Duration>,
-    raft: &crate::RaftInfo,
+    raft: impl FnOnce() -> crate::RaftInfo,
 ) -> Consistency {
     match (requested, max_stale) {
         (Consistency::Stale, Some(max)) => {
+            let raft = raft();
             let fresh =
                 raft.leader.is_some() && u128::from(raft.last_contact_ms) <= max.as_millis();
             if fresh {
@@ -68,7 +70,7 @@ pub async fn read<T>(
     q.check_dc(app.datacenter())?;
     app.read_ready()?;
     let (requested, max_stale) = requested_mode(app, q)?;
-    let consistency = effective_mode(requested, max_stale, &app.raft_info());
+    let consistency = effective_mode(requested, max_stale, || app.raft_info());
     let min_index = q.u64("index")?.unwrap_or(0);
     let wait = q.duration("wait")?;
     if consistency != Consistency::Stale {
@@ -161,11 +163,11 @@ mod tests {
     fn stale_reads_within_max_stale_stay_stale() {
         let ms = Some(Duration::from_millis(500));
         assert_eq!(
-            effective_mode(Consistency::Stale, ms, &raft(true, 500)),
+            effective_mode(Consistency::Stale, ms, || raft(true, 500)),
             Consistency::Stale
         );
         assert_eq!(
-            effective_mode(Consistency::Stale, None, &raft(false, u64::MAX)),
+            effective_mode(Consistency::Stale, None, || raft(false, u64::MAX)),
             Consistency::Stale,
             "without max_stale, stale is stale whatever the contact"
         );
@@ -175,11 +177,11 @@ mod tests {
     fn stale_reads_past_max_stale_or_without_leader_go_to_the_leader() {
         let ms = Some(Duration::from_millis(500));
         assert_eq!(
-            effective_mode(Consistency::Stale, ms, &raft(true, 501)),
+            effective_mode(Consistency::Stale, ms, || raft(true, 501)),
             Consistency::Leader
         );
         assert_eq!(
-            effective_mode(Consistency::Stale, ms, &raft(false, 0)),
+            effective_mode(Consistency::Stale, ms, || raft(false, 0)),
             Consistency::Leader
         );
     }
@@ -188,7 +190,7 @@ mod tests {
     fn other_modes_are_kept() {
         for mode in [Consistency::Leader, Consistency::Consistent] {
             let ms = Some(Duration::from_millis(1));
-            assert_eq!(effective_mode(mode, ms, &raft(false, u64::MAX)), mode);
+            assert_eq!(effective_mode(mode, ms, || raft(false, u64::MAX)), mode);
         }
     }
 }
