@@ -26,20 +26,14 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_servers_fail_over_without_losing_acknowledged_writes() {
-    if !loopback_aliases(5) {
-        eprintln!("SKIP: 127.0.0.2-5 cannot be bound on this machine");
+    let Some(ServerSet {
+        _tmp,
+        dirs,
+        mut servers,
+    }) = start_servers(5, 3, 3).await
+    else {
         return;
-    }
-    assert!(
-        default_ports_free(5),
-        "the default ports (8300, 8301, 8500, 8600) are taken on 127.0.0.1-5"
-    );
-    let (_tmp, root) = tempdir();
-    let dirs: Vec<_> = (1..=3).map(|i| root.join(format!("s{i}"))).collect();
-    let mut servers = Vec::new();
-    for i in 1..=3u8 {
-        servers.push(Agent::start_unready(&strs(&server_args(i, &dirs[i as usize - 1]))).await);
-    }
+    };
     let formed = Instant::now();
     let leader = eventually(WAIT, "the three servers agree on a leader", || async {
         agreed_leader(&servers.iter().collect::<Vec<_>>()).await

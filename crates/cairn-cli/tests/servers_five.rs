@@ -31,20 +31,14 @@ fn index_of(servers: &[Agent], leader: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn five_servers_survive_two_failures() {
-    if !loopback_aliases(5) {
-        eprintln!("SKIP: 127.0.0.2-5 cannot be bound on this machine");
+    let Some(ServerSet {
+        _tmp,
+        dirs,
+        mut servers,
+    }) = start_servers(5, 5, 5).await
+    else {
         return;
-    }
-    assert!(
-        default_ports_free(5),
-        "the default ports (8300, 8301, 8500, 8600) are taken on 127.0.0.1-5"
-    );
-    let (_tmp, root) = tempdir();
-    let dirs: Vec<_> = (1..=5).map(|i| root.join(format!("s{i}"))).collect();
-    let mut servers = Vec::new();
-    for i in 1..=5u8 {
-        servers.push(Agent::start_unready(&strs(&server_args(i, &dirs[i as usize - 1]))).await);
-    }
+    };
     let leader = eventually(WAIT, "the five servers agree on a leader", || async {
         agreed_leader(&servers.iter().collect::<Vec<_>>()).await
     })

@@ -16,10 +16,6 @@ use std::time::{Duration, Instant};
 
 use common::servers::*;
 use common::*;
-
-fn server_args(i: u8, dir: &std::path::Path) -> Vec<String> {
-    common::servers::server_args(3, i, dir)
-}
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -34,20 +30,12 @@ fn cli(args: &[&str]) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_leader_leaves_gracefully_and_the_cluster_keeps_serving() {
-    if !loopback_aliases(3) {
-        eprintln!("SKIP: 127.0.0.2-3 cannot be bound on this machine");
+    let Some(ServerSet {
+        _tmp, mut servers, ..
+    }) = start_servers(3, 3, 3).await
+    else {
         return;
-    }
-    assert!(
-        default_ports_free(3),
-        "the default ports (8300, 8301, 8500, 8600) are taken on 127.0.0.1-3"
-    );
-    let (_tmp, root) = tempdir();
-    let mut servers = Vec::new();
-    for i in 1..=3u8 {
-        servers
-            .push(Agent::start_unready(&strs(&server_args(i, &root.join(format!("s{i}"))))).await);
-    }
+    };
     let leader = eventually(WAIT, "the servers agree on a leader", || async {
         agreed_leader(&servers.iter().collect::<Vec<_>>()).await
     })

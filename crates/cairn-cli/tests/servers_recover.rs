@@ -21,20 +21,14 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_survivor_of_lost_quorum_recovers_with_peers_json() {
-    if !loopback_aliases(3) {
-        eprintln!("SKIP: 127.0.0.2-3 cannot be bound on this machine");
+    let Some(ServerSet {
+        _tmp,
+        dirs,
+        mut servers,
+    }) = start_servers(3, 3, 3).await
+    else {
         return;
-    }
-    assert!(
-        default_ports_free(3),
-        "the default ports (8300, 8301, 8500, 8600) are taken on 127.0.0.1-3"
-    );
-    let (_tmp, root) = tempdir();
-    let dirs: Vec<_> = (1..=3).map(|i| root.join(format!("s{i}"))).collect();
-    let mut servers = Vec::new();
-    for i in 1..=3u8 {
-        servers.push(Agent::start_unready(&strs(&server_args(i, &dirs[i as usize - 1]))).await);
-    }
+    };
     eventually(WAIT, "three voters and a leader", || async {
         let peers = servers[0].try_get("/v1/status/peers").await.ok()?.json();
         let leader = leader_seen(&servers[0]).await?;

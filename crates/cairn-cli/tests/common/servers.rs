@@ -76,3 +76,36 @@ pub async fn consistent_keys(agent: &Agent) -> Option<BTreeSet<u64>> {
             .collect(),
     )
 }
+
+/// The servers of one scenario: their data directories (removed with `_tmp`) and
+/// processes.
+pub struct ServerSet {
+    pub _tmp: tempfile::TempDir,
+    pub dirs: Vec<std::path::PathBuf>,
+    pub servers: Vec<Agent>,
+}
+
+/// Starts servers s1..s`n` (`-bootstrap-expect=expect`) on 127.0.0.1..`n`, once
+/// 127.0.0.1..`hosts` can be bound and Consul's default ports are free there. `None`
+/// (after a SKIP line) when the loopback aliases are missing.
+pub async fn start_servers(hosts: u8, n: u8, expect: u32) -> Option<ServerSet> {
+    if !super::loopback_aliases(hosts) {
+        eprintln!("SKIP: 127.0.0.2-{hosts} cannot be bound on this machine");
+        return None;
+    }
+    assert!(
+        super::default_ports_free(hosts),
+        "the default ports (8300, 8301, 8500, 8600) are taken on 127.0.0.1-{hosts}"
+    );
+    let (tmp, root) = super::tempdir();
+    let dirs: Vec<_> = (1..=n).map(|i| root.join(format!("s{i}"))).collect();
+    let mut servers = Vec::new();
+    for (i, dir) in (1..=n).zip(&dirs) {
+        servers.push(Agent::start_unready(&strs(&server_args(expect, i, dir))).await);
+    }
+    Some(ServerSet {
+        _tmp: tmp,
+        dirs,
+        servers,
+    })
+}
