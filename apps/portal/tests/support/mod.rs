@@ -95,9 +95,21 @@ fn answer(b: &Behaviour, req: &Message, a_queries: &AtomicUsize) -> Message {
 
 impl FakeDns {
     pub async fn start(behaviour: Behaviour) -> FakeDns {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on the same port: the ephemeral UDP port may be taken for TCP by
+        // another process (tests run in parallel), so try fresh ports until both bind.
+        let mut attempt = 0;
+        let (udp, addr, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, addr, tcp),
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    eprintln!("fake DNS: TCP port {addr} is taken ({e}); trying another");
+                }
+                Err(e) => panic!("no port free for both UDP and TCP after 50 tries: {e}"),
+            }
+        };
         let behaviour = Arc::new(Mutex::new(behaviour));
         let (uq, tq, aq) = (
             Arc::new(AtomicUsize::new(0)),
