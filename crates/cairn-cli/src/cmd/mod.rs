@@ -14,6 +14,7 @@ pub mod reload;
 pub mod services;
 pub mod snapshot;
 pub mod tasks;
+pub mod tls;
 pub mod version;
 
 use crate::error::CliError;
@@ -40,6 +41,7 @@ Available commands are:
     services    Interact with services
     snapshot    Saves, restores and inspects snapshots of the servers' state
     tasks       Runs ECS task definitions as local processes
+    tls         Creates a certificate authority and agent certificates
     version     Prints the Cairn version
 
 Client commands honour -http-addr and -token, and the environment variables
@@ -87,6 +89,7 @@ pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
         "snapshot" => snapshot::run(rest).await,
         "registrator" => registrator::run(rest).await,
         "tasks" => tasks::run(rest).await,
+        "tls" => tls::run(rest).await,
         "demo" => demo::run(rest).await,
         "version" | "-v" | "-version" | "--version" => version::run(rest),
         "help" | "-h" | "-help" | "--help" => Err(CliError::Help(HELP.to_string())),
