@@ -1,6 +1,7 @@
 //! HTTPS on the agent, end to end: certificates made by `cairn tls`, an agent serving the
 //! API on `ports.https` next to HTTP, clients with and without the CA and with and without
-//! a client certificate (`verify_incoming`), and certificates replaced by `cairn reload`.
+//! a client certificate (`verify_incoming`), certificates replaced by `cairn reload`, and
+//! the CLI over HTTPS through Consul's environment variables.
 
 mod common;
 
@@ -194,4 +195,61 @@ async fn a_missing_certificate_file_stops_the_start_naming_it() {
         err.contains("consul-agent-ca.pem") || err.contains("dc1-server-consul-0.pem"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn the_cli_speaks_https_from_consul_environment_variables() {
+    let (_tmp, dir) = tempdir();
+    make_certs(&dir);
+    let hcl = tls_hcl(&dir, true);
+    let agent = Agent::dev_with(&["-https-port", "0", "-hcl", &hcl]).await;
+    let addr = agent.https_addr().await.to_string();
+    let p = |n: &str| dir.join(n).display().to_string();
+    let (ca, cert, key) = (
+        p("consul-agent-ca.pem"),
+        p("dc1-client-consul-0.pem"),
+        p("dc1-client-consul-0-key.pem"),
+    );
+    let url = format!("https://{addr}");
+    let full: &[(&str, &str)] = &[
+        ("CONSUL_HTTP_ADDR", &url),
+        ("CONSUL_CACERT", &ca),
+        ("CONSUL_CLIENT_CERT", &cert),
+        ("CONSUL_CLIENT_KEY", &key),
+    ];
+    let (code, _, err) = run_cli(&["kv", "put", "tls/k", "v1"], full);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run_cli(&["kv", "get", "tls/k"], full);
+    assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+    // CONSUL_HTTP_SSL turns a bare address into HTTPS.
+    let (code, out, err) = run_cli(
+        &["kv", "get", "tls/k"],
+        &[
+            ("CONSUL_HTTP_ADDR", &addr),
+            ("CONSUL_HTTP_SSL", "true"),
+            ("CONSUL_CACERT", &ca),
+            ("CONSUL_CLIENT_CERT", &cert),
+            ("CONSUL_CLIENT_KEY", &key),
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+    // Without the client certificate the agent refuses; without the CA the CLI does.
+    let (code, _, err) = run_cli(
+        &["kv", "get", "tls/k"],
+        &[("CONSUL_HTTP_ADDR", &url), ("CONSUL_CACERT", &ca)],
+    );
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = run_cli(&["kv", "get", "tls/k"], &[("CONSUL_HTTP_ADDR", &url)]);
+    assert_eq!(code, 1);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // A missing CA file is named.
+    let (code, _, err) = run_cli(
+        &["kv", "get", "tls/k"],
+        &[
+            ("CONSUL_HTTP_ADDR", &url),
+            ("CONSUL_CACERT", "/nonexistent/ca.pem"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("CONSUL_CACERT"), "{err}");
 }

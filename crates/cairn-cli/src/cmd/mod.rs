@@ -46,7 +46,9 @@ Available commands are:
 
 Client commands honour -http-addr and -token, and the environment variables
 CAIRN_HTTP_ADDR / CONSUL_HTTP_ADDR (default 127.0.0.1:8500) and
-CAIRN_HTTP_TOKEN / CONSUL_HTTP_TOKEN.";
+CAIRN_HTTP_TOKEN / CONSUL_HTTP_TOKEN. For HTTPS: an https:// address or
+CONSUL_HTTP_SSL=true, CONSUL_CACERT (CA file), CONSUL_CLIENT_CERT and
+CONSUL_CLIENT_KEY (client certificate), CONSUL_HTTP_SSL_VERIFY=false.";
 
 /// Flags every command that talks to an agent accepts.
 pub const HTTP_FLAGS: &[Spec] = &[
