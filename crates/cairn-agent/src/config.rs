@@ -184,6 +184,8 @@ pub struct Addresses {
     pub http: Vec<IpAddr>,
     /// Addresses of the DNS listener.
     pub dns: Vec<IpAddr>,
+    /// Addresses of the HTTPS listener.
+    pub https: Vec<IpAddr>,
 }
 
 /// `limits { ... }`.
@@ -887,6 +889,7 @@ fn build(
     let addresses = Addresses {
         http: r.ips("addresses.http")?,
         dns: r.ips("addresses.dns")?,
+        https: r.ips("addresses.https")?,
     };
     let ports = Ports {
         http: r.port("ports.http", Port::Fixed(8500))?,

@@ -123,10 +123,10 @@ impl TlsConfig {
 }
 
 impl super::Config {
-    /// The HTTPS listener address (`client_addr` with `ports.https`); `None` when HTTPS is
-    /// disabled.
+    /// The HTTPS listener address (`addresses.https` or `client_addr`, with `ports.https`);
+    /// `None` when HTTPS is disabled.
     pub fn https_addr(&self) -> Option<std::net::SocketAddr> {
-        super::listen(&[], &self.client_addrs, self.ports.https)
+        super::listen(&self.addresses.https, &self.client_addrs, self.ports.https)
             .into_iter()
             .next()
     }
