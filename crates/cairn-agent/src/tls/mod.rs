@@ -267,3 +267,85 @@ impl cairn_http::Handshake for HttpsHandshake {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Writes a CA (`ca.pem`), and a certificate for `server.dc1.consul` signed by it
+    /// (`a.pem`/`a-key.pem`) and one signed by another CA (`b.pem`/`b-key.pem`), to `dir`.
+    fn files(dir: &Path) {
+        let ca_params = || {
+            let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            p
+        };
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_cert = ca_params().self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        let ca = rcgen::Issuer::new(ca_params(), ca_key);
+        let other = rcgen::Issuer::new(ca_params(), rcgen::KeyPair::generate().unwrap());
+        for (name, issuer) in [("a", &ca), ("b", &other)] {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["server.dc1.consul".to_string()])
+                .unwrap()
+                .signed_by(&key, issuer)
+                .unwrap();
+            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem()).unwrap();
+        }
+    }
+
+    fn config(dir: &Path, cert: &str, key: &str, https: bool) -> Config {
+        let p = |n: &str| dir.join(n).display().to_string();
+        let hcl = format!(
+            "tls {{\n defaults {{\n ca_file = \"{}\"\n cert_file = \"{}\"\n key_file = \"{}\"\n verify_incoming = true\n verify_outgoing = true\n }}\n}}",
+            p("ca.pem"),
+            p(cert),
+            p(key)
+        );
+        let port = if https { "0" } else { "-1" };
+        let args: Vec<String> = ["-dev", "-https-port", port, "-hcl", &hcl]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        crate::config::load(&args).unwrap()
+    }
+
+    #[test]
+    fn loads_every_side_and_reloads_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path());
+        let tls = Tls::load(&config(dir.path(), "a.pem", "a-key.pem", true)).unwrap();
+        assert!(tls.https_handshake().is_some());
+        assert!(tls.rpc_acceptor().is_some());
+        assert!(tls.rpc_connector().is_some());
+        tls.reload(&config(dir.path(), "b.pem", "b-key.pem", true))
+            .unwrap();
+
+        // A key that is not the certificate's: both files are named, nothing changes.
+        let e = tls
+            .reload(&config(dir.path(), "a.pem", "b-key.pem", true))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a.pem") && e.contains("b-key.pem"), "{e}");
+
+        // HTTPS cannot be turned off by a reload.
+        let e = tls
+            .reload(&config(dir.path(), "a.pem", "a-key.pem", false))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("restart"), "{e}");
+    }
+
+    #[test]
+    fn no_tls_configured_means_plain_everywhere() {
+        let cfg = crate::config::load(&["-dev".to_string()]).unwrap();
+        let tls = Tls::load(&cfg).unwrap();
+        assert!(tls.https_handshake().is_none());
+        assert!(tls.rpc_acceptor().is_none());
+        assert!(tls.rpc_connector().is_none());
+        tls.reload(&cfg).unwrap();
+    }
+}
