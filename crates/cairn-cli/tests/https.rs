@@ -233,6 +233,24 @@ async fn the_cli_speaks_https_from_consul_environment_variables() {
         ],
     );
     assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+    // Consul's flags instead of the variables.
+    let (code, out, err) = run_cli(
+        &[
+            "kv",
+            "get",
+            "-http-addr",
+            &url,
+            "-ca-file",
+            &ca,
+            "-client-cert",
+            &cert,
+            "-client-key",
+            &key,
+            "tls/k",
+        ],
+        &[],
+    );
+    assert_eq!((code, out.trim()), (0, "v1"), "{err}");
     // Without the client certificate the agent refuses; without the CA the CLI does.
     let (code, _, err) = run_cli(
         &["kv", "get", "tls/k"],

@@ -47,8 +47,9 @@ Available commands are:
 Client commands honour -http-addr and -token, and the environment variables
 CAIRN_HTTP_ADDR / CONSUL_HTTP_ADDR (default 127.0.0.1:8500) and
 CAIRN_HTTP_TOKEN / CONSUL_HTTP_TOKEN. For HTTPS: an https:// address or
-CONSUL_HTTP_SSL=true, CONSUL_CACERT (CA file), CONSUL_CLIENT_CERT and
-CONSUL_CLIENT_KEY (client certificate), CONSUL_HTTP_SSL_VERIFY=false.";
+CONSUL_HTTP_SSL=true, CONSUL_CACERT (CA file, or -ca-file), CONSUL_CLIENT_CERT
+and CONSUL_CLIENT_KEY (client certificate, or -client-cert and -client-key),
+CONSUL_HTTP_SSL_VERIFY=false.";
 
 /// Flags every command that talks to an agent accepts.
 pub const HTTP_FLAGS: &[Spec] = &[
@@ -67,6 +68,21 @@ pub const HTTP_FLAGS: &[Spec] = &[
         "token-file",
         Kind::Value,
         "File containing the ACL token to use.",
+    ),
+    flags::spec(
+        "ca-file",
+        Kind::Value,
+        "CA file to verify the agent's HTTPS certificate with. Defaults to CONSUL_CACERT.",
+    ),
+    flags::spec(
+        "client-cert",
+        Kind::Value,
+        "Client certificate file for HTTPS. Defaults to CONSUL_CLIENT_CERT.",
+    ),
+    flags::spec(
+        "client-key",
+        Kind::Value,
+        "Key file of -client-cert. Defaults to CONSUL_CLIENT_KEY.",
     ),
 ];
 
@@ -130,7 +146,8 @@ pub fn flag_value<T>(r: Result<T, flags::FlagError>, text: &str) -> Result<T, Cl
     })
 }
 
-/// Builds the HTTP client: `-http-addr`/`-token`/`-token-file` win over the environment.
+/// Builds the HTTP client: `-http-addr`/`-token`/`-token-file` and the TLS file flags win
+/// over the environment.
 pub fn client(flags: &Flags) -> Result<Client, CliError> {
     let file_token = match flags.str("token-file") {
         Some(path) => Some(
@@ -143,9 +160,14 @@ pub fn client(flags: &Flags) -> Result<Client, CliError> {
     };
     let addr = flags.str("http-addr").map(str::to_string);
     let token = flags.str("token").map(str::to_string).or(file_token);
+    let flag = |name: &str| flags.str(name).map(str::to_string);
+    let (ca, cert, key) = (flag("ca-file"), flag("client-cert"), flag("client-key"));
     Client::from_lookup(|k| match k {
         "CAIRN_HTTP_ADDR" if addr.is_some() => addr.clone(),
         "CAIRN_HTTP_TOKEN" if token.is_some() => token.clone(),
+        "CONSUL_CACERT" if ca.is_some() => ca.clone(),
+        "CONSUL_CLIENT_CERT" if cert.is_some() => cert.clone(),
+        "CONSUL_CLIENT_KEY" if key.is_some() => key.clone(),
         _ => std::env::var(k).ok(),
     })
     .map_err(CliError::ctx("Error connecting to agent"))
@@ -219,5 +241,9 @@ mod tests {
         assert_eq!(c.token(), Some("s"));
         let f = parse_flags("", &[], true, &v(&["-http-addr=ftp://x"])).unwrap();
         assert!(matches!(client(&f), Err(CliError::Failed(_))));
+        let f = parse_flags("", &[], true, &v(&["-ca-file=/nonexistent/ca.pem"])).unwrap();
+        assert!(
+            matches!(client(&f), Err(CliError::Failed(m)) if m.contains("/nonexistent/ca.pem"))
+        );
     }
 }
