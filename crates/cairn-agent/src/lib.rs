@@ -182,6 +182,11 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let mut servers = Vec::new();
+    let mut http_limits = http_limits;
+    if listener.is_some() && https_listener.is_some() {
+        // Two listeners share the descriptor budget.
+        http_limits.max_conns = (http_limits.max_conns / 2).max(1);
+    }
     if let Some(listener) = listener {
         servers.push(tokio::spawn(cairn_http::serve(
             listener,
