@@ -55,6 +55,11 @@ const CERT_SPECS: &[Spec] = &[
     spec("client", Kind::Bool, "Generate a client certificate."),
     spec("cli", Kind::Bool, "Generate a CLI certificate."),
     spec("dc", Kind::Value, "The datacenter. Defaults to dc1."),
+    spec(
+        "node",
+        Kind::Value,
+        "With -server: also name <node>.server.<dc>.<domain> in the certificate.",
+    ),
     spec("domain", Kind::Value, "The domain. Defaults to consul."),
     spec(
         "days",
@@ -183,6 +188,17 @@ pub fn cert_create(dir: &Path, args: &[String], now: u64, serial: u64) -> Result
             .map_err(|_| CliError::usage(format!("error: invalid IP address {s:?}"), CERT_HELP))?;
         ips.push(ip);
     }
+    let mut dns_names = Vec::new();
+    if let Some(node) = flags.str("node") {
+        if role != Role::Server {
+            return Err(CliError::usage(
+                "error: -node goes with -server only",
+                CERT_HELP,
+            ));
+        }
+        dns_names.push(format!("{node}.server.{dc}.{domain}"));
+    }
+    dns_names.extend(flags.all("additional-dnsname").iter().cloned());
     let (default_ca, default_key) = pki::ca_files(domain);
     let ca_path = dir.join(flags.str("ca").unwrap_or(&default_ca));
     let key_path = dir.join(flags.str("key").unwrap_or(&default_key));
@@ -194,7 +210,7 @@ pub fn cert_create(dir: &Path, args: &[String], now: u64, serial: u64) -> Result
         role,
         dc: dc.to_string(),
         domain: domain.to_string(),
-        dns_names: flags.all("additional-dnsname").to_vec(),
+        dns_names,
         ips,
         now_unix: now,
         days,
@@ -317,6 +333,28 @@ mod tests {
     }
 
     #[test]
+    fn node_adds_its_server_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        ca_create(d, &[], 1_790_000_000, 1).unwrap();
+        cert_create(d, &v(&["-server", "-node", "n1"]), 1_790_000_000, 2).unwrap();
+        let pem = std::fs::read(d.join("dc1-server-consul-0.pem")).unwrap();
+        let (_, p) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        let cert = p.parse_x509().unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        let names: Vec<String> = san
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.contains("n1.server.dc1.consul")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
     fn cert_flag_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
@@ -326,6 +364,7 @@ mod tests {
             &["-server", "-additional-ipaddress", "nope"][..],
             &["-server", "-dc", "a b"][..],
             &["-server", "-days", "0"][..],
+            &["-client", "-node", "n1"][..],
         ] {
             assert!(
                 matches!(cert_create(d, &v(args), 1, 1), Err(CliError::Usage { .. })),
