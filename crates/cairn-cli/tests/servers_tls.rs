@@ -80,7 +80,7 @@ fn server_args(i: u8, join: u8, expect: u32, data: &Path, tls: &str) -> Vec<Stri
     ]
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_tls_servers_elect_a_leader_and_replicate() {
     if !usable(&[41, 42, 43]) {
         return;
@@ -89,10 +89,18 @@ async fn three_tls_servers_elect_a_leader_and_replicate() {
     cairn_in(&root, &["tls", "ca", "create"]);
     cairn_in(&root, &["tls", "cert", "create", "-server"]);
     let tls = tls_hcl(&root, "dc1-server-consul-0", true);
+    // Started together: a server of a cluster still forming prints its banner only after
+    // its first catalog write gave up waiting for a leader (7 s), unless the others come.
+    let starts: Vec<_> = [41u8, 42, 43]
+        .into_iter()
+        .map(|i| {
+            let args = server_args(i, 41, 3, &root.join(format!("s{i}")), &tls);
+            tokio::spawn(async move { Agent::start_unready(&strs(&args)).await })
+        })
+        .collect();
     let mut servers = Vec::new();
-    for i in [41u8, 42, 43] {
-        let args = server_args(i, 41, 3, &root.join(format!("s{i}")), &tls);
-        servers.push(Agent::start_unready(&strs(&args)).await);
+    for s in starts {
+        servers.push(s.await.expect("server started"));
     }
     let leader = eventually(WAIT, "the three TLS servers agree on a leader", || async {
         agreed_leader(&servers.iter().collect::<Vec<_>>()).await
