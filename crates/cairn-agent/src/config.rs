@@ -20,9 +20,11 @@
 pub use cairn_types::duration;
 mod flags;
 mod source;
+mod tls;
 mod unbuilt;
 
 pub use duration::{format_duration, parse_duration, DurationError};
+pub use tls::{TlsConfig, TlsFiles, TlsInterface};
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -182,6 +184,8 @@ pub struct Addresses {
     pub http: Vec<IpAddr>,
     /// Addresses of the DNS listener.
     pub dns: Vec<IpAddr>,
+    /// Addresses of the HTTPS listener.
+    pub https: Vec<IpAddr>,
 }
 
 /// `limits { ... }`.
@@ -401,6 +405,8 @@ pub struct Config {
     pub kv_tombstone_granularity: Duration,
     /// `acl { ... }`.
     pub acl: AclConfig,
+    /// `tls { ... }` (and the legacy top-level TLS keys).
+    pub tls: TlsConfig,
     /// Web UI enabled (`ui` or `ui_config.enabled`; default with `-dev`).
     pub ui: bool,
     /// PID file, if set.
@@ -883,6 +889,7 @@ fn build(
     let addresses = Addresses {
         http: r.ips("addresses.http")?,
         dns: r.ips("addresses.dns")?,
+        https: r.ips("addresses.https")?,
     };
     let ports = Ports {
         http: r.port("ports.http", Port::Fixed(8500))?,
@@ -1049,6 +1056,8 @@ fn build(
         _ => Vec::new(),
     };
 
+    let tls_config = tls::read(&r, ports.https.is_enabled(), server)?;
+
     Ok(Config {
         dev,
         datacenter,
@@ -1127,6 +1136,7 @@ fn build(
             .duration("kv_tombstone_granularity", Duration::from_secs(30))?
             .max(Duration::from_millis(100)),
         acl,
+        tls: tls_config,
         ui: r.bool("ui", false)? || r.bool("ui_config.enabled", false)?,
         pid_file: r
             .string("pid_file")?

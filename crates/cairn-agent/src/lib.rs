@@ -22,6 +22,7 @@ mod peers;
 mod persist;
 mod replica;
 mod rlimit;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -63,13 +64,31 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         warn!("config: {w}");
     }
     let agent = Agent::start(cfg.clone(), args.clone()).await?;
-    let http_addr = cfg
-        .http_addr()
-        .context("the HTTP API is disabled (ports.http = -1); nothing to serve")?;
-    let listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .with_context(|| format!("binding the HTTP API to {http_addr}"))?;
-    let bound = listener.local_addr()?;
+    let https_addr = cfg.https_addr();
+    let listener = match cfg.http_addr() {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the HTTP API to {a}"))?,
+        ),
+        None if https_addr.is_some() => None,
+        None => anyhow::bail!(
+            "the HTTP API is disabled (ports.http = -1, ports.https = -1); nothing to serve"
+        ),
+    };
+    let https_listener = match https_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the HTTPS API to {a}"))?,
+        ),
+        None => None,
+    };
+    let bound = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let https_bound = https_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
     if let Some(p) = &cfg.pid_file {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing pid file {}", p.display()))?;
@@ -92,7 +111,12 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
             (None, false) => "client agent: catalog replica in memory, local services not persisted (no -data-dir)".to_string(),
         }
     );
-    println!("      HTTP address: {bound}");
+    if let Some(bound) = bound {
+        println!("      HTTP address: {bound}");
+    }
+    if let Some(bound) = https_bound {
+        println!("     HTTPS address: {bound}");
+    }
     if let Some(serf) = agent.serf_addr() {
         println!(
             "   Serf LAN address: {serf} (udp; advertised as {})",
@@ -140,7 +164,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
             Some((dns_stop_tx, task))
         }
     };
-    info!(http = %bound, "agent started");
+    info!(http = ?bound, https = ?https_bound, "agent started");
     let app: cairn_http::App = Arc::new(agent.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http_limits = cairn_http::ServeLimits {
@@ -154,10 +178,35 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         http_max_conns = http_limits.max_conns,
         "connection limits from the open-file limit"
     );
-    let server = tokio::spawn(cairn_http::serve(listener, app, http_limits, async move {
-        let mut rx = stop_rx;
+    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
-    }));
+    };
+    let mut servers = Vec::new();
+    let mut http_limits = http_limits;
+    if listener.is_some() && https_listener.is_some() {
+        // Two listeners share the descriptor budget.
+        http_limits.max_conns = (http_limits.max_conns / 2).max(1);
+    }
+    if let Some(listener) = listener {
+        servers.push(tokio::spawn(cairn_http::serve(
+            listener,
+            app.clone(),
+            http_limits.clone(),
+            stopped(stop_rx.clone()),
+        )));
+    }
+    if let Some(listener) = https_listener {
+        let handshake = agent
+            .https_handshake()
+            .context("HTTPS is enabled but no TLS configuration was loaded")?;
+        servers.push(tokio::spawn(cairn_http::serve_with(
+            listener,
+            app,
+            http_limits,
+            handshake,
+            stopped(stop_rx),
+        )));
+    }
     // SIGHUP reloads service and check definitions, as in Consul.
     let reloader = {
         let agent = agent.clone();
@@ -209,7 +258,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
         let _ = tx.send(true);
         let _ = tokio::time::timeout(grace(2), task).await;
     }
-    let _ = tokio::time::timeout(grace(5), server).await;
+    let _ = tokio::time::timeout(grace(5), futures::future::join_all(servers)).await;
     if let Some(p) = &cfg.pid_file {
         let _ = std::fs::remove_file(p);
     }

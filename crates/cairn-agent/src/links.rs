@@ -13,6 +13,7 @@ use cairn_gossip::{Gossip, GossipConfig, Tags};
 use cairn_rpc::{Client, ClientConfig, Routes, ServerConfig};
 
 use crate::config::Config;
+use crate::tls::Tls;
 use cairn_server::CatalogRpc;
 
 /// The transports an agent uses.
@@ -44,15 +45,22 @@ impl RpcPort {
         }
     }
 
-    /// Serves `routes` until the returned handle is dropped.
-    pub(crate) fn serve(self, routes: Routes) -> anyhow::Result<Serving> {
+    /// Serves `routes` until the returned handle is dropped (over TLS when `tls` gives the
+    /// server a certificate).
+    pub(crate) fn serve(self, routes: Routes, tls: &Tls) -> anyhow::Result<Serving> {
         match self {
-            RpcPort::Tcp(listener) => Ok(Serving::Task(tokio::spawn(async move {
-                let server = cairn_rpc::RpcServer::new(ServerConfig::default());
-                if let Err(e) = server.serve(listener, routes, std::future::pending()).await {
-                    tracing::error!("server RPC listener stopped: {e}");
-                }
-            }))),
+            RpcPort::Tcp(listener) => {
+                let acceptor = tls.rpc_acceptor();
+                Ok(Serving::Task(tokio::spawn(async move {
+                    let mut server = cairn_rpc::RpcServer::new(ServerConfig::default());
+                    if let Some(a) = acceptor {
+                        server = server.with_acceptor(a);
+                    }
+                    if let Err(e) = server.serve(listener, routes, std::future::pending()).await {
+                        tracing::error!("server RPC listener stopped: {e}");
+                    }
+                })))
+            }
             RpcPort::Memory(net, addr) => Ok(Serving::Memory(
                 net.serve(addr, routes, ServerConfig::default())
                     .with_context(|| format!("serving RPC at {addr} in memory"))?,
@@ -149,11 +157,9 @@ impl Links {
     }
 
     /// The Raft client a server reaches its peers with.
-    pub(crate) fn raft_client(&self) -> Client<cairn_raft::RaftRpc> {
+    pub(crate) fn raft_client(&self, tls: &Tls) -> Client<cairn_raft::RaftRpc> {
         match self {
-            Links::Sockets => Client::new(cairn_rpc::TcpClient::<cairn_raft::RaftRpc>::new(
-                ClientConfig::default(),
-            )),
+            Links::Sockets => Client::new(tcp_client::<cairn_raft::RaftRpc>(tls)),
             Links::Memory { rpc, ip, .. } => Client::new(rpc.client::<cairn_raft::RaftRpc>(
                 SocketAddr::new(*ip, 8300),
                 ClientConfig::default(),
@@ -162,14 +168,20 @@ impl Links {
     }
 
     /// The catalog RPC client of a client agent.
-    pub(crate) fn catalog_client(&self) -> Client<CatalogRpc> {
+    pub(crate) fn catalog_client(&self, tls: &Tls) -> Client<CatalogRpc> {
         match self {
-            Links::Sockets => Client::new(cairn_rpc::TcpClient::<CatalogRpc>::new(
-                ClientConfig::default(),
-            )),
+            Links::Sockets => Client::new(tcp_client::<CatalogRpc>(tls)),
             Links::Memory { rpc, ip, .. } => Client::new(
                 rpc.client::<CatalogRpc>(SocketAddr::new(*ip, 8300), ClientConfig::default()),
             ),
         }
+    }
+}
+
+/// A TCP RPC client, over TLS with `verify_outgoing`.
+fn tcp_client<P: cairn_rpc::Protocol>(tls: &Tls) -> cairn_rpc::TcpClient<P> {
+    match tls.rpc_connector() {
+        Some(c) => cairn_rpc::TcpClient::with_connector(ClientConfig::default(), c),
+        None => cairn_rpc::TcpClient::new(ClientConfig::default()),
     }
 }

@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     pub gossip: Option<Arc<cairn_gossip::Gossip>>,
     /// The server RPC port actually bound (servers only).
     pub rpc_port: Option<u16>,
+    /// TLS for HTTPS and server RPC (reloaded with the configuration).
+    pub tls: Arc<crate::tls::Tls>,
     pub state: Arc<RwLock<State>>,
     pub applied: watch::Receiver<u64>,
     pub limits: Limits,
@@ -85,6 +87,7 @@ impl Agent {
     /// [`Agent::start`] over the given transports (in-memory ones in the cluster harness).
     pub async fn start_with(cfg: Config, args: Vec<String>, links: Links) -> anyhow::Result<Agent> {
         cfg.check_supported()?;
+        let tls = Arc::new(crate::tls::Tls::load(&cfg)?);
         let state = Arc::new(RwLock::new(State::new()));
         let (applied_tx, applied_rx) = watch::channel(0u64);
         let address = links.advertise(&cfg);
@@ -142,7 +145,7 @@ impl Agent {
                 }
                 let node = RaftNode::start_cluster(
                     opts,
-                    cairn_raft::ClusterOptions::new(links.raft_client())
+                    cairn_raft::ClusterOptions::new(links.raft_client(&tls))
                         .with_snapshots(cfg.raft_snapshots),
                 )
                 .await?;
@@ -152,7 +155,7 @@ impl Agent {
             let server_catalog = Arc::new(ServerCatalog {
                 raft: raft.clone(),
                 sessions: sessions.clone(),
-                forward: cluster_raft.as_ref().map(|_| links.catalog_client()),
+                forward: cluster_raft.as_ref().map(|_| links.catalog_client(&tls)),
                 applied: applied_rx.clone(),
             });
             if let Some(port) = rpc_port_bound {
@@ -166,7 +169,7 @@ impl Agent {
                 if cluster_raft.is_some() {
                     routes = raft.route(routes);
                 }
-                serving = Some(port.serve(routes)?);
+                serving = Some(port.serve(routes, &tls)?);
             }
             server_catalog
         } else {
@@ -176,7 +179,7 @@ impl Agent {
                 cfg.datacenter.clone(),
             ));
             Arc::new(crate::replica::remote::RemoteCatalog::start(
-                links.catalog_client(),
+                links.catalog_client(&tls),
                 servers,
                 cfg.node_name.clone(),
                 state.clone(),
@@ -200,6 +203,7 @@ impl Agent {
                 catalog,
                 gossip,
                 rpc_port,
+                tls,
                 state,
                 applied: applied_rx,
                 limits,
@@ -379,13 +383,14 @@ impl Agent {
     /// Re-reads the config files and applies their service and check definitions:
     /// new ones are registered, removed ones deregistered, unchanged ones keep their
     /// check state (re-registration keeps a check's status and writes nothing).
+    /// TLS certificates are read again and used by new connections.
     /// Other settings need a restart.
     pub async fn do_reload(&self) -> Result<(), HttpError> {
-        let cfg = crate::config::load(&self.inner.args).map_err(|e| {
+        let mut cfg = crate::config::load(&self.inner.args).map_err(|e| {
             HttpError::bad_request(format!("reload failed, configuration unchanged: {e}"))
         })?;
         let mut services = Vec::new();
-        for v in cfg.services {
+        for v in std::mem::take(&mut cfg.services) {
             let def: ServiceDefinition = serde_json::from_value(cairn_types::input::normalize(v))
                 .map_err(|e| {
                 HttpError::bad_request(format!("reload failed: invalid service definition: {e}"))
@@ -393,7 +398,7 @@ impl Agent {
             services.push(def);
         }
         let mut checks = Vec::new();
-        for v in cfg.checks {
+        for v in std::mem::take(&mut cfg.checks) {
             let def: CheckDefinition = serde_json::from_value(cairn_types::input::normalize(v))
                 .map_err(|e| {
                     HttpError::bad_request(format!("reload failed: invalid check definition: {e}"))
@@ -419,6 +424,10 @@ impl Agent {
             })?;
             check_ids.insert(c.check.check_id.clone());
         }
+        // Certificates last among the checks: the swap is all or nothing.
+        self.inner.tls.reload(&cfg).map_err(|e| {
+            HttpError::bad_request(format!("reload failed, configuration unchanged: {e}"))
+        })?;
         let keep: std::collections::BTreeSet<String> = services
             .iter()
             .map(|d| {
@@ -595,6 +604,11 @@ impl Agent {
     /// The serf LAN address other members reach this agent at, if gossip runs.
     pub fn serf_advertised(&self) -> Option<std::net::SocketAddr> {
         self.inner.gossip.as_ref().map(|g| g.local_member().addr)
+    }
+
+    /// The HTTPS listener's TLS handshake, when HTTPS is configured.
+    pub fn https_handshake(&self) -> Option<Arc<dyn cairn_http::Handshake>> {
+        self.inner.tls.https_handshake()
     }
 
     /// The serf LAN address actually bound, if gossip runs.

@@ -45,6 +45,9 @@ pub enum ApiError {
         /// What was wrong with the body.
         reason: String,
     },
+    /// The TLS settings (CA file, client certificate) could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A request body could not be serialised.
     #[error("cannot encode request body: {0}")]
     Encode(#[source] serde_json::Error),

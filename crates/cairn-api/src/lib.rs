@@ -19,7 +19,7 @@ mod encode;
 mod error;
 pub mod types;
 
-pub use client::{Client, DEFAULT_HTTP_ADDR};
+pub use client::{Client, TlsOptions, DEFAULT_HTTP_ADDR};
 pub use encode::{encode_component, encode_key_path, format_wait};
 pub use error::ApiError;
 pub use types::*;

@@ -5,6 +5,7 @@ mod cmd;
 mod error;
 mod flags;
 mod output;
+mod pki;
 mod svcfile;
 
 use std::process::ExitCode;

@@ -34,7 +34,7 @@ use axum::Router;
 
 pub use backend::{Backend, BoxFut, Limits, RaftInfo};
 pub use reply::{Consistency, HttpError};
-pub use serve::ServeLimits;
+pub use serve::{BoxStream, Handshake, ServeLimits, Stream};
 pub use session::new_uuid;
 
 /// Shared handler state.
@@ -223,4 +223,15 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve::serve_router(listener, router(app), limits, shutdown).await
+}
+
+/// [`serve`] with a [`Handshake`] (TLS) on every connection: the HTTPS listener.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: App,
+    limits: ServeLimits,
+    handshake: Arc<dyn Handshake>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve::serve_router_with(listener, router(app), limits, Some(handshake), shutdown).await
 }

@@ -15,6 +15,10 @@
 //!   moving for that long is closed (a blocking query in flight is not idle);
 //! - `accept()` errors (out of descriptors) pause with a growing back-off instead of
 //!   spinning, and are logged sparsely.
+//!
+//! HTTPS is the same loop with a [`Handshake`] run on each admitted connection (within the
+//! header-read timeout) before HTTP starts; the TLS itself lives with the caller, so this
+//! crate does not depend on a TLS library.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -61,12 +65,40 @@ impl Default for ServeLimits {
 const TOO_MANY_PER_CLIENT: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 81\r\n\r\nYour IP is issuing too many concurrent connections, please rate limit your calls\n";
 const TOO_MANY_TOTAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 54\r\n\r\nThe agent is at its connection limit, try again later\n";
 
+/// A byte stream HTTP can run over (a TLS stream, for HTTPS).
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// A boxed [`Stream`].
+pub type BoxStream = Box<dyn Stream>;
+
+/// Turns an accepted TCP stream into the stream HTTP runs over: the HTTPS seam.
+pub trait Handshake: Send + Sync + 'static {
+    /// Runs the handshake with `peer`; an error closes the connection.
+    fn handshake(
+        &self,
+        peer: SocketAddr,
+        stream: TcpStream,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<BoxStream>> + Send>>;
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves; then stops
 /// accepting and lets open connections finish.
 pub async fn serve_router(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router_with(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve_router`] with a `handshake` run on every admitted connection first (HTTPS).
+pub async fn serve_router_with(
+    listener: TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    handshake: Option<Arc<dyn Handshake>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut gate = Gate::new(limits.max_conns_per_client, limits.max_conns);
@@ -101,9 +133,23 @@ pub async fn serve_router(
         let router = router.clone();
         let limits = limits.clone();
         let stop = stop_rx.clone();
+        let handshake = handshake.clone();
         conns.spawn(async move {
             let _slot = slot;
-            connection(stream, peer, router, &limits, stop).await;
+            let _ = stream.set_nodelay(true);
+            match handshake {
+                None => connection(stream, peer, router, &limits, stop).await,
+                Some(h) => {
+                    let done =
+                        tokio::time::timeout(limits.header_read_timeout, h.handshake(peer, stream))
+                            .await;
+                    match done {
+                        Ok(Ok(io)) => connection(io, peer, router, &limits, stop).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "http: handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "http: handshake timed out"),
+                    }
+                }
+            }
         });
     }
     let _ = stop_tx.send(true);
@@ -119,14 +165,13 @@ async fn refuse(mut stream: TcpStream, reply: &'static [u8]) {
 }
 
 /// Serves one connection: hyper's HTTP/1 with the header timeout, plus the idle watchdog.
-async fn connection(
-    stream: TcpStream,
+async fn connection<S: Stream>(
+    stream: S,
     peer: SocketAddr,
     router: Router,
     limits: &ServeLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let started = Instant::now();
     let activity = Arc::new(Activity {
         started,
@@ -216,13 +261,13 @@ impl Drop for InFlight {
     }
 }
 
-/// A TCP stream that records when bytes last moved.
-struct Tracked {
-    inner: TcpStream,
+/// A stream that records when bytes last moved.
+struct Tracked<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Tracked {
+impl<S: Stream> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -237,7 +282,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: Stream> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

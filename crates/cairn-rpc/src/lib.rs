@@ -8,7 +8,7 @@
 //!
 //! - TCP ([`RpcServer`], [`TcpClient`]): HTTP/2 over TCP, messages framed inside stream bodies
 //!   ([`frame`]), one multiplexed connection per peer, deadlines, cancellation, keepalive,
-//!   limits, and a seam for TLS ([`tcp::io`]);
+//!   limits, and TLS at a seam ([`tcp::io`], implemented by [`tcp::tls`]);
 //! - in-process ([`Network`], [`LocalClient`]): servers registered under addresses in one
 //!   process, with seeded fault injection (partitions, drops, delays) for cluster tests.
 //!

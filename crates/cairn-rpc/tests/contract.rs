@@ -1,6 +1,6 @@
-//! The transport contract: one suite, run against the TCP transport and the in-process network.
-//! Each `async fn` below is a behaviour both must show; the `contract!` macro instantiates every
-//! one of them for both harnesses.
+//! The transport contract: one suite, run against the TCP transport (plain, and over mutual
+//! TLS) and the in-process network. Each `async fn` below is a behaviour all must show; the
+//! `contract!` macro instantiates every one of them for each harness.
 
 mod support;
 
@@ -57,12 +57,22 @@ fn client_config() -> ClientConfig {
 struct TcpHarness {
     probe: Arc<Probe>,
     running: HashMap<SocketAddr, (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
+    /// Mutual TLS on every connection when set.
+    tls: Option<TlsPki>,
 }
 
 impl TcpHarness {
     fn launch(&mut self, listener: TcpListener, config: ServerConfig) -> SocketAddr {
+        use cairn_rpc::tcp::tls::{shared, Incoming, TlsAcceptor};
         let addr = listener.local_addr().unwrap();
-        let server = serve_tcp(listener, test_routes(&self.probe), config);
+        let routes = test_routes(&self.probe);
+        let server = match &self.tls {
+            None => serve_tcp(listener, routes, config),
+            Some(pki) => {
+                let acceptor = TlsAcceptor::new(shared(pki.server.clone()), Incoming::TlsOnly);
+                serve_tls(listener, routes, config, acceptor)
+            }
+        };
         self.running.insert(addr, server);
         addr
     }
@@ -73,6 +83,7 @@ impl Harness for TcpHarness {
         TcpHarness {
             probe: Arc::default(),
             running: HashMap::new(),
+            tls: None,
         }
     }
     async fn start(&mut self, config: ServerConfig) -> SocketAddr {
@@ -90,7 +101,15 @@ impl Harness for TcpHarness {
         self.launch(listener, config);
     }
     fn client_of<P: Protocol>(&self, config: ClientConfig) -> Client<P> {
-        Client::new(TcpClient::<P>::new(config))
+        use cairn_rpc::tcp::tls::{shared, TlsConnector};
+        match &self.tls {
+            None => Client::new(TcpClient::<P>::new(config)),
+            Some(pki) => {
+                let name = rustls::pki_types::ServerName::try_from("server.dc1.consul").unwrap();
+                let connector = TlsConnector::new(shared(pki.client.clone()), name);
+                Client::new(TcpClient::<P>::with_connector(config, connector))
+            }
+        }
     }
     fn probe(&self) -> Arc<Probe> {
         self.probe.clone()
@@ -99,6 +118,35 @@ impl Harness for TcpHarness {
         // Bind then release: nothing listens there afterwards.
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
+    }
+}
+
+/// The TCP transport over mutual TLS (a fresh CA per harness).
+struct TlsHarness(TcpHarness);
+
+impl Harness for TlsHarness {
+    fn new() -> Self {
+        let mut h = TcpHarness::new();
+        h.tls = Some(tls_pki());
+        TlsHarness(h)
+    }
+    async fn start(&mut self, config: ServerConfig) -> SocketAddr {
+        self.0.start(config).await
+    }
+    async fn stop(&mut self, addr: SocketAddr) {
+        self.0.stop(addr).await
+    }
+    async fn restart(&mut self, addr: SocketAddr, config: ServerConfig) {
+        self.0.restart(addr, config).await
+    }
+    fn client_of<P: Protocol>(&self, config: ClientConfig) -> Client<P> {
+        self.0.client_of(config)
+    }
+    fn probe(&self) -> Arc<Probe> {
+        self.0.probe()
+    }
+    async fn dead_address(&mut self) -> SocketAddr {
+        self.0.dead_address().await
     }
 }
 
@@ -627,6 +675,14 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name::<super::TcpHarness>().await
+                }
+            )*
+        }
+        mod tls {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name::<super::TlsHarness>().await
                 }
             )*
         }

@@ -143,6 +143,7 @@ pub(crate) const SCHEMA: Schema = Obj(&[
     ("session_ttl_min", Leaf),
     ("skip_leave_on_interrupt", Leaf),
     ("start_join", Leaf),
+    ("tls", super::tls::SCHEMA),
     ("ui", Leaf),
     ("ui_config", Obj(&[("enabled", Leaf)])),
 ]);
@@ -346,7 +347,7 @@ pub(crate) fn normalise(src: &mut Source) -> Result<(), ConfigError> {
     if map.contains_key("acl_datacenter") {
         put(map, &["acl", "enabled"], Value::Bool(true));
     }
-    for (from, to) in ALIASES {
+    for (from, to) in ALIASES.iter().chain(super::tls::LEGACY_KEYS) {
         if let Some(v) = take(map, from) {
             put(map, to, v);
         }

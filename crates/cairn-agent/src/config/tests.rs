@@ -256,6 +256,7 @@ fn all_mapped_keys_from_json() {
           "ports": {"http": 18500, "dns": 18600, "server": 18300, "serf_lan": 18301,
                     "grpc": 18502, "https": 18501, "grpc_tls": 18503},
           "addresses": {"http": "127.0.0.2"},
+          "tls": {"defaults": {"cert_file": "/c.pem", "key_file": "/k.pem"}},
           "recursors": ["8.8.8.8", "1.1.1.1:5353", "::1", "[::2]:54"],
           "retry_join": ["10.0.0.3"], "log_level": "WARN", "log_json": true,
           "enable_local_script_checks": true, "default_query_time": "1m",

@@ -1,9 +1,9 @@
 //! Consul settings Cairn recognises but has not built yet, and why each refuses to start.
 //!
-//! Two kinds: keys whose mere presence asks for something missing (a `tls` block asks for
-//! TLS), refused while the sources are read ([`reason_for_key`]); and keys that parse and
+//! Two kinds: keys whose mere presence asks for something missing (an `auto_encrypt` block
+//! asks for certificate distribution), refused while the sources are read ([`reason_for_key`]); and keys that parse and
 //! are harmless at their default but not at other values (`acl.enabled = true`,
-//! `ports.https = 8501`), refused once the configuration is built
+//! `ports.grpc = 8502`), refused once the configuration is built
 //! ([`Config::check_supported`]). Security settings are always of one kind or the other:
 //! a process that was asked for access control or encryption and runs without it is the
 //! worst failure a configuration can have, so it never starts.
@@ -13,21 +13,23 @@ use super::{Config, ConfigError, Port};
 /// Top-level (or dotted) keys of Consul's that ask for something Cairn lacks, with the
 /// reason printed when one is present.
 const UNBUILT_KEYS: &[(&str, &str)] = &[
-    ("tls", "TLS (HTTPS, encrypted server RPC) is not built yet; Cairn refuses to start rather than serve in plain text"),
-    ("ca_file", "TLS is not built yet; Cairn refuses to start rather than serve in plain text"),
-    ("ca_path", "TLS is not built yet; Cairn refuses to start rather than serve in plain text"),
-    ("cert_file", "TLS is not built yet; Cairn refuses to start rather than serve in plain text"),
-    ("key_file", "TLS is not built yet; Cairn refuses to start rather than serve in plain text"),
-    ("verify_incoming", "TLS is not built yet; Cairn refuses to start rather than accept unverified clients"),
-    ("verify_incoming_rpc", "TLS is not built yet; Cairn refuses to start rather than accept unverified clients"),
-    ("verify_incoming_https", "TLS is not built yet; Cairn refuses to start rather than accept unverified clients"),
-    ("verify_outgoing", "TLS is not built yet; Cairn refuses to start rather than connect unverified"),
-    ("verify_server_hostname", "TLS is not built yet; Cairn refuses to start rather than connect unverified"),
-    ("auto_encrypt", "automatic TLS certificate distribution is not built yet"),
-    ("auto_config", "auto-config (JWT-authorised client configuration) is not built yet"),
+    (
+        "auto_encrypt",
+        "automatic TLS certificate distribution is not built yet",
+    ),
+    (
+        "auto_config",
+        "auto-config (JWT-authorised client configuration) is not built yet",
+    ),
     ("connect", "Connect (service mesh) is not built"),
-    ("acl.tokens.replication", "ACL replication across datacenters is not built"),
-    ("acl.tokens.config_file_service_registration", "ACL tokens are not built yet"),
+    (
+        "acl.tokens.replication",
+        "ACL replication across datacenters is not built",
+    ),
+    (
+        "acl.tokens.config_file_service_registration",
+        "ACL tokens are not built yet",
+    ),
     ("acl.tokens.dns", "ACL tokens are not built yet"),
 ];
 
@@ -55,13 +57,6 @@ impl Config {
                 "acl.enabled",
                 "ACL enforcement is not built yet; Cairn refuses to start rather than run \
                  without access control (remove acl.enabled, or set it to false)",
-            );
-        }
-        if self.ports.https != Port::Disabled {
-            return refuse(
-                "ports.https",
-                "HTTPS is not built yet; Cairn refuses to start rather than serve the API in \
-                 plain text (remove -https-port / ports.https, or set it to -1)",
             );
         }
         for (key, port) in [
@@ -105,10 +100,7 @@ mod tests {
                 ],
                 "acl.enabled",
             ),
-            (vec!["-dev", "-https-port", "8501"], "ports.https"),
-            (vec!["-dev", "-hcl", "tls {\n defaults {\n ca_file = \"/ca.pem\"\n }\n}"], "tls"),
-            (vec!["-dev", "-hcl", r#"verify_incoming = true"#], "verify_incoming"),
-            (vec!["-dev", "-hcl", r#"cert_file = "/c.pem""#], "cert_file"),
+            (vec!["-dev", "-hcl", "auto_encrypt {\n tls = true\n}"], "auto_encrypt"),
             (vec!["-dev", "-grpc-port", "8502"], "ports.grpc"),
             (vec!["-dev", "-hcl", "acl_datacenter = \"dc1\""], "acl.enabled"),
         ] {

@@ -81,23 +81,27 @@ impl RemoteCatalog {
 }
 
 /// Sends a unary request to the current server; a request that was not delivered (the
-/// server is gone) is tried once more on another server.
+/// server is gone) is tried once more on another server. When no server is left, the
+/// error says why the last one failed (unreachable, or refused by TLS).
 async fn call(
     client: &Client<CatalogRpc>,
     servers: &dyn Servers,
     req: CatalogRequest,
 ) -> Result<CatalogResponse, CatalogError> {
-    let mut tried = 0;
+    let mut last = None;
     loop {
-        let server = servers
-            .pick()
-            .ok_or_else(|| CatalogError::Unavailable(NO_SERVERS.into()))?;
+        let Some(server) = servers.pick() else {
+            return Err(match last {
+                Some(e) => rpc_error(e),
+                None => CatalogError::Unavailable(NO_SERVERS.into()),
+            });
+        };
         match client.call(server.1, req.clone()).await {
             Ok(r) => return Ok(r),
-            Err(e) if e.is_not_delivered() && tried == 0 => {
+            Err(e) if e.is_not_delivered() && last.is_none() => {
                 tracing::debug!(server = %server.0, error = %e, "server unreachable; trying another");
                 servers.failed(&server);
-                tried += 1;
+                last = Some(e);
             }
             Err(e) => {
                 if e.is_not_delivered() {

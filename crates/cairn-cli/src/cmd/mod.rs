@@ -14,6 +14,7 @@ pub mod reload;
 pub mod services;
 pub mod snapshot;
 pub mod tasks;
+pub mod tls;
 pub mod version;
 
 use crate::error::CliError;
@@ -40,11 +41,15 @@ Available commands are:
     services    Interact with services
     snapshot    Saves, restores and inspects snapshots of the servers' state
     tasks       Runs ECS task definitions as local processes
+    tls         Creates a certificate authority and agent certificates
     version     Prints the Cairn version
 
 Client commands honour -http-addr and -token, and the environment variables
 CAIRN_HTTP_ADDR / CONSUL_HTTP_ADDR (default 127.0.0.1:8500) and
-CAIRN_HTTP_TOKEN / CONSUL_HTTP_TOKEN.";
+CAIRN_HTTP_TOKEN / CONSUL_HTTP_TOKEN. For HTTPS: an https:// address or
+CONSUL_HTTP_SSL=true, CONSUL_CACERT (CA file, or -ca-file), CONSUL_CLIENT_CERT
+and CONSUL_CLIENT_KEY (client certificate, or -client-cert and -client-key),
+CONSUL_HTTP_SSL_VERIFY=false.";
 
 /// Flags every command that talks to an agent accepts.
 pub const HTTP_FLAGS: &[Spec] = &[
@@ -63,6 +68,21 @@ pub const HTTP_FLAGS: &[Spec] = &[
         "token-file",
         Kind::Value,
         "File containing the ACL token to use.",
+    ),
+    flags::spec(
+        "ca-file",
+        Kind::Value,
+        "CA file to verify the agent's HTTPS certificate with. Defaults to CONSUL_CACERT.",
+    ),
+    flags::spec(
+        "client-cert",
+        Kind::Value,
+        "Client certificate file for HTTPS. Defaults to CONSUL_CLIENT_CERT.",
+    ),
+    flags::spec(
+        "client-key",
+        Kind::Value,
+        "Key file of -client-cert. Defaults to CONSUL_CLIENT_KEY.",
     ),
 ];
 
@@ -87,6 +107,7 @@ pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
         "snapshot" => snapshot::run(rest).await,
         "registrator" => registrator::run(rest).await,
         "tasks" => tasks::run(rest).await,
+        "tls" => tls::run(rest).await,
         "demo" => demo::run(rest).await,
         "version" | "-v" | "-version" | "--version" => version::run(rest),
         "help" | "-h" | "-help" | "--help" => Err(CliError::Help(HELP.to_string())),
@@ -125,7 +146,8 @@ pub fn flag_value<T>(r: Result<T, flags::FlagError>, text: &str) -> Result<T, Cl
     })
 }
 
-/// Builds the HTTP client: `-http-addr`/`-token`/`-token-file` win over the environment.
+/// Builds the HTTP client: `-http-addr`/`-token`/`-token-file` and the TLS file flags win
+/// over the environment.
 pub fn client(flags: &Flags) -> Result<Client, CliError> {
     let file_token = match flags.str("token-file") {
         Some(path) => Some(
@@ -138,9 +160,14 @@ pub fn client(flags: &Flags) -> Result<Client, CliError> {
     };
     let addr = flags.str("http-addr").map(str::to_string);
     let token = flags.str("token").map(str::to_string).or(file_token);
+    let flag = |name: &str| flags.str(name).map(str::to_string);
+    let (ca, cert, key) = (flag("ca-file"), flag("client-cert"), flag("client-key"));
     Client::from_lookup(|k| match k {
         "CAIRN_HTTP_ADDR" if addr.is_some() => addr.clone(),
         "CAIRN_HTTP_TOKEN" if token.is_some() => token.clone(),
+        "CONSUL_CACERT" if ca.is_some() => ca.clone(),
+        "CONSUL_CLIENT_CERT" if cert.is_some() => cert.clone(),
+        "CONSUL_CLIENT_KEY" if key.is_some() => key.clone(),
         _ => std::env::var(k).ok(),
     })
     .map_err(CliError::ctx("Error connecting to agent"))
@@ -214,5 +241,9 @@ mod tests {
         assert_eq!(c.token(), Some("s"));
         let f = parse_flags("", &[], true, &v(&["-http-addr=ftp://x"])).unwrap();
         assert!(matches!(client(&f), Err(CliError::Failed(_))));
+        let f = parse_flags("", &[], true, &v(&["-ca-file=/nonexistent/ca.pem"])).unwrap();
+        assert!(
+            matches!(client(&f), Err(CliError::Failed(m)) if m.contains("/nonexistent/ca.pem"))
+        );
     }
 }

@@ -36,6 +36,8 @@ pub struct Agent {
     stderr: Arc<Mutex<Vec<u8>>>,
     /// The `DNS address:` banner line's address, once printed.
     dns: Arc<Mutex<Option<String>>>,
+    /// The `HTTPS address:` banner line's address, once printed.
+    https: Arc<Mutex<Option<String>>>,
     http: reqwest::Client,
 }
 
@@ -215,9 +217,11 @@ impl Agent {
         // Read stdout lines until the banner line with the address; keep draining after.
         let (tx, rx) = mpsc::channel::<String>();
         let dns = Arc::new(Mutex::new(None));
+        let https = Arc::new(Mutex::new(None));
         {
             let out = child.stdout.take().expect("stdout");
             let dns = dns.clone();
+            let https = https.clone();
             std::thread::spawn(move || {
                 let mut sent = false;
                 for line in BufReader::new(out).lines() {
@@ -225,6 +229,9 @@ impl Agent {
                     if let Some(a) = line.trim().strip_prefix("DNS address:") {
                         let a = a.split_whitespace().next().unwrap_or("").to_string();
                         *dns.lock().unwrap() = Some(a);
+                    }
+                    if let Some(a) = line.trim().strip_prefix("HTTPS address:") {
+                        *https.lock().unwrap() = Some(a.trim().to_string());
                     }
                     if !sent {
                         if let Some(a) = line.trim().strip_prefix("HTTP address:") {
@@ -259,6 +266,7 @@ impl Agent {
             addr,
             stderr,
             dns,
+            https,
             http,
         };
         agent
@@ -268,6 +276,18 @@ impl Agent {
     pub async fn dns_addr(&self) -> std::net::SocketAddr {
         eventually(START_TIMEOUT, "agent printed its DNS address", || async {
             self.dns
+                .lock()
+                .unwrap()
+                .as_ref()
+                .and_then(|a| a.parse().ok())
+        })
+        .await
+    }
+
+    /// The HTTPS listener's address (the agent must have been started with an HTTPS port).
+    pub async fn https_addr(&self) -> std::net::SocketAddr {
+        eventually(START_TIMEOUT, "agent printed its HTTPS address", || async {
+            self.https
                 .lock()
                 .unwrap()
                 .as_ref()

@@ -1,7 +1,7 @@
-//! The seam where TLS will wrap the TCP stream: the server runs each accepted stream through an
-//! [`Acceptor`], the client each connected stream through a [`Connector`]. Today both are
-//! plain pass-throughs; an mTLS implementation returns a `tokio_rustls` stream instead (its
-//! handshake runs inside the server's handshake timeout and the client's connect timeout).
+//! The seam where TLS wraps the TCP stream: the server runs each accepted stream through an
+//! [`Acceptor`], the client each connected stream through a [`Connector`]. [`PlainTcp`] passes
+//! the stream through; [`super::tls`] returns a `tokio_rustls` stream instead (its handshake
+//! runs inside the server's handshake timeout and the client's connect timeout).
 
 use std::io;
 use std::net::SocketAddr;

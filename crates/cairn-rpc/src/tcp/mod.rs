@@ -8,6 +8,7 @@ pub mod io;
 mod keepalive;
 mod pool;
 mod server;
+pub mod tls;
 
 pub use client::TcpClient;
 pub use server::RpcServer;

@@ -304,3 +304,77 @@ pub fn test_routes(probe: &Arc<Probe>) -> Routes {
         }))
         .route::<LenProto, _>(Arc::new(LenService))
 }
+
+/// rustls configurations for mutual TLS: a fresh CA, a server certificate for
+/// `server.dc1.consul` (and 127.0.0.1) and a client certificate, both signed by it.
+pub struct TlsPki {
+    pub server: Arc<rustls::ServerConfig>,
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+/// Makes a [`TlsPki`] (server requires a client certificate; client checks the name).
+pub fn tls_pki() -> TlsPki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = || Arc::new(rustls::crypto::ring::default_provider());
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let roots = Arc::new(roots);
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+            .build()
+            .unwrap();
+    let (chain, key) = leaf("server.dc1.consul");
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    let (chain, key) = leaf("client.dc1.consul");
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    TlsPki {
+        server: Arc::new(server),
+        client: Arc::new(client),
+    }
+}
+
+/// [`serve_tcp`] with a TLS acceptor.
+pub fn serve_tls(
+    listener: TcpListener,
+    routes: Routes,
+    config: ServerConfig,
+    acceptor: cairn_rpc::tcp::tls::TlsAcceptor,
+) -> (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        RpcServer::new(config)
+            .with_acceptor(acceptor)
+            .serve(listener, routes, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (stop, task)
+}

@@ -1,0 +1,351 @@
+//! The agent's TLS: the `tls { }` configuration turned into rustls configurations for the
+//! HTTPS listener and both ends of the server RPC port, and swapped for new ones on
+//! `cairn reload` (the listeners keep running; new connections use the new certificates).
+//!
+//! What each setting means here, as in Consul:
+//! - HTTPS presents `tls.https` cert_file/key_file; with `verify_incoming` a client must
+//!   present a certificate signed by the CA.
+//! - A server's RPC port takes TLS when it has a certificate; with `verify_incoming` it
+//!   takes only TLS with a client certificate signed by the CA, otherwise plain text too.
+//! - Outgoing RPC uses TLS with `verify_outgoing`, checking the server's certificate against
+//!   the CA, and with `verify_server_hostname` that it names `server.<dc>.<domain>`; the
+//!   agent's own certificate, if it has one, is presented.
+//!
+//! Only ring is used as the crypto provider.
+
+mod pem;
+mod verify;
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use cairn_rpc::tcp::tls::{shared, Incoming, Shared, TlsAcceptor, TlsConnector};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::ServerName;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, ServerConfig};
+use tokio::net::TcpStream;
+
+use crate::config::{Config, TlsFiles, TlsInterface};
+pub use pem::{TlsError, MAX_PEM_BYTES};
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The rustls configurations one configuration asks for (`None`: that side runs without
+/// TLS).
+struct Built {
+    https: Option<Arc<ServerConfig>>,
+    rpc_server: Option<Arc<ServerConfig>>,
+    rpc_client: Option<Arc<ClientConfig>>,
+}
+
+impl Built {
+    fn shape(&self) -> [bool; 3] {
+        [
+            self.https.is_some(),
+            self.rpc_server.is_some(),
+            self.rpc_client.is_some(),
+        ]
+    }
+}
+
+/// The agent's TLS state: the current configurations, replaceable by [`Tls::reload`].
+pub struct Tls {
+    https: Option<Shared<ServerConfig>>,
+    rpc_server: Option<Shared<ServerConfig>>,
+    rpc_client: Option<Shared<ClientConfig>>,
+    rpc_incoming: Incoming,
+    server_name: ServerName<'static>,
+    shape: [bool; 3],
+}
+
+impl Tls {
+    /// Loads every file `cfg` names. Errors name the file and the problem.
+    pub fn load(cfg: &Config) -> Result<Tls, TlsError> {
+        let built = build(cfg)?;
+        let shape = built.shape();
+        Ok(Tls {
+            https: built.https.map(shared),
+            rpc_server: built.rpc_server.map(shared),
+            rpc_client: built.rpc_client.map(shared),
+            rpc_incoming: if cfg.tls.internal_rpc.verify_incoming {
+                Incoming::TlsOnly
+            } else {
+                Incoming::TlsOrPlain
+            },
+            server_name: server_name(cfg)?,
+            shape,
+        })
+    }
+
+    /// Reads the files again and swaps in the new configurations, all or nothing: on any
+    /// error the current ones stay. Turning TLS on or off for a listener or for outgoing
+    /// RPC needs a restart (the listeners were started without it) and is an error here.
+    pub fn reload(&self, cfg: &Config) -> Result<(), TlsError> {
+        let built = build(cfg)?;
+        if built.shape() != self.shape {
+            return Err(TlsError::Config(
+                "turning TLS on or off for HTTPS or server RPC needs a restart; certificates were not reloaded".into(),
+            ));
+        }
+        for (slot, new) in [
+            (&self.https, built.https),
+            (&self.rpc_server, built.rpc_server),
+        ] {
+            if let (Some(slot), Some(new)) = (slot, new) {
+                *slot.write() = new;
+            }
+        }
+        if let (Some(slot), Some(new)) = (&self.rpc_client, built.rpc_client) {
+            *slot.write() = new;
+        }
+        Ok(())
+    }
+
+    /// The HTTPS listener's handshake, when HTTPS is configured.
+    pub fn https_handshake(&self) -> Option<Arc<dyn cairn_http::Handshake>> {
+        let config = self.https.clone()?;
+        Some(Arc::new(HttpsHandshake { config }))
+    }
+
+    /// The server RPC port's acceptor, when the server has a certificate.
+    pub fn rpc_acceptor(&self) -> Option<TlsAcceptor> {
+        let config = self.rpc_server.clone()?;
+        Some(TlsAcceptor::new(config, self.rpc_incoming))
+    }
+
+    /// The outgoing RPC connector, with `verify_outgoing`.
+    pub fn rpc_connector(&self) -> Option<TlsConnector> {
+        let config = self.rpc_client.clone()?;
+        Some(TlsConnector::new(config, self.server_name.clone()))
+    }
+}
+
+/// `server.<dc>.<domain>`: the name a server's certificate carries.
+fn server_name(cfg: &Config) -> Result<ServerName<'static>, TlsError> {
+    let name = format!(
+        "server.{}.{}",
+        cfg.datacenter,
+        cfg.domain.trim_end_matches('.')
+    );
+    ServerName::try_from(name.clone())
+        .map_err(|e| TlsError::Config(format!("{name:?} is not a valid server name: {e}")))
+}
+
+fn build(cfg: &Config) -> Result<Built, TlsError> {
+    let tls = &cfg.tls;
+    let https = if cfg.ports.https.is_enabled() {
+        Some(server_config(&tls.https)?)
+    } else {
+        None
+    };
+    let rpc_server = if cfg.server && tls.internal_rpc.files.has_cert() {
+        Some(server_config(&tls.internal_rpc)?)
+    } else {
+        None
+    };
+    let rpc_client = if tls.internal_rpc.verify_outgoing {
+        Some(client_config(
+            &tls.internal_rpc,
+            tls.verify_server_hostname,
+        )?)
+    } else {
+        None
+    };
+    Ok(Built {
+        https,
+        rpc_server,
+        rpc_client,
+    })
+}
+
+/// The certificate chain and key of `files` (both set).
+fn identity(
+    files: &TlsFiles,
+) -> Result<
+    (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    TlsError,
+> {
+    let (Some(cert), Some(key)) = (&files.cert_file, &files.key_file) else {
+        return Err(TlsError::Config(
+            "cert_file and key_file must both be set".into(),
+        ));
+    };
+    Ok((pem::certificates(cert)?, pem::private_key(key)?))
+}
+
+fn pair_error(files: &TlsFiles, e: rustls::Error) -> TlsError {
+    TlsError::Pair {
+        cert: files.cert_file.clone().unwrap_or_default(),
+        key: files.key_file.clone().unwrap_or_default(),
+        reason: e.to_string(),
+    }
+}
+
+fn server_config(i: &TlsInterface) -> Result<Arc<ServerConfig>, TlsError> {
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match (&i.files.ca_file, i.verify_incoming) {
+        (Some(ca), true) => {
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(pem::roots(ca)?), provider())
+                    .build()
+                    .map_err(|e| TlsError::BadCa {
+                        path: ca.clone(),
+                        reason: e.to_string(),
+                    })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let (chain, key) = identity(&i.files)?;
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| pair_error(&i.files, e))?;
+    Ok(Arc::new(config))
+}
+
+fn client_config(i: &TlsInterface, check_name: bool) -> Result<Arc<ClientConfig>, TlsError> {
+    let Some(ca) = &i.files.ca_file else {
+        return Err(TlsError::Config("verify_outgoing needs ca_file".into()));
+    };
+    let roots = Arc::new(pem::roots(ca)?);
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
+        .build()
+        .map_err(|e| TlsError::BadCa {
+            path: ca.clone(),
+            reason: e.to_string(),
+        })?;
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = if check_name {
+        builder.with_webpki_verifier(webpki)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verify::ChainOnly { inner: webpki }))
+    };
+    let config = if i.files.has_cert() {
+        let (chain, key) = identity(&i.files)?;
+        builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| pair_error(&i.files, e))?
+    } else {
+        builder.with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// The HTTPS side of the HTTP listener.
+struct HttpsHandshake {
+    config: Shared<ServerConfig>,
+}
+
+impl cairn_http::Handshake for HttpsHandshake {
+    fn handshake(
+        &self,
+        peer: SocketAddr,
+        stream: TcpStream,
+    ) -> Pin<Box<dyn std::future::Future<Output = io::Result<cairn_http::BoxStream>> + Send>> {
+        let config = self.config.read().clone();
+        Box::pin(async move {
+            let tls = tokio_rustls::TlsAcceptor::from(config)
+                .accept(stream)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake with {peer}: {e}")))?;
+            Ok(Box::new(tls) as cairn_http::BoxStream)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Writes a CA (`ca.pem`), and a certificate for `server.dc1.consul` signed by it
+    /// (`a.pem`/`a-key.pem`) and one signed by another CA (`b.pem`/`b-key.pem`), to `dir`.
+    fn files(dir: &Path) {
+        let ca_params = || {
+            let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            p
+        };
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_cert = ca_params().self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        let ca = rcgen::Issuer::new(ca_params(), ca_key);
+        let other = rcgen::Issuer::new(ca_params(), rcgen::KeyPair::generate().unwrap());
+        for (name, issuer) in [("a", &ca), ("b", &other)] {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["server.dc1.consul".to_string()])
+                .unwrap()
+                .signed_by(&key, issuer)
+                .unwrap();
+            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem()).unwrap();
+        }
+    }
+
+    fn config(dir: &Path, cert: &str, key: &str, https: bool) -> Config {
+        let p = |n: &str| dir.join(n).display().to_string();
+        let hcl = format!(
+            "tls {{\n defaults {{\n ca_file = \"{}\"\n cert_file = \"{}\"\n key_file = \"{}\"\n verify_incoming = true\n verify_outgoing = true\n }}\n}}",
+            p("ca.pem"),
+            p(cert),
+            p(key)
+        );
+        let port = if https { "0" } else { "-1" };
+        let args: Vec<String> = ["-dev", "-https-port", port, "-hcl", &hcl]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        crate::config::load(&args).unwrap()
+    }
+
+    #[test]
+    fn loads_every_side_and_reloads_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path());
+        let tls = Tls::load(&config(dir.path(), "a.pem", "a-key.pem", true)).unwrap();
+        assert!(tls.https_handshake().is_some());
+        assert!(tls.rpc_acceptor().is_some());
+        assert!(tls.rpc_connector().is_some());
+        tls.reload(&config(dir.path(), "b.pem", "b-key.pem", true))
+            .unwrap();
+
+        // A key that is not the certificate's: both files are named, nothing changes.
+        let e = tls
+            .reload(&config(dir.path(), "a.pem", "b-key.pem", true))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a.pem") && e.contains("b-key.pem"), "{e}");
+
+        // HTTPS cannot be turned off by a reload.
+        let e = tls
+            .reload(&config(dir.path(), "a.pem", "a-key.pem", false))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("restart"), "{e}");
+    }
+
+    #[test]
+    fn no_tls_configured_means_plain_everywhere() {
+        let cfg = crate::config::load(&["-dev".to_string()]).unwrap();
+        let tls = Tls::load(&cfg).unwrap();
+        assert!(tls.https_handshake().is_none());
+        assert!(tls.rpc_acceptor().is_none());
+        assert!(tls.rpc_connector().is_none());
+        tls.reload(&cfg).unwrap();
+    }
+}

@@ -1,0 +1,126 @@
+//! Reading the PEM files of a TLS setup (CA, certificate chain, private key) within a size
+//! limit, with errors that name the file and say what was wrong with it.
+
+use std::path::{Path, PathBuf};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::RootCertStore;
+
+/// A PEM file larger than this is not a certificate or a key: refused unread.
+pub const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// Why the TLS files could not be turned into a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("TLS: cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("TLS: {} is larger than {limit} bytes; not a PEM file", path.display())]
+    TooLarge { path: PathBuf, limit: u64 },
+    #[error("TLS: {} holds no PEM certificate", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("TLS: {} is not valid PEM: {reason}", path.display())]
+    BadPem { path: PathBuf, reason: String },
+    #[error("TLS: {} holds no PEM private key", path.display())]
+    NoKey { path: PathBuf },
+    #[error("TLS: CA file {}: {reason}", path.display())]
+    BadCa { path: PathBuf, reason: String },
+    #[error("TLS: the key {} cannot be used with the certificate {}: {reason}", key.display(), cert.display())]
+    Pair {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
+    #[error("TLS: {0}")]
+    Config(String),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let meta = std::fs::metadata(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.len() > MAX_PEM_BYTES {
+        return Err(TlsError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_PEM_BYTES,
+        });
+    }
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Every certificate in `path`, in order (a chain: the leaf first).
+pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::BadPem {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The private key in `path` (PKCS#8, PKCS#1 or SEC1).
+pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read(path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
+            path: path.to_path_buf(),
+        },
+        e => TlsError::BadPem {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+    })
+}
+
+/// The CA certificates in `path` as trust roots.
+pub fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    for cert in certificates(path)? {
+        store.add(cert).map_err(|e| TlsError::BadCa {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = certificates(&missing).unwrap_err().to_string();
+        assert!(e.contains("missing.pem"), "{e}");
+
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "hello").unwrap();
+        assert!(matches!(
+            certificates(&junk),
+            Err(TlsError::NoCertificate { .. })
+        ));
+        assert!(matches!(private_key(&junk), Err(TlsError::NoKey { .. })));
+
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'a'; (MAX_PEM_BYTES + 1) as usize]).unwrap();
+        let e = roots(&big).unwrap_err();
+        assert!(matches!(e, TlsError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("big.pem"));
+    }
+}
