@@ -99,9 +99,21 @@ pub async fn start_servers(hosts: u8, n: u8, expect: u32) -> Option<ServerSet> {
     );
     let (tmp, root) = super::tempdir();
     let dirs: Vec<_> = (1..=n).map(|i| root.join(format!("s{i}"))).collect();
+    // Started together: a server of a cluster still forming prints its banner only after
+    // its first catalog write gave up waiting for a leader (7 s), unless the others come.
+    // Starting waits on the banner synchronously, so each start gets a blocking thread.
+    let rt = tokio::runtime::Handle::current();
+    let starts: Vec<_> = (1..=n)
+        .zip(&dirs)
+        .map(|(i, dir)| {
+            let args = server_args(expect, i, dir);
+            let rt = rt.clone();
+            tokio::task::spawn_blocking(move || rt.block_on(Agent::start_unready(&strs(&args))))
+        })
+        .collect();
     let mut servers = Vec::new();
-    for (i, dir) in (1..=n).zip(&dirs) {
-        servers.push(Agent::start_unready(&strs(&server_args(expect, i, dir))).await);
+    for s in starts {
+        servers.push(s.await.expect("server started"));
     }
     Some(ServerSet {
         _tmp: tmp,
