@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub barriers: [Coalescer<Result<(), CatalogError>>; 2],
     /// Since when each server has been healthy or not (autopilot's `StableSince`).
     pub stable: cairn_server::autopilot::StableTracker,
+    /// ACL enforcement (`None`: ACLs disabled).
+    pub acl: Option<cairn_http::AclRuntime>,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -213,6 +215,7 @@ impl Agent {
                 ttl_changed: tokio::sync::Notify::new(),
                 args,
                 barriers: Default::default(),
+                acl: crate::acl::runtime(&cfg),
                 cfg,
                 stable: Default::default(),
             }),
@@ -304,6 +307,8 @@ impl Agent {
             datacenter: cfg.datacenter.clone(),
             kv_tombstone_ttl: cfg.kv_tombstone_ttl,
             kv_tombstone_granularity: cfg.kv_tombstone_granularity,
+            acl_initial: crate::acl::initial_management_command(cfg, now_ms()),
+            acl_enabled: cfg.acl.enabled,
         };
         let t2 = tokio::spawn(cairn_server::supervise(duties));
         let t3 = tokio::spawn(crate::antientropy::run(agent.clone()));
@@ -639,6 +644,10 @@ impl Backend for Agent {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.applied.clone()
+    }
+
+    fn acl(&self) -> Option<&cairn_http::AclRuntime> {
+        self.inner.acl.as_ref()
     }
 
     fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), HttpError>> {

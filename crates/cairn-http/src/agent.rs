@@ -473,17 +473,3 @@ pub async fn monitor(uri: Uri) -> Result<Response, HttpError> {
         "log streaming (/v1/agent/monitor) is not supported by Cairn yet",
     ))
 }
-
-/// ACLs are not enabled in Cairn yet: Consul answers 401 "ACL support disabled".
-pub async fn token(Path(kind): Path<String>) -> Result<Response, HttpError> {
-    check_name(&kind, "token type")?;
-    Err(acl_disabled_error())
-}
-
-pub async fn acl_disabled() -> HttpError {
-    acl_disabled_error()
-}
-
-fn acl_disabled_error() -> HttpError {
-    HttpError::new(StatusCode::UNAUTHORIZED, "ACL support disabled")
-}

@@ -2,8 +2,7 @@
 //!
 //! Two kinds: keys whose mere presence asks for something missing (a `tls` block asks for
 //! TLS), refused while the sources are read ([`reason_for_key`]); and keys that parse and
-//! are harmless at their default but not at other values (`acl.enabled = true`,
-//! `ports.https = 8501`), refused once the configuration is built
+//! are harmless at their default but not at other values (`ports.https = 8501`), refused once the configuration is built
 //! ([`Config::check_supported`]). Security settings are always of one kind or the other:
 //! a process that was asked for access control or encryption and runs without it is the
 //! worst failure a configuration can have, so it never starts.
@@ -50,13 +49,6 @@ impl Config {
                 reason: reason.to_string(),
             })
         };
-        if self.acl.enabled {
-            return refuse(
-                "acl.enabled",
-                "ACL enforcement is not built yet; Cairn refuses to start rather than run \
-                 without access control (remove acl.enabled, or set it to false)",
-            );
-        }
         if self.ports.https != Port::Disabled {
             return refuse(
                 "ports.https",
@@ -97,20 +89,25 @@ mod tests {
     #[test]
     fn security_settings_never_run_open() {
         for (args, key) in [
+            (vec!["-dev", "-https-port", "8501"], "ports.https"),
             (
                 vec![
                     "-dev",
                     "-hcl",
-                    "acl {\n enabled = true\n default_policy = \"deny\"\n tokens {\n initial_management = \"x\"\n }\n}",
+                    "tls {\n defaults {\n ca_file = \"/ca.pem\"\n }\n}",
                 ],
-                "acl.enabled",
+                "tls",
             ),
-            (vec!["-dev", "-https-port", "8501"], "ports.https"),
-            (vec!["-dev", "-hcl", "tls {\n defaults {\n ca_file = \"/ca.pem\"\n }\n}"], "tls"),
-            (vec!["-dev", "-hcl", r#"verify_incoming = true"#], "verify_incoming"),
+            (
+                vec!["-dev", "-hcl", r#"verify_incoming = true"#],
+                "verify_incoming",
+            ),
             (vec!["-dev", "-hcl", r#"cert_file = "/c.pem""#], "cert_file"),
             (vec!["-dev", "-grpc-port", "8502"], "ports.grpc"),
-            (vec!["-dev", "-hcl", "acl_datacenter = \"dc1\""], "acl.enabled"),
+            (
+                vec!["-dev", "-hcl", "acl {\n tokens {\n dns = \"x\"\n }\n}"],
+                "acl.tokens.dns",
+            ),
         ] {
             let e = refused(&args);
             assert!(e.contains(&format!("{key:?}")), "{args:?}: {e}");
@@ -146,6 +143,12 @@ mod tests {
                 "-hcl",
                 "acl {\n enabled = false\n default_policy = \"deny\"\n}",
             ],
+            vec![
+                "-dev",
+                "-hcl",
+                "acl {\n enabled = true\n default_policy = \"deny\"\n tokens {\n initial_management = \"x\"\n }\n}",
+            ],
+            vec!["-dev", "-hcl", "acl_datacenter = \"dc1\""],
         ] {
             let a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             load(&a).unwrap().check_supported().unwrap();

@@ -1,0 +1,340 @@
+//! ACL enforcement: which token a request carries, what it may do, and the 403s.
+//!
+//! A request's token comes from `X-Consul-Token`, `Authorization: Bearer <token>` or
+//! `?token=` (in that order); a request without one uses the agent's `default` token, and
+//! without that the anonymous token. The token is resolved against this agent's own replica
+//! of the state (clients follow a replica, so no request leaves the node to be authorized),
+//! and the compiled [`Authorizer`] is cached per secret, valid while the token's
+//! ModifyIndex and the policies and roles tables are unchanged.
+//!
+//! Handlers take an [`Authz`] argument and ask it (`authz.allow(authz.authorizer().key_read(k))?`).
+//! With ACLs disabled the backend has no [`AclRuntime`], every `Authz` is management, and
+//! nothing changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use cairn_acl::{
+    builtin_policy_rules, Authorizer, Decision, DefaultPolicy, Rules, ANONYMOUS_TOKEN_ID,
+};
+use cairn_state::{ResolvedToken, State};
+use parking_lot::{Mutex, RwLock};
+
+use crate::query::Query;
+use crate::reply::{Consistency, HttpError};
+use crate::App;
+
+/// Most resolved tokens kept; the cache starts over when full.
+const CACHE_LIMIT: usize = 4096;
+/// Longest token accepted from a request.
+const MAX_TOKEN_LEN: usize = 512;
+
+/// The agent's ACL settings, its configured tokens and the authorizer cache.
+pub struct AclRuntime {
+    default_policy: DefaultPolicy,
+    datacenter: String,
+    tokens: RwLock<AgentTokens>,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+/// The tokens an agent holds (`acl.tokens` and `/v1/agent/token/*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentTokens {
+    /// Used for requests that carry no token.
+    pub default: Option<String>,
+    /// The agent's own token (its internal operations).
+    pub agent: Option<String>,
+    /// Recovery token for agent endpoints.
+    pub agent_recovery: Option<String>,
+    pub replication: Option<String>,
+    pub config_file_service_registration: Option<String>,
+    pub dns: Option<String>,
+}
+
+impl AgentTokens {
+    /// The slot of `/v1/agent/token/<kind>` (legacy names included), or `None`.
+    pub fn slot(&mut self, kind: &str) -> Option<&mut Option<String>> {
+        Some(match kind {
+            "default" | "acl_token" => &mut self.default,
+            "agent" | "acl_agent_token" => &mut self.agent,
+            "agent_recovery" | "agent_master" | "acl_agent_master_token" => {
+                &mut self.agent_recovery
+            }
+            "replication" | "acl_replication_token" => &mut self.replication,
+            "config_file_service_registration" => &mut self.config_file_service_registration,
+            "dns" => &mut self.dns,
+            _ => return None,
+        })
+    }
+}
+
+struct Cached {
+    token_modify: u64,
+    policies_index: u64,
+    roles_index: u64,
+    expiration_ms: Option<u64>,
+    accessor_id: String,
+    authorizer: Arc<Authorizer>,
+}
+
+impl AclRuntime {
+    /// ACLs enforced with `default_policy`, in `datacenter` (identities and policies
+    /// scoped to other datacenters grant nothing here).
+    pub fn new(default_policy: DefaultPolicy, datacenter: &str, tokens: AgentTokens) -> Self {
+        AclRuntime {
+            default_policy,
+            datacenter: datacenter.to_string(),
+            tokens: RwLock::new(tokens),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The default policy (`X-Consul-Default-ACL-Policy`).
+    pub fn default_policy(&self) -> DefaultPolicy {
+        self.default_policy
+    }
+
+    /// The agent's tokens.
+    pub fn tokens(&self) -> &RwLock<AgentTokens> {
+        &self.tokens
+    }
+
+    /// Resolves `secret` against `st` at wall-clock `now_ms`; `None` when no such (live)
+    /// token exists.
+    pub fn resolve_in(&self, st: &State, secret: &str, now_ms: u64) -> Option<Authz> {
+        let Some(token) = st.acl_token_by_secret(secret) else {
+            // ACLs on but never bootstrapped: the anonymous token does not exist yet and
+            // is the default policy alone.
+            return (secret == cairn_state::acl::ANONYMOUS_SECRET).then(|| Authz {
+                accessor_id: ANONYMOUS_TOKEN_ID.to_string(),
+                secret: secret.to_string(),
+                authorizer: Arc::new(Authorizer::default_only(self.default_policy)),
+                enabled: true,
+            });
+        };
+        if token.expired_at(now_ms) {
+            return None;
+        }
+        let tables = st.table_indexes();
+        let fresh = |c: &Cached| {
+            c.token_modify == token.modify_index
+                && c.policies_index == tables.acl_policies
+                && c.roles_index == tables.acl_roles
+        };
+        if let Some(c) = self.cache.lock().get(secret).filter(|c| fresh(c)) {
+            if c.expiration_ms.is_some_and(|t| t <= now_ms) {
+                return None;
+            }
+            return Some(Authz {
+                accessor_id: c.accessor_id.clone(),
+                secret: secret.to_string(),
+                authorizer: c.authorizer.clone(),
+                enabled: true,
+            });
+        }
+        let resolved = st.acl_resolve(secret)?;
+        let authorizer = Arc::new(self.compile(&resolved));
+        let mut cache = self.cache.lock();
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(
+            secret.to_string(),
+            Cached {
+                token_modify: resolved.modify_index,
+                policies_index: tables.acl_policies,
+                roles_index: tables.acl_roles,
+                expiration_ms: resolved.expiration_ms,
+                accessor_id: resolved.accessor_id.clone(),
+                authorizer: authorizer.clone(),
+            },
+        );
+        Some(Authz {
+            accessor_id: resolved.accessor_id,
+            secret: secret.to_string(),
+            authorizer,
+            enabled: true,
+        })
+    }
+
+    /// Compiles a resolved token's policies and identities.
+    fn compile(&self, t: &ResolvedToken) -> Authorizer {
+        let dc = self.datacenter.as_str();
+        let mut all: Vec<Rules> = Vec::new();
+        for p in &t.policies {
+            if !p.datacenters.is_empty() && !p.datacenters.iter().any(|d| d == dc) {
+                continue;
+            }
+            match builtin_policy_rules(&p.id).map_or_else(|| Rules::parse(&p.rules), Ok) {
+                Ok(rules) => all.push(rules),
+                // Stored rules were parsed when written; an older build's text that this
+                // one cannot read grants nothing rather than failing every request.
+                Err(e) => tracing::warn!(policy = %p.name, error = %e, "ACL policy ignored"),
+            }
+        }
+        for s in &t.service_identities {
+            if s.datacenters.is_empty() || s.datacenters.iter().any(|d| d == dc) {
+                all.push(Rules::service_identity(&s.service_name));
+            }
+        }
+        for n in &t.node_identities {
+            if n.datacenter == dc {
+                all.push(Rules::node_identity(&n.node_name));
+            }
+        }
+        Authorizer::new(all.iter(), self.default_policy)
+    }
+}
+
+/// The secret a request carries (`None`: none given).
+pub fn request_token(parts: &Parts) -> Result<Option<String>, HttpError> {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let token = header("x-consul-token")
+        .or_else(|| {
+            header("authorization").and_then(|a| {
+                let (scheme, rest) = a.split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| rest.trim().to_string())
+                    .filter(|s| !s.is_empty())
+            })
+        })
+        .or_else(|| {
+            Query::from_uri(&parts.uri)
+                .get("token")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        });
+    if token.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_LEN) {
+        return Err(HttpError::bad_request(format!(
+            "ACL token longer than {MAX_TOKEN_LEN} bytes"
+        )));
+    }
+    Ok(token)
+}
+
+/// What the request's token may do.
+#[derive(Clone)]
+pub struct Authz {
+    accessor_id: String,
+    secret: String,
+    authorizer: Arc<Authorizer>,
+    enabled: bool,
+}
+
+/// Consul's 403 for a secret that names no token.
+pub fn acl_not_found() -> HttpError {
+    HttpError::new(StatusCode::FORBIDDEN, "ACL not found")
+}
+
+/// Consul's 401 for ACL endpoints on an agent without ACLs.
+pub fn acl_disabled() -> HttpError {
+    HttpError::new(StatusCode::UNAUTHORIZED, "ACL support disabled")
+}
+
+impl Authz {
+    /// ACLs off: everything is allowed.
+    pub fn disabled() -> Authz {
+        static MANAGEMENT: OnceLock<Arc<Authorizer>> = OnceLock::new();
+        Authz {
+            accessor_id: String::new(),
+            secret: String::new(),
+            authorizer: MANAGEMENT
+                .get_or_init(|| Arc::new(Authorizer::management()))
+                .clone(),
+            enabled: false,
+        }
+    }
+
+    /// The compiled permissions.
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.authorizer
+    }
+
+    /// The token's AccessorID (empty with ACLs off).
+    pub fn accessor_id(&self) -> &str {
+        &self.accessor_id
+    }
+
+    /// The secret the request was resolved from.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// Whether ACLs are enforced on this agent.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// `Ok` when `decision` allows, else Consul's 403 "Permission denied: ...".
+    pub fn allow(&self, decision: Decision) -> Result<(), HttpError> {
+        decision
+            .check(&self.accessor_id)
+            .map_err(|e| HttpError::new(StatusCode::FORBIDDEN, e.to_string()))
+    }
+
+    /// Whether `decision` allows (for filtering lists).
+    pub fn permits(&self, decision: Decision) -> bool {
+        decision.is_allow()
+    }
+
+    /// The ACL endpoints answer 401 on an agent without ACLs.
+    pub fn require_enabled(&self) -> Result<(), HttpError> {
+        if self.enabled {
+            Ok(())
+        } else {
+            Err(acl_disabled())
+        }
+    }
+}
+
+/// Resolves the token of a request on `app` (see the module docs).
+pub async fn resolve(app: &App, token: Option<String>) -> Result<Authz, HttpError> {
+    let Some(rt) = app.acl() else {
+        return Ok(Authz::disabled());
+    };
+    let secret = match token {
+        Some(t) => t,
+        None => rt
+            .tokens
+            .read()
+            .default
+            .clone()
+            .unwrap_or_else(|| cairn_state::acl::ANONYMOUS_SECRET.to_string()),
+    };
+    let now = app.now_ms();
+    if let Some(a) = rt.resolve_in(&app.state().read(), &secret, now) {
+        return Ok(a);
+    }
+    // A token created a moment ago may not have reached this replica yet: catch up with
+    // the leader once before saying it does not exist.
+    if app.barrier(Consistency::Leader).await.is_ok() {
+        if let Some(a) = rt.resolve_in(&app.state().read(), &secret, now) {
+            return Ok(a);
+        }
+    }
+    Err(acl_not_found())
+}
+
+impl FromRequestParts<App> for Authz {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        if app.acl().is_none() {
+            return Ok(Authz::disabled());
+        }
+        let token = request_token(parts)?;
+        resolve(app, token).await
+    }
+}
