@@ -299,6 +299,30 @@ impl Authz {
     }
 }
 
+/// Whether `authz` may see one element of a catalog or health listing: `node:read` on
+/// its node and `service:read` on its service, wherever the element's shape puts them
+/// (`"Node": "n"` or `"Node": {"Node": "n"}`, `"ServiceName": "s"` or
+/// `"Service": {"Service": "s"}`).
+pub fn visible(authz: &Authz, v: &serde_json::Value) -> bool {
+    let a = authz.authorizer();
+    let node = match v.get("Node") {
+        Some(serde_json::Value::String(n)) => Some(n.as_str()),
+        Some(o) => o.get("Node").and_then(serde_json::Value::as_str),
+        None => None,
+    };
+    let service = v
+        .get("ServiceName")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| {
+            v.get("Service")
+                .and_then(|s| s.get("Service"))
+                .and_then(serde_json::Value::as_str)
+        })
+        .filter(|s| !s.is_empty());
+    node.is_none_or(|n| a.node_read(n).is_allow())
+        && service.is_none_or(|s| a.service_read(s).is_allow())
+}
+
 /// Resolves the token of a request on `app` (see the module docs).
 pub async fn resolve(app: &App, token: Option<String>) -> Result<Authz, HttpError> {
     let Some(rt) = app.acl() else {
