@@ -104,10 +104,14 @@ pub async fn services(
 
 pub async fn service(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&id, "service ID")?;
+    if let Some(s) = app.local_services().into_iter().find(|s| s.id == id) {
+        authz.allow(authz.authorizer().service_read(&s.service))?;
+    }
     let q = Query::from_uri(&uri);
     let s = app
         .local_services()
@@ -370,10 +374,12 @@ fn health_response(q: &Query, status: &str, body: &Value) -> Response {
 
 pub async fn health_by_name(
     State(app): State<App>,
+    authz: Authz,
     Path(name): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
+    authz.allow(authz.authorizer().service_read(&name))?;
     let q = Query::from_uri(&uri);
     let services: Vec<NodeService> = app
         .local_services()
@@ -400,10 +406,14 @@ pub async fn health_by_name(
 
 pub async fn health_by_id(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&id, "service ID")?;
+    if let Some(s) = app.local_services().into_iter().find(|s| s.id == id) {
+        authz.allow(authz.authorizer().service_read(&s.service))?;
+    }
     let q = Query::from_uri(&uri);
     let services: Vec<NodeService> = app
         .local_services()
@@ -417,9 +427,14 @@ pub async fn health_by_id(
     Ok(health_response(&q, status, &body))
 }
 
-pub async fn members(State(app): State<App>, uri: Uri) -> Response {
+pub async fn members(State(app): State<App>, authz: Authz, uri: Uri) -> Response {
     let q = Query::from_uri(&uri);
     let mut members = app.members();
+    // Members are nodes: a token sees those it may read (Consul filters the same way).
+    members.retain(|m| {
+        let name = m.get("Name").and_then(Value::as_str).unwrap_or("");
+        authz.authorizer().node_read(name).is_allow()
+    });
     if q.flag("wan") {
         // WAN members are named node.datacenter.
         for m in members.iter_mut() {
@@ -430,16 +445,27 @@ pub async fn members(State(app): State<App>, uri: Uri) -> Response {
     json(&members, q.pretty())
 }
 
-pub async fn self_info(State(app): State<App>, uri: Uri) -> Response {
-    json(&app.self_info(), Query::from_uri(&uri).pretty())
+pub async fn self_info(
+    State(app): State<App>,
+    authz: Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().agent_read(app.node_name()))?;
+    Ok(json(&app.self_info(), Query::from_uri(&uri).pretty()))
 }
 
-pub async fn reload(State(app): State<App>) -> Result<Response, HttpError> {
+pub async fn reload(State(app): State<App>, authz: Authz) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().agent_write(app.node_name()))?;
     app.reload().await?;
     Ok(empty_ok())
 }
 
-pub async fn metrics(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn metrics(
+    State(app): State<App>,
+    authz: Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().agent_read(app.node_name()))?;
     let q = Query::from_uri(&uri);
     let m = crate::metrics::global();
     let gauges = {
@@ -480,9 +506,10 @@ pub async fn metrics(State(app): State<App>, uri: Uri) -> Result<Response, HttpE
     }
 }
 
-pub async fn leave(State(app): State<App>) -> Response {
+pub async fn leave(State(app): State<App>, authz: Authz) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().agent_write(app.node_name()))?;
     app.leave().await;
-    empty_ok()
+    Ok(empty_ok())
 }
 
 /// `PUT /v1/agent/force-leave/:node[?prune]`: a failed member becomes left (and is
@@ -490,10 +517,12 @@ pub async fn leave(State(app): State<App>) -> Response {
 /// force-leave itself.
 pub async fn force_leave(
     State(app): State<App>,
+    authz: Authz,
     Path(node): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
+    authz.allow(authz.authorizer().operator_write())?;
     if node == app.node_name() {
         return Err(HttpError::bad_request(
             "Cannot force-leave the local node; use /v1/agent/leave",
@@ -508,9 +537,11 @@ pub async fn force_leave(
 /// address (`host` or `host:port`, port 8301 by default).
 pub async fn join(
     State(app): State<App>,
+    authz: Authz,
     Path(addr): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().agent_write(app.node_name()))?;
     let q = Query::from_uri(&uri);
     if q.flag("wan") {
         return Err(HttpError::bad_request(

@@ -26,8 +26,8 @@ const UNBUILT_KEYS: &[(&str, &str)] = &[
     ("auto_config", "auto-config (JWT-authorised client configuration) is not built yet"),
     ("connect", "Connect (service mesh) is not built"),
     ("acl.tokens.replication", "ACL replication across datacenters is not built"),
-    ("acl.tokens.config_file_service_registration", "ACL tokens are not built yet"),
-    ("acl.tokens.dns", "ACL tokens are not built yet"),
+    ("acl.tokens.config_file_service_registration", "registering config-file services with their own ACL token is not built yet"),
+    ("acl.tokens.dns", "ACL enforcement on DNS is not built yet; Cairn refuses to start rather than answer DNS without the token check"),
 ];
 
 /// Why `key` (dotted path) is refused, when it is a Consul setting Cairn has not built.
