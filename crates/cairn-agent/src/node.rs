@@ -60,7 +60,7 @@ pub(crate) struct Inner {
     /// Since when each server has been healthy or not (autopilot's `StableSince`).
     pub stable: cairn_server::autopilot::StableTracker,
     /// ACL enforcement (`None`: ACLs disabled).
-    pub acl: Option<cairn_http::AclRuntime>,
+    pub acl: Option<Arc<cairn_http::AclRuntime>>,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -215,7 +215,7 @@ impl Agent {
                 ttl_changed: tokio::sync::Notify::new(),
                 args,
                 barriers: Default::default(),
-                acl: crate::acl::runtime(&cfg),
+                acl: crate::acl::runtime(&cfg).map(Arc::new),
                 cfg,
                 stable: Default::default(),
             }),
@@ -530,6 +530,7 @@ impl Agent {
         crate::dns::StateCatalog {
             state: self.inner.state.clone(),
             datacenter: self.inner.cfg.datacenter.clone(),
+            acl: self.inner.acl.clone(),
         }
     }
 
@@ -647,7 +648,7 @@ impl Backend for Agent {
     }
 
     fn acl(&self) -> Option<&cairn_http::AclRuntime> {
-        self.inner.acl.as_ref()
+        self.inner.acl.as_deref()
     }
 
     fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), HttpError>> {

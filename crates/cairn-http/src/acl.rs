@@ -362,3 +362,150 @@ impl FromRequestParts<App> for Authz {
         resolve(app, token).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_state::{AclBootstrap, AclToken, Command};
+    use serde_json::json;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = axum::http::Request::builder().uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_token_comes_from_the_header_then_bearer_then_the_query() {
+        let t = |uri, h: &[(&str, &str)]| request_token(&parts(uri, h)).unwrap();
+        assert_eq!(t("/v1/kv/a", &[]), None);
+        assert_eq!(t("/v1/kv/a?token=q", &[]).as_deref(), Some("q"));
+        assert_eq!(
+            t("/v1/kv/a?token=q", &[("authorization", "Bearer b")]).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            t(
+                "/v1/kv/a?token=q",
+                &[("authorization", "Bearer b"), ("x-consul-token", "h")]
+            )
+            .as_deref(),
+            Some("h")
+        );
+        assert_eq!(t("/v1/kv/a", &[("authorization", "Basic xyz")]), None);
+        let long = format!("/v1/kv/a?token={}", "x".repeat(MAX_TOKEN_LEN + 1));
+        assert!(request_token(&parts(&long, &[])).is_err());
+    }
+
+    fn state_with_root() -> State {
+        let mut st = State::new();
+        st.apply(
+            1,
+            &Command::AclBootstrap(AclBootstrap {
+                token: AclToken {
+                    accessor_id: "acc".into(),
+                    secret_id: "root".into(),
+                    ..Default::default()
+                },
+                initial: true,
+            }),
+        );
+        st
+    }
+
+    #[test]
+    fn resolution_caches_until_the_token_changes_and_refuses_unknown_or_expired() {
+        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", AgentTokens::default());
+        let mut st = state_with_root();
+        let a = rt.resolve_in(&st, "root", 0).expect("management");
+        assert!(a.authorizer().acl_write().is_allow());
+        let again = rt.resolve_in(&st, "root", 0).unwrap();
+        assert!(
+            Arc::ptr_eq(&a.authorizer, &again.authorizer),
+            "served from the cache"
+        );
+        let anon = rt.resolve_in(&st, "anonymous", 0).unwrap();
+        assert_eq!(anon.accessor_id(), ANONYMOUS_TOKEN_ID);
+        assert!(!anon.authorizer().key_read("k").is_allow());
+        assert!(rt.resolve_in(&st, "nope", 0).is_none());
+        // The token loses its policy: the cached authorizer is not used.
+        st.apply(
+            2,
+            &Command::AclTokenSet {
+                token: AclToken {
+                    accessor_id: "acc".into(),
+                    expiration_ms: None,
+                    ..Default::default()
+                },
+                create: false,
+            },
+        );
+        let after = rt.resolve_in(&st, "root", 0).unwrap();
+        assert!(!after.authorizer().acl_write().is_allow());
+        // Expired tokens do not resolve.
+        st.apply(
+            3,
+            &Command::AclTokenSet {
+                token: AclToken {
+                    accessor_id: "exp".into(),
+                    secret_id: "short".into(),
+                    expiration_ms: Some(1_000),
+                    ..Default::default()
+                },
+                create: true,
+            },
+        );
+        assert!(rt.resolve_in(&st, "short", 999).is_some());
+        assert!(rt.resolve_in(&st, "short", 1_000).is_none());
+    }
+
+    #[test]
+    fn listing_elements_are_visible_by_node_and_service() {
+        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", AgentTokens::default());
+        let mut st = state_with_root();
+        st.apply(
+            2,
+            &Command::AclPolicySet {
+                policy: cairn_state::AclPolicy {
+                    id: "p".into(),
+                    name: "web".into(),
+                    rules:
+                        "service \"web\" { policy = \"read\" }\nnode \"n1\" { policy = \"read\" }"
+                            .into(),
+                    ..Default::default()
+                },
+                create: true,
+            },
+        );
+        st.apply(
+            3,
+            &Command::AclTokenSet {
+                token: AclToken {
+                    accessor_id: "t".into(),
+                    secret_id: "s".into(),
+                    policies: vec![cairn_state::AclLink {
+                        id: "p".into(),
+                        name: String::new(),
+                    }],
+                    ..Default::default()
+                },
+                create: true,
+            },
+        );
+        let a = rt.resolve_in(&st, "s", 0).unwrap();
+        assert!(visible(&a, &json!({"Node": "n1", "ServiceName": "web"})));
+        assert!(visible(&a, &json!({"Node": "n1", "ServiceName": ""})));
+        assert!(!visible(&a, &json!({"Node": "n2", "ServiceName": "web"})));
+        assert!(!visible(&a, &json!({"Node": "n1", "ServiceName": "db"})));
+        assert!(visible(
+            &a,
+            &json!({"Node": {"Node": "n1"}, "Service": {"Service": "web"}})
+        ));
+        assert!(!visible(
+            &a,
+            &json!({"Node": {"Node": "n1"}, "Service": {"Service": "db"}})
+        ));
+    }
+}
