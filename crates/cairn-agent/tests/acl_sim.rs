@@ -3,7 +3,8 @@
 //! policy is `key_prefix "app/" { policy = "write" }` reads and writes under `app/` but
 //! not under the neighbouring `apps/` or `other/`, on the server and on the client (which
 //! authorizes from its own replica); once the token is deleted it stops working on both.
-//! The seed is printed.
+//! A cluster bootstrapped through the API bootstraps once, and catalog and health reads
+//! show only what the token may read. The seed is printed.
 
 mod harness;
 
@@ -228,4 +229,100 @@ async fn a_key_prefix_token_reaches_its_prefix_only_until_deleted() {
             "{body}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_once_then_catalog_reads_are_filtered() {
+    let mut c = Cluster::new("bootstrap_once_then_catalog_reads_are_filtered");
+    c.server_with("s1", ACL_CLIENT).await;
+    // Not bootstrapped: no token but the anonymous one, and it may do nothing.
+    assert_eq!(c.http("s1", "GET", "/v1/acl/tokens", "").await.0, 403);
+    let (s, boot) = c.http("s1", "PUT", "/v1/acl/bootstrap", "").await;
+    assert_eq!(s, 200, "{boot}");
+    assert_eq!(boot["Policies"][0]["Name"], "global-management");
+    let root = boot["SecretID"].as_str().unwrap().to_string();
+    let index = boot["CreateIndex"].as_u64().unwrap();
+    let (s, again) = c.http("s1", "PUT", "/v1/acl/bootstrap", "").await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        again.as_str().map(str::trim),
+        Some(format!("ACL bootstrap no longer allowed (reset index: {index})").as_str())
+    );
+
+    for svc in ["web", "db"] {
+        let (s, body) = c
+            .http(
+                "s1",
+                "PUT",
+                &with_token("/v1/catalog/register", &root),
+                &format!(
+                    r#"{{"Node": "n-{svc}", "Address": "10.1.0.1", "Service": {{"Service": "{svc}", "Port": 80}}}}"#
+                ),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+    }
+    let (s, policy) = c
+        .http(
+            "s1",
+            "PUT",
+            &with_token("/v1/acl/policy", &root),
+            r#"{"Name": "web-reader", "Rules": "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }"}"#,
+        )
+        .await;
+    assert_eq!(s, 200, "{policy}");
+    // Linked by name; read back with its ID.
+    let (s, token) = c
+        .http(
+            "s1",
+            "PUT",
+            &with_token("/v1/acl/token", &root),
+            r#"{"Description": "web only", "Policies": [{"Name": "web-reader"}]}"#,
+        )
+        .await;
+    assert_eq!(s, 200, "{token}");
+    assert_eq!(token["Policies"][0]["ID"], policy["ID"]);
+    let secret = token["SecretID"].as_str().unwrap();
+
+    let (s, headers, services) = c
+        .request("s1", "GET", &with_token("/v1/catalog/services", secret), "")
+        .await;
+    assert_eq!(s, 200);
+    let names: Vec<&String> = services.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["web"], "{services}");
+    assert_eq!(
+        headers
+            .get("x-consul-results-filtered-by-acls")
+            .and_then(|h| h.to_str().ok()),
+        Some("true")
+    );
+    let (s, db) = c
+        .http(
+            "s1",
+            "GET",
+            &with_token("/v1/health/service/db", secret),
+            "",
+        )
+        .await;
+    assert_eq!((s, db), (200, serde_json::json!([])));
+    let (s, web) = c
+        .http(
+            "s1",
+            "GET",
+            &with_token("/v1/health/service/web", secret),
+            "",
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(web.as_array().map(Vec::len), Some(1), "{web}");
+    // Writes need service:write.
+    let (s, _) = c
+        .http(
+            "s1",
+            "PUT",
+            &with_token("/v1/catalog/register", secret),
+            r#"{"Node": "n-web", "Address": "10.1.0.1", "SkipNodeUpdate": true, "Service": {"Service": "web", "Port": 81}}"#,
+        )
+        .await;
+    assert_eq!(s, 403);
 }
