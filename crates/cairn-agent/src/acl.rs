@@ -23,7 +23,7 @@ pub(crate) fn runtime(cfg: &Config) -> Option<AclRuntime> {
         agent_recovery: t.agent_recovery.clone(),
         ..Default::default()
     };
-    Some(AclRuntime::new(default, &cfg.datacenter, tokens))
+    Some(AclRuntime::new(default, &cfg.datacenter, tokens).with_node(&cfg.node_name))
 }
 
 /// The command a leading server proposes to install `acl.tokens.initial_management`

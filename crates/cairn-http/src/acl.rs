@@ -18,7 +18,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use cairn_acl::{
-    builtin_policy_rules, Authorizer, Decision, DefaultPolicy, Rules, ANONYMOUS_TOKEN_ID,
+    builtin_policy_rules, AccessLevel, Authorizer, Decision, DefaultPolicy, Rules, SegmentKind,
+    ANONYMOUS_TOKEN_ID,
 };
 use cairn_state::{ResolvedToken, State};
 use parking_lot::{Mutex, RwLock};
@@ -29,6 +30,8 @@ use crate::App;
 
 /// Most resolved tokens kept; the cache starts over when full.
 const CACHE_LIMIT: usize = 4096;
+/// The AccessorID denials name for the `agent_recovery` token (it is not a stored token).
+pub const AGENT_RECOVERY_ACCESSOR: &str = "agent-recovery-token";
 /// Longest token accepted from a request.
 const MAX_TOKEN_LEN: usize = 512;
 
@@ -36,6 +39,8 @@ const MAX_TOKEN_LEN: usize = 512;
 pub struct AclRuntime {
     default_policy: DefaultPolicy,
     datacenter: String,
+    /// This agent's node name (what `agent_recovery` grants `agent:write` on).
+    node: String,
     tokens: RwLock<AgentTokens>,
     cache: Mutex<HashMap<String, Cached>>,
 }
@@ -87,9 +92,17 @@ impl AclRuntime {
         AclRuntime {
             default_policy,
             datacenter: datacenter.to_string(),
+            node: String::new(),
             tokens: RwLock::new(tokens),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Names this agent's node: the `agent_recovery` token then grants `agent:write` on
+    /// it and `node:read` on every node (Consul's recovery token), without any server.
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.node = node.to_string();
+        self
     }
 
     /// The default policy (`X-Consul-Default-ACL-Policy`).
@@ -105,6 +118,17 @@ impl AclRuntime {
     /// Resolves `secret` against `st` at wall-clock `now_ms`; `None` when no such (live)
     /// token exists.
     pub fn resolve_in(&self, st: &State, secret: &str, now_ms: u64) -> Option<Authz> {
+        if !self.node.is_empty() && self.tokens.read().agent_recovery.as_deref() == Some(secret) {
+            let rules = Rules::new()
+                .with(SegmentKind::Agent, &self.node, false, AccessLevel::Write)
+                .with(SegmentKind::Node, "", true, AccessLevel::Read);
+            return Some(Authz {
+                accessor_id: AGENT_RECOVERY_ACCESSOR.to_string(),
+                secret: secret.to_string(),
+                authorizer: Arc::new(Authorizer::new([&rules], DefaultPolicy::Deny)),
+                enabled: true,
+            });
+        }
         let Some(token) = st.acl_token_by_secret(secret) else {
             // ACLs on but never bootstrapped: the anonymous token does not exist yet and
             // is the default policy alone.
@@ -459,6 +483,23 @@ mod tests {
         );
         assert!(rt.resolve_in(&st, "short", 999).is_some());
         assert!(rt.resolve_in(&st, "short", 1_000).is_none());
+    }
+
+    #[test]
+    fn the_agent_recovery_token_grants_this_agent_only() {
+        let tokens = AgentTokens {
+            agent_recovery: Some("recover".into()),
+            ..Default::default()
+        };
+        let st = State::new();
+        let without_node = AclRuntime::new(DefaultPolicy::Deny, "dc1", tokens.clone());
+        assert!(without_node.resolve_in(&st, "recover", 0).is_none());
+        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", tokens).with_node("n1");
+        let a = rt.resolve_in(&st, "recover", 0).expect("recovery token");
+        assert!(a.authorizer().agent_write("n1").is_allow());
+        assert!(!a.authorizer().agent_write("n2").is_allow());
+        assert!(a.authorizer().node_read("n2").is_allow());
+        assert!(!a.authorizer().key_read("k").is_allow());
     }
 
     #[test]
