@@ -43,10 +43,16 @@ pub struct AclRuntime {
     node: String,
     tokens: RwLock<AgentTokens>,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Saves the tokens after `/v1/agent/token/*` changed them (`enable_token_persistence`).
+    persist: Option<Persist>,
 }
 
+/// How the agent saves its tokens.
+pub type Persist = Box<dyn Fn(&AgentTokens) -> Result<(), String> + Send + Sync>;
+
 /// The tokens an agent holds (`acl.tokens` and `/v1/agent/token/*`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AgentTokens {
     /// Used for requests that carry no token.
     pub default: Option<String>,
@@ -95,7 +101,31 @@ impl AclRuntime {
             node: String::new(),
             tokens: RwLock::new(tokens),
             cache: Mutex::new(HashMap::new()),
+            persist: None,
         }
+    }
+
+    /// Saves the tokens with `persist` whenever `/v1/agent/token/*` changes them.
+    pub fn with_persistence(mut self, persist: Persist) -> Self {
+        self.persist = Some(persist);
+        self
+    }
+
+    /// Replaces one token (`kind` as in `/v1/agent/token/<kind>`), saving the tokens when
+    /// persistence is on. `Ok(false)`: no such kind.
+    pub fn set_token(&self, kind: &str, value: Option<String>) -> Result<bool, String> {
+        let snapshot = {
+            let mut tokens = self.tokens.write();
+            let Some(slot) = tokens.slot(kind) else {
+                return Ok(false);
+            };
+            *slot = value;
+            tokens.clone()
+        };
+        if let Some(persist) = &self.persist {
+            persist(&snapshot)?;
+        }
+        Ok(true)
     }
 
     /// Names this agent's node: the `agent_recovery` token then grants `agent:write` on

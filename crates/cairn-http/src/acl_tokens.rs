@@ -462,7 +462,8 @@ struct AgentTokenIn {
     token: String,
 }
 
-/// `PUT /v1/agent/token/<kind>`: replaces one of the agent's tokens (not persisted).
+/// `PUT /v1/agent/token/<kind>`: replaces one of the agent's tokens (saved in the data
+/// directory with `acl.enable_token_persistence`).
 pub async fn agent_token(
     State(app): State<App>,
     authz: Authz,
@@ -475,10 +476,15 @@ pub async fn agent_token(
     };
     authz.allow(authz.authorizer().acl_write())?;
     let b: AgentTokenIn = body_of(&app, body).await?;
-    let mut tokens = rt.tokens().write();
-    let Some(slot) = tokens.slot(&kind) else {
-        return Err(HttpError::not_found(format!("Token {kind:?} is unknown")));
-    };
-    *slot = (!b.token.is_empty()).then_some(b.token);
+    let value = (!b.token.is_empty()).then_some(b.token);
+    match rt.set_token(&kind, value) {
+        Ok(true) => {}
+        Ok(false) => return Err(HttpError::not_found(format!("Token {kind:?} is unknown"))),
+        Err(e) => {
+            return Err(HttpError::internal(format!(
+                "Failed to persist the {kind} token: {e}"
+            )))
+        }
+    }
     Ok((StatusCode::OK, [("content-type", "application/json")], "").into_response())
 }

@@ -36,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, put};
 use axum::Router;
 
-pub use acl::{AclRuntime, AgentTokens, Authz};
+pub use acl::{AclRuntime, AgentTokens, Authz, Persist};
 pub use acl_json::token_hash as acl_token_hash;
 pub use backend::{Backend, BoxFut, Limits, RaftInfo};
 pub use reply::{Consistency, HttpError};
