@@ -4,6 +4,10 @@
 //! DNS answers come from the local in-memory state (the same state the HTTP API reads),
 //! with no round trip to the leader: on a server, staleness is bounded by Raft
 //! replication lag (zero on the leader); Consul allows the same for DNS (`allow_stale`).
+//!
+//! With ACLs on, answers hold only what the agent's `default` token (else the anonymous
+//! token) may read: `service:read` on the service and `node:read` on the node, as Consul
+//! filters its DNS answers.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,6 +21,36 @@ use parking_lot::RwLock;
 pub struct StateCatalog {
     pub state: Arc<RwLock<State>>,
     pub datacenter: String,
+    /// ACL enforcement (`None`: ACLs off, everything is answered).
+    pub acl: Option<Arc<cairn_http::AclRuntime>>,
+}
+
+/// What DNS may show: every node and service when ACLs are off, else what the agent's
+/// default token may read (nothing when that token does not resolve).
+enum Visibility {
+    All,
+    Token(Option<cairn_http::Authz>),
+}
+
+impl Visibility {
+    fn node(&self, node: &str) -> bool {
+        match self {
+            Visibility::All => true,
+            Visibility::Token(a) => a
+                .as_ref()
+                .is_some_and(|a| a.authorizer().node_read(node).is_allow()),
+        }
+    }
+
+    fn instance(&self, node: &str, service: &str) -> bool {
+        match self {
+            Visibility::All => true,
+            Visibility::Token(a) => a.as_ref().is_some_and(|a| {
+                a.authorizer().node_read(node).is_allow()
+                    && a.authorizer().service_read(service).is_allow()
+            }),
+        }
+    }
 }
 
 fn health_of<'a>(checks: impl Iterator<Item = &'a HealthCheck>) -> Health {
@@ -60,11 +94,29 @@ fn node_info(rec: &cairn_state::NodeRecord) -> NodeInfo {
 }
 
 impl StateCatalog {
+    fn visibility(&self, st: &State) -> Visibility {
+        let Some(rt) = &self.acl else {
+            return Visibility::All;
+        };
+        let secret = rt
+            .tokens()
+            .read()
+            .default
+            .clone()
+            .unwrap_or_else(|| cairn_state::acl::ANONYMOUS_SECRET.to_string());
+        Visibility::Token(rt.resolve_in(st, &secret, crate::node::now_ms()))
+    }
+
     fn instances_where(&self, pred: impl Fn(&Node, &NodeService) -> bool) -> Vec<Instance> {
         let st = self.state.read();
+        let vis = self.visibility(&st);
         let mut out = Vec::new();
         for rec in st.node_records() {
-            for s in rec.services.values().filter(|s| pred(&rec.node, s)) {
+            let visible = rec
+                .services
+                .values()
+                .filter(|s| vis.instance(&rec.node.node, &s.service));
+            for s in visible.filter(|s| pred(&rec.node, s)) {
                 let checks = rec
                     .checks
                     .values()
@@ -93,26 +145,31 @@ impl Catalog for StateCatalog {
 
     fn service_instances(&self, service: &str) -> Vec<Instance> {
         let st = self.state.read();
+        let vis = self.visibility(&st);
         st.service_health_ignore_case(service)
             .into_iter()
+            .filter(|h| vis.instance(&h.node.node, &h.service.service))
             .map(|h| instance(h.node, h.service, health_of(h.checks.into_iter())))
             .collect()
     }
 
     fn node(&self, name: &str) -> Option<NodeInfo> {
         let st = self.state.read();
+        let vis = self.visibility(&st);
         let found = st
             .node_records()
             .find(|r| r.node.node.eq_ignore_ascii_case(name))
+            .filter(|r| vis.node(&r.node.node))
             .map(node_info);
         found
     }
 
     fn nodes_by_address(&self, ip: IpAddr) -> Vec<NodeInfo> {
         let st = self.state.read();
+        let vis = self.visibility(&st);
         let found = st
             .node_records()
-            .filter(|r| same_ip(&r.node.address, ip))
+            .filter(|r| same_ip(&r.node.address, ip) && vis.node(&r.node.node))
             .map(node_info)
             .collect();
         found
@@ -162,5 +219,111 @@ pub(crate) fn config(cfg: &crate::config::Config, agent: &crate::Agent) -> cairn
         recursors: cfg.recursors.clone(),
         recursor_timeout: std::time::Duration::from_secs(2),
         agent_address: agent.address().parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_acl::DefaultPolicy;
+    use cairn_http::{AclRuntime, AgentTokens};
+    use cairn_state::{AclBootstrap, AclPolicy, AclToken, Command, Registration};
+
+    fn state() -> State {
+        let mut st = State::new();
+        st.apply(
+            1,
+            &Command::Register(Registration {
+                node: Node {
+                    node: "n1".into(),
+                    address: "10.0.0.1".into(),
+                    ..Default::default()
+                },
+                service: Some(NodeService {
+                    id: "web".into(),
+                    service: "web".into(),
+                    port: 80,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        );
+        st.apply(
+            2,
+            &Command::AclBootstrap(AclBootstrap {
+                token: AclToken {
+                    accessor_id: "m".into(),
+                    secret_id: "root".into(),
+                    ..Default::default()
+                },
+                initial: true,
+            }),
+        );
+        st
+    }
+
+    fn catalog(st: State, default: DefaultPolicy, token: Option<&str>) -> StateCatalog {
+        let tokens = AgentTokens {
+            default: token.map(str::to_string),
+            ..Default::default()
+        };
+        StateCatalog {
+            state: Arc::new(RwLock::new(st)),
+            datacenter: "dc1".into(),
+            acl: Some(Arc::new(AclRuntime::new(default, "dc1", tokens))),
+        }
+    }
+
+    #[test]
+    fn dns_answers_only_what_the_default_token_may_read() {
+        let open = StateCatalog {
+            acl: None,
+            ..catalog(state(), DefaultPolicy::Deny, None)
+        };
+        assert_eq!(open.service_instances("web").len(), 1, "ACLs off");
+        let denied = catalog(state(), DefaultPolicy::Deny, None);
+        assert!(denied.service_instances("web").is_empty());
+        assert!(denied.node("n1").is_none());
+        assert!(denied
+            .nodes_by_address("10.0.0.1".parse().unwrap())
+            .is_empty());
+        let allowed = catalog(state(), DefaultPolicy::Allow, None);
+        assert_eq!(allowed.service_instances("web").len(), 1);
+        assert!(allowed.node("n1").is_some());
+        // Under deny, a default token with service and node read sees them.
+        let mut st = state();
+        st.apply(
+            3,
+            &Command::AclPolicySet {
+                policy: AclPolicy {
+                    id: "p".into(),
+                    name: "dns".into(),
+                    rules: "service_prefix \"\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }".into(),
+                    ..Default::default()
+                },
+                create: true,
+            },
+        );
+        st.apply(
+            4,
+            &Command::AclTokenSet {
+                token: AclToken {
+                    accessor_id: "d".into(),
+                    secret_id: "dns-secret".into(),
+                    policies: vec![cairn_state::AclLink {
+                        id: "p".into(),
+                        name: String::new(),
+                    }],
+                    ..Default::default()
+                },
+                create: true,
+            },
+        );
+        let with_token = catalog(st, DefaultPolicy::Deny, Some("dns-secret"));
+        assert_eq!(with_token.service_instances("web").len(), 1);
+        assert!(with_token.node("n1").is_some());
+        // A default token that does not resolve shows nothing.
+        let unknown = catalog(state(), DefaultPolicy::Allow, Some("nope"));
+        assert!(unknown.service_instances("web").is_empty());
     }
 }

@@ -7,6 +7,7 @@
 //! this node, bind listeners (port 0 = ephemeral, addresses are printed), serve until
 //! SIGINT/SIGTERM.
 
+mod acl;
 mod antientropy;
 mod catalog;
 mod checks;

@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub barriers: [Coalescer<Result<(), CatalogError>>; 2],
     /// Since when each server has been healthy or not (autopilot's `StableSince`).
     pub stable: cairn_server::autopilot::StableTracker,
+    /// ACL enforcement (`None`: ACLs disabled).
+    pub acl: Option<Arc<cairn_http::AclRuntime>>,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -217,6 +219,7 @@ impl Agent {
                 ttl_changed: tokio::sync::Notify::new(),
                 args,
                 barriers: Default::default(),
+                acl: crate::acl::runtime(&cfg).map(Arc::new),
                 cfg,
                 stable: Default::default(),
             }),
@@ -308,6 +311,8 @@ impl Agent {
             datacenter: cfg.datacenter.clone(),
             kv_tombstone_ttl: cfg.kv_tombstone_ttl,
             kv_tombstone_granularity: cfg.kv_tombstone_granularity,
+            acl_initial: crate::acl::initial_management_command(cfg, now_ms()),
+            acl_enabled: cfg.acl.enabled,
         };
         let t2 = tokio::spawn(cairn_server::supervise(duties));
         let t3 = tokio::spawn(crate::antientropy::run(agent.clone()));
@@ -534,6 +539,7 @@ impl Agent {
         crate::dns::StateCatalog {
             state: self.inner.state.clone(),
             datacenter: self.inner.cfg.datacenter.clone(),
+            acl: self.inner.acl.clone(),
         }
     }
 
@@ -653,6 +659,10 @@ impl Backend for Agent {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.applied.clone()
+    }
+
+    fn acl(&self) -> Option<&cairn_http::AclRuntime> {
+        self.inner.acl.as_deref()
     }
 
     fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), HttpError>> {

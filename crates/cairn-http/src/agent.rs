@@ -12,10 +12,30 @@ use cairn_types::{HealthCheck, NodeService, CRITICAL, PASSING, WARNING};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::acl::Authz;
 use crate::catalog::decode_body;
 use crate::query::{check_name, Query};
 use crate::reply::{json, HttpError};
 use crate::App;
+
+/// The write permission a change to local service `id` needs (`service:write` on its
+/// name; an unknown ID needs nothing here and fails later with its own error).
+fn allow_service(app: &App, authz: &Authz, id: &str) -> Result<(), HttpError> {
+    match app.local_services().into_iter().find(|s| s.id == id) {
+        Some(s) => authz.allow(authz.authorizer().service_write(&s.service)),
+        None => Ok(()),
+    }
+}
+
+/// The write permission a change to local check `id` needs: `service:write` on its
+/// service, or `node:write` on this node for a node check.
+fn allow_check(app: &App, authz: &Authz, id: &str) -> Result<(), HttpError> {
+    match app.local_checks().into_iter().find(|c| c.check_id == id) {
+        Some(c) if !c.service_id.is_empty() => allow_service(app, authz, &c.service_id),
+        Some(_) => authz.allow(authz.authorizer().node_write(app.node_name())),
+        None => Ok(()),
+    }
+}
 
 fn empty_ok() -> Response {
     (StatusCode::OK, [("content-type", "application/json")], "").into_response()
@@ -62,11 +82,18 @@ fn content_hash(v: &Value) -> String {
     format!("{h:016x}")
 }
 
-pub async fn services(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn services(
+    State(app): State<App>,
+    authz: Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     let filter = q.filter()?;
     let mut out = BTreeMap::new();
     for s in app.local_services() {
+        if !authz.authorizer().service_read(&s.service).is_allow() {
+            continue;
+        }
         let v = agent_service_json(&app, &s);
         if filter.as_ref().is_none_or(|f| f.matches(&v)) {
             out.insert(s.id.clone(), v);
@@ -77,10 +104,14 @@ pub async fn services(State(app): State<App>, uri: Uri) -> Result<Response, Http
 
 pub async fn service(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&id, "service ID")?;
+    if let Some(s) = app.local_services().into_iter().find(|s| s.id == id) {
+        authz.allow(authz.authorizer().service_read(&s.service))?;
+    }
     let q = Query::from_uri(&uri);
     let s = app
         .local_services()
@@ -99,6 +130,7 @@ pub async fn service(
 
 pub async fn register_service(
     State(app): State<App>,
+    authz: Authz,
     uri: Uri,
     body: Body,
 ) -> Result<Response, HttpError> {
@@ -107,6 +139,7 @@ pub async fn register_service(
     if def.name.is_empty() {
         return Err(HttpError::bad_request("Missing service name"));
     }
+    authz.allow(authz.authorizer().service_write(&def.name))?;
     let replace = q.flag("replace-existing-checks");
     app.register_service(def, replace).await?;
     Ok(empty_ok())
@@ -114,18 +147,29 @@ pub async fn register_service(
 
 pub async fn deregister_service(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
     check_name(&id, "service ID")?;
+    allow_service(&app, &authz, &id)?;
     app.deregister_service(id).await?;
     Ok(empty_ok())
 }
 
-pub async fn checks(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn checks(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     let filter = q.filter()?;
     let mut out = BTreeMap::new();
+    let a = authz.authorizer();
     for c in app.local_checks() {
+        let visible = if c.service_id.is_empty() {
+            a.node_read(app.node_name())
+        } else {
+            a.service_read(&c.service_name)
+        };
+        if !visible.is_allow() {
+            continue;
+        }
         let v = serde_json::to_value(&c).unwrap_or(Value::Null);
         if filter.as_ref().is_none_or(|f| f.matches(&v)) {
             out.insert(c.check_id.clone(), v);
@@ -134,10 +178,19 @@ pub async fn checks(State(app): State<App>, uri: Uri) -> Result<Response, HttpEr
     Ok(json(&out, q.pretty()))
 }
 
-pub async fn register_check(State(app): State<App>, body: Body) -> Result<Response, HttpError> {
+pub async fn register_check(
+    State(app): State<App>,
+    authz: Authz,
+    body: Body,
+) -> Result<Response, HttpError> {
     let def: CheckDefinition = decode_body(&app, body, false).await?.expect("non-empty");
     if def.name.is_empty() {
         return Err(HttpError::bad_request("Missing check name"));
+    }
+    if def.service_id.is_empty() {
+        authz.allow(authz.authorizer().node_write(app.node_name()))?;
+    } else {
+        allow_service(&app, &authz, &def.service_id)?;
     }
     app.register_check(def).await?;
     Ok(empty_ok())
@@ -145,15 +198,24 @@ pub async fn register_check(State(app): State<App>, body: Body) -> Result<Respon
 
 pub async fn deregister_check(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
     check_name(&id, "check ID")?;
+    allow_check(&app, &authz, &id)?;
     app.deregister_check(id).await?;
     Ok(empty_ok())
 }
 
-async fn ttl_update(app: App, id: String, uri: Uri, status: &str) -> Result<Response, HttpError> {
+async fn ttl_update(
+    app: App,
+    authz: Authz,
+    id: String,
+    uri: Uri,
+    status: &str,
+) -> Result<Response, HttpError> {
     check_name(&id, "check ID")?;
+    allow_check(&app, &authz, &id)?;
     let q = Query::from_uri(&uri);
     let note = q.get("note").unwrap_or("").to_string();
     app.update_check(id, status.to_string(), note).await?;
@@ -162,26 +224,29 @@ async fn ttl_update(app: App, id: String, uri: Uri, status: &str) -> Result<Resp
 
 pub async fn check_pass(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    ttl_update(app, id, uri, PASSING).await
+    ttl_update(app, authz, id, uri, PASSING).await
 }
 
 pub async fn check_warn(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    ttl_update(app, id, uri, WARNING).await
+    ttl_update(app, authz, id, uri, WARNING).await
 }
 
 pub async fn check_fail(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    ttl_update(app, id, uri, CRITICAL).await
+    ttl_update(app, authz, id, uri, CRITICAL).await
 }
 
 #[derive(Deserialize, Default)]
@@ -194,10 +259,12 @@ struct UpdateBody {
 
 pub async fn check_update(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, HttpError> {
     check_name(&id, "check ID")?;
+    allow_check(&app, &authz, &id)?;
     let b: UpdateBody = decode_body(&app, body, false).await?.expect("non-empty");
     if !cairn_types::is_valid_status(&b.status) {
         return Err(HttpError::bad_request(format!(
@@ -220,10 +287,12 @@ fn enable_param(q: &Query) -> Result<bool, HttpError> {
 
 pub async fn service_maintenance(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&id, "service ID")?;
+    allow_service(&app, &authz, &id)?;
     let q = Query::from_uri(&uri);
     let enable = enable_param(&q)?;
     let reason = q.get("reason").unwrap_or("").to_string();
@@ -231,7 +300,12 @@ pub async fn service_maintenance(
     Ok(empty_ok())
 }
 
-pub async fn node_maintenance(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn node_maintenance(
+    State(app): State<App>,
+    authz: Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().node_write(app.node_name()))?;
     let q = Query::from_uri(&uri);
     let enable = enable_param(&q)?;
     let reason = q.get("reason").unwrap_or("").to_string();
@@ -300,10 +374,12 @@ fn health_response(q: &Query, status: &str, body: &Value) -> Response {
 
 pub async fn health_by_name(
     State(app): State<App>,
+    authz: Authz,
     Path(name): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
+    authz.allow(authz.authorizer().service_read(&name))?;
     let q = Query::from_uri(&uri);
     let services: Vec<NodeService> = app
         .local_services()
@@ -330,10 +406,14 @@ pub async fn health_by_name(
 
 pub async fn health_by_id(
     State(app): State<App>,
+    authz: Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&id, "service ID")?;
+    if let Some(s) = app.local_services().into_iter().find(|s| s.id == id) {
+        authz.allow(authz.authorizer().service_read(&s.service))?;
+    }
     let q = Query::from_uri(&uri);
     let services: Vec<NodeService> = app
         .local_services()
@@ -347,9 +427,14 @@ pub async fn health_by_id(
     Ok(health_response(&q, status, &body))
 }
 
-pub async fn members(State(app): State<App>, uri: Uri) -> Response {
+pub async fn members(State(app): State<App>, authz: Authz, uri: Uri) -> Response {
     let q = Query::from_uri(&uri);
     let mut members = app.members();
+    // Members are nodes: a token sees those it may read (Consul filters the same way).
+    members.retain(|m| {
+        let name = m.get("Name").and_then(Value::as_str).unwrap_or("");
+        authz.authorizer().node_read(name).is_allow()
+    });
     if q.flag("wan") {
         // WAN members are named node.datacenter.
         for m in members.iter_mut() {
@@ -360,16 +445,27 @@ pub async fn members(State(app): State<App>, uri: Uri) -> Response {
     json(&members, q.pretty())
 }
 
-pub async fn self_info(State(app): State<App>, uri: Uri) -> Response {
-    json(&app.self_info(), Query::from_uri(&uri).pretty())
+pub async fn self_info(
+    State(app): State<App>,
+    authz: Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().agent_read(app.node_name()))?;
+    Ok(json(&app.self_info(), Query::from_uri(&uri).pretty()))
 }
 
-pub async fn reload(State(app): State<App>) -> Result<Response, HttpError> {
+pub async fn reload(State(app): State<App>, authz: Authz) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().agent_write(app.node_name()))?;
     app.reload().await?;
     Ok(empty_ok())
 }
 
-pub async fn metrics(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn metrics(
+    State(app): State<App>,
+    authz: Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().agent_read(app.node_name()))?;
     let q = Query::from_uri(&uri);
     let m = crate::metrics::global();
     let gauges = {
@@ -410,9 +506,10 @@ pub async fn metrics(State(app): State<App>, uri: Uri) -> Result<Response, HttpE
     }
 }
 
-pub async fn leave(State(app): State<App>) -> Response {
+pub async fn leave(State(app): State<App>, authz: Authz) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().agent_write(app.node_name()))?;
     app.leave().await;
-    empty_ok()
+    Ok(empty_ok())
 }
 
 /// `PUT /v1/agent/force-leave/:node[?prune]`: a failed member becomes left (and is
@@ -420,10 +517,12 @@ pub async fn leave(State(app): State<App>) -> Response {
 /// force-leave itself.
 pub async fn force_leave(
     State(app): State<App>,
+    authz: Authz,
     Path(node): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
+    authz.allow(authz.authorizer().operator_write())?;
     if node == app.node_name() {
         return Err(HttpError::bad_request(
             "Cannot force-leave the local node; use /v1/agent/leave",
@@ -438,9 +537,11 @@ pub async fn force_leave(
 /// address (`host` or `host:port`, port 8301 by default).
 pub async fn join(
     State(app): State<App>,
+    authz: Authz,
     Path(addr): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().agent_write(app.node_name()))?;
     let q = Query::from_uri(&uri);
     if q.flag("wan") {
         return Err(HttpError::bad_request(
@@ -472,18 +573,4 @@ pub async fn monitor(uri: Uri) -> Result<Response, HttpError> {
         StatusCode::NOT_IMPLEMENTED,
         "log streaming (/v1/agent/monitor) is not supported by Cairn yet",
     ))
-}
-
-/// ACLs are not enabled in Cairn yet: Consul answers 401 "ACL support disabled".
-pub async fn token(Path(kind): Path<String>) -> Result<Response, HttpError> {
-    check_name(&kind, "token type")?;
-    Err(acl_disabled_error())
-}
-
-pub async fn acl_disabled() -> HttpError {
-    acl_disabled_error()
-}
-
-fn acl_disabled_error() -> HttpError {
-    HttpError::new(StatusCode::UNAUTHORIZED, "ACL support disabled")
 }

@@ -86,6 +86,10 @@ pub trait Backend: Send + Sync + 'static {
     fn read_ready(&self) -> Result<(), HttpError> {
         Ok(())
     }
+    /// ACL enforcement on this agent (`None`: ACLs disabled, everything is allowed).
+    fn acl(&self) -> Option<&crate::acl::AclRuntime> {
+        None
+    }
 
     // ---- agent-local state ----
     fn register_service(

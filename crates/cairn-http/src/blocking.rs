@@ -133,17 +133,37 @@ pub async fn json_list(
     q: &Query,
     read_list: impl Fn(&State) -> (Vec<serde_json::Value>, u64),
 ) -> Result<axum::response::Response, HttpError> {
+    json_list_acl(app, q, &crate::acl::Authz::disabled(), read_list).await
+}
+
+/// [`json_list`], leaving out the catalog elements `authz` may not see (see
+/// [`crate::acl::visible`]) and saying so in `X-Consul-Results-Filtered-By-ACLs`.
+pub async fn json_list_acl(
+    app: &App,
+    q: &Query,
+    authz: &crate::acl::Authz,
+    read_list: impl Fn(&State) -> (Vec<serde_json::Value>, u64),
+) -> Result<axum::response::Response, HttpError> {
     let filter = q.filter()?;
-    let (v, meta) = read(app, q, |st| {
+    let ((v, filtered), meta) = read(app, q, |st| {
         let (items, i) = read_list(st);
+        let n = items.len();
+        let items: Vec<serde_json::Value> = items
+            .into_iter()
+            .filter(|v| !authz.enabled() || crate::acl::visible(authz, v))
+            .collect();
+        let filtered = items.len() < n;
         let items = match &filter {
             Some(f) => items.into_iter().filter(|v| f.matches(v)).collect(),
             None => items,
         };
-        Ok((items, i))
+        Ok(((items, filtered), i))
     })
     .await?;
-    Ok(crate::reply::json_read(&v, q.pretty(), &meta))
+    Ok(crate::kv::mark_filtered(
+        crate::reply::json_read(&v, q.pretty(), &meta),
+        filtered,
+    ))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use cairn_types::{HealthCheck, Node, NodeService};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::acl::Authz;
 use crate::blocking;
 use crate::kv::read_body;
 use crate::query::{check_name, Query};
@@ -78,7 +79,12 @@ struct RegisterBody {
     skip_node_update: bool,
 }
 
-pub async fn register(State(app): State<App>, uri: Uri, body: Body) -> Result<Response, HttpError> {
+pub async fn register(
+    State(app): State<App>,
+    authz: Authz,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     let b: RegisterBody = decode_body(&app, body, false).await?.expect("non-empty");
     if b.node.is_empty() {
@@ -134,6 +140,27 @@ pub async fn register(State(app): State<App>, uri: Uri, body: Body) -> Result<Re
         c.create_index = 0;
         c.modify_index = 0;
     }
+    let a = authz.authorizer();
+    if !b.skip_node_update || checks.iter().any(|c| c.service_id.is_empty()) {
+        authz.allow(a.node_write(&b.node))?;
+    }
+    if let Some(s) = &service {
+        authz.allow(a.service_write(&s.service))?;
+    }
+    for c in checks.iter().filter(|c| !c.service_id.is_empty()) {
+        let name = match &service {
+            Some(s) if s.id == c.service_id => Some(s.service.clone()),
+            _ => app
+                .state()
+                .read()
+                .node(&b.node)
+                .0
+                .and_then(|r| r.services.get(&c.service_id).map(|s| s.service.clone())),
+        };
+        if let Some(name) = name {
+            authz.allow(a.service_write(&name))?;
+        }
+    }
     let reg = Registration {
         node: Node {
             id: b.id,
@@ -169,6 +196,7 @@ struct DeregisterBody {
 
 pub async fn deregister(
     State(app): State<App>,
+    authz: Authz,
     uri: Uri,
     body: Body,
 ) -> Result<Response, HttpError> {
@@ -182,6 +210,18 @@ pub async fn deregister(
             "No path to datacenter {:?}",
             b.datacenter
         )));
+    }
+    let a = authz.authorizer();
+    let service_name = (!b.service_id.is_empty())
+        .then(|| {
+            let st = app.state().read();
+            let rec = st.node(&b.node).0;
+            rec.and_then(|r| r.services.get(&b.service_id).map(|s| s.service.clone()))
+        })
+        .flatten();
+    match service_name {
+        Some(name) => authz.allow(a.service_write(&name))?,
+        None => authz.allow(a.node_write(&b.node))?,
     }
     let d = Deregistration {
         node: b.node,
@@ -210,10 +250,10 @@ pub(crate) fn apply_filter(items: Vec<Value>, q: &Query) -> Result<Vec<Value>, H
     }
 }
 
-pub async fn nodes(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn nodes(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     let want = q.node_meta()?;
-    blocking::json_list(&app, &q, |st| {
+    blocking::json_list_acl(&app, &q, &authz, |st| {
         let (nodes, i) = st.nodes();
         let items = nodes
             .into_iter()
@@ -225,12 +265,25 @@ pub async fn nodes(State(app): State<App>, uri: Uri) -> Result<Response, HttpErr
     .await
 }
 
-pub async fn services(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn services(
+    State(app): State<App>,
+    authz: Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     let want = q.node_meta()?;
     let filter = q.filter()?;
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    let a = authz.authorizer();
+    let ((v, filtered), meta) = blocking::read(&app, &q, |st| {
         let (inst, i) = st.all_instances();
+        let n = inst.len();
+        let inst: Vec<_> = inst
+            .into_iter()
+            .filter(|(n, s)| {
+                a.node_read(&n.node).is_allow() && a.service_read(&s.service).is_allow()
+            })
+            .collect();
+        let filtered = inst.len() < n;
         let inst: Vec<_> = inst
             .into_iter()
             .filter(|(n, s)| {
@@ -240,10 +293,13 @@ pub async fn services(State(app): State<App>, uri: Uri) -> Result<Response, Http
                         .is_none_or(|f| f.matches(&catalog_service_json(n, s)))
             })
             .collect();
-        Ok((cairn_state::State::service_tags(&inst), i))
+        Ok(((cairn_state::State::service_tags(&inst), filtered), i))
     })
     .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    Ok(crate::kv::mark_filtered(
+        json_read(&v, q.pretty(), &meta),
+        filtered,
+    ))
 }
 
 /// The element of `/v1/catalog/service/:name`.
@@ -280,20 +336,22 @@ pub(crate) fn has_tags(s: &NodeService, tags: &[&str]) -> bool {
 
 pub async fn service(
     State(app): State<App>,
+    authz: Authz,
     Path(name): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    service_common(app, name, uri, false).await
+    service_common(app, authz, name, uri, false).await
 }
 
 /// `/v1/catalog/connect/:name`: Connect-capable instances of a service (proxies whose
 /// destination is `name`, and Connect-native instances).
 pub async fn connect(
     State(app): State<App>,
+    authz: Authz,
     Path(name): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    service_common(app, name, uri, true).await
+    service_common(app, authz, name, uri, true).await
 }
 
 /// True when a query names a cluster peer: Cairn has no peerings, so nothing matches.
@@ -303,6 +361,7 @@ pub(crate) fn peer_excludes_all(q: &Query) -> bool {
 
 async fn service_common(
     app: App,
+    authz: Authz,
     name: String,
     uri: Uri,
     connect: bool,
@@ -312,7 +371,7 @@ async fn service_common(
     let want = q.node_meta()?;
     let tags = q.all("tag");
     let no_peer = !peer_excludes_all(&q);
-    blocking::json_list(&app, &q, |st| {
+    blocking::json_list_acl(&app, &q, &authz, |st| {
         let (inst, i) = if connect {
             st.connect_health(&name)
         } else {
@@ -331,18 +390,22 @@ async fn service_common(
 
 pub async fn node(
     State(app): State<App>,
+    authz: Authz,
     Path(node): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
     let q = Query::from_uri(&uri);
     let filter = q.filter()?;
+    let a = authz.authorizer();
     let (v, meta) = blocking::read(&app, &q, |st| {
         let (rec, i) = st.node(&node);
+        let rec = rec.filter(|r| a.node_read(&r.node.node).is_allow());
         let v = rec.map(|r| {
             let services: BTreeMap<&String, &NodeService> = r
                 .services
                 .iter()
+                .filter(|(_, s)| a.service_read(&s.service).is_allow())
                 .filter(|(_, s)| {
                     filter
                         .as_ref()
@@ -359,20 +422,24 @@ pub async fn node(
 
 pub async fn node_services(
     State(app): State<App>,
+    authz: Authz,
     Path(node): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
     let q = Query::from_uri(&uri);
     q.filter()?;
+    let a = authz.authorizer();
     let (v, meta) = blocking::read(&app, &q, |st| {
         let (rec, i) = st.node(&node);
+        let rec = rec.filter(|r| a.node_read(&r.node.node).is_allow());
         let v = match rec {
             None => Value::Null,
             Some(r) => {
                 let items = r
                     .services
                     .values()
+                    .filter(|s| a.service_read(&s.service).is_allow())
                     .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
                     .collect();
                 json!({"Node": r.node, "Services": apply_filter(items, &q)?})

@@ -7,6 +7,7 @@ use axum::response::Response;
 use cairn_types::{HealthCheck, CRITICAL, PASSING, WARNING};
 use serde_json::{json, Value};
 
+use crate::acl::Authz;
 use crate::blocking;
 use crate::catalog::has_tags;
 use crate::query::{check_name, Query};
@@ -30,33 +31,37 @@ enum Kind {
 
 pub async fn service(
     State(app): State<App>,
+    authz: Authz,
     Path(name): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    service_common(app, name, uri, Kind::Service).await
+    service_common(app, authz, name, uri, Kind::Service).await
 }
 
 /// `/v1/health/connect/:name`: Connect-capable instances for `name`.
 pub async fn connect(
     State(app): State<App>,
+    authz: Authz,
     Path(name): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    service_common(app, name, uri, Kind::Connect).await
+    service_common(app, authz, name, uri, Kind::Connect).await
 }
 
 /// `/v1/health/ingress/:name`: ingress gateways routing to `name`. Cairn has no
 /// config entries that could configure one, so the answer is always empty.
 pub async fn ingress(
     State(app): State<App>,
+    authz: Authz,
     Path(name): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    service_common(app, name, uri, Kind::Ingress).await
+    service_common(app, authz, name, uri, Kind::Ingress).await
 }
 
 async fn service_common(
     app: App,
+    authz: Authz,
     name: String,
     uri: Uri,
     kind: Kind,
@@ -67,7 +72,7 @@ async fn service_common(
     let tags = q.all("tag");
     let passing = q.flag("passing");
     let no_peer = !crate::catalog::peer_excludes_all(&q);
-    blocking::json_list(&app, &q, |st| {
+    blocking::json_list_acl(&app, &q, &authz, |st| {
         let (inst, i) = match kind {
             Kind::Service => st.service_health(&name),
             Kind::Connect => st.connect_health(&name),
@@ -94,11 +99,12 @@ async fn service_common(
 
 pub async fn checks(
     State(app): State<App>,
+    authz: Authz,
     Path(name): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&name, "service name")?;
-    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
+    blocking::json_list_acl(&app, &Query::from_uri(&uri), &authz, |st| {
         let (checks, i) = st.service_checks(&name);
         (check_values(&checks), i)
     })
@@ -107,11 +113,12 @@ pub async fn checks(
 
 pub async fn node(
     State(app): State<App>,
+    authz: Authz,
     Path(node): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
-    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
+    blocking::json_list_acl(&app, &Query::from_uri(&uri), &authz, |st| {
         let (checks, i) = st.node_checks(&node);
         (check_values(&checks), i)
     })
@@ -120,6 +127,7 @@ pub async fn node(
 
 pub async fn state(
     State(app): State<App>,
+    authz: Authz,
     Path(state): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
@@ -128,7 +136,7 @@ pub async fn state(
             "Invalid state {state:?}: must be one of any, passing, warning, critical"
         )));
     }
-    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
+    blocking::json_list_acl(&app, &Query::from_uri(&uri), &authz, |st| {
         let (checks, i) = st.all_checks();
         let checks: Vec<&HealthCheck> = checks
             .into_iter()

@@ -8,6 +8,7 @@ use axum::response::Response;
 use cairn_state::{ApplyError, Command, KvOp, KvVerb, Outcome};
 use cairn_types::KvPair;
 
+use crate::acl::Authz;
 use crate::blocking;
 use crate::query::{decode_path, Query};
 use crate::reply::{json, json_read, status_read, HttpError};
@@ -37,13 +38,24 @@ fn key_of(uri: &Uri) -> Result<String, HttpError> {
     Ok(key)
 }
 
-pub async fn get(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn get(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Response, HttpError> {
     let key = key_of(&uri)?;
     let q = Query::from_uri(&uri);
     let pretty = q.pretty();
+    let a = authz.authorizer();
     if q.get("keys").is_some() {
         let sep = q.get("separator").unwrap_or("").to_string();
-        let (keys, meta) = blocking::read(&app, &q, |st| Ok(st.kv_keys(&key, &sep))).await?;
+        let ((keys, filtered), meta) = blocking::read(&app, &q, |st| {
+            let (keys, i) = st.kv_keys(&key, &sep);
+            let n = keys.len();
+            let keys: Vec<String> = keys
+                .into_iter()
+                .filter(|k| a.key_read(k).is_allow())
+                .collect();
+            let filtered = keys.len() < n;
+            Ok(((keys, filtered), i))
+        })
+        .await?;
         if keys.is_empty() {
             return Ok(status_read(
                 StatusCode::NOT_FOUND,
@@ -52,12 +64,19 @@ pub async fn get(State(app): State<App>, uri: Uri) -> Result<Response, HttpError
                 &meta,
             ));
         }
-        return Ok(json_read(&keys, pretty, &meta));
+        return Ok(mark_filtered(json_read(&keys, pretty, &meta), filtered));
     }
     if q.get("recurse").is_some() {
-        let (pairs, meta) = blocking::read(&app, &q, |st| {
+        let ((pairs, filtered), meta) = blocking::read(&app, &q, |st| {
             let (v, i) = st.kv_list(&key);
-            Ok((v.into_iter().map(KvPair::from).collect::<Vec<_>>(), i))
+            let n = v.len();
+            let pairs: Vec<KvPair> = v
+                .into_iter()
+                .filter(|e| a.key_read(&e.key).is_allow())
+                .map(KvPair::from)
+                .collect();
+            let filtered = pairs.len() < n;
+            Ok(((pairs, filtered), i))
         })
         .await?;
         if pairs.is_empty() {
@@ -68,11 +87,12 @@ pub async fn get(State(app): State<App>, uri: Uri) -> Result<Response, HttpError
                 &meta,
             ));
         }
-        return Ok(json_read(&pairs, pretty, &meta));
+        return Ok(mark_filtered(json_read(&pairs, pretty, &meta), filtered));
     }
     if key.is_empty() {
         return Err(HttpError::bad_request("Missing key name"));
     }
+    authz.allow(a.key_read(&key))?;
     let raw = q.get("raw").is_some();
     let (entry, meta) = blocking::read(&app, &q, |st| {
         let (e, i) = st.kv_get(&key);
@@ -96,11 +116,17 @@ pub async fn get(State(app): State<App>, uri: Uri) -> Result<Response, HttpError
     }
 }
 
-pub async fn put(State(app): State<App>, uri: Uri, body: Body) -> Result<Response, HttpError> {
+pub async fn put(
+    State(app): State<App>,
+    authz: Authz,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, HttpError> {
     let key = key_of(&uri)?;
     if key.is_empty() {
         return Err(HttpError::bad_request("Missing key name"));
     }
+    authz.allow(authz.authorizer().key_write(&key))?;
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;
     let limit = app.limits().kv_max_value_size;
@@ -139,7 +165,7 @@ pub async fn put(State(app): State<App>, uri: Uri, body: Body) -> Result<Respons
     write_bool(&app, op, q.pretty()).await
 }
 
-pub async fn delete(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn delete(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Response, HttpError> {
     let key = key_of(&uri)?;
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;
@@ -147,8 +173,11 @@ pub async fn delete(State(app): State<App>, uri: Uri) -> Result<Response, HttpEr
     op.now_ms = app.now_ms();
     if q.get("recurse").is_some() {
         op.verb = KvVerb::DeleteTree;
+        authz.allow(authz.authorizer().key_write_prefix(&op.key))?;
     } else if op.key.is_empty() {
         return Err(HttpError::bad_request("Missing key name"));
+    } else {
+        authz.allow(authz.authorizer().key_write(&op.key))?;
     }
     if let Some(cas) = q.u64("cas")? {
         if op.verb == KvVerb::DeleteTree {
@@ -172,6 +201,18 @@ async fn write_bool(app: &App, op: KvOp, pretty: bool) -> Result<Response, HttpE
         Outcome::Error(e) => Err(HttpError::bad_request(e.to_string())),
         other => Err(HttpError::internal(format!("unexpected outcome {other:?}"))),
     }
+}
+
+/// Sets `X-Consul-Results-Filtered-By-ACLs: true` when ACLs removed something from a
+/// listing (Consul's header).
+pub(crate) fn mark_filtered(mut resp: Response, filtered: bool) -> Response {
+    if filtered {
+        resp.headers_mut().insert(
+            "x-consul-results-filtered-by-acls",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    resp
 }
 
 /// Reads a request body of at most `limit` bytes; larger bodies are a 413.

@@ -6,6 +6,10 @@
 //! the [`Backend`] trait, which the agent implements. That keeps the HTTP layer testable
 //! and keeps `http` independent of `raft`, as DESIGN.md asks.
 
+pub mod acl;
+mod acl_json;
+mod acl_policies;
+mod acl_tokens;
 mod agent;
 mod backend;
 mod blocking;
@@ -32,6 +36,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, put};
 use axum::Router;
 
+pub use acl::{AclRuntime, AgentTokens, Authz, Persist};
+pub use acl_json::token_hash as acl_token_hash;
 pub use backend::{Backend, BoxFut, Limits, RaftInfo};
 pub use reply::{Consistency, HttpError};
 pub use serve::{BoxStream, Handshake, ServeLimits, Stream};
@@ -108,8 +114,46 @@ pub fn router(app: App) -> Router {
         .route("/v1/agent/force-leave/{node}", put(agent::force_leave))
         .route("/v1/agent/join/{address}", put(agent::join))
         .route("/v1/agent/monitor", get(agent::monitor))
-        .route("/v1/agent/token/{kind}", put(agent::token))
-        .route("/v1/acl/{*rest}", any(agent::acl_disabled))
+        .route("/v1/agent/token/{kind}", put(acl_tokens::agent_token))
+        // acl
+        .route("/v1/acl/bootstrap", put(acl_tokens::bootstrap))
+        .route("/v1/acl/login", axum::routing::post(acl_tokens::login))
+        .route("/v1/acl/logout", axum::routing::post(acl_tokens::logout))
+        .route("/v1/acl/token", put(acl_tokens::token_create))
+        .route("/v1/acl/token/self", get(acl_tokens::token_self))
+        .route(
+            "/v1/acl/token/{id}",
+            get(acl_tokens::token_read)
+                .put(acl_tokens::token_update)
+                .delete(acl_tokens::token_delete),
+        )
+        .route("/v1/acl/token/{id}/clone", put(acl_tokens::token_clone))
+        .route("/v1/acl/tokens", get(acl_tokens::token_list))
+        .route("/v1/acl/policy", put(acl_policies::policy_create))
+        .route(
+            "/v1/acl/policy/name/{name}",
+            get(acl_policies::policy_read_by_name),
+        )
+        .route(
+            "/v1/acl/policy/{id}",
+            get(acl_policies::policy_read)
+                .put(acl_policies::policy_update)
+                .delete(acl_policies::policy_delete),
+        )
+        .route("/v1/acl/policies", get(acl_policies::policy_list))
+        .route("/v1/acl/role", put(acl_policies::role_create))
+        .route(
+            "/v1/acl/role/name/{name}",
+            get(acl_policies::role_read_by_name),
+        )
+        .route(
+            "/v1/acl/role/{id}",
+            get(acl_policies::role_read)
+                .put(acl_policies::role_update)
+                .delete(acl_policies::role_delete),
+        )
+        .route("/v1/acl/roles", get(acl_policies::role_list))
+        .route("/v1/acl/{*rest}", any(acl_policies::unsupported))
         .route("/v1/agent/maintenance", put(agent::node_maintenance))
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/service/{id}", get(agent::service))
@@ -142,7 +186,7 @@ pub fn router(app: App) -> Router {
         .route("/ui/", get(ui))
         .route("/v1/{*rest}", any(not_found))
         .fallback(not_found)
-        .layer(middleware::from_fn(common_headers))
+        .layer(middleware::from_fn_with_state(app.clone(), common_headers))
         .with_state(app)
 }
 
@@ -195,14 +239,19 @@ async fn not_found(req: Request) -> HttpError {
 }
 
 /// Headers every Consul response carries, and request metrics.
-async fn common_headers(req: Request, next: Next) -> Response {
+async fn common_headers(
+    axum::extract::State(app): axum::extract::State<App>,
+    req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().clone();
     let started = std::time::Instant::now();
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
+    let policy = app.acl().map_or("allow", |a| a.default_policy().as_str());
     h.insert(
         "x-consul-default-acl-policy",
-        "allow".parse().expect("static"),
+        axum::http::HeaderValue::from_static(policy),
     );
     if resp.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
         // axum's 405 has an empty body; Consul users expect a message.

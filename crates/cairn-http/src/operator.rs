@@ -22,7 +22,12 @@ use crate::{App, HttpError};
 
 /// `DELETE /v1/operator/raft/peer?id=|?address=`: removes a server from the Raft
 /// configuration.
-pub async fn remove_peer(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn remove_peer(
+    State(app): State<App>,
+    authz: crate::acl::Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().operator_write())?;
     let q = Query::from_uri(&uri);
     let id = q.get("id").filter(|v| !v.is_empty()).map(str::to_string);
     let address = q
@@ -58,7 +63,12 @@ pub async fn remove_peer(State(app): State<App>, uri: Uri) -> Result<Response, H
 
 /// `POST /v1/operator/raft/transfer-leader[?id=]`: hands leadership to the named server
 /// (or to the most up-to-date other voter). `{"Success": true}`.
-pub async fn transfer_leader(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn transfer_leader(
+    State(app): State<App>,
+    authz: crate::acl::Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().operator_write())?;
     let q = Query::from_uri(&uri);
     let id = q.get("id").filter(|v| !v.is_empty()).map(str::to_string);
     if id.as_ref().is_some_and(|i| i.len() > 300) {
@@ -117,7 +127,12 @@ pub fn config_from_json(v: &Value, base: &AutopilotConfig) -> Result<AutopilotCo
 }
 
 /// `GET /v1/operator/autopilot/configuration`.
-pub async fn get_config(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn get_config(
+    State(app): State<App>,
+    authz: crate::acl::Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().operator_read())?;
     // A read like any other: the consistency mode's barrier first (a server that does not
     // lead, or a client, must not answer settings older than an acknowledged write).
     let q = Query::from_uri(&uri);
@@ -133,9 +148,11 @@ pub async fn get_config(State(app): State<App>, uri: Uri) -> Result<Response, Ht
 /// check-and-set index does not match.
 pub async fn set_config(
     State(app): State<App>,
+    authz: crate::acl::Authz,
     uri: Uri,
     body: Body,
 ) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().operator_write())?;
     let q = Query::from_uri(&uri);
     let cas = q.u64("cas")?;
     let v: Value = decode_body(&app, body, false).await?.unwrap_or(Value::Null);
@@ -153,7 +170,12 @@ pub async fn set_config(
 
 /// `GET /v1/operator/autopilot/health`: 200 when every server is healthy, else 429 with
 /// the same body (as Consul).
-pub async fn health(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn health(
+    State(app): State<App>,
+    authz: crate::acl::Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().operator_read())?;
     let h = app.autopilot_health().await?;
     let healthy = h.get("Healthy").and_then(Value::as_bool).unwrap_or(false);
     let mut resp = json(&h, Query::from_uri(&uri).pretty());

@@ -58,7 +58,12 @@ pub fn new_uuid() -> String {
     )
 }
 
-pub async fn create(State(app): State<App>, uri: Uri, body: Body) -> Result<Response, HttpError> {
+pub async fn create(
+    State(app): State<App>,
+    authz: crate::acl::Authz,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;
     let b: CreateBody = decode_body(&app, body, true).await?.unwrap_or_default();
@@ -115,6 +120,7 @@ pub async fn create(State(app): State<App>, uri: Uri, body: Body) -> Result<Resp
     } else {
         b.node
     };
+    authz.allow(authz.authorizer().session_write(&node))?;
     let id = new_uuid();
     let s = Session {
         id: id.clone(),
@@ -136,12 +142,17 @@ pub async fn create(State(app): State<App>, uri: Uri, body: Body) -> Result<Resp
 
 pub async fn destroy(
     State(app): State<App>,
+    authz: crate::acl::Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&id, "session ID")?;
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;
+    let owner = app.state().read().session(&id).0.map(|s| s.node.clone());
+    if let Some(node) = owner {
+        authz.allow(authz.authorizer().session_write(&node))?;
+    }
     let (_, o) = app
         .write(Command::SessionDestroy {
             id,
@@ -156,46 +167,58 @@ pub async fn destroy(
 
 pub async fn info(
     State(app): State<App>,
+    authz: crate::acl::Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&id, "session ID")?;
     blocking::json_list(&app, &Query::from_uri(&uri), |st| {
         let (s, i) = st.session(&id);
-        (session_values(s.into_iter()), i)
+        (session_values(s.into_iter(), &authz), i)
     })
     .await
 }
 
-fn session_values<'a>(sessions: impl Iterator<Item = &'a Session>) -> Vec<Value> {
+/// Sessions as JSON, leaving out those of nodes the token may not read.
+fn session_values<'a>(
+    sessions: impl Iterator<Item = &'a Session>,
+    authz: &crate::acl::Authz,
+) -> Vec<Value> {
     sessions
+        .filter(|s| authz.authorizer().session_read(&s.node).is_allow())
         .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
         .collect()
 }
 
 pub async fn node(
     State(app): State<App>,
+    authz: crate::acl::Authz,
     Path(node): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
     blocking::json_list(&app, &Query::from_uri(&uri), |st| {
         let (s, i) = st.node_sessions(&node);
-        (session_values(s.into_iter()), i)
+        (session_values(s.into_iter(), &authz), i)
     })
     .await
 }
 
-pub async fn list(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn list(
+    State(app): State<App>,
+    authz: crate::acl::Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
     blocking::json_list(&app, &Query::from_uri(&uri), |st| {
         let (s, i) = st.sessions();
-        (session_values(s.into_iter()), i)
+        (session_values(s.into_iter(), &authz), i)
     })
     .await
 }
 
 pub async fn renew(
     State(app): State<App>,
+    authz: crate::acl::Authz,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
@@ -213,6 +236,7 @@ pub async fn renew(
     match s {
         None => Err(HttpError::not_found(format!("Session id '{id}' not found"))),
         Some(s) => {
+            authz.allow(authz.authorizer().session_write(&s.node))?;
             app.session_renewed(&id);
             Ok(json_resp(&[s], q.pretty()))
         }

@@ -27,7 +27,12 @@ pub const RESTORE_LIMITS: ArchiveLimits = ArchiveLimits {
 };
 
 /// `GET /v1/snapshot`.
-pub async fn save(State(app): State<App>, uri: Uri) -> Result<Response, HttpError> {
+pub async fn save(
+    State(app): State<App>,
+    authz: crate::acl::Authz,
+    uri: Uri,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().snapshot())?;
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;
     let consistency = q.consistency()?;
@@ -59,7 +64,13 @@ pub async fn save(State(app): State<App>, uri: Uri) -> Result<Response, HttpErro
 }
 
 /// `PUT /v1/snapshot`.
-pub async fn restore(State(app): State<App>, uri: Uri, body: Body) -> Result<Response, HttpError> {
+pub async fn restore(
+    State(app): State<App>,
+    authz: crate::acl::Authz,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, HttpError> {
+    authz.allow(authz.authorizer().snapshot())?;
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;
     let limit = RESTORE_LIMITS.max_compressed;

@@ -310,6 +310,19 @@ pub fn type_counts(state: &State) -> Vec<TypeCount> {
     let (sessions, _) = state.sessions();
     rows[4].count = sessions.len();
     rows[4].bytes = sessions.iter().map(size).sum();
+    // Consul's record type names for the ACL tables; present only when there are some.
+    let (tokens, _) = state.acl_tokens();
+    let (policies, _) = state.acl_policies();
+    let (roles, _) = state.acl_roles();
+    for (kind, count, bytes) in [
+        ("ACLToken", tokens.len(), tokens.iter().map(size).sum()),
+        ("ACLPolicy", policies.len(), policies.iter().map(size).sum()),
+        ("ACLRole", roles.len(), roles.iter().map(size).sum()),
+    ] {
+        if count > 0 {
+            rows.push(TypeCount { kind, count, bytes });
+        }
+    }
     rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.kind.cmp(b.kind)));
     rows
 }
@@ -325,6 +338,18 @@ mod tests {
         let mut op = KvOp::new(KvVerb::Set, "a/b");
         op.value = b"hello".to_vec();
         st.apply(5, &Command::Kv(op));
+        let token = cairn_state::AclToken {
+            accessor_id: "acc".into(),
+            secret_id: "sec".into(),
+            ..Default::default()
+        };
+        st.apply(
+            6,
+            &Command::AclBootstrap(cairn_state::AclBootstrap {
+                token,
+                initial: true,
+            }),
+        );
         st
     }
 
@@ -353,6 +378,15 @@ mod tests {
         let rows = type_counts(&sample());
         let kvs = rows.iter().find(|r| r.kind == "KVS").unwrap();
         assert_eq!(kvs.count, 1);
+        let count = |kind: &str| rows.iter().find(|r| r.kind == kind).map(|r| r.count);
+        assert_eq!(count("ACLToken"), Some(2), "management + anonymous");
+        assert_eq!(count("ACLPolicy"), Some(1), "global-management");
+        assert_eq!(count("ACLRole"), None, "no roles, no row");
+        let back = decode_state(&v.state_bin).unwrap();
+        assert!(
+            back.acl_token_by_secret("sec").is_some(),
+            "tokens travel in archives"
+        );
     }
 
     #[test]

@@ -18,6 +18,14 @@ pub async fn peers(State(app): State<App>, uri: Uri) -> Response {
 }
 
 /// `GET /v1/operator/raft/configuration`: the Raft servers, Consul's shape.
-pub async fn raft_configuration(State(app): State<App>, uri: Uri) -> Response {
-    json(&app.raft_configuration(), Query::from_uri(&uri).pretty())
+pub async fn raft_configuration(
+    State(app): State<App>,
+    authz: crate::acl::Authz,
+    uri: Uri,
+) -> Result<Response, crate::HttpError> {
+    authz.allow(authz.authorizer().operator_read())?;
+    Ok(json(
+        &app.raft_configuration(),
+        Query::from_uri(&uri).pretty(),
+    ))
 }

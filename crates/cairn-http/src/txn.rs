@@ -17,7 +17,12 @@ use crate::App;
 /// Most operations in one transaction (Consul's limit).
 pub const MAX_OPS: usize = 128;
 
-pub async fn txn(State(app): State<App>, uri: Uri, body: Body) -> Result<Response, HttpError> {
+pub async fn txn(
+    State(app): State<App>,
+    authz: crate::acl::Authz,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
     q.check_dc(app.datacenter())?;
     let bytes = read_body(body, app.limits().txn_max_req_len).await?;
@@ -88,6 +93,30 @@ pub async fn txn(State(app): State<App>, uri: Uri, body: Body) -> Result<Respons
             "Transaction values exceed the KV value size limit",
         ));
     }
+    let a = authz.authorizer();
+    // Every operation is checked before anything is proposed: one denied operation
+    // fails the whole transaction, as Consul's does.
+    let denied: Vec<Value> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| {
+            let d = match op.verb {
+                KvVerb::GetTree => return None, // results are filtered below
+                KvVerb::DeleteTree => a.key_write_prefix(&op.key),
+                v if v.is_read() => a.key_read(&op.key),
+                _ => a.key_write(&op.key),
+            };
+            authz
+                .allow(d)
+                .err()
+                .map(|e| json!({"OpIndex": i, "What": e.message}))
+        })
+        .collect();
+    if !denied.is_empty() {
+        let mut resp = json_resp(&json!({"Results": null, "Errors": denied}), q.pretty());
+        *resp.status_mut() = StatusCode::CONFLICT;
+        return Ok(resp);
+    }
     let (_, outcome) = app.write(Command::Txn(TxnRequest { ops })).await?;
     let Outcome::Txn(r) = outcome else {
         return Err(HttpError::internal(format!(
@@ -108,6 +137,7 @@ pub async fn txn(State(app): State<App>, uri: Uri, body: Body) -> Result<Respons
     let results: Vec<Value> = r
         .results
         .iter()
+        .filter(|e| a.key_read(&e.key).is_allow())
         .map(|e| json!({"KV": KvPair::from(e)}))
         .collect();
     Ok(json_resp(&json!({"Results": results, "Errors": null}), pretty).into_response())

@@ -36,6 +36,11 @@ pub struct Duties {
     pub kv_tombstone_ttl: Duration,
     /// How often tombstones are looked at (`kv_tombstone_granularity`).
     pub kv_tombstone_granularity: Duration,
+    /// `acl.tokens.initial_management`, as the command that installs it (`None`: not
+    /// configured).
+    pub acl_initial: Option<Command>,
+    /// Whether ACLs are enabled (expired tokens are reaped).
+    pub acl_enabled: bool,
 }
 
 impl Duties {
@@ -58,6 +63,8 @@ pub async fn supervise(duties: Duties) {
             tokio::spawn(crate::reconcile::run(duties.clone())),
             tokio::spawn(crate::raft_members::run(duties.clone())),
             tokio::spawn(crate::autopilot::run(duties.clone())),
+            tokio::spawn(crate::acl::initial_management(duties.clone())),
+            tokio::spawn(crate::acl::reap_loop(duties.clone())),
         ]);
         catalog.leadership_is(false).await;
         drop(running);

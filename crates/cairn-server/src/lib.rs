@@ -8,6 +8,7 @@
 //! server RPC port, and runs [`leader::supervise`]; a client agent uses the same
 //! [`protocol`] to reach a server.
 
+mod acl;
 pub mod autopilot;
 pub mod bootstrap;
 pub mod catalog;

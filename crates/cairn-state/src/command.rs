@@ -37,6 +37,32 @@ pub enum Command {
         config: crate::AutopilotConfig,
         cas: Option<u64>,
     },
+    /// `PUT /v1/acl/bootstrap`, or the leader installing `acl.tokens.initial_management`:
+    /// creates the built-in policy and anonymous token, then the management token.
+    /// Outcome `AclToken`, or `Error(AclBootstrapDone)` after the first bootstrap.
+    AclBootstrap(crate::AclBootstrap),
+    /// Create (`create`: the AccessorID must be new) or update (it must exist) a token.
+    /// Outcome `AclToken` (as reads show it).
+    AclTokenSet {
+        token: crate::AclToken,
+        create: bool,
+    },
+    /// Delete a token. Outcome `Bool` (whether it existed).
+    AclTokenDelete { accessor_id: String },
+    /// Forget every token whose expiration time is at or before `now_ms` (the leader's
+    /// reaper). Outcome `Bool` (whether any was removed).
+    AclTokenReap { now_ms: u64 },
+    /// Create or update a policy. Outcome `AclPolicy`.
+    AclPolicySet {
+        policy: crate::AclPolicy,
+        create: bool,
+    },
+    /// Delete a policy (links to it dangle and are ignored). Outcome `Bool`.
+    AclPolicyDelete { id: String },
+    /// Create or update a role. Outcome `AclRole`.
+    AclRoleSet { role: crate::AclRole, create: bool },
+    /// Delete a role. Outcome `Bool`.
+    AclRoleDelete { id: String },
 }
 
 /// Body of a catalog registration.
@@ -183,6 +209,12 @@ pub enum Outcome {
     /// A rejected write (unknown session, unknown service, ...). Maps to HTTP 4xx/5xx.
     Error(ApplyError),
     Txn(TxnResult),
+    /// The token an ACL write stored, as reads show it.
+    AclToken(Box<crate::AclToken>),
+    /// The policy an ACL write stored.
+    AclPolicy(Box<crate::AclPolicy>),
+    /// The role an ACL write stored, as reads show it.
+    AclRole(Box<crate::AclRole>),
 }
 
 /// Errors the state machine reports for writes it refuses.
@@ -200,4 +232,10 @@ pub enum ApplyError {
     CriticalCheck(String),
     #[error("{0}")]
     Invalid(String),
+    /// A second ACL bootstrap; carries the reset index (Consul's wording).
+    #[error("ACL bootstrap no longer allowed (reset index: {0})")]
+    AclBootstrapDone(u64),
+    /// An ACL update of a token, policy or role that does not exist.
+    #[error("{0}")]
+    AclNotFound(String),
 }

@@ -16,6 +16,12 @@ pub struct TableIndexes {
     pub checks: u64,
     pub kv: u64,
     pub sessions: u64,
+    #[serde(default)]
+    pub acl_tokens: u64,
+    #[serde(default)]
+    pub acl_policies: u64,
+    #[serde(default)]
+    pub acl_roles: u64,
 }
 
 /// Clamp rule shared by every read: an index is never reported below 1.

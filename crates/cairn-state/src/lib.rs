@@ -1,4 +1,4 @@
-//! The replicated state machine: catalog, health, KV and sessions.
+//! The replicated state machine: catalog, health, KV, sessions and ACLs.
 //!
 //! Every write to Cairn is a [`Command`] in the Raft log; [`State::apply`] turns it into
 //! a new state and an [`Outcome`] deterministically. There is no clock, no randomness
@@ -9,6 +9,7 @@
 //! Reads are plain methods on [`State`] that also return the index a blocking query
 //! should compare against (see [`index`] for the rules).
 
+pub mod acl;
 mod autopilot;
 pub mod catalog;
 mod command;
@@ -23,6 +24,10 @@ use std::collections::BTreeMap;
 use cairn_types::{HealthCheck, KvEntry, Node, NodeService, Session};
 use serde::{Deserialize, Serialize};
 
+pub use acl::{
+    AclBootstrap, AclLink, AclPolicy, AclRole, AclToken, NodeIdentity, ResolvedToken,
+    ServiceIdentity,
+};
 pub use autopilot::AutopilotConfig;
 pub use catalog::{aggregate, ServiceHealth};
 pub use command::*;
@@ -74,6 +79,9 @@ pub struct State {
     /// Autopilot's settings, once an operator stored some (see [`AutopilotConfig`]).
     #[serde(default)]
     pub(crate) autopilot: Option<AutopilotConfig>,
+    /// ACL tokens, policies and roles (see [`acl`]).
+    #[serde(default)]
+    pub(crate) acl: acl::AclTables,
 }
 
 impl State {
@@ -119,6 +127,14 @@ impl State {
                 Outcome::None
             }
             Command::AutopilotSetConfig { config, cas } => self.autopilot_set(index, config, *cas),
+            Command::AclBootstrap(b) => self.acl_bootstrap(index, b),
+            Command::AclTokenSet { token, create } => self.acl_token_set(index, token, *create),
+            Command::AclTokenDelete { accessor_id } => self.acl_token_delete(index, accessor_id),
+            Command::AclTokenReap { now_ms } => self.acl_token_reap(index, *now_ms),
+            Command::AclPolicySet { policy, create } => self.acl_policy_set(index, policy, *create),
+            Command::AclPolicyDelete { id } => self.acl_policy_delete(index, id),
+            Command::AclRoleSet { role, create } => self.acl_role_set(index, role, *create),
+            Command::AclRoleDelete { id } => self.acl_role_delete(index, id),
         }
     }
 

@@ -34,6 +34,9 @@ impl State {
             &mut t.checks,
             &mut t.kv,
             &mut t.sessions,
+            &mut t.acl_tokens,
+            &mut t.acl_policies,
+            &mut t.acl_roles,
         ] {
             *i = (*i).max(floor);
         }

@@ -1,9 +1,9 @@
 //! Consul settings Cairn recognises but has not built yet, and why each refuses to start.
 //!
 //! Two kinds: keys whose mere presence asks for something missing (an `auto_encrypt` block
-//! asks for certificate distribution), refused while the sources are read ([`reason_for_key`]); and keys that parse and
-//! are harmless at their default but not at other values (`acl.enabled = true`,
-//! `ports.grpc = 8502`), refused once the configuration is built
+//! asks for certificate distribution), refused while the sources are read ([`reason_for_key`]);
+//! and keys that parse and are harmless at their default but not at other values
+//! (`ports.grpc = 8502`), refused once the configuration is built
 //! ([`Config::check_supported`]). Security settings are always of one kind or the other:
 //! a process that was asked for access control or encryption and runs without it is the
 //! worst failure a configuration can have, so it never starts.
@@ -22,15 +22,9 @@ const UNBUILT_KEYS: &[(&str, &str)] = &[
         "auto-config (JWT-authorised client configuration) is not built yet",
     ),
     ("connect", "Connect (service mesh) is not built"),
-    (
-        "acl.tokens.replication",
-        "ACL replication across datacenters is not built",
-    ),
-    (
-        "acl.tokens.config_file_service_registration",
-        "ACL tokens are not built yet",
-    ),
-    ("acl.tokens.dns", "ACL tokens are not built yet"),
+    ("acl.tokens.replication", "ACL replication across datacenters is not built"),
+    ("acl.tokens.config_file_service_registration", "registering config-file services with their own ACL token is not built yet"),
+    ("acl.tokens.dns", "a separate DNS token is not built yet (DNS answers are filtered with the agent's default token)"),
 ];
 
 /// Why `key` (dotted path) is refused, when it is a Consul setting Cairn has not built.
@@ -52,13 +46,6 @@ impl Config {
                 reason: reason.to_string(),
             })
         };
-        if self.acl.enabled {
-            return refuse(
-                "acl.enabled",
-                "ACL enforcement is not built yet; Cairn refuses to start rather than run \
-                 without access control (remove acl.enabled, or set it to false)",
-            );
-        }
         for (key, port) in [
             ("ports.grpc", self.ports.grpc),
             ("ports.grpc_tls", self.ports.grpc_tls),
@@ -92,17 +79,25 @@ mod tests {
     #[test]
     fn security_settings_never_run_open() {
         for (args, key) in [
+            (vec!["-dev", "-https-port", "8501"], "ports.https"),
             (
                 vec![
                     "-dev",
                     "-hcl",
-                    "acl {\n enabled = true\n default_policy = \"deny\"\n tokens {\n initial_management = \"x\"\n }\n}",
+                    "tls {\n defaults {\n ca_file = \"/ca.pem\"\n }\n}",
                 ],
-                "acl.enabled",
+                "tls",
+            ),
+            (
+                vec!["-dev", "-hcl", r#"verify_incoming = true"#],
+                "verify_incoming",
             ),
             (vec!["-dev", "-hcl", "auto_encrypt {\n tls = true\n}"], "auto_encrypt"),
             (vec!["-dev", "-grpc-port", "8502"], "ports.grpc"),
-            (vec!["-dev", "-hcl", "acl_datacenter = \"dc1\""], "acl.enabled"),
+            (
+                vec!["-dev", "-hcl", "acl {\n tokens {\n dns = \"x\"\n }\n}"],
+                "acl.tokens.dns",
+            ),
         ] {
             let e = refused(&args);
             assert!(e.contains(&format!("{key:?}")), "{args:?}: {e}");
@@ -138,6 +133,12 @@ mod tests {
                 "-hcl",
                 "acl {\n enabled = false\n default_policy = \"deny\"\n}",
             ],
+            vec![
+                "-dev",
+                "-hcl",
+                "acl {\n enabled = true\n default_policy = \"deny\"\n tokens {\n initial_management = \"x\"\n }\n}",
+            ],
+            vec!["-dev", "-hcl", "acl_datacenter = \"dc1\""],
         ] {
             let a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             load(&a).unwrap().check_supported().unwrap();

@@ -1,0 +1,582 @@
+//! ACL enforcement: which token a request carries, what it may do, and the 403s.
+//!
+//! A request's token comes from `X-Consul-Token`, `Authorization: Bearer <token>` or
+//! `?token=` (in that order); a request without one uses the agent's `default` token, and
+//! without that the anonymous token. The token is resolved against this agent's own replica
+//! of the state (clients follow a replica, so no request leaves the node to be authorized),
+//! and the compiled [`Authorizer`] is cached per secret, valid while the token's
+//! ModifyIndex and the policies and roles tables are unchanged.
+//!
+//! Handlers take an [`Authz`] argument and ask it (`authz.allow(authz.authorizer().key_read(k))?`).
+//! With ACLs disabled the backend has no [`AclRuntime`], every `Authz` is management, and
+//! nothing changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use cairn_acl::{
+    builtin_policy_rules, AccessLevel, Authorizer, Decision, DefaultPolicy, Rules, SegmentKind,
+    ANONYMOUS_TOKEN_ID,
+};
+use cairn_state::{ResolvedToken, State};
+use parking_lot::{Mutex, RwLock};
+
+use crate::query::Query;
+use crate::reply::{Consistency, HttpError};
+use crate::App;
+
+/// Most resolved tokens kept; the cache starts over when full.
+const CACHE_LIMIT: usize = 4096;
+/// The AccessorID denials name for the `agent_recovery` token (it is not a stored token).
+pub const AGENT_RECOVERY_ACCESSOR: &str = "agent-recovery-token";
+/// Longest token accepted from a request.
+const MAX_TOKEN_LEN: usize = 512;
+
+/// The agent's ACL settings, its configured tokens and the authorizer cache.
+pub struct AclRuntime {
+    default_policy: DefaultPolicy,
+    datacenter: String,
+    /// This agent's node name (what `agent_recovery` grants `agent:write` on).
+    node: String,
+    tokens: RwLock<AgentTokens>,
+    cache: Mutex<HashMap<String, Cached>>,
+    /// Saves the tokens after `/v1/agent/token/*` changed them (`enable_token_persistence`).
+    persist: Option<Persist>,
+}
+
+/// How the agent saves its tokens.
+pub type Persist = Box<dyn Fn(&AgentTokens) -> Result<(), String> + Send + Sync>;
+
+/// The tokens an agent holds (`acl.tokens` and `/v1/agent/token/*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AgentTokens {
+    /// Used for requests that carry no token.
+    pub default: Option<String>,
+    /// The agent's own token (its internal operations).
+    pub agent: Option<String>,
+    /// Recovery token for agent endpoints.
+    pub agent_recovery: Option<String>,
+    pub replication: Option<String>,
+    pub config_file_service_registration: Option<String>,
+    pub dns: Option<String>,
+}
+
+impl AgentTokens {
+    /// The slot of `/v1/agent/token/<kind>` (legacy names included), or `None`.
+    pub fn slot(&mut self, kind: &str) -> Option<&mut Option<String>> {
+        Some(match kind {
+            "default" | "acl_token" => &mut self.default,
+            "agent" | "acl_agent_token" => &mut self.agent,
+            "agent_recovery" | "agent_master" | "acl_agent_master_token" => {
+                &mut self.agent_recovery
+            }
+            "replication" | "acl_replication_token" => &mut self.replication,
+            "config_file_service_registration" => &mut self.config_file_service_registration,
+            "dns" => &mut self.dns,
+            _ => return None,
+        })
+    }
+}
+
+struct Cached {
+    token_modify: u64,
+    policies_index: u64,
+    roles_index: u64,
+    expiration_ms: Option<u64>,
+    accessor_id: String,
+    authorizer: Arc<Authorizer>,
+}
+
+impl AclRuntime {
+    /// ACLs enforced with `default_policy`, in `datacenter` (identities and policies
+    /// scoped to other datacenters grant nothing here).
+    pub fn new(default_policy: DefaultPolicy, datacenter: &str, tokens: AgentTokens) -> Self {
+        AclRuntime {
+            default_policy,
+            datacenter: datacenter.to_string(),
+            node: String::new(),
+            tokens: RwLock::new(tokens),
+            cache: Mutex::new(HashMap::new()),
+            persist: None,
+        }
+    }
+
+    /// Saves the tokens with `persist` whenever `/v1/agent/token/*` changes them.
+    pub fn with_persistence(mut self, persist: Persist) -> Self {
+        self.persist = Some(persist);
+        self
+    }
+
+    /// Replaces one token (`kind` as in `/v1/agent/token/<kind>`), saving the tokens when
+    /// persistence is on. `Ok(false)`: no such kind.
+    pub fn set_token(&self, kind: &str, value: Option<String>) -> Result<bool, String> {
+        let snapshot = {
+            let mut tokens = self.tokens.write();
+            let Some(slot) = tokens.slot(kind) else {
+                return Ok(false);
+            };
+            *slot = value;
+            tokens.clone()
+        };
+        if let Some(persist) = &self.persist {
+            persist(&snapshot)?;
+        }
+        Ok(true)
+    }
+
+    /// Names this agent's node: the `agent_recovery` token then grants `agent:write` on
+    /// it and `node:read` on every node (Consul's recovery token), without any server.
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.node = node.to_string();
+        self
+    }
+
+    /// The default policy (`X-Consul-Default-ACL-Policy`).
+    pub fn default_policy(&self) -> DefaultPolicy {
+        self.default_policy
+    }
+
+    /// The agent's tokens.
+    pub fn tokens(&self) -> &RwLock<AgentTokens> {
+        &self.tokens
+    }
+
+    /// Resolves `secret` against `st` at wall-clock `now_ms`; `None` when no such (live)
+    /// token exists.
+    pub fn resolve_in(&self, st: &State, secret: &str, now_ms: u64) -> Option<Authz> {
+        if !self.node.is_empty() && self.tokens.read().agent_recovery.as_deref() == Some(secret) {
+            let rules = Rules::new()
+                .with(SegmentKind::Agent, &self.node, false, AccessLevel::Write)
+                .with(SegmentKind::Node, "", true, AccessLevel::Read);
+            return Some(Authz {
+                accessor_id: AGENT_RECOVERY_ACCESSOR.to_string(),
+                secret: secret.to_string(),
+                authorizer: Arc::new(Authorizer::new([&rules], DefaultPolicy::Deny)),
+                enabled: true,
+            });
+        }
+        let Some(token) = st.acl_token_by_secret(secret) else {
+            // ACLs on but never bootstrapped: the anonymous token does not exist yet and
+            // is the default policy alone.
+            return (secret == cairn_state::acl::ANONYMOUS_SECRET).then(|| Authz {
+                accessor_id: ANONYMOUS_TOKEN_ID.to_string(),
+                secret: secret.to_string(),
+                authorizer: Arc::new(Authorizer::default_only(self.default_policy)),
+                enabled: true,
+            });
+        };
+        if token.expired_at(now_ms) {
+            return None;
+        }
+        let tables = st.table_indexes();
+        let fresh = |c: &Cached| {
+            c.token_modify == token.modify_index
+                && c.policies_index == tables.acl_policies
+                && c.roles_index == tables.acl_roles
+        };
+        if let Some(c) = self.cache.lock().get(secret).filter(|c| fresh(c)) {
+            if c.expiration_ms.is_some_and(|t| t <= now_ms) {
+                return None;
+            }
+            return Some(Authz {
+                accessor_id: c.accessor_id.clone(),
+                secret: secret.to_string(),
+                authorizer: c.authorizer.clone(),
+                enabled: true,
+            });
+        }
+        let resolved = st.acl_resolve(secret)?;
+        let authorizer = Arc::new(self.compile(&resolved));
+        let mut cache = self.cache.lock();
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(
+            secret.to_string(),
+            Cached {
+                token_modify: resolved.modify_index,
+                policies_index: tables.acl_policies,
+                roles_index: tables.acl_roles,
+                expiration_ms: resolved.expiration_ms,
+                accessor_id: resolved.accessor_id.clone(),
+                authorizer: authorizer.clone(),
+            },
+        );
+        Some(Authz {
+            accessor_id: resolved.accessor_id,
+            secret: secret.to_string(),
+            authorizer,
+            enabled: true,
+        })
+    }
+
+    /// Compiles a resolved token's policies and identities.
+    fn compile(&self, t: &ResolvedToken) -> Authorizer {
+        let dc = self.datacenter.as_str();
+        let mut all: Vec<Rules> = Vec::new();
+        for p in &t.policies {
+            if !p.datacenters.is_empty() && !p.datacenters.iter().any(|d| d == dc) {
+                continue;
+            }
+            match builtin_policy_rules(&p.id).map_or_else(|| Rules::parse(&p.rules), Ok) {
+                Ok(rules) => all.push(rules),
+                // Stored rules were parsed when written; an older build's text that this
+                // one cannot read grants nothing rather than failing every request.
+                Err(e) => tracing::warn!(policy = %p.name, error = %e, "ACL policy ignored"),
+            }
+        }
+        for s in &t.service_identities {
+            if s.datacenters.is_empty() || s.datacenters.iter().any(|d| d == dc) {
+                all.push(Rules::service_identity(&s.service_name));
+            }
+        }
+        for n in &t.node_identities {
+            if n.datacenter == dc {
+                all.push(Rules::node_identity(&n.node_name));
+            }
+        }
+        Authorizer::new(all.iter(), self.default_policy)
+    }
+}
+
+/// The secret a request carries (`None`: none given).
+pub fn request_token(parts: &Parts) -> Result<Option<String>, HttpError> {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let token = header("x-consul-token")
+        .or_else(|| {
+            header("authorization").and_then(|a| {
+                let (scheme, rest) = a.split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| rest.trim().to_string())
+                    .filter(|s| !s.is_empty())
+            })
+        })
+        .or_else(|| {
+            Query::from_uri(&parts.uri)
+                .get("token")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        });
+    if token.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_LEN) {
+        return Err(HttpError::bad_request(format!(
+            "ACL token longer than {MAX_TOKEN_LEN} bytes"
+        )));
+    }
+    Ok(token)
+}
+
+/// What the request's token may do.
+#[derive(Clone)]
+pub struct Authz {
+    accessor_id: String,
+    secret: String,
+    authorizer: Arc<Authorizer>,
+    enabled: bool,
+}
+
+/// Consul's 403 for a secret that names no token.
+pub fn acl_not_found() -> HttpError {
+    HttpError::new(StatusCode::FORBIDDEN, "ACL not found")
+}
+
+/// Consul's 401 for ACL endpoints on an agent without ACLs.
+pub fn acl_disabled() -> HttpError {
+    HttpError::new(StatusCode::UNAUTHORIZED, "ACL support disabled")
+}
+
+impl Authz {
+    /// ACLs off: everything is allowed.
+    pub fn disabled() -> Authz {
+        static MANAGEMENT: OnceLock<Arc<Authorizer>> = OnceLock::new();
+        Authz {
+            accessor_id: String::new(),
+            secret: String::new(),
+            authorizer: MANAGEMENT
+                .get_or_init(|| Arc::new(Authorizer::management()))
+                .clone(),
+            enabled: false,
+        }
+    }
+
+    /// The compiled permissions.
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.authorizer
+    }
+
+    /// The token's AccessorID (empty with ACLs off).
+    pub fn accessor_id(&self) -> &str {
+        &self.accessor_id
+    }
+
+    /// The secret the request was resolved from.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// Whether ACLs are enforced on this agent.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// `Ok` when `decision` allows, else Consul's 403 "Permission denied: ...".
+    pub fn allow(&self, decision: Decision) -> Result<(), HttpError> {
+        decision
+            .check(&self.accessor_id)
+            .map_err(|e| HttpError::new(StatusCode::FORBIDDEN, e.to_string()))
+    }
+
+    /// Whether `decision` allows (for filtering lists).
+    pub fn permits(&self, decision: Decision) -> bool {
+        decision.is_allow()
+    }
+
+    /// The ACL endpoints answer 401 on an agent without ACLs.
+    pub fn require_enabled(&self) -> Result<(), HttpError> {
+        if self.enabled {
+            Ok(())
+        } else {
+            Err(acl_disabled())
+        }
+    }
+}
+
+/// Whether `authz` may see one element of a catalog or health listing: `node:read` on
+/// its node and `service:read` on its service, wherever the element's shape puts them
+/// (`"Node": "n"` or `"Node": {"Node": "n"}`, `"ServiceName": "s"` or
+/// `"Service": {"Service": "s"}`).
+pub fn visible(authz: &Authz, v: &serde_json::Value) -> bool {
+    let a = authz.authorizer();
+    let node = match v.get("Node") {
+        Some(serde_json::Value::String(n)) => Some(n.as_str()),
+        Some(o) => o.get("Node").and_then(serde_json::Value::as_str),
+        None => None,
+    };
+    let service = v
+        .get("ServiceName")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| {
+            v.get("Service")
+                .and_then(|s| s.get("Service"))
+                .and_then(serde_json::Value::as_str)
+        })
+        .filter(|s| !s.is_empty());
+    node.is_none_or(|n| a.node_read(n).is_allow())
+        && service.is_none_or(|s| a.service_read(s).is_allow())
+}
+
+/// Resolves the token of a request on `app` (see the module docs).
+pub async fn resolve(app: &App, token: Option<String>) -> Result<Authz, HttpError> {
+    let Some(rt) = app.acl() else {
+        return Ok(Authz::disabled());
+    };
+    let secret = match token {
+        Some(t) => t,
+        None => rt
+            .tokens
+            .read()
+            .default
+            .clone()
+            .unwrap_or_else(|| cairn_state::acl::ANONYMOUS_SECRET.to_string()),
+    };
+    let now = app.now_ms();
+    if let Some(a) = rt.resolve_in(&app.state().read(), &secret, now) {
+        return Ok(a);
+    }
+    // A token created a moment ago may not have reached this replica yet: catch up with
+    // the leader once before saying it does not exist.
+    if app.barrier(Consistency::Leader).await.is_ok() {
+        if let Some(a) = rt.resolve_in(&app.state().read(), &secret, now) {
+            return Ok(a);
+        }
+    }
+    Err(acl_not_found())
+}
+
+impl FromRequestParts<App> for Authz {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        if app.acl().is_none() {
+            return Ok(Authz::disabled());
+        }
+        let token = request_token(parts)?;
+        resolve(app, token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_state::{AclBootstrap, AclToken, Command};
+    use serde_json::json;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = axum::http::Request::builder().uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_token_comes_from_the_header_then_bearer_then_the_query() {
+        let t = |uri, h: &[(&str, &str)]| request_token(&parts(uri, h)).unwrap();
+        assert_eq!(t("/v1/kv/a", &[]), None);
+        assert_eq!(t("/v1/kv/a?token=q", &[]).as_deref(), Some("q"));
+        assert_eq!(
+            t("/v1/kv/a?token=q", &[("authorization", "Bearer b")]).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            t(
+                "/v1/kv/a?token=q",
+                &[("authorization", "Bearer b"), ("x-consul-token", "h")]
+            )
+            .as_deref(),
+            Some("h")
+        );
+        assert_eq!(t("/v1/kv/a", &[("authorization", "Basic xyz")]), None);
+        let long = format!("/v1/kv/a?token={}", "x".repeat(MAX_TOKEN_LEN + 1));
+        assert!(request_token(&parts(&long, &[])).is_err());
+    }
+
+    fn state_with_root() -> State {
+        let mut st = State::new();
+        st.apply(
+            1,
+            &Command::AclBootstrap(AclBootstrap {
+                token: AclToken {
+                    accessor_id: "acc".into(),
+                    secret_id: "root".into(),
+                    ..Default::default()
+                },
+                initial: true,
+            }),
+        );
+        st
+    }
+
+    #[test]
+    fn resolution_caches_until_the_token_changes_and_refuses_unknown_or_expired() {
+        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", AgentTokens::default());
+        let mut st = state_with_root();
+        let a = rt.resolve_in(&st, "root", 0).expect("management");
+        assert!(a.authorizer().acl_write().is_allow());
+        let again = rt.resolve_in(&st, "root", 0).unwrap();
+        assert!(
+            Arc::ptr_eq(&a.authorizer, &again.authorizer),
+            "served from the cache"
+        );
+        let anon = rt.resolve_in(&st, "anonymous", 0).unwrap();
+        assert_eq!(anon.accessor_id(), ANONYMOUS_TOKEN_ID);
+        assert!(!anon.authorizer().key_read("k").is_allow());
+        assert!(rt.resolve_in(&st, "nope", 0).is_none());
+        // The token loses its policy: the cached authorizer is not used.
+        st.apply(
+            2,
+            &Command::AclTokenSet {
+                token: AclToken {
+                    accessor_id: "acc".into(),
+                    expiration_ms: None,
+                    ..Default::default()
+                },
+                create: false,
+            },
+        );
+        let after = rt.resolve_in(&st, "root", 0).unwrap();
+        assert!(!after.authorizer().acl_write().is_allow());
+        // Expired tokens do not resolve.
+        st.apply(
+            3,
+            &Command::AclTokenSet {
+                token: AclToken {
+                    accessor_id: "exp".into(),
+                    secret_id: "short".into(),
+                    expiration_ms: Some(1_000),
+                    ..Default::default()
+                },
+                create: true,
+            },
+        );
+        assert!(rt.resolve_in(&st, "short", 999).is_some());
+        assert!(rt.resolve_in(&st, "short", 1_000).is_none());
+    }
+
+    #[test]
+    fn the_agent_recovery_token_grants_this_agent_only() {
+        let tokens = AgentTokens {
+            agent_recovery: Some("recover".into()),
+            ..Default::default()
+        };
+        let st = State::new();
+        let without_node = AclRuntime::new(DefaultPolicy::Deny, "dc1", tokens.clone());
+        assert!(without_node.resolve_in(&st, "recover", 0).is_none());
+        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", tokens).with_node("n1");
+        let a = rt.resolve_in(&st, "recover", 0).expect("recovery token");
+        assert!(a.authorizer().agent_write("n1").is_allow());
+        assert!(!a.authorizer().agent_write("n2").is_allow());
+        assert!(a.authorizer().node_read("n2").is_allow());
+        assert!(!a.authorizer().key_read("k").is_allow());
+    }
+
+    #[test]
+    fn listing_elements_are_visible_by_node_and_service() {
+        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", AgentTokens::default());
+        let mut st = state_with_root();
+        st.apply(
+            2,
+            &Command::AclPolicySet {
+                policy: cairn_state::AclPolicy {
+                    id: "p".into(),
+                    name: "web".into(),
+                    rules:
+                        "service \"web\" { policy = \"read\" }\nnode \"n1\" { policy = \"read\" }"
+                            .into(),
+                    ..Default::default()
+                },
+                create: true,
+            },
+        );
+        st.apply(
+            3,
+            &Command::AclTokenSet {
+                token: AclToken {
+                    accessor_id: "t".into(),
+                    secret_id: "s".into(),
+                    policies: vec![cairn_state::AclLink {
+                        id: "p".into(),
+                        name: String::new(),
+                    }],
+                    ..Default::default()
+                },
+                create: true,
+            },
+        );
+        let a = rt.resolve_in(&st, "s", 0).unwrap();
+        assert!(visible(&a, &json!({"Node": "n1", "ServiceName": "web"})));
+        assert!(visible(&a, &json!({"Node": "n1", "ServiceName": ""})));
+        assert!(!visible(&a, &json!({"Node": "n2", "ServiceName": "web"})));
+        assert!(!visible(&a, &json!({"Node": "n1", "ServiceName": "db"})));
+        assert!(visible(
+            &a,
+            &json!({"Node": {"Node": "n1"}, "Service": {"Service": "web"}})
+        ));
+        assert!(!visible(
+            &a,
+            &json!({"Node": {"Node": "n1"}, "Service": {"Service": "db"}})
+        ));
+    }
+}
