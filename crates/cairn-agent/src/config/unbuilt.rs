@@ -79,19 +79,6 @@ mod tests {
     #[test]
     fn security_settings_never_run_open() {
         for (args, key) in [
-            (vec!["-dev", "-https-port", "8501"], "ports.https"),
-            (
-                vec![
-                    "-dev",
-                    "-hcl",
-                    "tls {\n defaults {\n ca_file = \"/ca.pem\"\n }\n}",
-                ],
-                "tls",
-            ),
-            (
-                vec!["-dev", "-hcl", r#"verify_incoming = true"#],
-                "verify_incoming",
-            ),
             (vec!["-dev", "-hcl", "auto_encrypt {\n tls = true\n}"], "auto_encrypt"),
             (vec!["-dev", "-grpc-port", "8502"], "ports.grpc"),
             (
