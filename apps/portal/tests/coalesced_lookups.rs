@@ -1,8 +1,9 @@
-//! Coalesced SRV lookups over real UDP against the fake DNS server: requests
-//! that arrive before a query is sent share it; a request that arrives while
-//! a query is out gets the next query's answer, never that one's; failures
-//! reach every request that joined; a request dropped while it waits does
-//! not hurt the others; and nothing is left running afterwards.
+//! Coalesced SRV lookups over real UDP against the fake DNS server: a request
+//! that finds nothing in flight sends its query at once; requests that arrive
+//! while a query is out share the next one, never that one's answer; failures
+//! reach every request that joined; a request dropped while it waits (or
+//! while it makes the lookup others wait behind) does not hurt the others; and
+//! nothing is left running afterwards.
 //!
 //! The fake numbers its answers (SRV port = 8000 + query number) and holds
 //! each one until the test lets it go, so "which query answered" is visible
@@ -22,6 +23,7 @@ use portal::discovery::DiscoveryError;
 use portal::dns_wire::DnsError;
 use portal::{Candidate, Discovery, DnsDiscovery};
 use support::{Behaviour, Entry, FakeDns};
+use tokio::task::JoinHandle;
 
 const NAME: &str = "web.service.consul";
 const BASE_PORT: u16 = 8000;
@@ -62,6 +64,13 @@ async fn arrive(d: &DnsDiscovery) -> Pending {
     f
 }
 
+/// A request as a task of its own, as a server runs it: one that finds
+/// nothing in flight sends the query itself, so it must be polled to go on.
+fn request_task(d: &DnsDiscovery) -> JoinHandle<Result<Vec<Candidate>, DiscoveryError>> {
+    let d = d.clone();
+    tokio::spawn(async move { d.candidates(NAME).await })
+}
+
 /// Which query answered: the port minus the base.
 fn query_number(answer: Result<Vec<Candidate>, DiscoveryError>) -> u16 {
     let cands = answer.expect("an answer");
@@ -91,18 +100,22 @@ async fn nothing_left(d: &DnsDiscovery) {
 #[tokio::test]
 async fn concurrent_requests_share_one_query() {
     let (fake, d) = fake(Behaviour::default()).await;
+    // The first sends query 1 as it arrives; the other 15 arrive while it is
+    // out and share query 2.
+    let first = arrive(&d).await;
     let mut waiting = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..15 {
         waiting.push(arrive(&d).await);
     }
+    assert_eq!(query_number(first.await), 1);
     for w in waiting {
-        assert_eq!(query_number(w.await), 1);
+        assert_eq!(query_number(w.await), 2);
     }
-    assert_eq!(fake.udp_queries.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.udp_queries.load(Ordering::SeqCst), 2);
     nothing_left(&d).await;
     // Sequential requests each get a query of their own.
-    assert_eq!(query_number(d.candidates(NAME).await), 2);
     assert_eq!(query_number(d.candidates(NAME).await), 3);
+    assert_eq!(query_number(d.candidates(NAME).await), 4);
 }
 
 #[tokio::test]
@@ -112,13 +125,13 @@ async fn a_request_arriving_while_a_query_is_out_gets_the_next_answer() {
         ..Behaviour::default()
     })
     .await;
-    let first = arrive(&d).await;
+    let first = request_task(&d);
     queries_out(&fake, 1).await;
     // Query 1 is out and held: these two must not get its answer.
     let second = arrive(&d).await;
     let third = arrive(&d).await;
     fake.release.add_permits(1);
-    assert_eq!(query_number(first.await), 1);
+    assert_eq!(query_number(first.await.unwrap()), 1);
     queries_out(&fake, 2).await;
     fake.release.add_permits(1);
     assert_eq!(query_number(second.await), 2);
@@ -135,8 +148,9 @@ async fn a_server_error_reaches_every_request() {
         ..Behaviour::default()
     })
     .await;
-    let mut waiting = vec![arrive(&d).await];
+    let first = request_task(&d);
     queries_out(&fake, 1).await;
+    let mut waiting: Vec<Pending> = vec![Box::pin(async move { first.await.unwrap() })];
     for _ in 0..4 {
         waiting.push(arrive(&d).await);
     }
@@ -167,7 +181,11 @@ async fn nxdomain_reaches_every_request_as_no_instances() {
     for w in waiting {
         assert_eq!(w.await, Ok(vec![]));
     }
-    assert_eq!(fake.udp_queries.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        fake.udp_queries.load(Ordering::SeqCst),
+        2,
+        "the first's query, and one shared by the other four"
+    );
     nothing_left(&d).await;
 }
 
@@ -192,8 +210,8 @@ async fn a_timeout_reaches_every_request() {
     }
     assert_eq!(
         fake.udp_queries.load(Ordering::SeqCst),
-        2,
-        "one lookup (two tries) for all five"
+        4,
+        "two lookups of two tries: the first's, and one shared by the other four"
     );
     nothing_left(&d).await;
 }
@@ -205,20 +223,24 @@ async fn a_dropped_request_does_not_hurt_the_others() {
         ..Behaviour::default()
     })
     .await;
-    // Two share query 1; the one whose poll started it goes away.
-    let starter = arrive(&d).await;
-    let other = arrive(&d).await;
+    // The first request sends query 1 itself and goes away while it is out;
+    // the one waiting behind it gets a query of its own, sent by a task.
+    let starter = request_task(&d);
     queries_out(&fake, 1).await;
-    drop(starter);
-    // Two wait for query 2; one of them goes away.
+    let other = arrive(&d).await;
+    starter.abort();
+    assert!(starter.await.unwrap_err().is_cancelled());
+    fake.release.add_permits(1); // query 1's answer finds its socket gone
+    queries_out(&fake, 2).await;
+    // Two arrive while query 2 is out and wait for query 3; one goes away.
     let leaving = arrive(&d).await;
     let staying = arrive(&d).await;
     drop(leaving);
     fake.release.add_permits(1);
-    assert_eq!(query_number(other.await), 1);
-    queries_out(&fake, 2).await;
+    assert_eq!(query_number(other.await), 2);
+    queries_out(&fake, 3).await;
     fake.release.add_permits(1);
-    assert_eq!(query_number(staying.await), 2);
+    assert_eq!(query_number(staying.await), 3);
     nothing_left(&d).await;
 }
 
@@ -229,11 +251,11 @@ async fn a_next_query_everyone_left_is_not_sent() {
         ..Behaviour::default()
     })
     .await;
-    let first = arrive(&d).await;
+    let first = request_task(&d);
     queries_out(&fake, 1).await;
     drop(arrive(&d).await);
     fake.release.add_permits(10);
-    assert_eq!(query_number(first.await), 1);
+    assert_eq!(query_number(first.await.unwrap()), 1);
     nothing_left(&d).await;
     assert_eq!(fake.udp_queries.load(Ordering::SeqCst), 1);
 }
