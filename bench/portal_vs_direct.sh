@@ -16,6 +16,9 @@
 #   older build, to compare), CAIRN_BIN [target/release/cairn] (likewise, for the agent),
 #   SKIP_BUILD [unset] (use the release binaries as they are), QUIET_WAIT [120] seconds
 #   to wait, before measuring, until no process matches BUSY_PATTERN [rustc].
+# Besides req/s and CPU, each run counts the UDP datagrams the machine received per
+# request (/proc/net/snmp): a DNS lookup on loopback is two, so for portal-srv half
+# that figure is the SRV lookups per request (below 1 when requests share lookups).
 # Needs wrk (Debian package; installed if missing) and builds release binaries
 # of cairn, stock-price and portal. Request logs are turned off in every
 # process (LOG_REQUESTS=0) so no target pays for log I/O.
@@ -90,15 +93,22 @@ for url in "http://$STOCK/stock/AMZN" "http://$PORTAL/stock/AMZN" "http://$FIXED
 done
 curl -fsS "http://$PORTAL/stock/AMZN" | grep -q '"instance"' || die "portal answer has no instance"
 
-# run TARGET URL PIDS... -> appends "target rps p50_ms p99_ms errors cpu% split" to
-# results, split being each PID's CPU % (comma-separated, in the order given).
+# udp_in: UDP datagrams received on this machine so far (/proc/net/snmp). On loopback a
+# DNS lookup is two (the query and the answer), so during a portal-srv run the count
+# tells how many lookups the portal made per request (other UDP traffic adds noise).
+udp_in() { awk '$1 == "Udp:" { if (seen) { print $2; exit } seen = 1 }' /proc/net/snmp 2>/dev/null || echo 0; }
+
+# run TARGET URL PIDS... -> appends "target rps p50_ms p99_ms errors cpu% split dgrams"
+# to results, split being each PID's CPU % (comma-separated, in the order given) and
+# dgrams the UDP datagrams received per request.
 RESULTS="$OUT_DIR/results.txt"
 : >"$RESULTS"
 run() {
     local target="$1" url="$2"; shift 2
-    local t0 t1 out rps p50 p99 errs cpu pid split=""
+    local t0 t1 u0 u1 out rps p50 p99 errs cpu pid reqs dgrams split=""
     local -a each0=()
     t0=$(proc_ticks "$@")
+    u0=$(udp_in)
     for pid in "$@"; do each0+=("$(proc_ticks "$pid")"); done
     local perfs=()
     if [ "${PERF:-}" = 1 ] && [ "$target" = portal-srv ] && [ ! -e "$OUT_DIR/perf-portal.data" ]; then
@@ -109,6 +119,7 @@ run() {
     fi
     out=$(wrk -t "$WRK_THREADS" -c "$C" -d "${DUR}s" --latency "$url" 2>&1)
     t1=$(proc_ticks "$@")
+    u1=$(udp_in)
     local i=0
     for pid in "$@"; do
         split="$split${split:+,}$(ticks_pct "${each0[$i]}" "$(proc_ticks "$pid")")"
@@ -122,7 +133,9 @@ run() {
     errs=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
     cpu=$(ticks_pct "$t0" "$t1")
     [ -n "$rps" ] || die "wrk printed no rate for $target: $out"
-    echo "$target $rps $p50 $p99 $errs $cpu $split" | tee -a "$RESULTS" >&2
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    dgrams=$(awk -v d="$((u1 - u0))" -v n="${reqs:-0}" 'BEGIN { printf "%.3f", (n > 0 ? d / n : 0) }')
+    echo "$target $rps $p50 $p99 $errs $cpu $split $dgrams" | tee -a "$RESULTS" >&2
 }
 
 wait_quiet "${BUSY_PATTERN:-rustc}" "${QUIET_WAIT:-120}"
@@ -140,9 +153,9 @@ import statistics, sys
 path, c, dur, reps = sys.argv[1:]
 rows = {}
 for line in open(path):
-    t, rps, p50, p99, errs, cpu, split = line.split()
+    t, rps, p50, p99, errs, cpu, split, dgrams = line.split()
     rows.setdefault(t, []).append((float(rps), p50, p99, int(errs), float(cpu),
-                                   [float(x) for x in split.split(",")]))
+                                   [float(x) for x in split.split(",")], float(dgrams)))
 med = {t: statistics.median(r[0] for r in v) for t, v in rows.items()}
 # CPU time of the serving processes per request: less sensitive than req/s to
 # other work on the machine.
@@ -164,6 +177,9 @@ d, f, s = med["direct"], med["portal-fixed"], med["portal-srv"]
 print(f"\nportal (SRV lookup + proxy) vs direct: {100 * (1 - s / d):.1f}% fewer req/s")
 print(f"SRV lookup alone (portal-srv vs portal-fixed): {100 * (1 - s / f):.1f}% fewer req/s, "
       f"+{us['portal-srv'] - us['portal-fixed']:.0f}us CPU per request")
+dg = statistics.median(r[6] for r in rows["portal-srv"])
+print(f"UDP datagrams received per portal-srv request: {dg:.3f}, about {dg / 2:.3f} SRV lookups "
+      f"per request (direct: {statistics.median(r[6] for r in rows['direct']):.3f}, other UDP traffic)")
 PY
 log "load average after: $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -c -x rustc || true) rustc running"
 log "raw wrk outputs and results.txt in $OUT_DIR"

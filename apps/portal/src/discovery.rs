@@ -1,12 +1,15 @@
 //! The seam between the portal and service discovery: find the instances of
 //! a service, then the address of the one chosen. Two implementations: DNS
-//! SRV against an agent ([`DnsDiscovery`], asked on every request) and a
-//! fixed list ([`StaticDiscovery`], for a direct baseline and tests).
+//! SRV against an agent ([`DnsDiscovery`], asked on every request, with
+//! concurrent requests sharing a query sent after they arrived) and a fixed
+//! list ([`StaticDiscovery`], for a direct baseline and tests).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::coalesce::{Abandoned, Coalescer, Lookup};
 use crate::dns_client::DnsClient;
 use crate::dns_wire::{display_node, fqdn, DnsError, TYPE_A, TYPE_SRV};
 
@@ -41,6 +44,9 @@ pub enum DiscoveryError {
     /// The target has no address.
     #[error("no address for {0}")]
     NoAddress(String),
+    /// The shared SRV lookup this request joined ended without an answer.
+    #[error(transparent)]
+    Abandoned(#[from] Abandoned),
 }
 
 /// Finds instances and their addresses.
@@ -58,17 +64,53 @@ pub trait Discovery: Send + Sync + 'static {
     ) -> impl Future<Output = Result<IpAddr, DiscoveryError>> + Send;
 }
 
-/// DNS SRV discovery through one resolver, no caching.
+/// One SRV lookup, as the coalescer makes it: the instances of a service.
+#[derive(Debug, Clone)]
+pub struct SrvLookup {
+    client: DnsClient,
+}
+
+impl Lookup for SrvLookup {
+    type Output = Result<Arc<[Candidate]>, DiscoveryError>;
+
+    fn lookup(&self, service: &str) -> impl Future<Output = Self::Output> + Send + 'static {
+        let client = self.client.clone();
+        let name = fqdn(service);
+        async move {
+            let answer = client.ask(&name?, TYPE_SRV).await?;
+            Ok(answer
+                .srv
+                .into_iter()
+                .map(|s| Candidate {
+                    known: s.address,
+                    target: s.target,
+                    port: s.port,
+                    priority: s.priority,
+                    weight: s.weight,
+                })
+                .collect())
+        }
+    }
+}
+
+/// DNS SRV discovery through one resolver, no caching: every request gets
+/// an answer from a query sent after it arrived, shared with the requests
+/// that arrived with it (see [`crate::coalesce`]).
 #[derive(Debug, Clone)]
 pub struct DnsDiscovery {
     client: DnsClient,
+    srv: Coalescer<SrvLookup>,
 }
 
 impl DnsDiscovery {
     /// Asks `server`, waiting `timeout` per try.
     pub fn new(server: SocketAddr, timeout: Duration) -> Self {
+        let client = DnsClient::new(server, timeout);
         Self {
-            client: DnsClient::new(server, timeout),
+            srv: Coalescer::new(SrvLookup {
+                client: client.clone(),
+            }),
+            client,
         }
     }
 
@@ -76,23 +118,19 @@ impl DnsDiscovery {
     pub fn server(&self) -> SocketAddr {
         self.client.server()
     }
+
+    /// How many service names have an SRV lookup being made or waiting to be
+    /// sent: zero once every request has its answer.
+    pub fn lookups_in_flight(&self) -> usize {
+        self.srv.names_in_flight()
+    }
 }
 
 impl Discovery for DnsDiscovery {
     async fn candidates(&self, service: &str) -> Result<Vec<Candidate>, DiscoveryError> {
-        let name = fqdn(service)?;
-        let answer = self.client.ask(&name, TYPE_SRV).await?;
-        Ok(answer
-            .srv
-            .into_iter()
-            .map(|s| Candidate {
-                known: s.address,
-                target: s.target,
-                port: s.port,
-                priority: s.priority,
-                weight: s.weight,
-            })
-            .collect())
+        // A name that cannot be asked fails here, before it is shared.
+        fqdn(service)?;
+        Ok(self.srv.get(service).await??.to_vec())
     }
 
     async fn address(&self, candidate: &Candidate) -> Result<IpAddr, DiscoveryError> {

@@ -4,7 +4,8 @@
 //! pool after a clean exchange, so a lookup per request does not pay for
 //! creating a socket or allocating a buffer; an answer must match the
 //! query's id, question name and type (anything else on the socket is
-//! ignored until the timeout), and a socket that timed out is dropped, so a
+//! ignored until the timeout; a matching answer with an error code ends the
+//! lookup with that error), and a socket that timed out is dropped, so a
 //! late answer never reaches a later query.
 
 use std::net::SocketAddr;
@@ -107,8 +108,11 @@ impl DnsClient {
                 Ok(r) => r.map_err(io)?,
             };
             // A stray or mismatched datagram (say, a duplicate of an earlier
-            // answer on a pooled socket) is ignored, not trusted.
-            if let Ok(a) = decode_answer(&buf[..n], id, name, qtype, scratch) {
+            // answer on a pooled socket) is ignored, not trusted. An answer to
+            // this query with an error code (SERVFAIL, REFUSED...) is the
+            // server's answer: it ends the lookup at once.
+            let decoded = decode_answer(&buf[..n], id, name, qtype, scratch);
+            if matches!(decoded, Ok(_) | Err(DnsError::Rcode(_))) {
                 // The runtime still marks the socket readable, so the next
                 // lookup's first receive would be a wasted system call
                 // (EAGAIN: the answer has not come yet). Clear the mark
@@ -123,7 +127,7 @@ impl DnsClient {
                         idle.push(conn);
                     }
                 }
-                return Ok(a);
+                return decoded;
             }
         }
     }

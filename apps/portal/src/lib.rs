@@ -2,6 +2,7 @@
 //! stock-price and weather by a DNS SRV query on every request, against any
 //! Consul-compatible agent, and say which instance answered.
 
+pub mod coalesce;
 pub mod config;
 pub mod discovery;
 pub mod dns_client;

@@ -1,7 +1,8 @@
 //! The stub resolver's transport rules against a fake server: truncated UDP
 //! answers are retried over TCP, a silent server is a timeout (bounded, no
-//! hang), and a garbage datagram (or a duplicate of an earlier answer) does
-//! not poison the answer.
+//! hang), an error code such as SERVFAIL ends the lookup at once, and a
+//! garbage datagram (or a duplicate of an earlier answer) does not poison the
+//! answer.
 
 mod support;
 
@@ -137,4 +138,28 @@ async fn duplicate_answers_left_on_a_pooled_socket_are_skipped() {
     );
     assert_eq!(fake.udp_peers.lock().unwrap().len(), 1, "one pooled socket");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn an_error_code_ends_the_lookup_without_a_retry() {
+    // SERVFAIL to this very query is the server's answer, not a stray datagram
+    // to ignore until the timeout.
+    let fake = FakeDns::start(Behaviour {
+        services: one_instance(),
+        rcode: Some(hickory_proto::op::ResponseCode::ServFail),
+        ..Behaviour::default()
+    })
+    .await;
+    let d = DnsDiscovery::new(fake.addr, Duration::from_secs(5));
+    let started = Instant::now();
+    let err = d.candidates("web.service.consul").await.unwrap_err();
+    assert_eq!(err, DiscoveryError::Dns(DnsError::Rcode("SERVFAIL".into())));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "no timeout wait"
+    );
+    assert_eq!(fake.udp_queries.load(Ordering::SeqCst), 1);
+    // The socket goes back to the pool: the next lookup uses it.
+    assert!(d.candidates("web.service.consul").await.is_err());
+    assert_eq!(fake.udp_peers.lock().unwrap().len(), 1);
 }

@@ -1,6 +1,7 @@
 //! Test support: a fake DNS server (UDP and TCP on one port) answering SRV
-//! queries from a fixed table, and helpers to run HTTP servers on ephemeral
-//! ports.
+//! queries from a fixed table (optionally held until the test lets each UDP
+//! answer go, and different for each query), and helpers to run HTTP servers
+//! on ephemeral ports.
 
 #![allow(dead_code)]
 
@@ -35,6 +36,13 @@ pub struct Behaviour {
     pub silent: bool,
     /// Send every UDP answer twice.
     pub duplicate: bool,
+    /// Hold each UDP answer until the test adds a permit to `FakeDns::release`.
+    pub hold: bool,
+    /// Add the query's number (1 for the first UDP query, ...) to every SRV
+    /// port, so each answer tells which query it answered.
+    pub port_plus_query_number: bool,
+    /// Answer every query with this response code and no records.
+    pub rcode: Option<ResponseCode>,
 }
 
 pub struct FakeDns {
@@ -45,9 +53,11 @@ pub struct FakeDns {
     pub a_queries: Arc<AtomicUsize>,
     /// Source addresses of the UDP queries seen.
     pub udp_peers: Arc<Mutex<std::collections::HashSet<SocketAddr>>>,
+    /// One permit lets one held UDP answer go (see `Behaviour::hold`).
+    pub release: Arc<tokio::sync::Semaphore>,
 }
 
-fn answer(b: &Behaviour, req: &Message, a_queries: &AtomicUsize) -> Message {
+fn answer(b: &Behaviour, req: &Message, a_queries: &AtomicUsize, number: u16) -> Message {
     let mut m = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
     m.metadata.recursion_desired = req.metadata.recursion_desired;
     m.metadata.authoritative = true;
@@ -57,6 +67,11 @@ fn answer(b: &Behaviour, req: &Message, a_queries: &AtomicUsize) -> Message {
         return m;
     };
     let qname = q.name().to_lowercase().to_ascii();
+    if let Some(rcode) = b.rcode {
+        m.metadata.response_code = rcode;
+        return m;
+    }
+    let plus = if b.port_plus_query_number { number } else { 0 };
     match q.query_type() {
         RecordType::SRV => match b.services.iter().find(|(n, _)| *n == qname) {
             None => m.metadata.response_code = ResponseCode::NXDomain,
@@ -66,7 +81,7 @@ fn answer(b: &Behaviour, req: &Message, a_queries: &AtomicUsize) -> Message {
                     m.add_answer(Record::from_rdata(
                         q.name().clone(),
                         0,
-                        RData::SRV(SRV::new(1, 1, e.port, target.clone())),
+                        RData::SRV(SRV::new(1, 1, e.port + plus, target.clone())),
                     ));
                     if e.in_additional {
                         m.add_additional(Record::from_rdata(target, 0, RData::A(A(e.ip))));
@@ -117,25 +132,34 @@ impl FakeDns {
             Arc::new(AtomicUsize::new(0)),
         );
         let udp_peers: Arc<Mutex<std::collections::HashSet<SocketAddr>>> = Arc::default();
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
         {
             let (b, uq, aq, peers) = (behaviour.clone(), uq.clone(), aq.clone(), udp_peers.clone());
+            let release = release.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 loop {
                     let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
                         return;
                     };
-                    uq.fetch_add(1, Ordering::SeqCst);
+                    let number = uq.fetch_add(1, Ordering::SeqCst) + 1;
                     peers.lock().unwrap().insert(peer);
                     let Ok(req) = Message::from_vec(&buf[..n]) else {
                         continue;
                     };
+                    let hold = b.lock().unwrap().hold;
+                    if hold {
+                        let Ok(permit) = release.acquire().await else {
+                            return;
+                        };
+                        permit.forget();
+                    }
                     let reply = {
                         let b = b.lock().unwrap();
                         if b.silent {
                             continue;
                         }
-                        let mut m = answer(&b, &req, &aq);
+                        let mut m = answer(&b, &req, &aq, number as u16);
                         if b.truncate_udp {
                             m.answers.clear();
                             m.additionals.clear();
@@ -173,7 +197,7 @@ impl FakeDns {
                         let Ok(req) = Message::from_vec(&body) else {
                             return;
                         };
-                        let reply = answer(&b.lock().unwrap(), &req, &aq).to_vec().unwrap();
+                        let reply = answer(&b.lock().unwrap(), &req, &aq, 0).to_vec().unwrap();
                         let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
                         framed.extend_from_slice(&reply);
                         let _ = s.write_all(&framed).await;
@@ -188,6 +212,7 @@ impl FakeDns {
             tcp_queries: tq,
             a_queries: aq,
             udp_peers,
+            release,
         }
     }
 }
