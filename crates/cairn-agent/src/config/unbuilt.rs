@@ -79,7 +79,10 @@ mod tests {
     #[test]
     fn security_settings_never_run_open() {
         for (args, key) in [
-            (vec!["-dev", "-hcl", "auto_encrypt {\n tls = true\n}"], "auto_encrypt"),
+            (
+                vec!["-dev", "-hcl", "auto_encrypt {\n tls = true\n}"],
+                "auto_encrypt",
+            ),
             (vec!["-dev", "-grpc-port", "8502"], "ports.grpc"),
             (
                 vec!["-dev", "-hcl", "acl {\n tokens {\n dns = \"x\"\n }\n}"],
