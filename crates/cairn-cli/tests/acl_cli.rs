@@ -360,6 +360,63 @@ async fn tokens_policies_and_roles_round_trip() {
         "{left:?}"
     );
 
+    // Chosen IDs, an expiry, a service identity; the text shows them.
+    let (acc, sec) = (
+        "11111111-2222-3333-4444-555555555555",
+        "66666666-7777-8888-9999-000000000000",
+    );
+    let out = ok(
+        &a,
+        &root,
+        &[
+            "acl",
+            "token",
+            "create",
+            "-accessor",
+            acc,
+            "-secret",
+            sec,
+            "-expires-ttl",
+            "1h",
+            "-service-identity",
+            "api",
+            "-node-identity",
+            "n2:dc1",
+        ],
+    );
+    assert_eq!(field(&out, "AccessorID"), acc);
+    assert_eq!(field(&out, "SecretID"), sec);
+    assert!(
+        field(&out, "Expiration Time").ends_with("+0000 UTC"),
+        "{out}"
+    );
+    assert!(out.contains("api (Datacenters: all)"), "{out}");
+    assert!(out.contains("n2 (Datacenter: dc1)"), "{out}");
+    // Updating a token that expires keeps its expiration.
+    let t = json(
+        &a,
+        &root,
+        &[
+            "acl",
+            "token",
+            "update",
+            "-id",
+            acc,
+            "-description",
+            "expiring",
+        ],
+    );
+    assert_eq!(t["Description"], "expiring");
+    assert!(t["ExpirationTime"].is_string(), "{t}");
+    // The agent's own checks come back as errors: a TTL out of range is its 400.
+    let (code, _, err) = cli(
+        &a,
+        &root,
+        &["acl", "token", "create", "-expires-ttl", "10s"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("400") && err.contains("TTL"), "{err}");
+
     // Role and policy deletes, by name.
     let out = ok(&a, &root, &["acl", "role", "delete", "-name", "web"]);
     assert!(

@@ -298,7 +298,9 @@ async fn update(args: Vec<String>) -> Result<(), CliError> {
         .acl_token_update(&id, &body)
         .await
         .map_err(|e| CliError::failed(format!("Failed to update token {id}: {e}")))?;
-    say("Token updated successfully.")?;
+    if format != acl::Format::Json {
+        say("Token updated successfully.")?;
+    }
     acl::print_one(&token, format, super::acl_format::token)
 }
 
@@ -326,7 +328,9 @@ async fn clone(args: Vec<String>) -> Result<(), CliError> {
         .acl_token_clone(&id, flags.str("description").unwrap_or(""))
         .await
         .map_err(CliError::ctx("Error cloning token"))?;
-    say("Token cloned successfully.")?;
+    if format != acl::Format::Json {
+        say("Token cloned successfully.")?;
+    }
     acl::print_one(&token, format, super::acl_format::token)
 }
 
