@@ -237,6 +237,14 @@ mod tests {
             dispatch(v(&["kv", "get", "-bogus"])).await,
             Err(CliError::Usage { .. })
         ));
+        assert!(matches!(
+            dispatch(v(&["acl"])).await,
+            Err(CliError::Usage { .. })
+        ));
+        assert!(matches!(
+            dispatch(v(&["acl", "role", "list", "-h"])).await,
+            Err(CliError::Help(_))
+        ));
         assert!(dispatch(v(&["version"])).await.is_ok());
     }
 
