@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acl;
 mod client;
 mod encode;
 mod error;

@@ -1,6 +1,11 @@
 //! Subcommand dispatch and what the client commands share: the `-http-addr`/`-token` flags,
 //! building a [`cairn_api::Client`] from them and the environment, and flag-error mapping.
 
+pub mod acl;
+pub mod acl_format;
+pub mod acl_policy;
+pub mod acl_role;
+pub mod acl_token;
 pub mod agent;
 pub mod catalog;
 pub mod demo;
@@ -26,6 +31,7 @@ pub const HELP: &str = "\
 Usage: cairn [--version] [--help] <command> [<args>]
 
 Available commands are:
+    acl         Bootstraps the ACL system and manages tokens, policies and roles
     agent       Runs a Cairn agent
     catalog     Interact with the catalog
     demo        Runs the sample application's whole topology on this machine
@@ -93,6 +99,7 @@ pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
     };
     let rest = rest.to_vec();
     match cmd.as_str() {
+        "acl" => acl::run(rest).await,
         "agent" => agent::run(rest).await,
         "members" => members::run(rest).await,
         "operator" => operator::run(rest).await,
@@ -229,6 +236,14 @@ mod tests {
         assert!(matches!(
             dispatch(v(&["kv", "get", "-bogus"])).await,
             Err(CliError::Usage { .. })
+        ));
+        assert!(matches!(
+            dispatch(v(&["acl"])).await,
+            Err(CliError::Usage { .. })
+        ));
+        assert!(matches!(
+            dispatch(v(&["acl", "role", "list", "-h"])).await,
+            Err(CliError::Help(_))
         ));
         assert!(dispatch(v(&["version"])).await.is_ok());
     }

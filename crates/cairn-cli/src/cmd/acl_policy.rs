@@ -1,0 +1,251 @@
+//! `cairn acl policy create|read|list|update|delete`, as `consul acl policy` has them.
+//! Rules come from `-rules`: the text itself, `@FILE`, or `-` for standard input.
+
+use cairn_api::Client;
+use serde_json::{json, Value};
+
+use super::acl::{self, Kindof};
+use crate::error::CliError;
+use crate::flags::{spec, Flags, Kind, Spec};
+use crate::output::say;
+
+const HELP: &str = "\
+Usage: cairn acl policy <subcommand> [options]
+
+  Manages ACL policies. A policy is named, and its rules (HCL or JSON) say
+  what a token holding it may do:
+
+      key_prefix \"app/\" { policy = \"read\" }
+      service_prefix \"\" { policy = \"read\" }
+
+Subcommands:
+    create    Creates a policy
+    delete    Deletes a policy
+    list      Lists every policy
+    read      Reads a policy (-id or -name)
+    update    Updates a policy";
+
+const CREATE_HELP: &str = "\
+Usage: cairn acl policy create -name NAME [options]
+
+  Creates a policy. -rules is the rules text, @FILE to read it from a file,
+  or - to read it from standard input.
+
+      $ cairn acl policy create -name app-config -rules @app-config.hcl";
+
+const READ_HELP: &str = "\
+Usage: cairn acl policy read [options] -id ID | -name NAME
+
+  Prints a policy and its rules.";
+
+const LIST_HELP: &str = "\
+Usage: cairn acl policy list [options]
+
+  Prints every policy (without rules).";
+
+const UPDATE_HELP: &str = "\
+Usage: cairn acl policy update [options] -id ID | -name NAME
+
+  Updates a policy. Options left out keep their value, unless -no-merge is
+  given. To rename a policy, give its -id and the new -name.";
+
+const DELETE_HELP: &str = "\
+Usage: cairn acl policy delete [options] -id ID | -name NAME
+
+  Deletes a policy.";
+
+const ID: Spec = spec("id", Kind::Value, "The policy's ID (or a unique prefix).");
+const NAME: Spec = spec("name", Kind::Value, "The policy's name.");
+
+const WRITE_FLAGS: &[Spec] = &[
+    NAME,
+    spec("description", Kind::Value, "A description of the policy."),
+    spec(
+        "rules",
+        Kind::Value,
+        "The rules: the text, @FILE to read them from a file, or - for stdin.",
+    ),
+    spec(
+        "valid-datacenter",
+        Kind::Multi,
+        "A datacenter the policy is valid in (default: all). Repeatable.",
+    ),
+];
+
+const UPDATE_EXTRA: &[Spec] = &[
+    ID,
+    spec(
+        "no-merge",
+        Kind::Bool,
+        "Replace every field instead of keeping the ones left out.",
+    ),
+];
+
+/// Runs `cairn acl policy ...`.
+pub async fn run(args: Vec<String>) -> Result<(), CliError> {
+    let (sub, rest) = super::subcommand(&args, HELP)?;
+    match sub {
+        "create" => create(rest).await,
+        "read" => read(rest).await,
+        "list" => list(rest).await,
+        "update" => update(rest).await,
+        "delete" => delete(rest).await,
+        other => Err(CliError::usage(
+            format!("error: unknown subcommand {other:?}"),
+            HELP,
+        )),
+    }
+}
+
+async fn create(args: Vec<String>) -> Result<(), CliError> {
+    let flags = acl::parse(CREATE_HELP, WRITE_FLAGS, true, &args)?;
+    super::no_args(&flags, CREATE_HELP)?;
+    let format = acl::format(&flags, CREATE_HELP)?;
+    let name = acl::required(&flags, "name", CREATE_HELP)?;
+    let rules = match flags.str("rules") {
+        Some(r) => acl::rules_arg(r)?,
+        None => String::new(),
+    };
+    let body = json!({
+        "Name": name,
+        "Description": flags.str("description").unwrap_or(""),
+        "Rules": rules,
+        "Datacenters": flags.all("valid-datacenter"),
+    });
+    let client = super::client(&flags)?;
+    let policy = client
+        .acl_policy_create(&body)
+        .await
+        .map_err(CliError::ctx("Failed to create new policy"))?;
+    acl::print_one(&policy, format, super::acl_format::policy)
+}
+
+/// The policy named by `-id` (an ID or unique prefix) or `-name`.
+async fn fetch(client: &Client, flags: &Flags, help: &str) -> Result<Value, CliError> {
+    match (flags.str("id"), flags.str("name")) {
+        (Some(id), _) if !id.is_empty() => {
+            let id = acl::resolve_id(client, id, Kindof::Policy).await?;
+            client
+                .acl_policy_read(&id)
+                .await
+                .map_err(|e| CliError::failed(format!("Error reading policy {id:?}: {e}")))
+        }
+        (_, Some(name)) if !name.is_empty() => client
+            .acl_policy_read_by_name(name)
+            .await
+            .map_err(|e| CliError::failed(format!("Error reading policy {name:?}: {e}"))),
+        _ => Err(CliError::usage(
+            "error: must specify either the -id or -name parameter",
+            help,
+        )),
+    }
+}
+
+async fn read(args: Vec<String>) -> Result<(), CliError> {
+    let flags = acl::parse(READ_HELP, &[ID, NAME], true, &args)?;
+    super::no_args(&flags, READ_HELP)?;
+    let format = acl::format(&flags, READ_HELP)?;
+    let client = super::client(&flags)?;
+    let policy = fetch(&client, &flags, READ_HELP).await?;
+    acl::print_one(&policy, format, super::acl_format::policy)
+}
+
+async fn list(args: Vec<String>) -> Result<(), CliError> {
+    let flags = acl::parse(LIST_HELP, &[], true, &args)?;
+    super::no_args(&flags, LIST_HELP)?;
+    let format = acl::format(&flags, LIST_HELP)?;
+    let client = super::client(&flags)?;
+    let policies = client
+        .acl_policy_list()
+        .await
+        .map_err(CliError::ctx("Failed to retrieve the policy list"))?;
+    acl::print_list(&policies, format, super::acl_format::policy)
+}
+
+/// `current` changed as `flags` say (`-no-merge`: only what the flags give).
+fn updated(current: &Value, flags: &Flags) -> Result<Value, CliError> {
+    let merge = !flags.bool("no-merge");
+    let keep = |key: &str| {
+        if merge {
+            current[key].clone()
+        } else {
+            Value::Null
+        }
+    };
+    let mut body = json!({
+        "ID": current["ID"],
+        "Name": keep("Name"),
+        "Description": keep("Description"),
+        "Rules": keep("Rules"),
+        "Datacenters": keep("Datacenters"),
+    });
+    if let Some(n) = flags.str("name") {
+        body["Name"] = json!(n);
+    }
+    if let Some(d) = flags.str("description") {
+        body["Description"] = json!(d);
+    }
+    if let Some(r) = flags.str("rules") {
+        body["Rules"] = json!(acl::rules_arg(r)?);
+    }
+    if !flags.all("valid-datacenter").is_empty() {
+        body["Datacenters"] = json!(flags.all("valid-datacenter"));
+    }
+    if let Value::Object(m) = &mut body {
+        m.retain(|_, v| !v.is_null());
+    }
+    Ok(body)
+}
+
+async fn update(args: Vec<String>) -> Result<(), CliError> {
+    let specs: Vec<Spec> = UPDATE_EXTRA.iter().chain(WRITE_FLAGS).copied().collect();
+    let flags = acl::parse(UPDATE_HELP, &specs, true, &args)?;
+    super::no_args(&flags, UPDATE_HELP)?;
+    let format = acl::format(&flags, UPDATE_HELP)?;
+    let client = super::client(&flags)?;
+    // With both -id and -name, -id finds the policy and -name renames it.
+    let current = fetch(&client, &flags, UPDATE_HELP).await?;
+    let id = current["ID"].as_str().unwrap_or("").to_string();
+    let body = updated(&current, &flags)?;
+    let policy = client
+        .acl_policy_update(&id, &body)
+        .await
+        .map_err(|e| CliError::failed(format!("Error updating policy {id:?}: {e}")))?;
+    acl::print_one(&policy, format, super::acl_format::policy)
+}
+
+async fn delete(args: Vec<String>) -> Result<(), CliError> {
+    let flags = acl::parse(DELETE_HELP, &[ID, NAME], false, &args)?;
+    super::no_args(&flags, DELETE_HELP)?;
+    let client = super::client(&flags)?;
+    let current = fetch(&client, &flags, DELETE_HELP).await?;
+    let id = current["ID"].as_str().unwrap_or("").to_string();
+    client
+        .acl_policy_delete(&id)
+        .await
+        .map_err(|e| CliError::failed(format!("Error deleting policy {id:?}: {e}")))?;
+    say(&format!("Policy {id:?} deleted successfully"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let specs: Vec<Spec> = UPDATE_EXTRA.iter().chain(WRITE_FLAGS).copied().collect();
+        acl::parse("", &specs, true, &args).unwrap()
+    }
+
+    #[test]
+    fn update_merges_unless_told_not_to() {
+        let cur = json!({"ID": "p", "Name": "n", "Description": "d", "Rules": "acl = \"read\""});
+        let b = updated(&cur, &flags(&["-description=new"])).unwrap();
+        assert_eq!(
+            b,
+            json!({"ID": "p", "Name": "n", "Description": "new", "Rules": "acl = \"read\""})
+        );
+        let b = updated(&cur, &flags(&["-no-merge", "-name=m"])).unwrap();
+        assert_eq!(b, json!({"ID": "p", "Name": "m"}));
+    }
+}
