@@ -12,13 +12,12 @@ use cairn_state::{AclPolicy, AclRole, Command, Outcome};
 use serde_json::Value;
 
 use crate::acl::Authz;
+use crate::acl_handler::{begin_read, begin_write, check_body_id, check_id, delete, read_one};
 use crate::acl_json::{
-    content_hash, is_uuid, node_identities, policy_json, role_json, service_identities, PolicyIn,
-    RoleIn,
+    content_hash, node_identities, policy_json, role_json, service_identities, PolicyIn, RoleIn,
 };
 use crate::acl_tokens::{acl_outcome, body_of, no_templated, resolve_links};
 use crate::blocking;
-use crate::query::Query;
 use crate::reply::{json, json_read, HttpError};
 use crate::session::new_uuid;
 use crate::App;
@@ -35,17 +34,6 @@ fn check_acl_name(name: &str, what: &str) -> Result<(), HttpError> {
     } else {
         Err(HttpError::bad_request(format!(
             "Invalid {what} Name: {name:?}: only alphanumerics, '-' and '_' are allowed (1 to 256)"
-        )))
-    }
-}
-
-/// A path ID must look like one: anything else is a 400, a well-formed unknown one a 404.
-fn check_id(id: &str, what: &str) -> Result<(), HttpError> {
-    if is_uuid(id) {
-        Ok(())
-    } else {
-        Err(HttpError::bad_request(format!(
-            "Invalid {what} ID {id:?}: not a UUID"
         )))
     }
 }
@@ -67,6 +55,14 @@ fn policy_from(b: PolicyIn, id: String) -> Result<AclPolicy, HttpError> {
     })
 }
 
+fn policy_not_found() -> HttpError {
+    HttpError::not_found("ACL policy not found")
+}
+
+fn role_not_found() -> HttpError {
+    HttpError::not_found("ACL role not found")
+}
+
 fn policy_response(o: Outcome, pretty: bool) -> Result<Response, HttpError> {
     match acl_outcome(o)? {
         Outcome::AclPolicy(p) => Ok(json(&policy_json(&p, true), pretty)),
@@ -80,16 +76,9 @@ pub async fn policy_create(
     uri: Uri,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_write())?;
-    let q = Query::from_uri(&uri);
-    q.check_dc(app.datacenter())?;
+    let q = begin_write(&app, &authz, &uri)?;
     let b: PolicyIn = body_of(&app, body).await?;
-    if !b.id.is_empty() {
-        return Err(HttpError::bad_request(
-            "Cannot specify an ID when creating a policy",
-        ));
-    }
+    check_body_id(&b.id, None, "Policy")?;
     let policy = policy_from(b, new_uuid())?;
     let (_, o) = app
         .write(Command::AclPolicySet {
@@ -107,17 +96,10 @@ pub async fn policy_update(
     uri: Uri,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_write())?;
-    let q = Query::from_uri(&uri);
-    q.check_dc(app.datacenter())?;
+    let q = begin_write(&app, &authz, &uri)?;
     check_id(&id, "Policy")?;
     let b: PolicyIn = body_of(&app, body).await?;
-    if !b.id.is_empty() && b.id != id {
-        return Err(HttpError::bad_request(
-            "Policy ID in URL and payload do not match",
-        ));
-    }
+    check_body_id(&b.id, Some(&id), "Policy")?;
     let policy = policy_from(b, id)?;
     let (_, o) = app
         .write(Command::AclPolicySet {
@@ -134,17 +116,13 @@ pub async fn policy_read(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_read())?;
+    let q = begin_read(&authz, &uri)?;
     check_id(&id, "Policy")?;
-    let q = Query::from_uri(&uri);
-    let (p, meta) = blocking::read(&app, &q, |st| {
+    read_one(&app, &q, policy_not_found, |st| {
         let (p, i) = st.acl_policy(&id);
-        Ok((p.map(|p| policy_json(p, true)), i))
+        (p.map(|p| policy_json(p, true)), i)
     })
-    .await?;
-    let p = p.ok_or_else(|| HttpError::not_found("ACL policy not found"))?;
-    Ok(json_read(&p, q.pretty(), &meta))
+    .await
 }
 
 pub async fn policy_read_by_name(
@@ -153,16 +131,12 @@ pub async fn policy_read_by_name(
     Path(name): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_read())?;
-    let q = Query::from_uri(&uri);
-    let (p, meta) = blocking::read(&app, &q, |st| {
+    let q = begin_read(&authz, &uri)?;
+    read_one(&app, &q, policy_not_found, |st| {
         let (p, i) = st.acl_policy_by_name(&name);
-        Ok((p.map(|p| policy_json(p, true)), i))
+        (p.map(|p| policy_json(p, true)), i)
     })
-    .await?;
-    let p = p.ok_or_else(|| HttpError::not_found("ACL policy not found"))?;
-    Ok(json_read(&p, q.pretty(), &meta))
+    .await
 }
 
 pub async fn policy_delete(
@@ -171,14 +145,9 @@ pub async fn policy_delete(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_write())?;
-    let q = Query::from_uri(&uri);
-    q.check_dc(app.datacenter())?;
+    let q = begin_write(&app, &authz, &uri)?;
     check_id(&id, "Policy")?;
-    let (_, o) = app.write(Command::AclPolicyDelete { id }).await?;
-    acl_outcome(o)?;
-    Ok(json(&true, q.pretty()))
+    delete(&app, &q, Command::AclPolicyDelete { id }).await
 }
 
 pub async fn policy_list(
@@ -186,9 +155,7 @@ pub async fn policy_list(
     authz: Authz,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_read())?;
-    let q = Query::from_uri(&uri);
+    let q = begin_read(&authz, &uri)?;
     let (list, meta) = blocking::read(&app, &q, |st| {
         let (ps, i) = st.acl_policies();
         let v: Vec<Value> = ps.iter().map(|p| policy_json(p, false)).collect();
@@ -233,16 +200,9 @@ pub async fn role_create(
     uri: Uri,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_write())?;
-    let q = Query::from_uri(&uri);
-    q.check_dc(app.datacenter())?;
+    let q = begin_write(&app, &authz, &uri)?;
     let b: RoleIn = body_of(&app, body).await?;
-    if !b.id.is_empty() {
-        return Err(HttpError::bad_request(
-            "Cannot specify an ID when creating a role",
-        ));
-    }
+    check_body_id(&b.id, None, "Role")?;
     let role = role_from(&app, b, new_uuid())?;
     let (_, o) = app
         .write(Command::AclRoleSet { role, create: true })
@@ -257,17 +217,10 @@ pub async fn role_update(
     uri: Uri,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_write())?;
-    let q = Query::from_uri(&uri);
-    q.check_dc(app.datacenter())?;
+    let q = begin_write(&app, &authz, &uri)?;
     check_id(&id, "Role")?;
     let b: RoleIn = body_of(&app, body).await?;
-    if !b.id.is_empty() && b.id != id {
-        return Err(HttpError::bad_request(
-            "Role ID in URL and payload do not match",
-        ));
-    }
+    check_body_id(&b.id, Some(&id), "Role")?;
     let role = role_from(&app, b, id)?;
     let (_, o) = app
         .write(Command::AclRoleSet {
@@ -284,13 +237,13 @@ pub async fn role_read(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_read())?;
+    let q = begin_read(&authz, &uri)?;
     check_id(&id, "Role")?;
-    let q = Query::from_uri(&uri);
-    let (r, meta) = blocking::read(&app, &q, |st| Ok(st.acl_role(&id))).await?;
-    let r = r.ok_or_else(|| HttpError::not_found("ACL role not found"))?;
-    Ok(json_read(&role_json(&r), q.pretty(), &meta))
+    read_one(&app, &q, role_not_found, |st| {
+        let (r, i) = st.acl_role(&id);
+        (r.as_ref().map(role_json), i)
+    })
+    .await
 }
 
 pub async fn role_read_by_name(
@@ -299,12 +252,12 @@ pub async fn role_read_by_name(
     Path(name): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_read())?;
-    let q = Query::from_uri(&uri);
-    let (r, meta) = blocking::read(&app, &q, |st| Ok(st.acl_role_by_name(&name))).await?;
-    let r = r.ok_or_else(|| HttpError::not_found("ACL role not found"))?;
-    Ok(json_read(&role_json(&r), q.pretty(), &meta))
+    let q = begin_read(&authz, &uri)?;
+    read_one(&app, &q, role_not_found, |st| {
+        let (r, i) = st.acl_role_by_name(&name);
+        (r.as_ref().map(role_json), i)
+    })
+    .await
 }
 
 pub async fn role_delete(
@@ -313,14 +266,9 @@ pub async fn role_delete(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_write())?;
-    let q = Query::from_uri(&uri);
-    q.check_dc(app.datacenter())?;
+    let q = begin_write(&app, &authz, &uri)?;
     check_id(&id, "Role")?;
-    let (_, o) = app.write(Command::AclRoleDelete { id }).await?;
-    acl_outcome(o)?;
-    Ok(json(&true, q.pretty()))
+    delete(&app, &q, Command::AclRoleDelete { id }).await
 }
 
 pub async fn role_list(
@@ -328,9 +276,7 @@ pub async fn role_list(
     authz: Authz,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_read())?;
-    let q = Query::from_uri(&uri);
+    let q = begin_read(&authz, &uri)?;
     let policy = q.get("policy").unwrap_or("").to_string();
     let (list, meta) = blocking::read(&app, &q, |st| {
         let (rs, i) = st.acl_roles();

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::acl::{acl_not_found, Authz};
+use crate::acl_handler::{begin_read, begin_write, check_body_id, delete, read_one};
 use crate::acl_json::{
     decode, is_uuid, node_identities, parse_rfc3339, service_identities, token_hash, token_json,
     LinkIn, TokenIn,
@@ -225,10 +226,7 @@ pub async fn token_create(
     uri: Uri,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_write())?;
-    let q = Query::from_uri(&uri);
-    q.check_dc(app.datacenter())?;
+    let q = begin_write(&app, &authz, &uri)?;
     let b: TokenIn = body_of(&app, body).await?;
     for (id, what) in [(&b.accessor_id, "AccessorID"), (&b.secret_id, "SecretID")] {
         if !id.is_empty() && !is_uuid(id) {
@@ -265,16 +263,9 @@ pub async fn token_update(
     uri: Uri,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_write())?;
-    let q = Query::from_uri(&uri);
-    q.check_dc(app.datacenter())?;
+    let q = begin_write(&app, &authz, &uri)?;
     let b: TokenIn = body_of(&app, body).await?;
-    if !b.accessor_id.is_empty() && b.accessor_id != id {
-        return Err(HttpError::bad_request(
-            "Token Accessor ID in URL and payload do not match",
-        ));
-    }
+    check_body_id(&b.accessor_id, Some(&id), "Token Accessor")?;
     if b.expiration_time.is_some() || b.expiration_ttl.is_some() {
         let existing = app.state().read().acl_token(&id).0;
         let same = existing.is_some_and(|t| {
@@ -313,10 +304,7 @@ pub async fn token_clone(
     uri: Uri,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_write())?;
-    let q = Query::from_uri(&uri);
-    q.check_dc(app.datacenter())?;
+    let q = begin_write(&app, &authz, &uri)?;
     let b: CloneIn = body_of(&app, body).await?;
     let Some(src) = app.state().read().acl_token(&id).0 else {
         return Err(acl_not_found());
@@ -352,12 +340,12 @@ pub async fn token_read(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_read())?;
-    let q = Query::from_uri(&uri);
-    let (t, meta) = blocking::read(&app, &q, |st| Ok(st.acl_token(&id))).await?;
-    let t = t.ok_or_else(acl_not_found)?;
-    Ok(json_read(&token_json(&t), q.pretty(), &meta))
+    let q = begin_read(&authz, &uri)?;
+    read_one(&app, &q, acl_not_found, |st| {
+        let (t, i) = st.acl_token(&id);
+        (t.as_ref().map(token_json), i)
+    })
+    .await
 }
 
 pub async fn token_self(
@@ -382,15 +370,8 @@ pub async fn token_delete(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_write())?;
-    let q = Query::from_uri(&uri);
-    q.check_dc(app.datacenter())?;
-    let (_, o) = app
-        .write(Command::AclTokenDelete { accessor_id: id })
-        .await?;
-    acl_outcome(o)?;
-    Ok(json(&true, q.pretty()))
+    let q = begin_write(&app, &authz, &uri)?;
+    delete(&app, &q, Command::AclTokenDelete { accessor_id: id }).await
 }
 
 pub async fn token_list(
@@ -398,9 +379,7 @@ pub async fn token_list(
     authz: Authz,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    authz.require_enabled()?;
-    authz.allow(authz.authorizer().acl_read())?;
-    let q = Query::from_uri(&uri);
+    let q = begin_read(&authz, &uri)?;
     let policy = q.get("policy").unwrap_or("").to_string();
     let role = q.get("role").unwrap_or("").to_string();
     let service = q.get("servicename").unwrap_or("").to_string();

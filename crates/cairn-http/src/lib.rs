@@ -7,6 +7,7 @@
 //! and keeps `http` independent of `raft`, as DESIGN.md asks.
 
 pub mod acl;
+mod acl_handler;
 mod acl_json;
 mod acl_policies;
 mod acl_tokens;

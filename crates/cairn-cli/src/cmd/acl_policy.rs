@@ -1,13 +1,12 @@
 //! `cairn acl policy create|read|list|update|delete`, as `consul acl policy` has them.
 //! Rules come from `-rules`: the text itself, `@FILE`, or `-` for standard input.
 
-use cairn_api::Client;
 use serde_json::{json, Value};
 
 use super::acl::{self, Kindof};
+use super::acl_object;
 use crate::error::CliError;
 use crate::flags::{spec, Flags, Kind, Spec};
-use crate::output::say;
 
 const HELP: &str = "\
 Usage: cairn acl policy <subcommand> [options]
@@ -86,10 +85,13 @@ pub async fn run(args: Vec<String>) -> Result<(), CliError> {
     let (sub, rest) = super::subcommand(&args, HELP)?;
     match sub {
         "create" => create(rest).await,
-        "read" => read(rest).await,
-        "list" => list(rest).await,
-        "update" => update(rest).await,
-        "delete" => delete(rest).await,
+        "read" => acl_object::read(Kindof::Policy, rest, READ_HELP, &[ID, NAME]).await,
+        "list" => acl_object::list(Kindof::Policy, rest, LIST_HELP).await,
+        "update" => {
+            let specs: Vec<Spec> = UPDATE_EXTRA.iter().chain(WRITE_FLAGS).copied().collect();
+            acl_object::update(Kindof::Policy, rest, UPDATE_HELP, &specs, updated).await
+        }
+        "delete" => acl_object::delete(Kindof::Policy, rest, DELETE_HELP, &[ID, NAME]).await,
         other => Err(CliError::usage(
             format!("error: unknown subcommand {other:?}"),
             HELP,
@@ -118,48 +120,6 @@ async fn create(args: Vec<String>) -> Result<(), CliError> {
         .await
         .map_err(CliError::ctx("Failed to create new policy"))?;
     acl::print_one(&policy, format, super::acl_format::policy)
-}
-
-/// The policy named by `-id` (an ID or unique prefix) or `-name`.
-async fn fetch(client: &Client, flags: &Flags, help: &str) -> Result<Value, CliError> {
-    match (flags.str("id"), flags.str("name")) {
-        (Some(id), _) if !id.is_empty() => {
-            let id = acl::resolve_id(client, id, Kindof::Policy).await?;
-            client
-                .acl_policy_read(&id)
-                .await
-                .map_err(|e| CliError::failed(format!("Error reading policy {id:?}: {e}")))
-        }
-        (_, Some(name)) if !name.is_empty() => client
-            .acl_policy_read_by_name(name)
-            .await
-            .map_err(|e| CliError::failed(format!("Error reading policy {name:?}: {e}"))),
-        _ => Err(CliError::usage(
-            "error: must specify either the -id or -name parameter",
-            help,
-        )),
-    }
-}
-
-async fn read(args: Vec<String>) -> Result<(), CliError> {
-    let flags = acl::parse(READ_HELP, &[ID, NAME], true, &args)?;
-    super::no_args(&flags, READ_HELP)?;
-    let format = acl::format(&flags, READ_HELP)?;
-    let client = super::client(&flags)?;
-    let policy = fetch(&client, &flags, READ_HELP).await?;
-    acl::print_one(&policy, format, super::acl_format::policy)
-}
-
-async fn list(args: Vec<String>) -> Result<(), CliError> {
-    let flags = acl::parse(LIST_HELP, &[], true, &args)?;
-    super::no_args(&flags, LIST_HELP)?;
-    let format = acl::format(&flags, LIST_HELP)?;
-    let client = super::client(&flags)?;
-    let policies = client
-        .acl_policy_list()
-        .await
-        .map_err(CliError::ctx("Failed to retrieve the policy list"))?;
-    acl::print_list(&policies, format, super::acl_format::policy)
 }
 
 /// `current` changed as `flags` say (`-no-merge`: only what the flags give).
@@ -195,36 +155,6 @@ fn updated(current: &Value, flags: &Flags) -> Result<Value, CliError> {
         m.retain(|_, v| !v.is_null());
     }
     Ok(body)
-}
-
-async fn update(args: Vec<String>) -> Result<(), CliError> {
-    let specs: Vec<Spec> = UPDATE_EXTRA.iter().chain(WRITE_FLAGS).copied().collect();
-    let flags = acl::parse(UPDATE_HELP, &specs, true, &args)?;
-    super::no_args(&flags, UPDATE_HELP)?;
-    let format = acl::format(&flags, UPDATE_HELP)?;
-    let client = super::client(&flags)?;
-    // With both -id and -name, -id finds the policy and -name renames it.
-    let current = fetch(&client, &flags, UPDATE_HELP).await?;
-    let id = current["ID"].as_str().unwrap_or("").to_string();
-    let body = updated(&current, &flags)?;
-    let policy = client
-        .acl_policy_update(&id, &body)
-        .await
-        .map_err(|e| CliError::failed(format!("Error updating policy {id:?}: {e}")))?;
-    acl::print_one(&policy, format, super::acl_format::policy)
-}
-
-async fn delete(args: Vec<String>) -> Result<(), CliError> {
-    let flags = acl::parse(DELETE_HELP, &[ID, NAME], false, &args)?;
-    super::no_args(&flags, DELETE_HELP)?;
-    let client = super::client(&flags)?;
-    let current = fetch(&client, &flags, DELETE_HELP).await?;
-    let id = current["ID"].as_str().unwrap_or("").to_string();
-    client
-        .acl_policy_delete(&id)
-        .await
-        .map_err(|e| CliError::failed(format!("Error deleting policy {id:?}: {e}")))?;
-    say(&format!("Policy {id:?} deleted successfully"))
 }
 
 #[cfg(test)]

@@ -1,12 +1,11 @@
 //! `cairn acl role create|read|list|update|delete`, as `consul acl role` has them.
 
-use cairn_api::Client;
 use serde_json::{json, Value};
 
 use super::acl::{self, Kindof};
+use super::acl_object;
 use crate::error::CliError;
 use crate::flags::{spec, Flags, Kind, Spec};
-use crate::output::say;
 
 const HELP: &str = "\
 Usage: cairn acl role <subcommand> [options]
@@ -91,10 +90,13 @@ pub async fn run(args: Vec<String>) -> Result<(), CliError> {
     let (sub, rest) = super::subcommand(&args, HELP)?;
     match sub {
         "create" => create(rest).await,
-        "read" => read(rest).await,
-        "list" => list(rest).await,
-        "update" => update(rest).await,
-        "delete" => delete(rest).await,
+        "read" => acl_object::read(Kindof::Role, rest, READ_HELP, &[ID, NAME]).await,
+        "list" => acl_object::list(Kindof::Role, rest, LIST_HELP).await,
+        "update" => {
+            let specs: Vec<Spec> = UPDATE_EXTRA.iter().chain(WRITE_FLAGS).copied().collect();
+            acl_object::update(Kindof::Role, rest, UPDATE_HELP, &specs, updated).await
+        }
+        "delete" => acl_object::delete(Kindof::Role, rest, DELETE_HELP, &[ID, NAME]).await,
         other => Err(CliError::usage(
             format!("error: unknown subcommand {other:?}"),
             HELP,
@@ -120,48 +122,6 @@ async fn create(args: Vec<String>) -> Result<(), CliError> {
         .await
         .map_err(CliError::ctx("Failed to create new role"))?;
     acl::print_one(&role, format, super::acl_format::role)
-}
-
-/// The role named by `-id` (an ID or unique prefix) or `-name`.
-async fn fetch(client: &Client, flags: &Flags, help: &str) -> Result<Value, CliError> {
-    match (flags.str("id"), flags.str("name")) {
-        (Some(id), _) if !id.is_empty() => {
-            let id = acl::resolve_id(client, id, Kindof::Role).await?;
-            client
-                .acl_role_read(&id)
-                .await
-                .map_err(|e| CliError::failed(format!("Error reading role {id:?}: {e}")))
-        }
-        (_, Some(name)) if !name.is_empty() => client
-            .acl_role_read_by_name(name)
-            .await
-            .map_err(|e| CliError::failed(format!("Error reading role {name:?}: {e}"))),
-        _ => Err(CliError::usage(
-            "error: must specify either the -id or -name parameter",
-            help,
-        )),
-    }
-}
-
-async fn read(args: Vec<String>) -> Result<(), CliError> {
-    let flags = acl::parse(READ_HELP, &[ID, NAME], true, &args)?;
-    super::no_args(&flags, READ_HELP)?;
-    let format = acl::format(&flags, READ_HELP)?;
-    let client = super::client(&flags)?;
-    let role = fetch(&client, &flags, READ_HELP).await?;
-    acl::print_one(&role, format, super::acl_format::role)
-}
-
-async fn list(args: Vec<String>) -> Result<(), CliError> {
-    let flags = acl::parse(LIST_HELP, &[], true, &args)?;
-    super::no_args(&flags, LIST_HELP)?;
-    let format = acl::format(&flags, LIST_HELP)?;
-    let client = super::client(&flags)?;
-    let roles = client
-        .acl_role_list()
-        .await
-        .map_err(CliError::ctx("Failed to retrieve the role list"))?;
-    acl::print_list(&roles, format, super::acl_format::role)
 }
 
 /// `current` changed as `flags` say: links and identities are added (replaced with
@@ -202,35 +162,6 @@ fn updated(current: &Value, flags: &Flags) -> Result<Value, CliError> {
         body[key] = Value::Array(list);
     }
     Ok(body)
-}
-
-async fn update(args: Vec<String>) -> Result<(), CliError> {
-    let specs: Vec<Spec> = UPDATE_EXTRA.iter().chain(WRITE_FLAGS).copied().collect();
-    let flags = acl::parse(UPDATE_HELP, &specs, true, &args)?;
-    super::no_args(&flags, UPDATE_HELP)?;
-    let format = acl::format(&flags, UPDATE_HELP)?;
-    let client = super::client(&flags)?;
-    let current = fetch(&client, &flags, UPDATE_HELP).await?;
-    let id = current["ID"].as_str().unwrap_or("").to_string();
-    let body = updated(&current, &flags)?;
-    let role = client
-        .acl_role_update(&id, &body)
-        .await
-        .map_err(|e| CliError::failed(format!("Error updating role {id:?}: {e}")))?;
-    acl::print_one(&role, format, super::acl_format::role)
-}
-
-async fn delete(args: Vec<String>) -> Result<(), CliError> {
-    let flags = acl::parse(DELETE_HELP, &[ID, NAME], false, &args)?;
-    super::no_args(&flags, DELETE_HELP)?;
-    let client = super::client(&flags)?;
-    let current = fetch(&client, &flags, DELETE_HELP).await?;
-    let id = current["ID"].as_str().unwrap_or("").to_string();
-    client
-        .acl_role_delete(&id)
-        .await
-        .map_err(|e| CliError::failed(format!("Error deleting role {id:?}: {e}")))?;
-    say(&format!("Role {id:?} deleted successfully"))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::acl::{self, Kindof};
+use super::acl_object;
 use crate::error::CliError;
 use crate::flags::{spec, Flags, Kind, Spec};
 use crate::output::say;
@@ -157,7 +158,7 @@ pub async fn run(args: Vec<String>) -> Result<(), CliError> {
     match sub {
         "create" => create(rest).await,
         "read" => read(rest).await,
-        "list" => list(rest).await,
+        "list" => acl_object::list(Kindof::Token, rest, LIST_HELP).await,
         "update" => update(rest).await,
         "delete" => delete(rest).await,
         "clone" => clone(rest).await,
@@ -225,18 +226,6 @@ async fn read(args: Vec<String>) -> Result<(), CliError> {
             .map_err(|e| CliError::failed(format!("Error reading token {id:?}: {e}")))?
     };
     acl::print_one(&token, format, super::acl_format::token)
-}
-
-async fn list(args: Vec<String>) -> Result<(), CliError> {
-    let flags = acl::parse(LIST_HELP, &[], true, &args)?;
-    super::no_args(&flags, LIST_HELP)?;
-    let format = acl::format(&flags, LIST_HELP)?;
-    let client = super::client(&flags)?;
-    let tokens = client
-        .acl_token_list()
-        .await
-        .map_err(CliError::ctx("Failed to retrieve the token list"))?;
-    acl::print_list(&tokens, format, super::acl_format::token)
 }
 
 /// The grants of `current` (a token read from the agent) changed as `flags` say.

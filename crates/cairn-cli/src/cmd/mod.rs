@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod acl_format;
+pub mod acl_object;
 pub mod acl_policy;
 pub mod acl_role;
 pub mod acl_token;
