@@ -24,6 +24,7 @@ pub(crate) fn runtime(cfg: &Config) -> Option<AclRuntime> {
         default: t.default.clone(),
         agent: t.agent.clone(),
         agent_recovery: t.agent_recovery.clone(),
+        dns: t.dns.clone(),
         ..Default::default()
     };
     let dir = cfg

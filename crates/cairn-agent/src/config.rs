@@ -289,8 +289,10 @@ pub struct AclTokens {
     pub agent: Option<String>,
     /// Agent recovery token (`agent_recovery`, legacy `agent_master`).
     pub agent_recovery: Option<String>,
-    /// Token for requests without one (also used for DNS).
+    /// Token for requests without one (also used for DNS when `dns` is not set).
     pub default: Option<String>,
+    /// Token whose rules filter DNS answers (Consul's `acl.tokens.dns`).
+    pub dns: Option<String>,
 }
 
 /// `acl { ... }`.
@@ -1009,6 +1011,7 @@ fn build(
             agent: r.string("acl.tokens.agent")?,
             agent_recovery: r.string("acl.tokens.agent_recovery")?,
             default: r.string("acl.tokens.default")?,
+            dns: r.string("acl.tokens.dns")?,
         },
     };
 

@@ -5,8 +5,8 @@
 //! with no round trip to the leader: on a server, staleness is bounded by Raft
 //! replication lag (zero on the leader); Consul allows the same for DNS (`allow_stale`).
 //!
-//! With ACLs on, answers hold only what the agent's `default` token (else the anonymous
-//! token) may read: `service:read` on the service and `node:read` on the node, as Consul
+//! With ACLs on, answers hold only what the agent's `dns` token (else its `default` token,
+//! else the anonymous token) may read: `service:read` on the service and `node:read` on the node, as Consul
 //! filters its DNS answers.
 
 use std::net::IpAddr;
@@ -26,7 +26,7 @@ pub struct StateCatalog {
 }
 
 /// What DNS may show: every node and service when ACLs are off, else what the agent's
-/// default token may read (nothing when that token does not resolve).
+/// DNS (else default) token may read (nothing when that token does not resolve).
 enum Visibility {
     All,
     Token(Option<cairn_http::Authz>),
@@ -98,12 +98,11 @@ impl StateCatalog {
         let Some(rt) = &self.acl else {
             return Visibility::All;
         };
-        let secret = rt
-            .tokens()
-            .read()
-            .default
-            .clone()
-            .unwrap_or_else(|| cairn_state::acl::ANONYMOUS_SECRET.to_string());
+        let secret = {
+            let tokens = rt.tokens().read();
+            tokens.dns.clone().or_else(|| tokens.default.clone())
+        }
+        .unwrap_or_else(|| cairn_state::acl::ANONYMOUS_SECRET.to_string());
         Visibility::Token(rt.resolve_in(st, &secret, crate::node::now_ms()))
     }
 
@@ -319,9 +318,16 @@ mod tests {
                 create: true,
             },
         );
-        let with_token = catalog(st, DefaultPolicy::Deny, Some("dns-secret"));
+        let with_token = catalog(st.clone(), DefaultPolicy::Deny, Some("dns-secret"));
         assert_eq!(with_token.service_instances("web").len(), 1);
         assert!(with_token.node("n1").is_some());
+        // The dns token wins over the default token, in both directions.
+        let dns_first = catalog(st.clone(), DefaultPolicy::Deny, None);
+        dns_first.acl.as_ref().unwrap().tokens().write().dns = Some("dns-secret".into());
+        assert_eq!(dns_first.service_instances("web").len(), 1);
+        let narrower = catalog(st, DefaultPolicy::Deny, Some("dns-secret"));
+        narrower.acl.as_ref().unwrap().tokens().write().dns = Some("nope".into());
+        assert!(narrower.service_instances("web").is_empty());
         // A default token that does not resolve shows nothing.
         let unknown = catalog(state(), DefaultPolicy::Allow, Some("nope"));
         assert!(unknown.service_instances("web").is_empty());

@@ -30,13 +30,13 @@ async fn unsupported_security_settings_refuse_to_start() {
     let acl_file = dir.join("acl.json");
     std::fs::write(
         &acl_file,
-        r#"{"acl":{"enabled":true,"default_policy":"deny","tokens":{"dns":"d"}}}"#,
+        r#"{"acl":{"enabled":true,"default_policy":"deny","tokens":{"replication":"r"}}}"#,
     )
     .unwrap();
     let acl_arg = format!("-config-file={}", acl_file.display());
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        // A separate DNS token is not built (DNS uses the default token).
-        (vec![acl_arg.as_str()], "acl.tokens.dns"),
+        // ACL replication between datacenters is not built.
+        (vec![acl_arg.as_str()], "acl.tokens.replication"),
         // HTTPS without a certificate, and verification without a CA: weaker than written.
         (vec!["-https-port", "8501"], "ports.https"),
         (

@@ -38,6 +38,7 @@ pub(crate) const SCHEMA: Schema = Obj(&[
                     ("agent", Leaf),
                     ("agent_recovery", Leaf),
                     ("default", Leaf),
+                    ("dns", Leaf),
                     ("initial_management", Leaf),
                 ]),
             ),

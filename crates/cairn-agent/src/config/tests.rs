@@ -648,3 +648,15 @@ fn raft_snapshot_settings_default_as_consul_and_are_read() {
         load_err(&["-node=n", "-hcl", "raft_trailing_logs = -1"]).contains("raft_trailing_logs")
     );
 }
+
+#[test]
+fn acl_dns_token_is_read() {
+    let c = load_ok(&[
+        "-dev",
+        "-node=n",
+        "-hcl",
+        "acl {\n enabled = true\n tokens {\n default = \"d\"\n dns = \"q\"\n }\n}",
+    ]);
+    assert_eq!(c.acl.tokens.default.as_deref(), Some("d"));
+    assert_eq!(c.acl.tokens.dns.as_deref(), Some("q"));
+}

@@ -22,9 +22,14 @@ const UNBUILT_KEYS: &[(&str, &str)] = &[
         "auto-config (JWT-authorised client configuration) is not built yet",
     ),
     ("connect", "Connect (service mesh) is not built"),
-    ("acl.tokens.replication", "ACL replication across datacenters is not built"),
-    ("acl.tokens.config_file_service_registration", "registering config-file services with their own ACL token is not built yet"),
-    ("acl.tokens.dns", "a separate DNS token is not built yet (DNS answers are filtered with the agent's default token)"),
+    (
+        "acl.tokens.replication",
+        "ACL replication across datacenters is not built",
+    ),
+    (
+        "acl.tokens.config_file_service_registration",
+        "registering config-file services with their own ACL token is not built yet",
+    ),
 ];
 
 /// Why `key` (dotted path) is refused, when it is a Consul setting Cairn has not built.
@@ -85,8 +90,12 @@ mod tests {
             ),
             (vec!["-dev", "-grpc-port", "8502"], "ports.grpc"),
             (
-                vec!["-dev", "-hcl", "acl {\n tokens {\n dns = \"x\"\n }\n}"],
-                "acl.tokens.dns",
+                vec![
+                    "-dev",
+                    "-hcl",
+                    "acl {\n tokens {\n replication = \"x\"\n }\n}",
+                ],
+                "acl.tokens.replication",
             ),
         ] {
             let e = refused(&args);
