@@ -59,6 +59,7 @@ fn corpus(keyed: bool) -> Vec<Vec<u8>> {
             1,
             std::time::Duration::from_secs(1),
         ) {
+            assert!(!plan.sends.is_empty(), "a knows b: a request is sent");
             for (_, p) in plan.sends {
                 out.push(p.clone());
                 for (_, answer) in b.handle_packet(now, aa, &p).sends {

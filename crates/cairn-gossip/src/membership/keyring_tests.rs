@@ -207,6 +207,17 @@ fn bad_requests_are_refused_before_anything_is_sent() {
     assert_eq!(r.err(), Some(GossipError::Key(KeyError::Base64)));
     let r = core.key_query(now, &KeyOp::List, 6, secs(1.0));
     assert_eq!(r.err(), Some(GossipError::RelayFactor(6)));
+    // An unencrypted node drops keyring requests without answering.
+    let mut plain = Sim::new(1, SEED, Timing::lan(), link(0.0));
+    let now = plain.instant();
+    let req = crate::envelope::Envelope::KeyRequest {
+        id: 1,
+        action: crate::keyquery::KeyAction::List,
+        relay: 0,
+    };
+    let packet = crate::crypto::Keyring::none().seal(&req.encode(), [0; 12]);
+    let plan = plain.nodes[0].core.handle_packet(now, sim_addr(5), &packet);
+    assert!(plan.sends.is_empty() && plan.keyring.is_none());
     // Alone: the report is in the same plan.
     let (id, plan) = core.key_query(now, &KeyOp::List, 0, secs(1.0)).unwrap();
     assert_eq!(plan.key_reports.len(), 1);

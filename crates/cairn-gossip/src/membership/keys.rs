@@ -110,7 +110,9 @@ impl Membership {
         relay: u8,
         plan: &mut Plan,
     ) {
-        if self.local_status == MemberStatus::Left {
+        // Without encryption nobody may manage keys, and anyone could forge the
+        // sender's address: such requests are dropped unanswered.
+        if self.local_status == MemberStatus::Left || !self.keyring.enabled() {
             return;
         }
         // A retry: answer again without applying twice.
