@@ -114,7 +114,9 @@ async fn rotate_the_gossip_key_with_the_cli_in_a_live_pool() {
         (&server, ["-use", NEW], "used"),
         (&c1, ["-remove", OLD], "removed"),
     ] {
+        let t = std::time::Instant::now();
         let (code, out, err) = keyring(on, &args);
+        println!("cairn keyring {} took {:?}", args[0], t.elapsed());
         assert_eq!(code, 0, "{step}: {out}{err}");
         pool_together(&[&server, &c1, &c2], 3, &c2, &server, step).await;
     }
