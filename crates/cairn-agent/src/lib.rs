@@ -14,6 +14,7 @@ mod checks;
 pub mod config;
 mod datadir;
 mod dns;
+mod keyring;
 mod lan;
 mod links;
 mod local;

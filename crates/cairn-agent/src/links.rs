@@ -131,7 +131,7 @@ impl Links {
         let advertise = self.advertise(cfg);
         let mut gc = GossipConfig::new(cfg.node_name.clone(), bind);
         gc.tags = tags;
-        gc.keys = cfg.encrypt.iter().cloned().collect();
+        (gc.keys, gc.keyring_file) = crate::keyring::start_keys(cfg)?;
         gc.timing = crate::lan::timing(cfg);
         let gossip = match self {
             Links::Sockets => {

@@ -931,4 +931,17 @@ impl Backend for Agent {
     fn autopilot_health(&self) -> BoxFut<'_, Result<Value, HttpError>> {
         Box::pin(self.do_autopilot_health())
     }
+
+    fn keyring(
+        &self,
+        op: cairn_http::KeyringOp,
+        relay: u8,
+    ) -> BoxFut<'_, Result<Vec<cairn_http::KeyringPool>, HttpError>> {
+        Box::pin(crate::keyring::operate(
+            self.inner.gossip.as_deref(),
+            &self.inner.cfg.datacenter,
+            op,
+            relay,
+        ))
+    }
 }

@@ -249,6 +249,31 @@ impl Client {
         decode(resp).await
     }
 
+    /// `POST` a JSON body to any endpoint and decode the JSON answer (as
+    /// [`Client::put_json`]).
+    pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let resp = self
+            .send_ok(Method::POST, path_and_query, Self::json_body(body)?)
+            .await?;
+        decode(resp).await
+    }
+
+    /// `DELETE` with a JSON body and decode the JSON answer (as [`Client::put_json`]).
+    pub async fn delete_with_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let resp = self
+            .send_ok(Method::DELETE, path_and_query, Self::json_body(body)?)
+            .await?;
+        decode(resp).await
+    }
+
     /// `PUT` with no body and decode the JSON answer (as [`Client::put_json`]).
     pub async fn put_empty<T: DeserializeOwned>(
         &self,

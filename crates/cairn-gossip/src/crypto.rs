@@ -36,7 +36,12 @@ pub fn decode_key(key: &str) -> Result<[u8; 32], KeyError> {
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| KeyError::Length(bytes.len()))
 }
 
-fn encode_key(key: &[u8; 32]) -> String {
+/// Most keys a keyring holds (a rotation needs two; the bound keeps keyring
+/// answers within one datagram).
+pub const MAX_KEYS: usize = 16;
+
+/// Encodes a raw key in base64.
+pub(crate) fn encode_key(key: &[u8; 32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(key)
 }
 
@@ -78,8 +83,15 @@ impl Keyring {
 
     /// Adds a key for decryption (it becomes primary if it is the first).
     pub fn install(&mut self, key: &str) -> Result<(), KeyError> {
-        let key = decode_key(key)?;
+        self.install_raw(decode_key(key)?)
+    }
+
+    /// [`Keyring::install`] of a decoded key.
+    pub(crate) fn install_raw(&mut self, key: [u8; 32]) -> Result<(), KeyError> {
         if !self.entries.iter().any(|e| e.key == key) {
+            if self.entries.len() >= MAX_KEYS {
+                return Err(KeyError::TooMany(MAX_KEYS));
+            }
             let cipher = Aes256Gcm::new(&key.into());
             self.entries.push(Entry { key, cipher });
         }
@@ -88,7 +100,11 @@ impl Keyring {
 
     /// Makes an installed key the primary (encrypting) one.
     pub fn use_key(&mut self, key: &str) -> Result<(), KeyError> {
-        let key = decode_key(key)?;
+        self.use_raw(decode_key(key)?)
+    }
+
+    /// [`Keyring::use_key`] of a decoded key.
+    pub(crate) fn use_raw(&mut self, key: [u8; 32]) -> Result<(), KeyError> {
         let pos = self
             .entries
             .iter()
@@ -101,7 +117,11 @@ impl Keyring {
 
     /// Removes a key that is not the primary one.
     pub fn remove(&mut self, key: &str) -> Result<(), KeyError> {
-        let key = decode_key(key)?;
+        self.remove_raw(decode_key(key)?)
+    }
+
+    /// [`Keyring::remove`] of a decoded key.
+    pub(crate) fn remove_raw(&mut self, key: [u8; 32]) -> Result<(), KeyError> {
         let pos = self
             .entries
             .iter()
@@ -117,6 +137,11 @@ impl Keyring {
     /// The installed keys in base64, primary first.
     pub fn list(&self) -> Vec<String> {
         self.entries.iter().map(|e| encode_key(&e.key)).collect()
+    }
+
+    /// The installed keys, primary first.
+    pub(crate) fn raw(&self) -> Vec<[u8; 32]> {
+        self.entries.iter().map(|e| e.key).collect()
     }
 
     /// Frames (and, with a key, encrypts) a payload.

@@ -1,7 +1,8 @@
 //! The payload inside every (decrypted) packet: either a foca message or
 //! one of Cairn's own messages around it (join handshake with name-conflict
 //! check, push/pull state exchange, direct suspicion notice, and the direct
-//! ping of `hint_suspect`).
+//! ping of `hint_suspect`, and the pool-wide keyring operations of
+//! `keyquery.rs`).
 
 use std::net::SocketAddr;
 
@@ -10,6 +11,7 @@ use foca::Member;
 use crate::codec::{decode_member, encode_member};
 use crate::error::DecodeError;
 use crate::identity::NodeId;
+use crate::keyquery::{KeyAction, KeyAnswer, MAX_RELAY_FACTOR};
 use crate::wire::{Reader, Writer};
 
 /// Most members accepted in one state packet (bounded by the packet size
@@ -44,6 +46,21 @@ pub enum Envelope {
     Ping { nonce: u64 },
     /// Answer to [`Envelope::Ping`].
     Ack { nonce: u64 },
+    /// "Apply this keyring operation and tell me your keys"; `relay`: how
+    /// many other members should also carry the answer back.
+    KeyRequest {
+        id: u64,
+        action: KeyAction,
+        relay: u8,
+    },
+    /// A member's answer to [`Envelope::KeyRequest`] `id`.
+    KeyResponse { id: u64, answer: KeyAnswer },
+    /// "Forward this answer to `to`" (a relayed [`Envelope::KeyResponse`]).
+    KeyRelay {
+        id: u64,
+        to: SocketAddr,
+        answer: KeyAnswer,
+    },
 }
 
 impl Envelope {
@@ -96,6 +113,23 @@ impl Envelope {
                 out.wr_u8(7);
                 out.wr_u64(*nonce);
             }
+            Envelope::KeyRequest { id, action, relay } => {
+                out.wr_u8(8);
+                out.wr_u64(*id);
+                action.encode(&mut out);
+                out.wr_u8(*relay);
+            }
+            Envelope::KeyResponse { id, answer } => {
+                out.wr_u8(9);
+                out.wr_u64(*id);
+                answer.encode(&mut out);
+            }
+            Envelope::KeyRelay { id, to, answer } => {
+                out.wr_u8(10);
+                out.wr_u64(*id);
+                out.wr_socket_addr(*to);
+                answer.encode(&mut out);
+            }
         }
         out
     }
@@ -141,6 +175,24 @@ impl Envelope {
             },
             6 => Envelope::Ping { nonce: r.u64()? },
             7 => Envelope::Ack { nonce: r.u64()? },
+            8 => {
+                let id = r.u64()?;
+                let action = KeyAction::decode(&mut r)?;
+                let relay = r.u8()?;
+                if relay > MAX_RELAY_FACTOR {
+                    return Err(DecodeError::TooLarge("relay factor"));
+                }
+                Envelope::KeyRequest { id, action, relay }
+            }
+            9 => Envelope::KeyResponse {
+                id: r.u64()?,
+                answer: KeyAnswer::decode(&mut r)?,
+            },
+            10 => Envelope::KeyRelay {
+                id: r.u64()?,
+                to: r.socket_addr()?,
+                answer: KeyAnswer::decode(&mut r)?,
+            },
             other => return Err(DecodeError::BadTag("envelope", other)),
         };
         if r.remaining() != 0 {
@@ -184,6 +236,28 @@ mod tests {
             },
             Envelope::Ping { nonce: 8 },
             Envelope::Ack { nonce: 9 },
+            Envelope::KeyRequest {
+                id: 10,
+                action: KeyAction::Remove([7; 32]),
+                relay: 2,
+            },
+            Envelope::KeyResponse {
+                id: 11,
+                answer: KeyAnswer {
+                    node: "n".into(),
+                    error: None,
+                    keys: vec![[1; 32]],
+                },
+            },
+            Envelope::KeyRelay {
+                id: 12,
+                to: "10.0.0.1:8301".parse().unwrap(),
+                answer: KeyAnswer {
+                    node: "m".into(),
+                    error: Some("no".into()),
+                    keys: vec![],
+                },
+            },
         ];
         for e in all {
             assert_eq!(Envelope::decode(&e.encode()).unwrap(), e);
@@ -193,6 +267,13 @@ mod tests {
             Err(DecodeError::Trailing(1))
         );
         assert_eq!(Envelope::decode(&[]), Err(DecodeError::Truncated));
+        let mut req = vec![8, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        req.extend_from_slice(&[0; 32]);
+        req.push(6);
+        assert_eq!(
+            Envelope::decode(&req),
+            Err(DecodeError::TooLarge("relay factor"))
+        );
         assert_eq!(
             Envelope::decode(&[4, 0, 0xff, 0xff]),
             Err(DecodeError::TooLarge("state member count"))

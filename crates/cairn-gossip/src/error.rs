@@ -55,6 +55,10 @@ pub enum KeyError {
     NotInstalled,
     #[error("the primary key cannot be removed; make another key primary first")]
     RemovePrimary,
+    #[error("the keyring already holds {0} keys, the most allowed; remove one first")]
+    TooMany(usize),
+    #[error("gossip encryption is not enabled on this agent (no encrypt key): there is no keyring to manage")]
+    NotEnabled,
 }
 
 /// The configuration or a value given to a command is not usable.
@@ -93,6 +97,10 @@ pub enum GossipError {
     MemberAlive(String),
     #[error("this node has left the cluster")]
     Left,
+    #[error("relay factor {0} is over the limit of 5")]
+    RelayFactor(u8),
+    #[error("too many keyring operations in flight on this agent; retry when they finish")]
+    Busy,
     #[error("gossip runtime stopped")]
     Stopped,
     #[error(transparent)]

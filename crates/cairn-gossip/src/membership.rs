@@ -18,6 +18,7 @@ use crate::crypto::Keyring;
 use crate::envelope::Envelope;
 use crate::error::{ConfigError, GossipError, KeyError, PacketError};
 use crate::identity::{NodeId, Tags};
+use crate::keyquery::{AnswerCache, KeyringReport, PendingQuery};
 use crate::member::{Member, MemberEvent, MemberStatus};
 use crate::rng::SeededRng;
 
@@ -51,6 +52,10 @@ enum TimerKind {
     /// Tell a suspect again (the first notice may have been lost).
     Resuspect(NodeId, u16, u8),
     LeaveFinish,
+    /// Ask the silent members of a keyring query again.
+    KeyRetry(u64),
+    /// A keyring query's deadline.
+    KeyDeadline(u64),
 }
 
 /// The answer of one seed to a join request.
@@ -77,6 +82,11 @@ pub struct Plan {
     pub events: Vec<MemberEvent>,
     /// Replies to join requests.
     pub joins: Vec<JoinReply>,
+    /// Finished keyring queries (see [`Membership::key_query`]).
+    pub key_reports: Vec<(u64, KeyringReport)>,
+    /// The local keyring changed: its keys now (base64, primary first), to
+    /// be persisted before the plan's datagrams are sent.
+    pub keyring: Option<Vec<String>>,
 }
 
 /// Counters for operators and tests.
@@ -145,6 +155,10 @@ pub struct Membership {
     /// Start of the current one-second window and the full-state answers
     /// sent in it (see [`MAX_STATE_ANSWERS_PER_SEC`]).
     state_window: Option<(Instant, u32)>,
+    /// Keyring queries this node started, by id.
+    key_queries: HashMap<u64, PendingQuery>,
+    /// Recent answers to keyring requests (retries are answered again).
+    answered: AnswerCache,
 }
 
 fn max_transmissions(mult: u32, members: usize) -> u8 {
@@ -192,6 +206,8 @@ impl Membership {
             drops_since_log: 0,
             max_tx,
             state_window: None,
+            key_queries: HashMap::new(),
+            answered: AnswerCache::default(),
             cfg,
         };
         let mut plan = Plan::default();
@@ -437,6 +453,11 @@ impl Membership {
             Envelope::Ack { nonce } => {
                 self.hints.remove(&nonce);
             }
+            Envelope::KeyRequest { id, action, relay } => {
+                self.on_key_request(from, id, action, relay, plan)
+            }
+            Envelope::KeyResponse { id, answer } => self.on_key_response(id, answer, plan),
+            Envelope::KeyRelay { id, to, answer } => self.on_key_relay(id, to, answer, plan),
         }
     }
 
@@ -599,6 +620,8 @@ impl Membership {
                 self.local_status = MemberStatus::Left;
                 self.absorb(now, acc, &mut plan);
             }
+            TimerKind::KeyRetry(id) => self.on_key_retry(now, id, &mut plan),
+            TimerKind::KeyDeadline(id) => self.on_key_deadline(id, &mut plan),
         }
         plan
     }
@@ -793,7 +816,10 @@ impl Membership {
     }
 }
 
+mod keys;
 mod notify;
 
+#[cfg(test)]
+mod keyring_tests;
 #[cfg(test)]
 mod tests;

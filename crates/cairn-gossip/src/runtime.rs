@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,6 +16,7 @@ use crate::config::{MembershipConfig, Timing};
 use crate::crypto::os_nonce;
 use crate::error::{ConfigError, GossipError, KeyError};
 use crate::identity::Tags;
+use crate::keyquery::{KeyOp, KeyringReport};
 use crate::member::{Member, MemberEvent};
 use crate::membership::{JoinReply, Membership, Plan, Stats, Timer};
 use crate::transport::{Transport, UdpTransport, MAX_DATAGRAM};
@@ -42,6 +44,11 @@ pub struct GossipConfig {
     pub seed: Option<u64>,
     /// Capacity of the event channel (slow subscribers see `Lagged`).
     pub event_capacity: usize,
+    /// Where the keyring is persisted after every change (Consul's
+    /// `serf/local.keyring`; see [`crate::keyfile`]); `None`: not persisted.
+    pub keyring_file: Option<PathBuf>,
+    /// How long a pool-wide keyring operation waits for every member.
+    pub key_query_timeout: Duration,
 }
 
 impl GossipConfig {
@@ -58,6 +65,8 @@ impl GossipConfig {
             join_timeout: Duration::from_secs(5),
             seed: None,
             event_capacity: 1024,
+            keyring_file: None,
+            key_query_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -68,6 +77,11 @@ enum Command {
     ForceLeave(String, bool, oneshot::Sender<Result<(), GossipError>>),
     SetTags(Tags, oneshot::Sender<Result<(), GossipError>>),
     HintSuspect(String, oneshot::Sender<Result<(), GossipError>>),
+    Keyring(
+        KeyOp,
+        u8,
+        oneshot::Sender<Result<KeyringReport, GossipError>>,
+    ),
     Shutdown,
 }
 
@@ -141,6 +155,7 @@ impl Gossip {
             seq: 0,
             joins: HashMap::new(),
             leaves: Vec::new(),
+            key_waiters: HashMap::new(),
             config,
         };
         let task = tokio::spawn(driver.run(rx, plan, now));
@@ -193,6 +208,16 @@ impl Gossip {
         self.ask(|tx| Command::HintSuspect(name, tx)).await?
     }
 
+    /// Applies a keyring operation on every alive member (this node
+    /// included) and reports each member's keys once all answered or the
+    /// key query timeout passed; see [`KeyringReport::error`] for failures.
+    /// `relay` (0-5): members also send their answer through that many
+    /// others. Changes are persisted on every member that has a keyring
+    /// file before it answers.
+    pub async fn keyring(&self, op: KeyOp, relay: u8) -> Result<KeyringReport, GossipError> {
+        self.ask(|tx| Command::Keyring(op, relay, tx)).await?
+    }
+
     /// Every known member, this node included, sorted by name.
     pub fn members(&self) -> Vec<Member> {
         lock(&self.core).members()
@@ -223,7 +248,8 @@ impl Gossip {
         self.events.subscribe()
     }
 
-    /// Installs an encryption key (accepted for decryption at once).
+    /// Installs an encryption key on this node only (accepted for
+    /// decryption at once; not persisted: see [`Gossip::keyring`]).
     pub fn install_key(&self, key: &str) -> Result<(), KeyError> {
         lock(&self.core).install_key(key)
     }
@@ -261,6 +287,7 @@ struct Driver<T> {
     seq: u64,
     joins: HashMap<u64, PendingJoin>,
     leaves: Vec<oneshot::Sender<()>>,
+    key_waiters: HashMap<u64, oneshot::Sender<Result<KeyringReport, GossipError>>>,
     config: GossipConfig,
 }
 
@@ -315,6 +342,9 @@ impl<T: Transport> Driver<T> {
         }
         for (_, j) in self.joins.drain() {
             let _ = j.reply.send(Err(GossipError::Stopped));
+        }
+        for (_, w) in self.key_waiters.drain() {
+            let _ = w.send(Err(GossipError::Stopped));
         }
     }
 
@@ -434,6 +464,19 @@ impl<T: Transport> Driver<T> {
                 let r = lock(&self.core).hint_suspect(now, &name);
                 self.finish(now, r, reply).await;
             }
+            Command::Keyring(op, relay, reply) => {
+                let timeout = self.config.key_query_timeout;
+                let r = lock(&self.core).key_query(now, &op, relay, timeout);
+                match r {
+                    Ok((id, plan)) => {
+                        self.key_waiters.insert(id, reply);
+                        self.execute(now, plan).await;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
             Command::Shutdown => return false,
         }
         true
@@ -457,6 +500,16 @@ impl<T: Transport> Driver<T> {
     }
 
     async fn execute(&mut self, now: Instant, plan: Plan) {
+        // Persisted before the answer saying it changed is sent.
+        if let (Some(keys), Some(path)) = (&plan.keyring, &self.config.keyring_file) {
+            let (keys, path) = (keys.clone(), path.clone());
+            let saved = tokio::task::spawn_blocking(move || crate::keyfile::save(&path, &keys));
+            match saved.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("the keyring changed but was not persisted: {e}"),
+                Err(e) => tracing::error!("the keyring changed but was not persisted: {e}"),
+            }
+        }
         for (to, packet) in &plan.sends {
             if let Err(e) = self.transport.send_to(*to, packet).await {
                 tracing::debug!(%to, "gossip send: {e}");
@@ -472,6 +525,11 @@ impl<T: Transport> Driver<T> {
         }
         for reply in plan.joins {
             self.on_join_reply(reply);
+        }
+        for (id, report) in plan.key_reports {
+            if let Some(w) = self.key_waiters.remove(&id) {
+                let _ = w.send(Ok(report));
+            }
         }
         if !self.leaves.is_empty() && lock(&self.core).has_left() {
             for l in self.leaves.drain(..) {

@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::config::{MembershipConfig, Timing};
+use crate::keyquery::KeyringReport;
 use crate::member::{Member, MemberEvent};
 use crate::membership::{Membership, Plan, Timer};
 use crate::rng::SeededRng;
@@ -20,7 +21,9 @@ pub struct SimNode {
     pub core: Membership,
     pub name: String,
     pub addr: SocketAddr,
-    keys: Vec<String>,
+    /// The keys a restart starts with: the configured ones, then the
+    /// keyring as last changed (as the runtime's keyring file does).
+    pub keys: Vec<String>,
     /// False once crashed (no more packets in or out, timers ignored).
     pub running: bool,
     epoch: u64,
@@ -75,6 +78,8 @@ pub struct Sim {
     /// Datagrams handed to the network.
     pub packets: u64,
     pub bytes: u64,
+    /// Finished keyring queries: (node that asked, query id, report).
+    pub key_reports: Vec<(usize, u64, KeyringReport)>,
 }
 
 /// The address of simulated node `i`.
@@ -107,6 +112,7 @@ impl Sim {
             rng: SeededRng::new(seed),
             packets: 0,
             bytes: 0,
+            key_reports: Vec::new(),
         };
         for i in 0..n {
             sim.add_node(&sim_name(i), sim_addr(i), Vec::new());
@@ -209,6 +215,12 @@ impl Sim {
         }
         for e in &plan.events {
             obs(self.now, node, e);
+        }
+        if let (Some(keys), Some(n)) = (plan.keyring, self.nodes.get_mut(node)) {
+            n.keys = keys;
+        }
+        for (id, report) in plan.key_reports {
+            self.key_reports.push((node, id, report));
         }
     }
 

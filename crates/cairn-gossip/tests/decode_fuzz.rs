@@ -51,6 +51,23 @@ fn corpus(keyed: bool) -> Vec<Vec<u8>> {
             to_a.extend(b.handle_packet(now, aa, &p).sends);
         }
     }
+    // A keyring exchange (request, answer) when encryption is on.
+    if keyed {
+        if let Ok((_, plan)) = a.key_query(
+            now,
+            &cairn_gossip::KeyOp::Install(KEY.to_owned()),
+            1,
+            std::time::Duration::from_secs(1),
+        ) {
+            assert!(!plan.sends.is_empty(), "a knows b: a request is sent");
+            for (_, p) in plan.sends {
+                out.push(p.clone());
+                for (_, answer) in b.handle_packet(now, aa, &p).sends {
+                    out.push(answer);
+                }
+            }
+        }
+    }
     assert!(out.len() >= 4, "corpus too small: {}", out.len());
     out
 }

@@ -141,6 +141,17 @@ pub trait Backend: Send + Sync + 'static {
         Box::pin(async { Err(HttpError::internal("not supported by this agent")) })
     }
 
+    /// Applies a keyring operation on every alive member of each gossip pool this agent
+    /// is in (`relay`: members also send their answer through that many others) and
+    /// reports per pool; a pool whose members did not all succeed carries an `error`.
+    fn keyring(
+        &self,
+        _op: crate::keyring::KeyringOp,
+        _relay: u8,
+    ) -> BoxFut<'_, Result<Vec<crate::keyring::KeyringPool>, HttpError>> {
+        Box::pin(async { Err(HttpError::internal("not supported by this agent")) })
+    }
+
     /// Autopilot's server health, Consul's `/v1/operator/autopilot/health` body.
     fn autopilot_health(&self) -> BoxFut<'_, Result<serde_json::Value, HttpError>> {
         Box::pin(async { Err(HttpError::internal("not supported by this agent")) })

@@ -17,6 +17,7 @@ mod blocking;
 mod catalog;
 pub mod filter;
 mod health;
+mod keyring;
 mod kv;
 pub mod metrics;
 mod operator;
@@ -40,6 +41,7 @@ use axum::Router;
 pub use acl::{AclRuntime, AgentTokens, Authz, Persist};
 pub use acl_json::token_hash as acl_token_hash;
 pub use backend::{Backend, BoxFut, Limits, RaftInfo};
+pub use keyring::{KeyringOp, KeyringPool, MAX_RELAY_FACTOR};
 pub use reply::{Consistency, HttpError};
 pub use serve::{BoxStream, Handshake, ServeLimits, Stream};
 pub use session::new_uuid;
@@ -106,6 +108,13 @@ pub fn router(app: App) -> Router {
             get(operator::get_config).put(operator::set_config),
         )
         .route("/v1/operator/autopilot/health", get(operator::health))
+        .route(
+            "/v1/operator/keyring",
+            get(keyring::keyring)
+                .post(keyring::keyring)
+                .put(keyring::keyring)
+                .delete(keyring::keyring),
+        )
         // agent
         .route("/v1/agent/self", get(agent::self_info))
         .route("/v1/agent/members", get(agent::members))

@@ -10,6 +10,7 @@ pub mod acl_token;
 pub mod agent;
 pub mod catalog;
 pub mod demo;
+pub mod keyring;
 pub mod kv;
 pub mod members;
 pub mod operator;
@@ -39,6 +40,7 @@ Available commands are:
     force-leave Forces a failed member of the pool to leave
     join        Tells a running agent to join the pool
     keygen      Generates a new gossip encryption key
+    keyring     Lists, installs, uses and removes gossip encryption keys pool-wide
     kv          Interact with the key-value store
     leave       Gracefully leaves the pool and shuts the agent down
     members     Lists the members of a Cairn cluster
@@ -108,6 +110,7 @@ pub async fn dispatch(args: Vec<String>) -> Result<(), CliError> {
         "leave" => pool::leave(rest).await,
         "force-leave" => pool::force_leave(rest).await,
         "keygen" => pool::keygen(rest),
+        "keyring" => keyring::run(rest).await,
         "reload" => reload::run(rest).await,
         "catalog" => catalog::run(rest).await,
         "kv" => kv::run(rest).await,
@@ -245,6 +248,14 @@ mod tests {
         assert!(matches!(
             dispatch(v(&["acl", "role", "list", "-h"])).await,
             Err(CliError::Help(_))
+        ));
+        assert!(matches!(
+            dispatch(v(&["keyring", "-h"])).await,
+            Err(CliError::Help(_))
+        ));
+        assert!(matches!(
+            dispatch(v(&["keyring", "-install", "k", "-local-only"])).await,
+            Err(CliError::Usage { .. })
         ));
         assert!(dispatch(v(&["version"])).await.is_ok());
     }
