@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use cairn_gossip::{Gossip, GossipError, KeyError, KeyOp};
 use cairn_http::{HttpError, KeyringOp, KeyringPool};
+use cairn_types::KeyringResponse;
 
 use crate::config::Config;
 
@@ -58,13 +59,15 @@ pub(crate) async fn operate(
         other => HttpError::internal(other.to_string()),
     })?;
     Ok(vec![KeyringPool {
-        wan: false,
-        datacenter: datacenter.to_string(),
-        segment: String::new(),
         error: report.error(),
-        messages: report.messages(),
-        keys: report.keys,
-        primary_keys: report.primary_keys,
-        num_nodes: report.num_nodes,
+        answer: KeyringResponse {
+            wan: false,
+            datacenter: datacenter.to_string(),
+            segment: String::new(),
+            messages: report.messages(),
+            keys: report.keys,
+            primary_keys: report.primary_keys,
+            num_nodes: report.num_nodes,
+        },
     }])
 }

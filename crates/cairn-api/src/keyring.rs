@@ -1,38 +1,12 @@
 //! `/v1/operator/keyring`: the gossip encryption keyring of every member of the pool —
 //! list, install, use (make primary) and remove, as Consul's `keyring` command uses it.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+use cairn_types::KeyringResponse;
 use serde_json::json;
 
 use crate::client::Client;
 use crate::encode::Query;
 use crate::error::ApiError;
-
-/// One gossip pool's keys, Consul's `KeyringResponse`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct KeyringResponse {
-    #[serde(rename = "WAN")]
-    pub wan: bool,
-    #[serde(rename = "Datacenter")]
-    pub datacenter: String,
-    #[serde(rename = "Segment")]
-    pub segment: String,
-    /// Each key and how many members hold it.
-    #[serde(rename = "Keys")]
-    pub keys: BTreeMap<String, u64>,
-    /// Each key and how many members encrypt with it.
-    #[serde(rename = "PrimaryKeys")]
-    pub primary_keys: BTreeMap<String, u64>,
-    /// Members asked.
-    #[serde(rename = "NumNodes")]
-    pub num_nodes: u64,
-    /// Per-member errors.
-    #[serde(rename = "Messages")]
-    pub messages: BTreeMap<String, String>,
-}
 
 fn path(relay_factor: u8, local_only: bool) -> String {
     Query::new()

@@ -21,8 +21,8 @@ mod error;
 mod keyring;
 pub mod types;
 
+pub use cairn_types::KeyringResponse;
 pub use client::{Client, TlsOptions, DEFAULT_HTTP_ADDR};
 pub use encode::{encode_component, encode_key_path, format_wait};
 pub use error::ApiError;
-pub use keyring::KeyringResponse;
 pub use types::*;

@@ -5,13 +5,12 @@
 //! once all did; a member that failed or stayed silent turns the answer into a 500 naming
 //! it, as Consul does.
 
-use std::collections::BTreeMap;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use cairn_types::KeyringResponse;
+use serde::Deserialize;
 
 use crate::catalog::decode_body;
 use crate::query::Query;
@@ -33,29 +32,12 @@ pub enum KeyringOp {
     Remove(String),
 }
 
-/// One gossip pool's answer, Consul's `KeyringResponse`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+/// One gossip pool's answer and, when the operation failed on some member, why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyringPool {
-    #[serde(rename = "WAN")]
-    pub wan: bool,
-    #[serde(rename = "Datacenter")]
-    pub datacenter: String,
-    #[serde(rename = "Segment")]
-    pub segment: String,
-    /// Each key and how many members hold it.
-    #[serde(rename = "Keys")]
-    pub keys: BTreeMap<String, usize>,
-    /// Each key and how many members encrypt with it.
-    #[serde(rename = "PrimaryKeys")]
-    pub primary_keys: BTreeMap<String, usize>,
-    /// Alive members asked.
-    #[serde(rename = "NumNodes")]
-    pub num_nodes: usize,
-    /// Per-member errors (node name -> text).
-    #[serde(rename = "Messages")]
-    pub messages: BTreeMap<String, String>,
+    /// What the pool's members answered, in Consul's shape.
+    pub answer: KeyringResponse,
     /// Why the operation did not succeed on every member (`None`: it did).
-    #[serde(skip)]
     pub error: Option<String>,
 }
 
@@ -119,19 +101,15 @@ pub async fn keyring(
         .iter()
         .filter_map(|p| {
             let e = p.error.as_ref()?;
-            let name = if p.wan {
-                "WAN".to_string()
-            } else {
-                format!("{} (LAN)", p.datacenter)
-            };
-            Some(format!("{name} error: {e}"))
+            Some(format!("{} error: {e}", p.answer.pool_name()))
         })
         .collect();
     if !errors.is_empty() {
         return Err(HttpError::internal(errors.join("\n")));
     }
     if list {
-        Ok(json(&pools, q.pretty()))
+        let answers: Vec<&KeyringResponse> = pools.iter().map(|p| &p.answer).collect();
+        Ok(json(&answers, q.pretty()))
     } else {
         Ok(().into_response())
     }

@@ -309,3 +309,40 @@ pub struct Session {
 
 /// Largest lock-delay a session may ask for (Consul's `MaxLockDelay`).
 pub const MAX_LOCK_DELAY_NANOS: u64 = 60_000_000_000;
+
+/// One gossip pool's keyring, Consul's `KeyringResponse` (`/v1/operator/keyring`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyringResponse {
+    #[serde(rename = "WAN")]
+    pub wan: bool,
+    #[serde(rename = "Datacenter")]
+    pub datacenter: String,
+    #[serde(rename = "Segment")]
+    pub segment: String,
+    /// Each key and how many members hold it.
+    #[serde(rename = "Keys")]
+    pub keys: BTreeMap<String, usize>,
+    /// Each key and how many members encrypt with it.
+    #[serde(rename = "PrimaryKeys")]
+    pub primary_keys: BTreeMap<String, usize>,
+    /// Alive members asked.
+    #[serde(rename = "NumNodes")]
+    pub num_nodes: usize,
+    /// Per-member errors (node name -> text).
+    #[serde(rename = "Messages")]
+    pub messages: BTreeMap<String, String>,
+}
+
+impl KeyringResponse {
+    /// The pool's name as Consul prints it: `WAN`, `dc1 (LAN)` or `dc1 (LAN) [segment]`.
+    pub fn pool_name(&self) -> String {
+        if self.wan {
+            "WAN".to_string()
+        } else if self.segment.is_empty() {
+            format!("{} (LAN)", self.datacenter)
+        } else {
+            format!("{} (LAN) [{}]", self.datacenter, self.segment)
+        }
+    }
+}

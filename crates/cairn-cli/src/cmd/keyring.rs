@@ -162,14 +162,7 @@ pub async fn run(args: Vec<String>) -> Result<(), CliError> {
 fn render(pools: &[KeyringResponse], primary: bool) -> String {
     let mut out = String::new();
     for p in pools {
-        let name = if p.wan {
-            "WAN".to_string()
-        } else if p.segment.is_empty() {
-            format!("{} (LAN)", p.datacenter)
-        } else {
-            format!("{} (LAN) [{}]", p.datacenter, p.segment)
-        };
-        out.push_str(&format!("\n{name}:\n"));
+        out.push_str(&format!("\n{}:\n", p.pool_name()));
         let keys = if primary { &p.primary_keys } else { &p.keys };
         for (key, n) in keys {
             out.push_str(&format!("  {key} [{n}/{}]\n", p.num_nodes));
