@@ -14,13 +14,18 @@
 //! the helpers in [`snapshot_file`].
 
 mod codec;
+mod hold;
 pub mod mem_store;
 mod quiet_panic;
+mod recent;
 pub mod redb_store;
 pub mod snapshot_file;
+pub mod wal;
 
+pub use hold::WriteHold;
 pub use mem_store::MemLogStore;
 pub use redb_store::RedbLogStore;
 pub use snapshot_file::{
     prune_snapshots, read_latest_snapshot, write_file_durably, write_snapshot_file,
 };
+pub use wal::{WalLogStore, WalOptions};

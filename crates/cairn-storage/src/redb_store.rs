@@ -18,7 +18,6 @@
 //! Votes, truncations and purges wait for their commit before returning, as openraft requires.
 //! The committed log id is a restart hint written without its own fsync.
 
-mod recent;
 mod writer;
 
 use std::any::Any;
@@ -38,7 +37,7 @@ use parking_lot::Mutex;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::codec::{decode, encode, io_err, is_empty_range, owned_bounds};
-use recent::Recent;
+use crate::recent::Recent;
 pub use writer::WriteHold;
 use writer::{Job, Mutation, Writer};
 
