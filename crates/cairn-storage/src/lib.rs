@@ -20,6 +20,7 @@ mod quiet_panic;
 mod recent;
 pub mod redb_store;
 pub mod snapshot_file;
+mod stats;
 pub mod wal;
 
 pub use hold::WriteHold;
@@ -28,4 +29,5 @@ pub use redb_store::RedbLogStore;
 pub use snapshot_file::{
     prune_snapshots, read_latest_snapshot, write_file_durably, write_snapshot_file,
 };
+pub use stats::syncs;
 pub use wal::{WalLogStore, WalOptions};

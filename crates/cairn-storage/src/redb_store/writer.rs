@@ -176,6 +176,9 @@ fn commit(db: &Database, jobs: &[Job]) -> io::Result<()> {
         Durability::None
     };
     txn.set_durability(durability).map_err(io_err)?;
+    if jobs.iter().any(|j| j.durable) {
+        crate::stats::count_sync();
+    }
     {
         let mut log = txn.open_table(LOG).map_err(io_err)?;
         let mut meta = txn.open_table(META).map_err(io_err)?;

@@ -298,6 +298,7 @@ impl Thread {
         self.file.write_all_at(buf, self.offset)?;
         if durable {
             self.file.sync_data()?;
+            crate::stats::count_sync();
         }
         let base = self.offset;
         self.offset += buf.len() as u64;
