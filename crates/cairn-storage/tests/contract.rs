@@ -2,14 +2,14 @@
 //!
 //! openraft's own `testing::log::Suite` (which needs a state machine, so a minimal one lives
 //! here) plus Cairn-specific checks: truncate/purge semantics, batched appends, and that a
-//! `RedbLogStore` reopened after drop still has its vote, committed id and entries.
+//! `WalLogStore` reopened after drop still has its vote, committed id and entries.
 
 use std::io;
 use std::sync::Arc;
 
 use cairn_storage::{
-    prune_snapshots, read_latest_snapshot, write_snapshot_file, MemLogStore, RedbLogStore,
-    WalLogStore, WalOptions,
+    prune_snapshots, read_latest_snapshot, write_snapshot_file, MemLogStore, WalLogStore,
+    WalOptions,
 };
 use futures::{Stream, StreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
@@ -120,18 +120,6 @@ impl StoreBuilder<TC, MemLogStore<TC>, TestSm> for MemBuilder {
     }
 }
 
-struct RedbBuilder;
-
-impl StoreBuilder<TC, RedbLogStore<TC>, TestSm, tempfile::TempDir> for RedbBuilder {
-    async fn build(
-        &self,
-    ) -> Result<(tempfile::TempDir, RedbLogStore<TC>, TestSm), StorageError<TC>> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = RedbLogStore::open(dir.path().join("raft.redb")).expect("open redb");
-        Ok((dir, store, TestSm::default()))
-    }
-}
-
 struct WalBuilder;
 
 impl StoreBuilder<TC, WalLogStore<TC>, TestSm, tempfile::TempDir> for WalBuilder {
@@ -157,18 +145,6 @@ trait Durable: RaftLogStorage<TC> + RaftLogReader<TC> + Clone + Sized {
     fn cached(&self) -> usize;
 }
 
-impl Durable for RedbLogStore<TC> {
-    fn open_in(dir: &std::path::Path) -> Self {
-        RedbLogStore::open(dir.join("raft.redb")).unwrap()
-    }
-    fn hold(&self) -> Box<dyn std::any::Any> {
-        Box::new(self.hold_writes())
-    }
-    fn cached(&self) -> usize {
-        self.cached_entries()
-    }
-}
-
 impl Durable for WalLogStore<TC> {
     fn open_in(dir: &std::path::Path) -> Self {
         // Small segments, so that the tests cross segment boundaries.
@@ -191,12 +167,6 @@ impl Durable for WalLogStore<TC> {
 /// Runs a generic durable-store test against every durable store.
 macro_rules! durable_tests {
     ($($name:ident),* $(,)?) => {
-        mod redb {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name::<cairn_storage::RedbLogStore<super::TC>>().await;
-            })*
-        }
         mod wal {
             $(#[tokio::test]
             async fn $name() {
@@ -218,11 +188,6 @@ durable_tests!(
 #[tokio::test]
 async fn openraft_suite_mem() {
     Suite::test_all(MemBuilder).await.expect("suite");
-}
-
-#[tokio::test]
-async fn openraft_suite_redb() {
-    Suite::test_all(RedbBuilder).await.expect("suite");
 }
 
 fn lid(index: u64) -> LogIdOf<TC> {

@@ -171,33 +171,62 @@ pub(crate) enum After {
 pub(crate) fn after(file: &File, from: u64, last_group: u64) -> io::Result<After> {
     let len = file.metadata()?.len();
     let mut found = After::Zeros;
-    let mut at = from;
     let mut chunk = vec![0u8; CHUNK];
-    while at < len {
-        let take = (len - at).min(CHUNK as u64) as usize;
-        file.read_exact_at(&mut chunk[..take], at)?;
-        let bytes = &chunk[..take];
-        if found == After::Zeros && bytes.iter().any(|b| *b != 0) {
-            found = After::Torn;
-        }
-        if found == After::Torn {
-            for i in 0..take {
-                if bytes[i] == MAGIC[0] && i + 4 <= take && bytes[i..i + 4] == MAGIC {
-                    let off = at + i as u64;
-                    if off > from && later_record_at(file, off, len, last_group)? {
-                        return Ok(After::LaterRecord(off));
+    let mut region_from = from;
+    // Only the regions holding data are read: the rest of a preallocated segment is a hole.
+    while let Some((data, hole)) = data_region(file, region_from, len)? {
+        let mut at = data;
+        while at < hole {
+            let take = (hole - at).min(CHUNK as u64) as usize;
+            file.read_exact_at(&mut chunk[..take], at)?;
+            let bytes = &chunk[..take];
+            if found == After::Zeros && bytes.iter().any(|b| *b != 0) {
+                found = After::Torn;
+            }
+            if found == After::Torn {
+                for i in 0..take.saturating_sub(3) {
+                    if bytes[i..i + 4] == MAGIC {
+                        let off = at + i as u64;
+                        if off > from && later_record_at(file, off, len, last_group)? {
+                            return Ok(After::LaterRecord(off));
+                        }
                     }
                 }
             }
+            // A marker split across two chunks is looked at from the next chunk's start.
+            at += if take > 4 && at + (take as u64) < hole {
+                (take - 3) as u64
+            } else {
+                take as u64
+            };
         }
-        // A marker split across two chunks is looked at from the next chunk's start.
-        at += if take > 4 {
-            (take - 3) as u64
-        } else {
-            take as u64
-        };
+        region_from = hole;
     }
     Ok(found)
+}
+
+/// The next `[data, hole)` region at or after `from` (`lseek` with `SEEK_DATA` and
+/// `SEEK_HOLE`); the whole rest of the file where the file system cannot tell.
+fn data_region(file: &File, from: u64, len: u64) -> io::Result<Option<(u64, u64)>> {
+    use std::os::fd::AsRawFd;
+    if from >= len {
+        return Ok(None);
+    }
+    let fd = file.as_raw_fd();
+    // SAFETY: `lseek` on a descriptor that `file` keeps open; it touches no memory. The
+    // file position it moves is not used by this crate (all I/O is positioned).
+    let data = unsafe { libc::lseek(fd, from as libc::off_t, libc::SEEK_DATA) };
+    if data < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENXIO) => Ok(None),
+            _ => Ok(Some((from, len))),
+        };
+    }
+    // SAFETY: as above.
+    let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+    let hole = if hole < 0 { len } else { hole as u64 };
+    Ok(Some((data as u64, hole.min(len))))
 }
 
 fn later_record_at(file: &File, off: u64, len: u64, last_group: u64) -> io::Result<bool> {
