@@ -1,7 +1,7 @@
 //! The data directory's integrity check at start, and the node ID kept in it.
 //!
-//! A server's acknowledged writes live in its Raft log (`raft/raft.redb`). If that file is
-//! deleted or emptied (a bad restore, a full disk during a copy, an operator's mistake),
+//! A server's acknowledged writes live in its Raft log (the segment files in `raft/log/`).
+//! If they are deleted (a bad restore, a full disk during a copy, an operator's mistake),
 //! openraft would start as a brand-new node, or from an older snapshot, and every write
 //! after it would silently vanish. So a data directory that shows this node existed (its
 //! `node-id`, snapshots, or persisted agent state) but has no log is refused, with what is
@@ -12,10 +12,18 @@ use std::path::Path;
 /// Refuses to start on a data directory whose Raft log is missing or empty although the
 /// node has run before.
 pub(crate) fn check_intact(dir: &Path) -> anyhow::Result<()> {
+    cairn_raft::check_log_format(dir)?;
     let log = cairn_raft::log_path(dir);
-    let log_state = match std::fs::metadata(&log) {
-        Ok(m) if m.len() > 0 => return Ok(()),
-        Ok(_) => "is empty (0 bytes)",
+    let log_state = match std::fs::read_dir(&log) {
+        Ok(entries) => {
+            let has_segment = entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".wal"));
+            if has_segment {
+                return Ok(());
+            }
+            "is empty (no segment files)"
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing",
         Err(e) => anyhow::bail!("cannot read the Raft log {}: {e}", log.display()),
     };
@@ -95,15 +103,19 @@ mod tests {
             "{e}"
         );
         let log = cairn_raft::log_path(d.path());
-        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-        std::fs::write(&log, b"").unwrap();
+        std::fs::create_dir_all(&log).unwrap();
+        std::fs::write(log.join("LOCK"), b"").unwrap();
         let e = check_intact(d.path()).unwrap_err().to_string();
         assert!(
             e.contains("is empty") && e.contains("docs/operations.md"),
             "{e}"
         );
-        std::fs::write(&log, b"x").unwrap();
+        std::fs::write(log.join("00000000000000000001.wal"), b"x").unwrap();
         check_intact(d.path()).unwrap();
+        // A log in the old single-file format is refused by name, not ignored.
+        std::fs::write(cairn_raft::legacy_log_path(d.path()), b"old").unwrap();
+        let e = check_intact(d.path()).unwrap_err().to_string();
+        assert!(e.contains("raft.redb") && e.contains("older Cairn"), "{e}");
     }
 
     #[test]

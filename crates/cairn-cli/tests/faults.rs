@@ -459,32 +459,44 @@ async fn emptied_deleted_or_corrupt_log_refuses_to_start() {
         }
         a.kill9();
     }
-    let log = dir.join("raft").join("raft.redb");
+    let log_dir = dir.join("raft").join("log");
+    let log = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wal"))
+        .expect("a segment file");
     let saved = std::fs::read(&log).unwrap();
 
-    std::fs::write(&log, b"").unwrap();
+    std::fs::remove_file(&log).unwrap();
     let e = refused_start(&dir);
     assert!(
         e.contains("is empty") && e.contains("node-id exists"),
         "{e}"
     );
 
-    std::fs::remove_file(&log).unwrap();
+    std::fs::remove_dir_all(&log_dir).unwrap();
     let e = refused_start(&dir);
     assert!(
         e.contains("is missing") && e.contains("docs/operations.md"),
         "{e}"
     );
 
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let used = saved.iter().rposition(|b| *b != 0).unwrap();
     let mut corrupt = saved.clone();
-    for off in (4096..corrupt.len()).step_by(4096) {
-        for b in corrupt.iter_mut().skip(off + 100).take(64) {
-            *b ^= 0x5A;
-        }
+    for b in corrupt.iter_mut().skip(used / 3).take(64) {
+        *b ^= 0x5A;
     }
     std::fs::write(&log, &corrupt).unwrap();
     let e = refused_start(&dir);
-    assert!(e.contains("corrupt") && e.contains("raft.redb"), "{e}");
+    assert!(e.contains("corrupt") && e.contains(".wal"), "{e}");
+
+    // A data directory of the old single-file log is refused by name.
+    let legacy = dir.join("raft").join("raft.redb");
+    std::fs::write(&legacy, b"old").unwrap();
+    let e = refused_start(&dir);
+    assert!(e.contains("raft.redb") && e.contains("older Cairn"), "{e}");
+    std::fs::remove_file(&legacy).unwrap();
 
     // Restoring the file brings everything back.
     std::fs::write(&log, &saved).unwrap();

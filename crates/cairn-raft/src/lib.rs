@@ -32,7 +32,10 @@ pub mod types;
 
 pub use admin::{AdminError, ClusterFacts, MemberFacts};
 pub use cluster::{ClusterOptions, InitError};
-pub use node::{log_path, snapshot_dir, RaftNode, RaftOptions, WriteError};
+pub use node::{
+    check_log_format, legacy_log_path, log_path, open_log_store, snapshot_dir, RaftNode,
+    RaftOptions, WriteError,
+};
 pub use protocol::RaftRpc;
 pub use service::RaftService;
 pub use snapshot_policy::SnapshotSettings;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cairn_state::{Command, Outcome, State};
-use cairn_storage::{MemLogStore, RedbLogStore};
+use cairn_storage::{MemLogStore, WalLogStore};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
 use openraft::{BasicNode, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
@@ -31,9 +31,44 @@ pub type CairnRaft = Raft<TypeConfig, CairnStateMachine>;
 /// (Consul's `raft_snapshot_threshold` default).
 pub const SNAPSHOT_EVERY_LOGS: u64 = crate::snapshot_policy::DEFAULT_THRESHOLD;
 
-/// Where a durable server keeps its Raft log inside its data directory.
+/// Where a durable server keeps its Raft log (a directory of segment files) inside its
+/// data directory.
 pub fn log_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("raft").join("log")
+}
+
+/// Where Cairn kept its Raft log before the segment log (a redb file, no longer read).
+pub fn legacy_log_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("raft").join("raft.redb")
+}
+
+/// Refuses a data directory whose Raft log is in the old single-file format: it is not
+/// read, and starting without it would lose every acknowledged write.
+pub fn check_log_format(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let legacy = legacy_log_path(data_dir);
+    if legacy.exists() {
+        anyhow::bail!(
+            "the Raft log {} was written by an older Cairn in a format this version does not \
+             read (the log is now the segment files in {}). Move the data directory aside and \
+             start again, or run the older version (see docs/operations.md, \"Upgrading\")",
+            legacy.display(),
+            log_path(data_dir).display()
+        );
+    }
+    Ok(())
+}
+
+/// Opens a durable server's Raft log (blocking: it replays the segments).
+pub fn open_log_store(data_dir: &std::path::Path) -> anyhow::Result<WalLogStore<TypeConfig>> {
+    check_log_format(data_dir)?;
+    let path = log_path(data_dir);
+    WalLogStore::<TypeConfig>::open(&path).with_context(|| {
+        format!(
+            "opening the Raft log {} (to recover a damaged data directory, see \
+             docs/operations.md)",
+            path.display()
+        )
+    })
 }
 
 /// Where a durable server keeps its state-machine snapshots inside its data directory.
@@ -217,17 +252,8 @@ impl RaftNode {
 
         let raft = match &data_dir {
             Some(dir) => {
-                let path = log_path(dir);
-                let shown = path.display().to_string();
-                let store =
-                    tokio::task::spawn_blocking(move || RedbLogStore::<TypeConfig>::open(path))
-                        .await?
-                        .with_context(|| {
-                            format!(
-                                "opening the Raft log {shown} (to recover a damaged data \
-                                 directory, see docs/operations.md)"
-                            )
-                        })?;
+                let dir = dir.clone();
+                let store = tokio::task::spawn_blocking(move || open_log_store(&dir)).await??;
                 Raft::new(node_id, config, network, store, sm).await?
             }
             None => {

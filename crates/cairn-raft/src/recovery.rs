@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use cairn_storage::RedbLogStore;
+use cairn_storage::WalLogStore;
 use openraft::entry::RaftEntry;
 use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt};
 use openraft::vote::RaftLeaderId;
@@ -108,12 +108,12 @@ pub async fn apply_peers_file(
             path.display()
         );
     }
-    let log = crate::node::log_path(data_dir);
-    let shown = log.clone();
-    let store = tokio::task::spawn_blocking(move || RedbLogStore::<TypeConfig>::open(log))
+    let shown = crate::node::log_path(data_dir);
+    let dir = data_dir.to_path_buf();
+    let store = tokio::task::spawn_blocking(move || crate::node::open_log_store(&dir))
         .await
         .map_err(|e| RecoveryError::Log(shown.clone(), e.to_string()))?
-        .map_err(|e| RecoveryError::Log(shown.clone(), e.to_string()))?;
+        .map_err(|e| RecoveryError::Log(shown.clone(), format!("{e:#}")))?;
     append_membership(store, me, &members)
         .await
         .map_err(|e| RecoveryError::Log(shown, e))?;
@@ -129,7 +129,7 @@ pub async fn apply_peers_file(
 }
 
 async fn append_membership(
-    mut store: RedbLogStore<TypeConfig>,
+    mut store: WalLogStore<TypeConfig>,
     me: u64,
     members: &Members,
 ) -> Result<(), String> {

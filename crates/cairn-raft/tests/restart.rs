@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use cairn_raft::{CairnStateMachine, RaftNode, RaftOptions, TypeConfig};
 use cairn_state::{Command, State};
-use cairn_storage::{MemLogStore, RedbLogStore};
+use cairn_storage::{MemLogStore, WalLogStore};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::StorageError;
@@ -210,23 +210,23 @@ impl StoreBuilder<TypeConfig, MemLogStore<TypeConfig>, CairnStateMachine> for Me
     }
 }
 
-struct RedbBuilder;
+struct WalBuilder;
 
-impl StoreBuilder<TypeConfig, RedbLogStore<TypeConfig>, CairnStateMachine, tempfile::TempDir>
-    for RedbBuilder
+impl StoreBuilder<TypeConfig, WalLogStore<TypeConfig>, CairnStateMachine, tempfile::TempDir>
+    for WalBuilder
 {
     async fn build(
         &self,
     ) -> Result<
         (
             tempfile::TempDir,
-            RedbLogStore<TypeConfig>,
+            WalLogStore<TypeConfig>,
             CairnStateMachine,
         ),
         StorageError<TypeConfig>,
     > {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = RedbLogStore::open(dir.path().join("raft.redb")).expect("redb");
+        let store = WalLogStore::open(dir.path().join("log")).expect("wal");
         let (tx, _rx) = watch::channel(0);
         let sm = CairnStateMachine::open(Arc::default(), tx, Some(dir.path().join("snapshots")))
             .expect("sm");
@@ -240,6 +240,6 @@ async fn openraft_suite_with_cairn_state_machine_mem() {
 }
 
 #[tokio::test]
-async fn openraft_suite_with_cairn_state_machine_redb() {
-    Suite::test_all(RedbBuilder).await.expect("suite");
+async fn openraft_suite_with_cairn_state_machine_wal() {
+    Suite::test_all(WalBuilder).await.expect("suite");
 }

@@ -10,14 +10,26 @@ use std::ops::{Bound, RangeBounds};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Serializes a value to bytes (JSON: self-describing, debuggable, round-trips openraft types).
+/// Serializes a value to bytes: postcard, compact and cheap (a KV value's bytes are written
+/// as they are, not as a JSON array of numbers). postcard is not self-describing, so a type
+/// stored here must not use `skip_serializing_if`, `untagged`, `flatten` or free-form JSON;
+/// openraft's entry, vote and log id types do not, and an application payload that does
+/// must write itself differently when `is_human_readable()` is false (as Cairn's does).
 pub(crate) fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    postcard::to_stdvec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// Deserializes a value produced by [`encode`].
+/// Deserializes a value produced by [`encode`]; trailing bytes are an error.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    let (value, rest) = postcard::take_from_bytes(bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    if !rest.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} bytes after an encoded value", rest.len()),
+        ));
+    }
+    Ok(value)
 }
 
 /// Copies any `RangeBounds<u64>` into an owned pair of bounds that can be moved across threads.

@@ -6,21 +6,25 @@
 //! that are generic over any [`RaftTypeConfig`](openraft::RaftTypeConfig) whose types are serde
 //! serializable (which openraft guarantees when its `serde` feature is on):
 //!
-//! - [`RedbLogStore`]: the production store, one redb file, every mutation committed with an
-//!   fsync before openraft is told the I/O is flushed.
+//! - [`WalLogStore`]: the production store, append-only segment files in one directory
+//!   (see [`wal`]); every write is synced before openraft is told the I/O is flushed.
 //! - [`MemLogStore`]: the `-dev` store, a `BTreeMap` behind a mutex; nothing survives a restart.
 //!
-//! State-machine snapshots are not stored in redb: they are whole files written atomically with
+//! State-machine snapshots are not stored in the log: they are whole files written atomically with
 //! the helpers in [`snapshot_file`].
 
 mod codec;
+mod hold;
 pub mod mem_store;
-mod quiet_panic;
-pub mod redb_store;
+mod recent;
 pub mod snapshot_file;
+mod stats;
+pub mod wal;
 
+pub use hold::WriteHold;
 pub use mem_store::MemLogStore;
-pub use redb_store::RedbLogStore;
 pub use snapshot_file::{
     prune_snapshots, read_latest_snapshot, write_file_durably, write_snapshot_file,
 };
+pub use stats::syncs;
+pub use wal::{WalLogStore, WalOptions};

@@ -2,7 +2,7 @@
 //!
 //! `-dev` promises a server that is ready in milliseconds and keeps nothing on disk, so the
 //! log, vote and committed id live in a `BTreeMap` behind a mutex. Semantics are identical to
-//! [`RedbLogStore`](crate::RedbLogStore) (the same test suite runs against both); only
+//! [`WalLogStore`](crate::WalLogStore) (the same test suite runs against both); only
 //! durability differs. Operations never block for long, so they run inline on the executor.
 
 use std::collections::BTreeMap;

@@ -2,13 +2,14 @@
 //!
 //! openraft's own `testing::log::Suite` (which needs a state machine, so a minimal one lives
 //! here) plus Cairn-specific checks: truncate/purge semantics, batched appends, and that a
-//! `RedbLogStore` reopened after drop still has its vote, committed id and entries.
+//! `WalLogStore` reopened after drop still has its vote, committed id and entries.
 
 use std::io;
 use std::sync::Arc;
 
 use cairn_storage::{
-    prune_snapshots, read_latest_snapshot, write_snapshot_file, MemLogStore, RedbLogStore,
+    prune_snapshots, read_latest_snapshot, write_snapshot_file, MemLogStore, WalLogStore,
+    WalOptions,
 };
 use futures::{Stream, StreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
@@ -119,26 +120,74 @@ impl StoreBuilder<TC, MemLogStore<TC>, TestSm> for MemBuilder {
     }
 }
 
-struct RedbBuilder;
+struct WalBuilder;
 
-impl StoreBuilder<TC, RedbLogStore<TC>, TestSm, tempfile::TempDir> for RedbBuilder {
+impl StoreBuilder<TC, WalLogStore<TC>, TestSm, tempfile::TempDir> for WalBuilder {
     async fn build(
         &self,
-    ) -> Result<(tempfile::TempDir, RedbLogStore<TC>, TestSm), StorageError<TC>> {
+    ) -> Result<(tempfile::TempDir, WalLogStore<TC>, TestSm), StorageError<TC>> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = RedbLogStore::open(dir.path().join("raft.redb")).expect("open redb");
+        let store = WalLogStore::open(dir.path().join("log")).expect("open wal");
         Ok((dir, store, TestSm::default()))
     }
 }
 
 #[tokio::test]
-async fn openraft_suite_mem() {
-    Suite::test_all(MemBuilder).await.expect("suite");
+async fn openraft_suite_wal() {
+    Suite::test_all(WalBuilder).await.expect("suite");
 }
 
+/// A durable store the tests below run against: opened on a path inside a directory, with
+/// the test hooks.
+trait Durable: RaftLogStorage<TC> + RaftLogReader<TC> + Clone + Sized {
+    fn open_in(dir: &std::path::Path) -> Self;
+    fn hold(&self) -> Box<dyn std::any::Any>;
+    fn cached(&self) -> usize;
+}
+
+impl Durable for WalLogStore<TC> {
+    fn open_in(dir: &std::path::Path) -> Self {
+        // Small segments, so that the tests cross segment boundaries.
+        WalLogStore::open_with(
+            dir.join("log"),
+            WalOptions {
+                segment_size: 64 << 10,
+            },
+        )
+        .unwrap()
+    }
+    fn hold(&self) -> Box<dyn std::any::Any> {
+        Box::new(self.hold_writes())
+    }
+    fn cached(&self) -> usize {
+        self.cached_entries()
+    }
+}
+
+/// Runs a generic durable-store test against every durable store.
+macro_rules! durable_tests {
+    ($($name:ident),* $(,)?) => {
+        mod wal {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name::<cairn_storage::WalLogStore<super::TC>>().await;
+            })*
+        }
+    };
+}
+
+durable_tests!(
+    semantics,
+    reopen_keeps_vote_committed_and_entries,
+    append_callback_fires_after_commit,
+    append_is_readable_before_it_is_durable,
+    group_commit_keeps_order_and_bounds_the_tail,
+    truncate_then_append_replaces_entries,
+);
+
 #[tokio::test]
-async fn openraft_suite_redb() {
-    Suite::test_all(RedbBuilder).await.expect("suite");
+async fn openraft_suite_mem() {
+    Suite::test_all(MemBuilder).await.expect("suite");
 }
 
 fn lid(index: u64) -> LogIdOf<TC> {
@@ -217,19 +266,17 @@ async fn semantics_mem() {
     log_semantics(MemLogStore::<TC>::new()).await;
 }
 
-#[tokio::test]
-async fn semantics_redb() {
+async fn semantics<S: Durable>() {
     let dir = tempfile::tempdir().unwrap();
-    log_semantics(RedbLogStore::<TC>::open(dir.path().join("raft.redb")).unwrap()).await;
+    log_semantics(S::open_in(dir.path())).await;
 }
 
-#[tokio::test]
-async fn redb_reopen_keeps_vote_committed_and_entries() {
+async fn reopen_keeps_vote_committed_and_entries<S: Durable>() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nested/raft.redb");
+    let path = dir.path().join("nested");
     let vote = VoteOf::<TC>::new(3, 1);
     {
-        let mut s = RedbLogStore::<TC>::open(&path).unwrap();
+        let mut s = S::open_in(&path);
         let batch: Vec<_> = (1..=20).map(|i| blank_ent::<TC>(1, 0, i)).collect();
         s.append(batch, IOFlushed::noop()).await.unwrap();
         s.save_vote(&vote).await.unwrap();
@@ -237,7 +284,7 @@ async fn redb_reopen_keeps_vote_committed_and_entries() {
         s.purge(lid(5)).await.unwrap();
         s.truncate_after(Some(lid(18))).await.unwrap();
     }
-    let mut s = RedbLogStore::<TC>::open(&path).unwrap();
+    let mut s = S::open_in(&path);
     let st = s.get_log_state().await.unwrap();
     assert_eq!(st.last_purged_log_id, Some(lid(5)));
     assert_eq!(st.last_log_id, Some(lid(18)));
@@ -249,10 +296,9 @@ async fn redb_reopen_keeps_vote_committed_and_entries() {
     assert_eq!(indexes(&mut s, 0..100).await, (6..=18).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn append_callback_fires_after_commit() {
+async fn append_callback_fires_after_commit<S: Durable>() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = RedbLogStore::<TC>::open(dir.path().join("raft.redb")).unwrap();
+    let mut s = S::open_in(dir.path());
     // blocking_append waits for the IOFlushed callback, which we only fire after the commit.
     s.blocking_append([blank_ent::<TC>(1, 0, 1)]).await.unwrap();
     assert_eq!(s.get_log_state().await.unwrap().last_log_id, Some(lid(1)));
@@ -261,14 +307,13 @@ async fn append_callback_fires_after_commit() {
 /// An append is readable as soon as it is submitted, but reported durable only after the
 /// commit: with commits held back, the callback must not fire while readers already see the
 /// entries (replication and the state machine rely on the first; safety on the second).
-#[tokio::test]
-async fn redb_append_is_readable_before_it_is_durable() {
+async fn append_is_readable_before_it_is_durable<S: Durable>() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("raft.redb");
-    let mut s = RedbLogStore::<TC>::open(&path).unwrap();
+    let path = dir.path();
+    let mut s = S::open_in(path);
     s.blocking_append([blank_ent::<TC>(1, 0, 1)]).await.unwrap();
 
-    let hold = s.hold_writes();
+    let hold = s.hold();
     let (tx, mut rx) = TC::oneshot();
     s.append(
         (2..=4).map(|i| blank_ent::<TC>(1, 0, i)),
@@ -289,19 +334,18 @@ async fn redb_append_is_readable_before_it_is_durable() {
     rx.await.unwrap().unwrap();
     drop(s);
 
-    let mut s = RedbLogStore::<TC>::open(&path).unwrap();
+    let mut s = S::open_in(path);
     assert_eq!(indexes(&mut s, 0..100).await, vec![1, 2, 3, 4]);
 }
 
 /// Many batches queued behind one held commit go into the file together and come back
 /// intact; the in-memory tail stays bounded once they are durable, and older entries are
 /// read from the file.
-#[tokio::test]
-async fn redb_group_commit_keeps_order_and_bounds_the_tail() {
+async fn group_commit_keeps_order_and_bounds_the_tail<S: Durable>() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("raft.redb");
-    let mut s = RedbLogStore::<TC>::open(&path).unwrap();
-    let hold = s.hold_writes();
+    let path = dir.path();
+    let mut s = S::open_in(path);
+    let hold = s.hold();
     let mut waits = Vec::new();
     for batch in 0..100u64 {
         let (tx, rx) = TC::oneshot();
@@ -314,19 +358,15 @@ async fn redb_group_commit_keeps_order_and_bounds_the_tail() {
         .unwrap();
         waits.push(rx);
     }
-    assert_eq!(
-        s.cached_entries(),
-        10_000,
-        "nothing durable yet: all cached"
-    );
+    assert_eq!(s.cached(), 10_000, "nothing durable yet: all cached");
     drop(hold);
     for rx in waits {
         rx.await.unwrap().unwrap();
     }
     assert!(
-        s.cached_entries() <= 4096,
+        s.cached() <= 4096,
         "the durable tail is bounded, got {}",
-        s.cached_entries()
+        s.cached()
     );
     assert_eq!(
         indexes(&mut s, 1..10_001).await,
@@ -334,7 +374,7 @@ async fn redb_group_commit_keeps_order_and_bounds_the_tail() {
     );
     assert_eq!(indexes(&mut s, 5..8).await, vec![5, 6, 7]);
     drop(s);
-    let mut s = RedbLogStore::<TC>::open(&path).unwrap();
+    let mut s = S::open_in(path);
     assert_eq!(
         s.get_log_state().await.unwrap().last_log_id,
         Some(lid(10_000))
@@ -347,11 +387,10 @@ async fn redb_group_commit_keeps_order_and_bounds_the_tail() {
 
 /// A follower's log is overwritten from a point: the replacement entries (a newer term)
 /// are what readers and a reopened store see, never the old ones at the same index.
-#[tokio::test]
-async fn redb_truncate_then_append_replaces_entries() {
+async fn truncate_then_append_replaces_entries<S: Durable>() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("raft.redb");
-    let mut s = RedbLogStore::<TC>::open(&path).unwrap();
+    let path = dir.path();
+    let mut s = S::open_in(path);
     s.blocking_append((1..=5).map(|i| blank_ent::<TC>(1, 0, i)))
         .await
         .unwrap();
@@ -369,7 +408,7 @@ async fn redb_truncate_then_append_replaces_entries() {
     let mut r = s.get_log_reader().await;
     assert_eq!(terms(r.try_get_log_entries(0..100).await.unwrap()), want);
     drop((s, r));
-    let s = RedbLogStore::<TC>::open(&path).unwrap();
+    let s = S::open_in(path);
     let mut r = s.clone();
     assert_eq!(terms(r.try_get_log_entries(0..100).await.unwrap()), want);
 }

@@ -34,6 +34,8 @@ pub(crate) struct Recent<E> {
     epoch: u64,
     keep_entries: usize,
     keep_bytes: usize,
+    /// The first live entry of the whole log as submitted (`next()` when it has none).
+    log_first: u64,
 }
 
 /// An append does not continue the cached run and would leave a gap.
@@ -58,7 +60,18 @@ impl<E: Clone> Recent<E> {
             epoch: 0,
             keep_entries,
             keep_bytes,
+            log_first: next,
         }
+    }
+
+    /// Sets the first live entry of the log (at open: entries below the cache may exist).
+    pub(crate) fn set_log_first(&mut self, first: u64) {
+        self.log_first = first;
+    }
+
+    /// True when the log (not just the cache) holds no live entry.
+    pub(crate) fn log_is_empty(&self) -> bool {
+        self.log_first >= self.next()
     }
 
     /// Index of the first cached entry (reads below it go to the database).
@@ -92,6 +105,9 @@ impl<E: Clone> Recent<E> {
         start: u64,
         entries: impl IntoIterator<Item = (E, usize)>,
     ) -> Result<(), Gap> {
+        if self.log_is_empty() || start < self.log_first {
+            self.log_first = start;
+        }
         if start > self.next() {
             if self.has_pending() {
                 return Err(Gap {
@@ -138,6 +154,7 @@ impl<E: Clone> Recent<E> {
 
     fn truncate_from(&mut self, from: u64) {
         self.epoch += 1;
+        self.log_first = self.log_first.min(from);
         if from <= self.first {
             self.entries.clear();
             self.bytes = 0;
@@ -156,6 +173,7 @@ impl<E: Clone> Recent<E> {
     /// Removes every entry up to and including `upto` (purged from the log). Entries after
     /// `upto` keep their identity, so the epoch stays.
     pub(crate) fn purge(&mut self, upto: u64) {
+        self.log_first = self.log_first.max(upto + 1);
         while self.first <= upto {
             match self.entries.pop_front() {
                 Some((_, size)) => {
