@@ -31,20 +31,28 @@ pub struct Cluster {
 
 pub const NAMES: [&str; 5] = ["s61", "s62", "s63", "c64", "c65"];
 
+/// Agent `i`'s name (`c66` for the extra client).
+pub fn name(i: usize) -> String {
+    NAMES
+        .get(i)
+        .map_or_else(|| format!("c{}", 61 + i), |n| n.to_string())
+}
+
 fn ip(i: usize) -> String {
     format!("127.0.0.{}", 61 + i)
 }
 
-fn acl_hcl() -> String {
+fn acl_hcl(agent_token: &str) -> String {
     format!(
-        "performance {{\n raft_multiplier = 1\n}}\nacl {{\n enabled = true\n default_policy = \"deny\"\n token_min_expiration_ttl = \"1s\"\n tokens {{\n initial_management = \"{ROOT}\"\n agent = \"{AGENT_TOKEN}\"\n }}\n}}"
+        "performance {{\n raft_multiplier = 1\n}}\nacl {{\n enabled = true\n default_policy = \"deny\"\n token_min_expiration_ttl = \"1s\"\n tokens {{\n initial_management = \"{ROOT}\"\n agent = \"{agent_token}\"\n }}\n}}"
     )
 }
 
-fn args(i: usize, dir: &Path) -> Vec<String> {
+/// The arguments of agent `i` (0-2 servers, 3-4 clients, 5 the extra client `c66`).
+pub fn args(i: usize, dir: &Path, agent_token: &str) -> Vec<String> {
     let mut v = vec![
         "agent".to_string(),
-        format!("-node={}", NAMES[i]),
+        format!("-node={}", name(i)),
         format!("-bind={}", ip(i)),
         format!("-client={}", ip(i)),
         format!("-data-dir={}", dir.display()),
@@ -62,13 +70,13 @@ fn args(i: usize, dir: &Path) -> Vec<String> {
         v.push("-bootstrap-expect=3".into());
     }
     v.push("-hcl".into());
-    v.push(acl_hcl());
+    v.push(acl_hcl(agent_token));
     v
 }
 
-/// Whether 127.0.0.61-65 exist and Consul's fixed ports are free on them.
+/// Whether 127.0.0.61-66 exist and Consul's fixed ports are free on them.
 pub fn usable() -> Result<(), String> {
-    for i in 0..5 {
+    for i in 0..6 {
         let ip = ip(i);
         if std::net::UdpSocket::bind(format!("{ip}:0")).is_err() {
             return Err(format!("{ip} cannot be bound on this machine"));
@@ -86,7 +94,7 @@ async fn start_all(root: &Path) -> Vec<Agent> {
     let rt = tokio::runtime::Handle::current();
     let starts: Vec<_> = (0..5)
         .map(|i| {
-            let a = args(i, &root.join(NAMES[i]));
+            let a = args(i, &root.join(NAMES[i]), AGENT_TOKEN);
             let rt = rt.clone();
             tokio::task::spawn_blocking(move || {
                 let a: Vec<&str> = a.iter().map(String::as_str).collect();

@@ -2,12 +2,14 @@
 //! `default_policy = "deny"`. Every endpoint family is called as three principals (no
 //! token, a token whose rule names a neighbouring key/service/node, a token with exactly
 //! the needed rule) on a client agent, a follower and the leader; then DNS with the
-//! client's default token unset and set, an expiring token, a deleted token, and a restart
+//! client's default token unset and set, the agent's own writes under its agent token
+//! (`agent_token.rs`), an expiring token, a deleted token, and a restart
 //! of all five processes. One scenario shares one cluster; every failure names its step.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agent_token;
 mod check;
 mod cluster;
 mod lifecycle;
@@ -51,6 +53,9 @@ async fn acl_matrix_on_three_servers_and_two_clients() {
         rows::run_all(&c, &tokens, a).await;
     }
     eprintln!("matrix: rows done after {:?}", t0.elapsed());
+
+    agent_token::scenario(&c).await;
+    eprintln!("matrix: agent token done after {:?}", t0.elapsed());
 
     lifecycle::dns(&c).await;
     let kept = lifecycle::expiry_and_delete(&c).await;
