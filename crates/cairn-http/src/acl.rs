@@ -631,6 +631,34 @@ mod tests {
     }
 
     #[test]
+    fn while_down_allow_and_deny_answer_for_every_token() {
+        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", AgentTokens::default());
+        let st = state_with_root();
+        assert!(rt.when_down(&st, "root", WhenDown::Replica).is_none());
+        let deny = rt.when_down(&st, "root", WhenDown::DenyAll).unwrap();
+        assert_eq!(deny.accessor_id(), "acc", "named after the token");
+        assert!(!deny.authorizer().key_read("k").is_allow());
+        assert!(!deny.authorizer().acl_read().is_allow());
+        let allow = rt.when_down(&st, "nobody", WhenDown::AllowAll).unwrap();
+        assert_eq!(allow.accessor_id(), ANONYMOUS_TOKEN_ID);
+        assert!(allow.authorizer().key_write("k").is_allow());
+        assert!(
+            !allow.authorizer().acl_write().is_allow(),
+            "ACL management is never granted by a default"
+        );
+    }
+
+    #[test]
+    fn the_agent_secret_falls_back_to_default_then_anonymous() {
+        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", AgentTokens::default());
+        assert_eq!(rt.agent_secret(), cairn_state::acl::ANONYMOUS_SECRET);
+        rt.set_token("default", Some("d".into())).unwrap();
+        assert_eq!(rt.agent_secret(), "d");
+        rt.set_token("agent", Some("a".into())).unwrap();
+        assert_eq!(rt.agent_secret(), "a");
+    }
+
+    #[test]
     fn the_agent_recovery_token_grants_this_agent_only() {
         let tokens = AgentTokens {
             agent_recovery: Some("recover".into()),

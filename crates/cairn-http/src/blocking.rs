@@ -68,9 +68,16 @@ pub async fn read<T>(
     read: impl Fn(&State) -> Result<(T, u64), HttpError>,
 ) -> Result<(T, ReadMeta), HttpError> {
     q.check_dc(app.datacenter())?;
-    app.read_ready()?;
     let (requested, max_stale) = requested_mode(app, q)?;
     let consistency = effective_mode(requested, max_stale, || app.raft_info());
+    if let Err(e) = app.read_ready() {
+        // A `?stale` read asked for the replica as it is: a client that lost its servers
+        // keeps serving it (`X-Consul-LastContact` says how old it is), once it ever held
+        // a copy of the state.
+        if consistency != Consistency::Stale || app.state().read().index == 0 {
+            return Err(e);
+        }
+    }
     let min_index = q.u64("index")?.unwrap_or(0);
     let wait = q.duration("wait")?;
     if consistency != Consistency::Stale {

@@ -74,9 +74,9 @@ pub fn args(i: usize, dir: &Path, agent_token: &str) -> Vec<String> {
     v
 }
 
-/// Whether 127.0.0.61-66 exist and Consul's fixed ports are free on them.
+/// Whether 127.0.0.61-67 exist and Consul's fixed ports are free on them.
 pub fn usable() -> Result<(), String> {
-    for i in 0..6 {
+    for i in 0..7 {
         let ip = ip(i);
         if std::net::UdpSocket::bind(format!("{ip}:0")).is_err() {
             return Err(format!("{ip} cannot be bound on this machine"));

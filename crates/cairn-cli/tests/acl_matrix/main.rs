@@ -3,8 +3,8 @@
 //! token, a token whose rule names a neighbouring key/service/node, a token with exactly
 //! the needed rule) on a client agent, a follower and the leader; then DNS with the
 //! client's default token unset and set, the agent's own writes under its agent token
-//! (`agent_token.rs`), an expiring token, a deleted token, and a restart
-//! of all five processes. One scenario shares one cluster; every failure names its step.
+//! (`agent_token.rs`), an expiring token, a deleted token, a restart
+//! of all five processes, and `down_policy` once the servers are gone (`down_policy.rs`). One scenario shares one cluster; every failure names its step.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -12,6 +12,7 @@ mod common;
 mod agent_token;
 mod check;
 mod cluster;
+mod down_policy;
 mod lifecycle;
 mod rows;
 
@@ -62,5 +63,9 @@ async fn acl_matrix_on_three_servers_and_two_clients() {
     eprintln!("matrix: expiry and delete done after {:?}", t0.elapsed());
     c.restart_all().await;
     lifecycle::after_restart(&c, &kept).await;
+    eprintln!("matrix: restart done after {:?}", t0.elapsed());
+
+    let c67 = down_policy::start_deny_client(&c).await;
+    down_policy::scenario(&mut c, &c67, &tokens["kv_read"], &tokens["cat"]).await;
     eprintln!("matrix: all done after {:?}", t0.elapsed());
 }
