@@ -179,46 +179,58 @@ pub async fn expiry_and_delete(c: &Cluster) -> Kept {
         .unwrap()
         .to_string();
 
-    // A deleted token is refused by the first request after the delete, everywhere.
-    let del = c
-        .admin(
-            Method::PUT,
-            "/v1/acl/token",
-            &json!({"Policies": [{"Name": "kv_write"}]}),
-        )
-        .await;
-    let deleted = del["SecretID"].as_str().unwrap().to_string();
-    let acc = del["AccessorID"].as_str().unwrap().to_string();
-    works_everywhere(c, "token before its delete", &deleted).await;
+    // A deleted token is refused by the first request after the delete, everywhere: the
+    // delete is sent through the leader, a follower and a client in turn, and the first
+    // requests go to all five agents at once as soon as it is acknowledged.
     let leader = c.leader().await;
     let follower = (0..3).find(|i| *i != leader).unwrap();
-    let r = c
-        .call(
-            &c.agents[follower],
-            Method::DELETE,
-            &format!("/v1/acl/token/{acc}"),
-            Some(ROOT),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "delete the token: {}", r.text());
-    for i in [3, 4, 0, 1, 2] {
-        // Alternate reads and writes: both must be refused at once.
-        let (method, path, body) = if i % 2 == 0 {
-            (Method::GET, "/v1/kv/app/x", None)
-        } else {
-            (Method::PUT, "/v1/kv/app/after-delete", Some(b"x".to_vec()))
-        };
-        let r = c
-            .call(&c.agents[i], method.clone(), path, Some(&deleted), body)
+    let mut deleted = String::new();
+    for via in [leader, follower, 4] {
+        let del = c
+            .admin(
+                Method::PUT,
+                "/v1/acl/token",
+                &json!({"Policies": [{"Name": "kv_write"}]}),
+            )
             .await;
-        assert!(
-            r.status == 403 && r.text().contains("ACL not found"),
-            "deleted token: the first {method} on {} after the delete must be refused, got {} {:?}",
-            NAMES[i],
-            r.status,
-            r.text()
-        );
+        deleted = del["SecretID"].as_str().unwrap().to_string();
+        let acc = del["AccessorID"].as_str().unwrap().to_string();
+        works_everywhere(c, "token before its delete", &deleted).await;
+        let r = c
+            .call(
+                &c.agents[via],
+                Method::DELETE,
+                &format!("/v1/acl/token/{acc}"),
+                Some(ROOT),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "delete the token: {}", r.text());
+        let firsts = (0..5).map(|i| {
+            // Alternate reads and writes: both must be refused at once.
+            let (method, path, body) = if i % 2 == 0 {
+                (Method::GET, "/v1/kv/app/x", None)
+            } else {
+                (Method::PUT, "/v1/kv/app/after-delete", Some(b"x".to_vec()))
+            };
+            let deleted = deleted.clone();
+            async move {
+                let r = c
+                    .call(&c.agents[i], method.clone(), path, Some(&deleted), body)
+                    .await;
+                (i, method, r)
+            }
+        });
+        for (i, method, r) in futures::future::join_all(firsts).await {
+            assert!(
+                r.status == 403 && r.text().contains("ACL not found"),
+                "deleted token (deleted through {}): the first {method} on {} after the delete must be refused, got {} {:?}",
+                NAMES[via],
+                NAMES[i],
+                r.status,
+                r.text()
+            );
+        }
     }
     Kept {
         plain,
