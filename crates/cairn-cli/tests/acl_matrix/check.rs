@@ -54,7 +54,7 @@ impl Cluster {
         let body = req.body.as_ref().map(|b| serde_json::to_vec(b).unwrap());
         for (principal, token) in [("anonymous", None), ("neighbour token", Some(req.near))] {
             let r = self
-                .call(agent, req.method.clone(), &req.path, token, body.clone())
+                .steady_call(agent, req.method.clone(), &req.path, token, body.clone())
                 .await;
             let ok = match req.deny {
                 Deny::Forbidden(perms) => is_denial(&r, perms, token.is_none()),
@@ -76,7 +76,7 @@ impl Cluster {
             );
         }
         let r = self
-            .call(agent, req.method.clone(), &req.path, Some(req.good), body)
+            .steady_call(agent, req.method.clone(), &req.path, Some(req.good), body)
             .await;
         assert!(
             r.status == 200 && (req.ok)(&r),
@@ -86,6 +86,32 @@ impl Cluster {
             r.status,
             r.text()
         );
+    }
+}
+
+impl Cluster {
+    /// A call sent again while it finds no leader (an election on a loaded machine is
+    /// not what the matrix checks).
+    pub async fn steady_call(
+        &self,
+        agent: &crate::common::Agent,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        crate::common::eventually(
+            crate::cluster::WAIT,
+            &format!("{method} {path} finds a leader"),
+            || async {
+                let r = self
+                    .try_call(agent, method.clone(), path, token, body.clone())
+                    .await?;
+                let no_leader = r.status == 500 && r.text().contains("leader");
+                (!no_leader).then_some(r)
+            },
+        )
+        .await
     }
 }
 

@@ -92,14 +92,14 @@ pub async fn dns(c: &Cluster) {
 /// Whether `secret` can read `app/x` on agent `i` (`Some(false)`: `403 ACL not found`).
 async fn reads(c: &Cluster, i: usize, secret: &str) -> Option<bool> {
     let r = c
-        .try_call(
+        .steady_call(
             &c.agents[i],
             Method::GET,
             "/v1/kv/app/x",
             Some(secret),
             None,
         )
-        .await?;
+        .await;
     match r.status {
         200 => Some(true),
         403 if r.text().contains("ACL not found") => Some(false),
@@ -134,8 +134,20 @@ pub async fn expiry_and_delete(c: &Cluster) -> Kept {
             &json!({"Policies": [{"Name": "kv_read"}], "ExpirationTTL": "3s"}),
         )
         .await;
+    let created = std::time::Instant::now();
     let expired = exp["SecretID"].as_str().unwrap().to_string();
-    works_everywhere(c, "expiring token before its time", &expired).await;
+    for (i, name) in NAMES.iter().enumerate() {
+        // On a starved machine the 3 s can run out while asking: only what is asked
+        // well before then must still be allowed.
+        let works = reads(c, i, &expired).await;
+        if created.elapsed() < Duration::from_secs(2) {
+            assert_eq!(
+                works,
+                Some(true),
+                "expiring token before its time: it must work on {name}"
+            );
+        }
+    }
     eventually(
         Duration::from_secs(20),
         "the expired token is refused on every agent",
