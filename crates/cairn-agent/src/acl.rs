@@ -3,6 +3,9 @@
 //! `enable_token_persistence`), and the command that installs `tokens.initial_management`.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use cairn_acl::DefaultPolicy;
 use cairn_http::{AclRuntime, AgentTokens};
@@ -11,7 +14,7 @@ use cairn_state::{AclBootstrap, AclToken, Command};
 use crate::config::{AclPolicy, Config};
 
 /// Enforcement for this agent (`None` when `acl.enabled` is false).
-pub(crate) fn runtime(cfg: &Config) -> Option<AclRuntime> {
+pub(crate) fn runtime(cfg: &Config, tokens_changed: Arc<Notify>) -> Option<AclRuntime> {
     if !cfg.acl.enabled {
         return None;
     }
@@ -34,7 +37,14 @@ pub(crate) fn runtime(cfg: &Config) -> Option<AclRuntime> {
     if let Some(dir) = &dir {
         overlay(&mut tokens, load_tokens(dir));
     }
-    let rt = AclRuntime::new(default, &cfg.datacenter, tokens).with_node(&cfg.node_name);
+    let rt = AclRuntime::new(default, &cfg.datacenter, tokens)
+        .with_node(&cfg.node_name)
+        .with_expiration_ttl_bounds(
+            cfg.acl.token_min_expiration_ttl,
+            cfg.acl.token_max_expiration_ttl,
+        )
+        .with_down_policy(cfg.acl.down_policy, cfg.acl.token_ttl)
+        .on_token_change(Box::new(move |_| tokens_changed.notify_one()));
     Some(match dir {
         None => rt,
         Some(dir) => rt.with_persistence(Box::new(move |t| save_tokens(&dir, t))),

@@ -9,6 +9,7 @@
 //! milliseconds rather than at the next full sync. The comparison is per node and cheap;
 //! writes that change nothing do not bump indexes, so the loop cannot feed itself.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cairn_state::{Command, Deregistration, Registration};
@@ -208,13 +209,22 @@ impl Agent {
                 now_ms: now_ms(),
             }));
         }
+        // Each write is checked against this agent's tokens: a denied one is logged (with
+        // the permission it lacks) and skipped, the others still go through, and the
+        // next sync tries it again.
+        self.inner.acl_blocked.store(false, Ordering::Relaxed);
+        let mut wrote = false;
         for w in writes {
+            if !self.acl_allows(&w) {
+                continue;
+            }
             if let Err(e) = self.write_cmd(w).await {
                 warn!("anti-entropy write failed: {e}");
                 return false;
             }
+            wrote = true;
         }
-        true
+        wrote
     }
 }
 
@@ -227,6 +237,12 @@ pub(crate) async fn run(agent: Agent) {
     let mut applied = agent.inner.applied.clone();
     let node = agent.inner.cfg.node_name.clone();
     let mut seen = agent.inner.state.read().node_write_index(&node);
+    let acl_tables = |agent: &Agent| {
+        let st = agent.inner.state.read();
+        let t = st.table_indexes();
+        (t.acl_tokens, t.acl_policies, t.acl_roles)
+    };
+    let mut acl_seen = acl_tables(&agent);
     loop {
         let nodes = agent.inner.state.read().nodes().0.len();
         let base = full_sync_interval(nodes);
@@ -241,9 +257,23 @@ pub(crate) async fn run(agent: Agent) {
                     agent.sync().await;
                     break;
                 }
+                _ = agent.inner.tokens_changed.notified() => {
+                    debug!("anti-entropy: the agent's tokens changed");
+                    agent.sync().await;
+                }
                 r = applied.changed() => {
                     if r.is_err() {
                         return;
+                    }
+                    // What ACLs blocked is retried when tokens, policies or roles change
+                    // (a write there may be what grants it), not in a loop.
+                    if agent.inner.acl_blocked.load(Ordering::Relaxed) {
+                        let now = acl_tables(&agent);
+                        if now != acl_seen {
+                            acl_seen = now;
+                            agent.sync().await;
+                            continue;
+                        }
                     }
                     // Only writes addressed to this node can make it drift. (The index
                     // can also go down: a client's replica restarted from a server that

@@ -302,8 +302,16 @@ pub struct AclConfig {
     pub enabled: bool,
     /// Default policy (default allow).
     pub default_policy: AclPolicy,
-    /// `down_policy` as written (default `extend-cache`).
-    pub down_policy: String,
+    /// `down_policy` (default `extend-cache`): what to do with tokens once no server was
+    /// heard from for longer than `token_ttl`.
+    pub down_policy: cairn_http::DownPolicy,
+    /// `token_ttl` (default 30s): how long the replica's tokens are trusted without
+    /// contact with a server.
+    pub token_ttl: Duration,
+    /// `token_min_expiration_ttl` and `token_max_expiration_ttl` (default 1m and 24h):
+    /// the bounds of a new token's `ExpirationTTL`.
+    pub token_min_expiration_ttl: Duration,
+    pub token_max_expiration_ttl: Duration,
     /// Persist tokens set through the API (default false).
     pub enable_token_persistence: bool,
     /// Configured tokens.
@@ -1002,9 +1010,26 @@ fn build(
     let acl = AclConfig {
         enabled: r.bool("acl.enabled", false)?,
         default_policy,
-        down_policy: r
-            .string("acl.down_policy")?
-            .unwrap_or_else(|| "extend-cache".to_string()),
+        down_policy: match r.string("acl.down_policy")? {
+            None => cairn_http::DownPolicy::ExtendCache,
+            Some(p) => cairn_http::DownPolicy::parse(&p).ok_or_else(|| {
+                bad(
+                    "acl.down_policy",
+                    format!("{p:?}: use extend-cache, async-cache, allow or deny"),
+                )
+            })?,
+        },
+        token_ttl: positive(&r, "acl.token_ttl", cairn_http::acl::DEFAULT_TOKEN_TTL)?,
+        token_min_expiration_ttl: positive(
+            &r,
+            "acl.token_min_expiration_ttl",
+            Duration::from_secs(60),
+        )?,
+        token_max_expiration_ttl: positive(
+            &r,
+            "acl.token_max_expiration_ttl",
+            Duration::from_secs(24 * 3600),
+        )?,
         enable_token_persistence: r.bool("acl.enable_token_persistence", false)?,
         tokens: AclTokens {
             initial_management: r.string("acl.tokens.initial_management")?,

@@ -8,6 +8,7 @@
 //! SIGINT/SIGTERM.
 
 mod acl;
+mod acl_writes;
 mod antientropy;
 mod catalog;
 mod checks;

@@ -156,6 +156,8 @@ pub struct LocalState {
     pub checks: Checks,
     /// IDs of services that came from config files (a reload replaces exactly these).
     pub config_services: std::collections::BTreeSet<String>,
+    /// The ACL token each service was registered with (its catalog writes use it).
+    pub service_tokens: BTreeMap<String, String>,
 }
 
 fn bad(m: impl Into<String>) -> HttpError {
@@ -441,8 +443,22 @@ impl Agent {
                 return Err(e);
             }
         }
+        let previous_token = {
+            let mut local = self.inner.local.lock();
+            if def.token.is_empty() {
+                local.service_tokens.remove(&id)
+            } else {
+                local.service_tokens.insert(id.clone(), def.token.clone())
+            }
+        };
         let written = self.write_local(Command::Register(reg)).await.and_then(ok);
         if let Err(e) = written {
+            let mut local = self.inner.local.lock();
+            match previous_token {
+                Some(t) => local.service_tokens.insert(id.clone(), t),
+                None => local.service_tokens.remove(&id),
+            };
+            drop(local);
             self.persist_service(&id);
             for c in &checks {
                 self.persist_check(&c.check.check_id);
@@ -504,6 +520,7 @@ impl Agent {
         ok(self.write_local(Command::Deregister(d)).await?)?;
         let mut local = self.inner.local.lock();
         local.services.remove(&id);
+        local.service_tokens.remove(&id);
         local.config_services.remove(&id);
         let gone: Vec<String> = local
             .checks

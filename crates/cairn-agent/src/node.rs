@@ -63,6 +63,12 @@ pub(crate) struct Inner {
     pub stable: cairn_server::autopilot::StableTracker,
     /// ACL enforcement (`None`: ACLs disabled).
     pub acl: Option<Arc<cairn_http::AclRuntime>>,
+    /// Signalled when the agent's tokens change (`/v1/agent/token/*`): anti-entropy
+    /// retries what ACLs blocked.
+    pub tokens_changed: Arc<tokio::sync::Notify>,
+    /// Whether the last write of this node's entries was blocked by ACLs (anti-entropy
+    /// then retries when the ACL tables change, besides its timer).
+    pub acl_blocked: std::sync::atomic::AtomicBool,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -198,6 +204,7 @@ impl Agent {
             discovery_max_stale: cfg.discovery_max_stale,
         };
         let (fatal, _) = watch::channel(None);
+        let tokens_changed = Arc::new(tokio::sync::Notify::new());
         let agent = Agent {
             inner: Arc::new(Inner {
                 node_id,
@@ -219,7 +226,9 @@ impl Agent {
                 ttl_changed: tokio::sync::Notify::new(),
                 args,
                 barriers: Default::default(),
-                acl: crate::acl::runtime(&cfg).map(Arc::new),
+                acl: crate::acl::runtime(&cfg, tokens_changed.clone()).map(Arc::new),
+                tokens_changed,
+                acl_blocked: Default::default(),
                 cfg,
                 stable: Default::default(),
             }),
@@ -379,7 +388,11 @@ impl Agent {
             skip_node_update: false,
             now_ms: now_ms(),
         };
-        self.write_cmd(Command::Register(reg))
+        let cmd = Command::Register(reg);
+        if !self.acl_allows(&cmd) {
+            return Ok(());
+        }
+        self.write_cmd(cmd)
             .await
             .map_err(|e| anyhow::anyhow!("registering this node: {e}"))?;
         Ok(())
@@ -513,6 +526,10 @@ impl Agent {
     /// anti-entropy carries it to the catalog, as in Consul: when no server (no leader)
     /// can take the write now, it is deferred (the next sync makes it) rather than failed.
     pub(crate) async fn write_local(&self, cmd: Command) -> Result<(u64, Outcome), HttpError> {
+        if !self.acl_allows(&cmd) {
+            // Kept locally; anti-entropy writes it once a token allows.
+            return Ok((0, Outcome::Bool(true)));
+        }
         if self.inner.cfg.bootstraps_alone() {
             // A lone server's Raft always has a leader: a failure is real.
             return self.write_cmd(cmd).await;

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -24,6 +25,7 @@ use cairn_acl::{
 use cairn_state::{ResolvedToken, State};
 use parking_lot::{Mutex, RwLock};
 
+use crate::acl_down::{DownPolicy, WhenDown};
 use crate::query::Query;
 use crate::reply::{Consistency, HttpError};
 use crate::App;
@@ -34,6 +36,8 @@ const CACHE_LIMIT: usize = 4096;
 pub const AGENT_RECOVERY_ACCESSOR: &str = "agent-recovery-token";
 /// Longest token accepted from a request.
 const MAX_TOKEN_LEN: usize = 512;
+/// Longest wait for the replica to catch up before a token is resolved.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
 /// The agent's ACL settings, its configured tokens and the authorizer cache.
 pub struct AclRuntime {
@@ -45,7 +49,20 @@ pub struct AclRuntime {
     cache: Mutex<HashMap<String, Cached>>,
     /// Saves the tokens after `/v1/agent/token/*` changed them (`enable_token_persistence`).
     persist: Option<Persist>,
+    /// Shortest and longest `ExpirationTTL` a new token may have.
+    ttl_bounds: (Duration, Duration),
+    /// `acl.down_policy` and `acl.token_ttl` (see [`crate::acl_down`]).
+    down_policy: DownPolicy,
+    token_ttl: Duration,
+    /// Called when `/v1/agent/token/*` changed a token (the agent re-syncs).
+    on_change: Option<OnTokenChange>,
 }
+
+/// `acl.token_ttl` by default (Consul's).
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30);
+
+/// What the agent does when `/v1/agent/token/<kind>` changed a token (given the kind).
+pub type OnTokenChange = Box<dyn Fn(&str) + Send + Sync>;
 
 /// How the agent saves its tokens.
 pub type Persist = Box<dyn Fn(&AgentTokens) -> Result<(), String> + Send + Sync>;
@@ -102,7 +119,47 @@ impl AclRuntime {
             tokens: RwLock::new(tokens),
             cache: Mutex::new(HashMap::new()),
             persist: None,
+            ttl_bounds: (crate::acl_tokens::MIN_TTL, crate::acl_tokens::MAX_TTL),
+            down_policy: DownPolicy::ExtendCache,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            on_change: None,
         }
+    }
+
+    /// Bounds the `ExpirationTTL` of new tokens (`acl.token_min_expiration_ttl`,
+    /// `acl.token_max_expiration_ttl`).
+    pub fn with_expiration_ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.ttl_bounds = (min, max);
+        self
+    }
+
+    /// The bounds of `ExpirationTTL`.
+    pub fn expiration_ttl_bounds(&self) -> (Duration, Duration) {
+        self.ttl_bounds
+    }
+
+    /// What to do once no server was heard from for longer than `token_ttl`.
+    pub fn with_down_policy(mut self, policy: DownPolicy, token_ttl: Duration) -> Self {
+        self.down_policy = policy;
+        self.token_ttl = token_ttl;
+        self
+    }
+
+    /// Calls `f` with the kind of token after `/v1/agent/token/<kind>` changed it.
+    pub fn on_token_change(mut self, f: OnTokenChange) -> Self {
+        self.on_change = Some(f);
+        self
+    }
+
+    /// The secret the agent's own operations use: its `agent` token, else its
+    /// `default` token, else the anonymous token (as Consul's agent falls back).
+    pub fn agent_secret(&self) -> String {
+        let t = self.tokens.read();
+        t.agent
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| t.default.clone().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| cairn_state::acl::ANONYMOUS_SECRET.to_string())
     }
 
     /// Saves the tokens with `persist` whenever `/v1/agent/token/*` changes them.
@@ -124,6 +181,9 @@ impl AclRuntime {
         };
         if let Some(persist) = &self.persist {
             persist(&snapshot)?;
+        }
+        if let Some(f) = &self.on_change {
+            f(kind);
         }
         Ok(true)
     }
@@ -148,16 +208,8 @@ impl AclRuntime {
     /// Resolves `secret` against `st` at wall-clock `now_ms`; `None` when no such (live)
     /// token exists.
     pub fn resolve_in(&self, st: &State, secret: &str, now_ms: u64) -> Option<Authz> {
-        if !self.node.is_empty() && self.tokens.read().agent_recovery.as_deref() == Some(secret) {
-            let rules = Rules::new()
-                .with(SegmentKind::Agent, &self.node, false, AccessLevel::Write)
-                .with(SegmentKind::Node, "", true, AccessLevel::Read);
-            return Some(Authz {
-                accessor_id: AGENT_RECOVERY_ACCESSOR.to_string(),
-                secret: secret.to_string(),
-                authorizer: Arc::new(Authorizer::new([&rules], DefaultPolicy::Deny)),
-                enabled: true,
-            });
+        if let Some(a) = self.recovery(secret) {
+            return Some(a);
         }
         let Some(token) = st.acl_token_by_secret(secret) else {
             // ACLs on but never bootstrapped: the anonymous token does not exist yet and
@@ -210,6 +262,42 @@ impl AclRuntime {
             accessor_id: resolved.accessor_id,
             secret: secret.to_string(),
             authorizer,
+            enabled: true,
+        })
+    }
+
+    /// The `agent_recovery` token's permissions, when `secret` is it.
+    fn recovery(&self, secret: &str) -> Option<Authz> {
+        if self.node.is_empty() || self.tokens.read().agent_recovery.as_deref() != Some(secret) {
+            return None;
+        }
+        let rules = Rules::new()
+            .with(SegmentKind::Agent, &self.node, false, AccessLevel::Write)
+            .with(SegmentKind::Node, "", true, AccessLevel::Read);
+        Some(Authz {
+            accessor_id: AGENT_RECOVERY_ACCESSOR.to_string(),
+            secret: secret.to_string(),
+            authorizer: Arc::new(Authorizer::new([&rules], DefaultPolicy::Deny)),
+            enabled: true,
+        })
+    }
+
+    /// Resolution while the servers are out of reach (`down_policy` `allow` or `deny`):
+    /// the same answer for every secret, named after its token when the replica has it.
+    fn when_down(&self, st: &State, secret: &str, decision: WhenDown) -> Option<Authz> {
+        let default = match decision {
+            WhenDown::Replica => return None,
+            WhenDown::AllowAll => DefaultPolicy::Allow,
+            WhenDown::DenyAll => DefaultPolicy::Deny,
+        };
+        let accessor_id = st
+            .acl_token_by_secret(secret)
+            .map(|t| t.accessor_id.clone())
+            .unwrap_or_else(|| ANONYMOUS_TOKEN_ID.to_string());
+        Some(Authz {
+            accessor_id,
+            secret: secret.to_string(),
+            authorizer: Arc::new(Authorizer::default_only(default)),
             enabled: true,
         })
     }
@@ -377,8 +465,11 @@ pub fn visible(authz: &Authz, v: &serde_json::Value) -> bool {
         && service.is_none_or(|s| a.service_read(s).is_allow())
 }
 
-/// Resolves the token of a request on `app` (see the module docs).
-pub async fn resolve(app: &App, token: Option<String>) -> Result<Authz, HttpError> {
+/// Resolves the token of a request on `app` (see the module docs). `fresh`: the request
+/// is a write or a read in the default or `?consistent` mode, so the replica first
+/// catches up with the leader, and a token deleted or changed through another agent a
+/// moment ago is seen as the leader has it.
+pub async fn resolve(app: &App, token: Option<String>, fresh: bool) -> Result<Authz, HttpError> {
     let Some(rt) = app.acl() else {
         return Ok(Authz::disabled());
     };
@@ -392,6 +483,26 @@ pub async fn resolve(app: &App, token: Option<String>) -> Result<Authz, HttpErro
             .unwrap_or_else(|| cairn_state::acl::ANONYMOUS_SECRET.to_string()),
     };
     let now = app.now_ms();
+    if let Some(a) = rt.recovery(&secret) {
+        return Ok(a);
+    }
+    let raft = (fresh || matches!(rt.down_policy, DownPolicy::Allow | DownPolicy::Deny))
+        .then(|| app.raft_info());
+    if let Some(raft) = &raft {
+        let decision = crate::acl_down::decide(rt.down_policy, raft.last_contact_ms, rt.token_ttl);
+        if let Some(a) = rt.when_down(&app.state().read(), &secret, decision) {
+            return Ok(a);
+        }
+    }
+    let leader_known = raft.as_ref().is_some_and(|r| r.leader.is_some());
+    if fresh && leader_known && app.read_ready().is_ok() {
+        // A failed catch-up (the leader just went away) leaves the replica as it is; the
+        // request's own read or write then reports the cause.
+        let _ = tokio::time::timeout(CATCH_UP_WAIT, app.barrier(Consistency::Leader)).await;
+        return rt
+            .resolve_in(&app.state().read(), &secret, now)
+            .ok_or_else(acl_not_found);
+    }
     if let Some(a) = rt.resolve_in(&app.state().read(), &secret, now) {
         return Ok(a);
     }
@@ -413,7 +524,11 @@ impl FromRequestParts<App> for Authz {
             return Ok(Authz::disabled());
         }
         let token = request_token(parts)?;
-        resolve(app, token).await
+        let q = Query::from_uri(&parts.uri);
+        let stale_read = (parts.method == axum::http::Method::GET
+            || parts.method == axum::http::Method::HEAD)
+            && (q.get("stale").is_some() || q.get("max_stale").is_some());
+        resolve(app, token, !stale_read).await
     }
 }
 
@@ -513,6 +628,34 @@ mod tests {
         );
         assert!(rt.resolve_in(&st, "short", 999).is_some());
         assert!(rt.resolve_in(&st, "short", 1_000).is_none());
+    }
+
+    #[test]
+    fn while_down_allow_and_deny_answer_for_every_token() {
+        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", AgentTokens::default());
+        let st = state_with_root();
+        assert!(rt.when_down(&st, "root", WhenDown::Replica).is_none());
+        let deny = rt.when_down(&st, "root", WhenDown::DenyAll).unwrap();
+        assert_eq!(deny.accessor_id(), "acc", "named after the token");
+        assert!(!deny.authorizer().key_read("k").is_allow());
+        assert!(!deny.authorizer().acl_read().is_allow());
+        let allow = rt.when_down(&st, "nobody", WhenDown::AllowAll).unwrap();
+        assert_eq!(allow.accessor_id(), ANONYMOUS_TOKEN_ID);
+        assert!(allow.authorizer().key_write("k").is_allow());
+        assert!(
+            !allow.authorizer().acl_write().is_allow(),
+            "ACL management is never granted by a default"
+        );
+    }
+
+    #[test]
+    fn the_agent_secret_falls_back_to_default_then_anonymous() {
+        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", AgentTokens::default());
+        assert_eq!(rt.agent_secret(), cairn_state::acl::ANONYMOUS_SECRET);
+        rt.set_token("default", Some("d".into())).unwrap();
+        assert_eq!(rt.agent_secret(), "d");
+        rt.set_token("agent", Some("a".into())).unwrap();
+        assert_eq!(rt.agent_secret(), "a");
     }
 
     #[test]

@@ -30,10 +30,10 @@ use crate::reply::{json, json_read, HttpError};
 use crate::session::new_uuid;
 use crate::App;
 
-/// Shortest and longest `ExpirationTTL` (Consul's defaults of `acl.token_min_expiration_ttl`
-/// and `acl.token_max_expiration_ttl`).
-const MIN_TTL: Duration = Duration::from_secs(60);
-const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Shortest and longest `ExpirationTTL` by default (Consul's defaults of
+/// `acl.token_min_expiration_ttl` and `acl.token_max_expiration_ttl`).
+pub const MIN_TTL: Duration = Duration::from_secs(60);
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Reads and decodes an ACL request body within the API's body limit.
 pub(crate) async fn body_of<T: for<'de> Deserialize<'de> + Default>(
@@ -133,7 +133,15 @@ fn expiration(
     time: Option<String>,
     ttl: Option<Value>,
     now_ms: u64,
+    (min, max): (Duration, Duration),
 ) -> Result<Option<u64>, HttpError> {
+    let span = || {
+        format!(
+            "between {} and {}",
+            cairn_types::duration::format_duration(min),
+            cairn_types::duration::format_duration(max)
+        )
+    };
     let ttl = match ttl {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
@@ -148,10 +156,11 @@ fn expiration(
             "Token Expiration TTL and Expiration Time cannot both be set",
         )),
         (None, Some(ttl)) => {
-            if ttl < MIN_TTL || ttl > MAX_TTL {
-                return Err(HttpError::bad_request(
-                    "Token Expiration TTL must be between 1m0s and 24h0m0s",
-                ));
+            if ttl < min || ttl > max {
+                return Err(HttpError::bad_request(format!(
+                    "Token Expiration TTL must be {}",
+                    span()
+                )));
             }
             Ok(Some(now_ms + ttl.as_millis() as u64))
         }
@@ -160,10 +169,11 @@ fn expiration(
                 HttpError::bad_request(format!("Invalid ExpirationTime {t:?}: not RFC 3339"))
             })?;
             let ahead = at.saturating_sub(now_ms);
-            if ahead < MIN_TTL.as_millis() as u64 || ahead > MAX_TTL.as_millis() as u64 {
-                return Err(HttpError::bad_request(
-                    "ExpirationTime must be between 1m0s and 24h0m0s in the future",
-                ));
+            if ahead < min.as_millis() as u64 || ahead > max.as_millis() as u64 {
+                return Err(HttpError::bad_request(format!(
+                    "ExpirationTime must be {} in the future",
+                    span()
+                )));
             }
             Ok(Some(at))
         }
@@ -236,7 +246,15 @@ pub async fn token_create(
         }
     }
     let now = app.now_ms();
-    let exp = expiration(b.expiration_time.clone(), b.expiration_ttl.clone(), now)?;
+    let bounds = app
+        .acl()
+        .map_or((MIN_TTL, MAX_TTL), |rt| rt.expiration_ttl_bounds());
+    let exp = expiration(
+        b.expiration_time.clone(),
+        b.expiration_ttl.clone(),
+        now,
+        bounds,
+    )?;
     let mut token = token_from(&app, b)?;
     if token.accessor_id.is_empty() {
         token.accessor_id = new_uuid();

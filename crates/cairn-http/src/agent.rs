@@ -1,6 +1,7 @@
 //! `/v1/agent/*`: the local agent's services and checks, TTL check updates,
 //! maintenance, members, self, metrics and reload.
 
+use cairn_state::acl::ANONYMOUS_SECRET;
 use std::collections::BTreeMap;
 
 use axum::body::Body;
@@ -90,8 +91,10 @@ pub async fn services(
     let q = Query::from_uri(&uri);
     let filter = q.filter()?;
     let mut out = BTreeMap::new();
+    let mut hidden = false;
     for s in app.local_services() {
         if !authz.authorizer().service_read(&s.service).is_allow() {
+            hidden = true;
             continue;
         }
         let v = agent_service_json(&app, &s);
@@ -99,7 +102,7 @@ pub async fn services(
             out.insert(s.id.clone(), v);
         }
     }
-    Ok(json(&out, q.pretty()))
+    Ok(crate::kv::mark_filtered(json(&out, q.pretty()), hidden))
 }
 
 pub async fn service(
@@ -135,11 +138,15 @@ pub async fn register_service(
     body: Body,
 ) -> Result<Response, HttpError> {
     let q = Query::from_uri(&uri);
-    let def: ServiceDefinition = decode_body(&app, body, false).await?.expect("non-empty");
+    let mut def: ServiceDefinition = decode_body(&app, body, false).await?.expect("non-empty");
     if def.name.is_empty() {
         return Err(HttpError::bad_request("Missing service name"));
     }
     authz.allow(authz.authorizer().service_write(&def.name))?;
+    if def.token.is_empty() && authz.enabled() && authz.secret() != ANONYMOUS_SECRET {
+        // The service is kept in the catalog with the token it was registered with.
+        def.token = authz.secret().to_string();
+    }
     let replace = q.flag("replace-existing-checks");
     app.register_service(def, replace).await?;
     Ok(empty_ok())
@@ -160,6 +167,7 @@ pub async fn checks(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Re
     let q = Query::from_uri(&uri);
     let filter = q.filter()?;
     let mut out = BTreeMap::new();
+    let mut hidden = false;
     let a = authz.authorizer();
     for c in app.local_checks() {
         let visible = if c.service_id.is_empty() {
@@ -168,6 +176,7 @@ pub async fn checks(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Re
             a.service_read(&c.service_name)
         };
         if !visible.is_allow() {
+            hidden = true;
             continue;
         }
         let v = serde_json::to_value(&c).unwrap_or(Value::Null);
@@ -175,7 +184,7 @@ pub async fn checks(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Re
             out.insert(c.check_id.clone(), v);
         }
     }
-    Ok(json(&out, q.pretty()))
+    Ok(crate::kv::mark_filtered(json(&out, q.pretty()), hidden))
 }
 
 pub async fn register_check(
@@ -430,11 +439,13 @@ pub async fn health_by_id(
 pub async fn members(State(app): State<App>, authz: Authz, uri: Uri) -> Response {
     let q = Query::from_uri(&uri);
     let mut members = app.members();
+    let all = members.len();
     // Members are nodes: a token sees those it may read (Consul filters the same way).
     members.retain(|m| {
         let name = m.get("Name").and_then(Value::as_str).unwrap_or("");
         authz.authorizer().node_read(name).is_allow()
     });
+    let hidden = members.len() < all;
     if q.flag("wan") {
         // WAN members are named node.datacenter.
         for m in members.iter_mut() {
@@ -442,7 +453,7 @@ pub async fn members(State(app): State<App>, authz: Authz, uri: Uri) -> Response
             m["Name"] = Value::String(name);
         }
     }
-    json(&members, q.pretty())
+    crate::kv::mark_filtered(json(&members, q.pretty()), hidden)
 }
 
 pub async fn self_info(

@@ -68,9 +68,16 @@ pub async fn read<T>(
     read: impl Fn(&State) -> Result<(T, u64), HttpError>,
 ) -> Result<(T, ReadMeta), HttpError> {
     q.check_dc(app.datacenter())?;
-    app.read_ready()?;
     let (requested, max_stale) = requested_mode(app, q)?;
     let consistency = effective_mode(requested, max_stale, || app.raft_info());
+    if let Err(e) = app.read_ready() {
+        // A `?stale` read asked for the replica as it is: a client that lost its servers
+        // keeps serving it (`X-Consul-LastContact` says how old it is), once it ever held
+        // a copy of the state.
+        if consistency != Consistency::Stale || app.state().read().index == 0 {
+            return Err(e);
+        }
+    }
     let min_index = q.u64("index")?.unwrap_or(0);
     let wait = q.duration("wait")?;
     if consistency != Consistency::Stale {
@@ -127,16 +134,8 @@ pub async fn read<T>(
 }
 
 /// The common shape of list reads: parse the query, validate `?filter=`, run `read` as a
-/// blocking query, keep the elements the filter matches, answer JSON with the headers.
-pub async fn json_list(
-    app: &App,
-    q: &Query,
-    read_list: impl Fn(&State) -> (Vec<serde_json::Value>, u64),
-) -> Result<axum::response::Response, HttpError> {
-    json_list_acl(app, q, &crate::acl::Authz::disabled(), read_list).await
-}
-
-/// [`json_list`], leaving out the catalog elements `authz` may not see (see
+/// blocking query, keep the elements the filter matches, answer JSON with the headers;
+/// leaving out the catalog elements `authz` may not see (see
 /// [`crate::acl::visible`]) and saying so in `X-Consul-Results-Filtered-By-ACLs`.
 pub async fn json_list_acl(
     app: &App,
@@ -144,14 +143,28 @@ pub async fn json_list_acl(
     authz: &crate::acl::Authz,
     read_list: impl Fn(&State) -> (Vec<serde_json::Value>, u64),
 ) -> Result<axum::response::Response, HttpError> {
+    json_list_where(
+        app,
+        q,
+        |v| !authz.enabled() || crate::acl::visible(authz, v),
+        read_list,
+    )
+    .await
+}
+
+/// [`json_list_acl`] with any test of visibility: keeps the elements `visible` allows,
+/// saying in `X-Consul-Results-Filtered-By-ACLs` when it left some out.
+pub async fn json_list_where(
+    app: &App,
+    q: &Query,
+    visible: impl Fn(&serde_json::Value) -> bool,
+    read_list: impl Fn(&State) -> (Vec<serde_json::Value>, u64),
+) -> Result<axum::response::Response, HttpError> {
     let filter = q.filter()?;
     let ((v, filtered), meta) = read(app, q, |st| {
         let (items, i) = read_list(st);
         let n = items.len();
-        let items: Vec<serde_json::Value> = items
-            .into_iter()
-            .filter(|v| !authz.enabled() || crate::acl::visible(authz, v))
-            .collect();
+        let items: Vec<serde_json::Value> = items.into_iter().filter(|v| visible(v)).collect();
         let filtered = items.len() < n;
         let items = match &filter {
             Some(f) => items.into_iter().filter(|v| f.matches(v)).collect(),

@@ -398,8 +398,14 @@ pub async fn node(
     let q = Query::from_uri(&uri);
     let filter = q.filter()?;
     let a = authz.authorizer();
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    let ((v, hidden), meta) = blocking::read(&app, &q, |st| {
         let (rec, i) = st.node(&node);
+        let hidden = rec.is_some_and(|r| {
+            !a.node_read(&r.node.node).is_allow()
+                || r.services
+                    .values()
+                    .any(|s| !a.service_read(&s.service).is_allow())
+        });
         let rec = rec.filter(|r| a.node_read(&r.node.node).is_allow());
         let v = rec.map(|r| {
             let services: BTreeMap<&String, &NodeService> = r
@@ -414,10 +420,13 @@ pub async fn node(
                 .collect();
             json!({"Node": r.node, "Services": services})
         });
-        Ok((v.unwrap_or(Value::Null), i))
+        Ok(((v.unwrap_or(Value::Null), hidden), i))
     })
     .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    Ok(crate::kv::mark_filtered(
+        json_read(&v, q.pretty(), &meta),
+        hidden,
+    ))
 }
 
 pub async fn node_services(
@@ -430,8 +439,14 @@ pub async fn node_services(
     let q = Query::from_uri(&uri);
     q.filter()?;
     let a = authz.authorizer();
-    let (v, meta) = blocking::read(&app, &q, |st| {
+    let ((v, hidden), meta) = blocking::read(&app, &q, |st| {
         let (rec, i) = st.node(&node);
+        let hidden = rec.is_some_and(|r| {
+            !a.node_read(&r.node.node).is_allow()
+                || r.services
+                    .values()
+                    .any(|s| !a.service_read(&s.service).is_allow())
+        });
         let rec = rec.filter(|r| a.node_read(&r.node.node).is_allow());
         let v = match rec {
             None => Value::Null,
@@ -445,8 +460,11 @@ pub async fn node_services(
                 json!({"Node": r.node, "Services": apply_filter(items, &q)?})
             }
         };
-        Ok((v, i))
+        Ok(((v, hidden), i))
     })
     .await?;
-    Ok(json_read(&v, q.pretty(), &meta))
+    Ok(crate::kv::mark_filtered(
+        json_read(&v, q.pretty(), &meta),
+        hidden,
+    ))
 }

@@ -57,11 +57,10 @@ pub async fn get(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Respo
         })
         .await?;
         if keys.is_empty() {
-            return Ok(status_read(
-                StatusCode::NOT_FOUND,
-                Vec::new(),
-                "text/plain",
-                &meta,
+            // Consul says so on the 404 too: the keys may exist, unreadable.
+            return Ok(mark_filtered(
+                status_read(StatusCode::NOT_FOUND, Vec::new(), "text/plain", &meta),
+                filtered,
             ));
         }
         return Ok(mark_filtered(json_read(&keys, pretty, &meta), filtered));
@@ -80,11 +79,10 @@ pub async fn get(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Respo
         })
         .await?;
         if pairs.is_empty() {
-            return Ok(status_read(
-                StatusCode::NOT_FOUND,
-                Vec::new(),
-                "text/plain",
-                &meta,
+            // Consul says so on the 404 too: the keys may exist, unreadable.
+            return Ok(mark_filtered(
+                status_read(StatusCode::NOT_FOUND, Vec::new(), "text/plain", &meta),
+                filtered,
             ));
         }
         return Ok(mark_filtered(json_read(&pairs, pretty, &meta), filtered));

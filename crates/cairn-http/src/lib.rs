@@ -7,6 +7,7 @@
 //! and keeps `http` independent of `raft`, as DESIGN.md asks.
 
 pub mod acl;
+pub mod acl_down;
 mod acl_handler;
 mod acl_json;
 mod acl_policies;
@@ -39,6 +40,7 @@ use axum::routing::{any, get, put};
 use axum::Router;
 
 pub use acl::{AclRuntime, AgentTokens, Authz, Persist};
+pub use acl_down::DownPolicy;
 pub use acl_json::token_hash as acl_token_hash;
 pub use backend::{Backend, BoxFut, Limits, RaftInfo};
 pub use keyring::{KeyringOp, KeyringPool, MAX_RELAY_FACTOR};

@@ -172,22 +172,26 @@ pub async fn info(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&id, "session ID")?;
-    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
+    blocking::json_list_where(&app, &Query::from_uri(&uri), readable(&authz), |st| {
         let (s, i) = st.session(&id);
-        (session_values(s.into_iter(), &authz), i)
+        (session_values(s.into_iter()), i)
     })
     .await
 }
 
-/// Sessions as JSON, leaving out those of nodes the token may not read.
-fn session_values<'a>(
-    sessions: impl Iterator<Item = &'a Session>,
-    authz: &crate::acl::Authz,
-) -> Vec<Value> {
+/// Sessions as JSON.
+fn session_values<'a>(sessions: impl Iterator<Item = &'a Session>) -> Vec<Value> {
     sessions
-        .filter(|s| authz.authorizer().session_read(&s.node).is_allow())
         .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
         .collect()
+}
+
+/// Whether the token may see a session (`session:read` on its node).
+fn readable(authz: &crate::acl::Authz) -> impl Fn(&Value) -> bool + '_ {
+    |v| {
+        let node = v.get("Node").and_then(Value::as_str).unwrap_or("");
+        authz.authorizer().session_read(node).is_allow()
+    }
 }
 
 pub async fn node(
@@ -197,9 +201,9 @@ pub async fn node(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
-    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
+    blocking::json_list_where(&app, &Query::from_uri(&uri), readable(&authz), |st| {
         let (s, i) = st.node_sessions(&node);
-        (session_values(s.into_iter(), &authz), i)
+        (session_values(s.into_iter()), i)
     })
     .await
 }
@@ -209,9 +213,9 @@ pub async fn list(
     authz: crate::acl::Authz,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    blocking::json_list(&app, &Query::from_uri(&uri), |st| {
+    blocking::json_list_where(&app, &Query::from_uri(&uri), readable(&authz), |st| {
         let (s, i) = st.sessions();
-        (session_values(s.into_iter(), &authz), i)
+        (session_values(s.into_iter()), i)
     })
     .await
 }

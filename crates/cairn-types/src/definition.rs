@@ -66,6 +66,10 @@ pub struct ServiceDefinition {
     pub check: Option<CheckDefinition>,
     #[serde(rename = "Checks", default)]
     pub checks: Option<Vec<CheckDefinition>>,
+    /// The ACL token the agent writes this service to the catalog with (Consul's
+    /// `Token`; empty: the agent's own token).
+    #[serde(rename = "Token", default, skip_serializing_if = "String::is_empty")]
+    pub token: String,
 }
 
 /// A health check definition (any type: TTL, HTTP, TCP, UDP, gRPC, script, alias...).

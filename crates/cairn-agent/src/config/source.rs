@@ -32,6 +32,9 @@ pub(crate) const SCHEMA: Schema = Obj(&[
             ("down_policy", Leaf),
             ("enable_token_persistence", Leaf),
             ("enabled", Leaf),
+            ("token_max_expiration_ttl", Leaf),
+            ("token_min_expiration_ttl", Leaf),
+            ("token_ttl", Leaf),
             (
                 "tokens",
                 Obj(&[

@@ -660,3 +660,37 @@ fn acl_dns_token_is_read() {
     assert_eq!(c.acl.tokens.default.as_deref(), Some("d"));
     assert_eq!(c.acl.tokens.dns.as_deref(), Some("q"));
 }
+
+#[test]
+fn acl_down_policy_and_token_ttls() {
+    let c = load_ok(&["-dev"]);
+    assert_eq!(c.acl.down_policy, cairn_http::DownPolicy::ExtendCache);
+    assert_eq!(c.acl.token_ttl, Duration::from_secs(30));
+    assert_eq!(c.acl.token_min_expiration_ttl, Duration::from_secs(60));
+    assert_eq!(
+        c.acl.token_max_expiration_ttl,
+        Duration::from_secs(24 * 3600)
+    );
+    let c = load_ok(&[
+        "-dev",
+        "-hcl",
+        "acl {\n down_policy = \"deny\"\n token_ttl = \"3s\"\n token_min_expiration_ttl = \"1s\"\n}",
+    ]);
+    assert_eq!(c.acl.down_policy, cairn_http::DownPolicy::Deny);
+    assert_eq!(c.acl.token_ttl, Duration::from_secs(3));
+    assert_eq!(c.acl.token_min_expiration_ttl, Duration::from_secs(1));
+    for p in ["async-cache", "allow", "extend-cache"] {
+        let hcl = format!("acl {{\n down_policy = \"{p}\"\n}}");
+        assert_eq!(
+            load_ok(&["-dev", "-hcl", &hcl]).acl.down_policy,
+            cairn_http::DownPolicy::parse(p).unwrap()
+        );
+    }
+    let e = load_err(&["-dev", "-hcl", "acl {\n down_policy = \"sometimes\"\n}"]);
+    assert!(
+        e.contains("acl.down_policy") && e.contains("sometimes"),
+        "{e}"
+    );
+    let e = load_err(&["-dev", "-hcl", "acl {\n token_ttl = \"soon\"\n}"]);
+    assert!(e.contains("acl.token_ttl"), "{e}");
+}
