@@ -99,7 +99,7 @@ impl RaftNode {
         Ok(node)
     }
 
-    /// The service answering `cairn.raft.v1` for this node.
+    /// The service answering `cairn.raft.v2` for this node.
     pub fn service(&self) -> Arc<RaftService> {
         Arc::new(RaftService::new(self.clone()))
     }

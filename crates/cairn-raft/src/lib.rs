@@ -6,7 +6,7 @@
 //! - [`types`]: the openraft type configuration ([`TypeConfig`]);
 //! - [`state_machine`]: the adapter that applies committed entries to the shared
 //!   [`cairn_state::State`] and builds/installs snapshots;
-//! - [`protocol`]: the server-to-server protocol `cairn.raft.v1` on cairn-rpc;
+//! - [`protocol`]: the server-to-server protocol `cairn.raft.v2` on cairn-rpc;
 //! - [`network`]: openraft's network over a cairn-rpc client (TCP or in-process);
 //! - [`service`]: the receiving end, feeding the local Raft;
 //! - [`snapshot_policy`]: when to snapshot and how much log to keep behind it;

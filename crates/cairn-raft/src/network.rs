@@ -18,7 +18,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cairn_rpc::{CallOptions, Client, Direction, RpcError};
+use cairn_rpc::{CallOptions, Client, Codec, Direction, PostcardCodec, RpcError};
 use openraft::error::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
@@ -201,13 +201,13 @@ impl PeerClient {
     }
 }
 
-/// The longest prefix of `entries` whose JSON fits in `budget` bytes (at least one entry is
-/// always returned; the transport refuses it if that alone is too big).
+/// The longest prefix of `entries` whose encoding fits in `budget` bytes (at least one entry
+/// is always returned; the transport refuses it if that alone is too big).
 fn prefix_that_fits(rpc: &AppendEntriesRequest<TypeConfig>, budget: usize) -> usize {
     let mut used = 0;
     for (i, e) in rpc.entries.iter().enumerate() {
-        used += serde_json::to_vec(e)
-            .map(|v| v.len() + 1)
+        used += <PostcardCodec as Codec>::encode(e)
+            .map(|v| v.len())
             .unwrap_or(usize::MAX);
         if used > budget {
             return i.max(1);

@@ -1,4 +1,4 @@
-//! [`RaftService`]: the receiving end of `cairn.raft.v1`. It hands each message to the local
+//! [`RaftService`]: the receiving end of `cairn.raft.v2`. It hands each message to the local
 //! openraft instance and reassembles snapshot chunks (see [`crate::snapshot_transfer`]) before
 //! installing them.
 

@@ -106,16 +106,16 @@ async fn lagging_server_gets_oversized_batches_in_pieces() {
     let behind = c.ids().into_iter().find(|id| *id != leader).unwrap();
     c.isolate(behind);
     let mut last = 0;
-    for i in 0..24u8 {
+    for i in 0..64u8 {
         last = c.write(set(&format!("big{i}"), &big_value(100, i))).await;
     }
-    // About 24 x 400 KB of JSON waits for it: several times cairn.raft.v1's message limit.
+    // 64 x 100 KB of entries wait for it: half again the Raft message limit (4 MiB).
     c.net.heal_all();
     c.wait_until("the lagging server caught up", || {
         *c.server(behind).applied.borrow() >= last
     })
     .await;
-    assert_eq!(c.kv(behind, "big23"), Some(big_value(100, 23)));
+    assert_eq!(c.kv(behind, "big63"), Some(big_value(100, 63)));
     assert_eq!(c.state_json(behind), c.state_json(leader));
     c.shutdown().await;
 }
