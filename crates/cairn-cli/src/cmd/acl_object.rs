@@ -170,3 +170,36 @@ pub async fn delete(
     word[..1].make_ascii_uppercase();
     say(&format!("{word} {id:?} deleted successfully"))
 }
+
+/// What a policy or role module gives the subcommands it shares: its kind, help texts,
+/// the flags that find one (`-id`, `-name`), its update flags and how an update builds
+/// the body.
+pub struct Named {
+    pub kind: Kindof,
+    pub help: &'static str,
+    pub read_help: &'static str,
+    pub list_help: &'static str,
+    pub update_help: &'static str,
+    pub delete_help: &'static str,
+    pub find: &'static [Spec],
+    pub update_flags: &'static [&'static [Spec]],
+    pub updated: fn(&Value, &Flags) -> Result<Value, CliError>,
+}
+
+/// Runs `read`, `list`, `update` or `delete` for a policy or role (`create` stays with
+/// each kind); anything else is a usage error.
+pub async fn run_named(n: &Named, sub: &str, rest: Vec<String>) -> Result<(), CliError> {
+    match sub {
+        "read" => read(n.kind, rest, n.read_help, n.find).await,
+        "list" => list(n.kind, rest, n.list_help).await,
+        "update" => {
+            let specs: Vec<Spec> = n.update_flags.concat();
+            update(n.kind, rest, n.update_help, &specs, n.updated).await
+        }
+        "delete" => delete(n.kind, rest, n.delete_help, n.find).await,
+        other => Err(CliError::usage(
+            format!("error: unknown subcommand {other:?}"),
+            n.help,
+        )),
+    }
+}

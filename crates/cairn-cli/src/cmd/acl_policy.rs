@@ -80,22 +80,24 @@ const UPDATE_EXTRA: &[Spec] = &[
     ),
 ];
 
+const NAMED: acl_object::Named = acl_object::Named {
+    kind: Kindof::Policy,
+    help: HELP,
+    read_help: READ_HELP,
+    list_help: LIST_HELP,
+    update_help: UPDATE_HELP,
+    delete_help: DELETE_HELP,
+    find: &[ID, NAME],
+    update_flags: &[UPDATE_EXTRA, WRITE_FLAGS],
+    updated,
+};
+
 /// Runs `cairn acl policy ...`.
 pub async fn run(args: Vec<String>) -> Result<(), CliError> {
     let (sub, rest) = super::subcommand(&args, HELP)?;
     match sub {
         "create" => create(rest).await,
-        "read" => acl_object::read(Kindof::Policy, rest, READ_HELP, &[ID, NAME]).await,
-        "list" => acl_object::list(Kindof::Policy, rest, LIST_HELP).await,
-        "update" => {
-            let specs: Vec<Spec> = UPDATE_EXTRA.iter().chain(WRITE_FLAGS).copied().collect();
-            acl_object::update(Kindof::Policy, rest, UPDATE_HELP, &specs, updated).await
-        }
-        "delete" => acl_object::delete(Kindof::Policy, rest, DELETE_HELP, &[ID, NAME]).await,
-        other => Err(CliError::usage(
-            format!("error: unknown subcommand {other:?}"),
-            HELP,
-        )),
+        other => acl_object::run_named(&NAMED, other, rest).await,
     }
 }
 
