@@ -130,7 +130,7 @@ async fn keyring_needs_keyring_read_to_list_and_keyring_write_to_change() {
     );
     c.server_with("s1", &hcl).await;
     let root = format!("/v1/operator/keyring?token={ROOT}");
-    let deadline = std::time::Instant::now() + WAIT;
+    let deadline = std::time::Instant::now() + *WAIT;
     while c.http("s1", "GET", &root, "").await.0 != 200 {
         assert!(std::time::Instant::now() < deadline, "ACLs never ready");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -156,7 +156,7 @@ async fn keyring_needs_keyring_read_to_list_and_keyring_write_to_change() {
     assert_eq!(s, 200, "{token}");
     let secret = token["SecretID"].as_str().unwrap();
     let path = format!("/v1/operator/keyring?token={secret}");
-    let deadline = std::time::Instant::now() + WAIT;
+    let deadline = std::time::Instant::now() + *WAIT;
     while c.http("s1", "GET", &path, "").await.0 != 200 {
         assert!(
             std::time::Instant::now() < deadline,

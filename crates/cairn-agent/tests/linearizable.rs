@@ -14,6 +14,9 @@
 //! CAIRN_LIN_SCHEDULES=200 cargo test -p cairn-agent --release --test linearizable -- --ignored --nocapture
 //! ```
 //!
+//! On a machine busy with other work, `CAIRN_TEST_WAIT_SECS=120` gives the harness's named
+//! waits (cluster formation, a leader agreed) longer than their 15 s.
+//!
 //! `the_checker_catches_a_deposed_leader_serving_reads` plants the bug the checker must
 //! find: with `debug_unsafe_local_reads = true` a leader cut off from the majority keeps
 //! answering default reads from its own state while the majority moves on.
@@ -197,7 +200,7 @@ async fn run(s: &Schedule) -> Run {
 
 /// A `?consistent` read of `key` on a server, retried until one answers, recorded.
 async fn final_read(c: &Cluster, history: &History, servers: &[String], key: &str) {
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + *WAIT;
     for round in 0.. {
         let s = &servers[round % servers.len()];
         if let Some(api) = c.api(s) {
@@ -230,7 +233,7 @@ async fn final_read(c: &Cluster, history: &History, servers: &[String], key: &st
 async fn sessions_intact(c: &Cluster, server: &str, sessions: &[String]) -> bool {
     for id in sessions {
         let path = format!("/v1/session/info/{id}?consistent");
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + *WAIT;
         let found = loop {
             if let Some(v) = c.get(server, &path).await {
                 break v.as_array().map(Vec::len) == Some(1);

@@ -60,7 +60,7 @@ impl Condition for HealthIs {
 /// contact can briefly pass the threshold on a loaded machine, so one 200 does not make
 /// the next answer 200.)
 async fn healthy_body(c: &Cluster, on: &str) -> Value {
-    let deadline = std::time::Instant::now() + WAIT;
+    let deadline = std::time::Instant::now() + *WAIT;
     loop {
         let (s, body) = c.http(on, "GET", "/v1/operator/autopilot/health", "").await;
         if s == 200 {

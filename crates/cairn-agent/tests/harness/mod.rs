@@ -27,8 +27,15 @@ const FAST: &str = r#"gossip_lan {
   suspicion_timeout = "200ms"
 }"#;
 
-/// How long a named wait may take before the scenario fails.
-pub const WAIT: Duration = Duration::from_secs(15);
+/// How long a named wait may take before the scenario fails: 15 s, or
+/// `CAIRN_TEST_WAIT_SECS` (for long runs on a machine busy with other work).
+pub static WAIT: std::sync::LazyLock<Duration> = std::sync::LazyLock::new(|| {
+    let secs = std::env::var("CAIRN_TEST_WAIT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    Duration::from_secs(secs)
+});
 
 /// One member of the test cluster.
 pub struct Node {
@@ -419,16 +426,17 @@ impl Cluster {
         (s == 200).then_some(v)
     }
 
-    /// Polls `cond` every 20 ms until it holds; panics naming `what` after [`WAIT`].
+    /// Polls `cond` every 20 ms until it holds; panics naming `what` after [`struct@WAIT`].
     pub async fn wait_until<C: Condition>(&self, what: &str, cond: C) -> Duration {
         let start = Instant::now();
         loop {
             if cond.holds(self).await {
                 return start.elapsed();
             }
+            let limit = *WAIT;
             assert!(
-                start.elapsed() < WAIT,
-                "timed out after {WAIT:?} waiting until {what} (seed {})",
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting until {what} (seed {})",
                 self.seed
             );
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -261,7 +261,7 @@ pub fn parse_entry(body: &Value) -> Option<Option<(Observed, u64)>> {
 /// release ends its locks), retrying until it is acknowledged.
 pub async fn create_session(cluster: &RwLock<Cluster>, node: &str, id: usize) -> String {
     let body = format!(r#"{{"Name": "lin-{id}", "NodeChecks": [], "LockDelay": "0s"}}"#);
-    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    let deadline = tokio::time::Instant::now() + *crate::harness::WAIT;
     loop {
         let api = cluster.read().await.api(node);
         if let Some(api) = api {
