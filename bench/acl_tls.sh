@@ -31,6 +31,10 @@
 #   PERF [0]: 1 records a CPU profile (perf) of the secure agent during its first PUT run
 #   PIN [0]: 1 runs both agents on CPU 1 and wrk on CPU 0 (taskset), so that the load
 #            generator's own TLS work does not take CPU from the agent being measured
+#   CPU_QUOTA []: a percentage of one CPU (e.g. 60) that each agent may use at most
+#            (a cgroup CPU quota, so root is needed); with PIN=1 the load generator then
+#            has a CPU of its own with room to spare and never sets the pace: the ratio is
+#            that of the two agents' capacity on the same CPU budget
 #   BASE_PORT [18600]: the agents use BASE_PORT..BASE_PORT+7
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -48,6 +52,7 @@ BASE_PORT="${BASE_PORT:-18600}"
 SPLIT="${SPLIT:-1}"
 PERF="${PERF:-0}"
 PIN="${PIN:-0}"
+CPU_QUOTA="${CPU_QUOTA:-}"
 AGENT_PIN=() WRK_PIN=()
 if [ "$PIN" = 1 ]; then AGENT_PIN=(taskset -c 1) WRK_PIN=(taskset -c 0); fi
 OUT_DIR="${OUT_DIR:-${TMPDIR:-/tmp}/cairn-bench-acl-tls-$(date -u +%Y%m%dT%H%M%S)}"
@@ -90,10 +95,34 @@ start_agent() { # NAME HTTP RPC SERF EXTRA...
         -data-dir "$OUT_DIR/data-$name" -node "$name" -client 127.0.0.1 -bind 127.0.0.1 \
         -http-port "$http" -server-port "$rpc" -serf-lan-port "$serf" -dns-port -1 "$@"
 }
+# cap_cpu NAME PID: holds PID (and the threads it starts) to CPU_QUOTA % of one CPU, in
+# 10 ms periods (short, so that a throttled agent waits milliseconds, not tens of them).
+CGROUPS=()
+cap_cpu() {
+    [ -n "$CPU_QUOTA" ] || return 0
+    local d
+    if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then # cgroup v1
+        d="/sys/fs/cgroup/cpu/cairn-bench-$1-$$"
+        mkdir -p "$d" && echo 10000 >"$d/cpu.cfs_period_us" &&
+            echo $((CPU_QUOTA * 100)) >"$d/cpu.cfs_quota_us" || die "cannot set a CPU quota in $d"
+    elif [ -w /sys/fs/cgroup/cgroup.subtree_control ]; then # cgroup v2
+        d="/sys/fs/cgroup/cairn-bench-$1-$$"
+        mkdir -p "$d" && echo "$((CPU_QUOTA * 100)) 10000" >"$d/cpu.max" ||
+            die "cannot set a CPU quota in $d"
+    else
+        die "CPU_QUOTA needs a writable cgroup CPU controller (run as root)"
+    fi
+    echo "$2" >"$d/cgroup.procs" || die "cannot move $1 ($2) into $d"
+    CGROUPS+=("$d")
+}
+trap 'stop_all; for d in "${CGROUPS[@]}"; do rmdir "$d" 2>/dev/null; done' EXIT
+
 start_agent plain $P_HTTP $P_RPC $P_SERF
 PLAIN_PID=$LAST_PID
+cap_cpu plain "$PLAIN_PID"
 start_agent secure $S_HTTP $S_RPC $S_SERF -config-file "$OUT_DIR/secure.hcl"
 SECURE_PID=$LAST_PID
+cap_cpu secure "$SECURE_PID"
 
 PLAIN="http://127.0.0.1:$P_HTTP"
 SECURE="https://127.0.0.1:$S_HTTPS"
@@ -171,7 +200,7 @@ run() { # LABEL WORKLOAD C PID URL [wrk args...]
     echo "$label $work $c $rps $p50 $p99 $errs $(ticks_pct "$t0" "$t1")" | tee -a "$RESULTS" >&2
 }
 
-log "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+log "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)${CPU_QUOTA:+; each agent held to $CPU_QUOTA% of a CPU}"
 wrk -t 1 -c 8 -d 2s -s "$OUT_DIR/get.lua" "$PLAIN" >/dev/null
 wrk -t 1 -c 8 -d 2s -s "$OUT_DIR/get.lua" -H "X-Consul-Token: $TOKEN" "$SECURE" >/dev/null
 for rep in $(seq 1 "$REPS"); do

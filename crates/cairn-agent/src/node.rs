@@ -711,6 +711,14 @@ impl Backend for Agent {
         self.inner.catalog.raft_term()
     }
 
+    fn leader_contact(&self) -> cairn_http::LeaderContact {
+        let (known_leader, last_contact_ms) = self.inner.catalog.leader_contact();
+        cairn_http::LeaderContact {
+            known_leader,
+            last_contact_ms,
+        }
+    }
+
     fn raft_info(&self) -> RaftInfo {
         let s = self.inner.catalog.status();
         RaftInfo {

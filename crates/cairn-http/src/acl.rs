@@ -486,15 +486,16 @@ pub async fn resolve(app: &App, token: Option<String>, fresh: bool) -> Result<Au
     if let Some(a) = rt.recovery(&secret) {
         return Ok(a);
     }
-    let raft = (fresh || matches!(rt.down_policy, DownPolicy::Allow | DownPolicy::Deny))
-        .then(|| app.raft_info());
-    if let Some(raft) = &raft {
-        let decision = crate::acl_down::decide(rt.down_policy, raft.last_contact_ms, rt.token_ttl);
+    let contact = (fresh || matches!(rt.down_policy, DownPolicy::Allow | DownPolicy::Deny))
+        .then(|| app.leader_contact());
+    if let Some(contact) = &contact {
+        let decision =
+            crate::acl_down::decide(rt.down_policy, contact.last_contact_ms, rt.token_ttl);
         if let Some(a) = rt.when_down(&app.state().read(), &secret, decision) {
             return Ok(a);
         }
     }
-    let leader_known = raft.as_ref().is_some_and(|r| r.leader.is_some());
+    let leader_known = contact.is_some_and(|c| c.known_leader);
     if fresh && leader_known && app.read_ready().is_ok() {
         // A failed catch-up (the leader just went away) leaves the replica as it is; the
         // request's own read or write then reports the cause.

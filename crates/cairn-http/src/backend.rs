@@ -26,6 +26,15 @@ pub struct RaftInfo {
     pub last_contact_ms: u64,
 }
 
+/// Whether this node knows a leader and how long ago it heard from it: what every read
+/// reports in its headers, without [`RaftInfo`]'s peer list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderContact {
+    pub known_leader: bool,
+    /// Milliseconds since the leader was last heard from (0 on the leader).
+    pub last_contact_ms: u64,
+}
+
 /// Size and time limits of the API.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -67,6 +76,15 @@ pub trait Backend: Send + Sync + 'static {
     /// (the default mode), by a quorum for [`Consistency::Consistent`].
     fn barrier(&self, mode: Consistency) -> BoxFut<'_, Result<(), HttpError>>;
     fn raft_info(&self) -> RaftInfo;
+    /// [`RaftInfo`]'s leader and contact alone, asked on every read: implementations
+    /// answer it without building the peer list.
+    fn leader_contact(&self) -> LeaderContact {
+        let r = self.raft_info();
+        LeaderContact {
+            known_leader: r.leader.is_some(),
+            last_contact_ms: r.last_contact_ms,
+        }
+    }
     /// `/v1/operator/raft/configuration`: `{"Servers": [...], "Index": N}`.
     fn raft_configuration(&self) -> serde_json::Value;
     /// The current Raft term, for snapshot metadata (0 where unknown).

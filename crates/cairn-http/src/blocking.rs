@@ -27,13 +27,12 @@ use crate::App;
 pub fn effective_mode(
     requested: Consistency,
     max_stale: Option<Duration>,
-    raft: impl FnOnce() -> crate::RaftInfo,
+    raft: impl FnOnce() -> crate::LeaderContact,
 ) -> Consistency {
     match (requested, max_stale) {
         (Consistency::Stale, Some(max)) => {
             let raft = raft();
-            let fresh =
-                raft.leader.is_some() && u128::from(raft.last_contact_ms) <= max.as_millis();
+            let fresh = raft.known_leader && u128::from(raft.last_contact_ms) <= max.as_millis();
             if fresh {
                 Consistency::Stale
             } else {
@@ -69,7 +68,7 @@ pub async fn read<T>(
 ) -> Result<(T, ReadMeta), HttpError> {
     q.check_dc(app.datacenter())?;
     let (requested, max_stale) = requested_mode(app, q)?;
-    let consistency = effective_mode(requested, max_stale, || app.raft_info());
+    let consistency = effective_mode(requested, max_stale, || app.leader_contact());
     if let Err(e) = app.read_ready() {
         // A `?stale` read asked for the replica as it is: a client that lost its servers
         // keeps serving it (`X-Consul-LastContact` says how old it is), once it ever held
@@ -86,14 +85,14 @@ pub async fn read<T>(
     let limits = app.limits();
     let mut rx = app.subscribe();
     let meta = |index| {
-        let mut raft = app.raft_info();
+        let mut contact = app.leader_contact();
         if consistency != Consistency::Stale {
             // Served as the leader has it: no staleness to report.
-            raft.last_contact_ms = 0;
+            contact.last_contact_ms = 0;
         }
         ReadMeta {
             index,
-            raft,
+            contact,
             consistency,
         }
     };
@@ -182,13 +181,12 @@ pub async fn json_list_where(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RaftInfo;
+    use crate::LeaderContact;
 
-    fn raft(leader: bool, contact_ms: u64) -> RaftInfo {
-        RaftInfo {
-            leader: leader.then(|| "10.0.0.1:8300".to_string()),
+    fn raft(leader: bool, contact_ms: u64) -> LeaderContact {
+        LeaderContact {
+            known_leader: leader,
             last_contact_ms: contact_ms,
-            ..RaftInfo::default()
         }
     }
 

@@ -42,7 +42,7 @@ use axum::Router;
 pub use acl::{AclRuntime, AgentTokens, Authz, Persist};
 pub use acl_down::DownPolicy;
 pub use acl_json::token_hash as acl_token_hash;
-pub use backend::{Backend, BoxFut, Limits, RaftInfo};
+pub use backend::{Backend, BoxFut, LeaderContact, Limits, RaftInfo};
 pub use keyring::{KeyringOp, KeyringPool, MAX_RELAY_FACTOR};
 pub use reply::{Consistency, HttpError};
 pub use serve::{BoxStream, Handshake, ServeLimits, Stream};

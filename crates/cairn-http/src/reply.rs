@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::backend::RaftInfo;
+use crate::backend::LeaderContact;
 
 /// An error answered as `status` with a plain-text message, as Consul does.
 #[derive(Debug, Clone)]
@@ -92,21 +92,21 @@ impl Consistency {
 /// Metadata of a read: the blocking index and the Raft facts for the headers.
 pub struct ReadMeta {
     pub index: u64,
-    pub raft: RaftInfo,
+    pub contact: LeaderContact,
     pub consistency: Consistency,
 }
 
 fn add_read_headers(resp: &mut Response, meta: &ReadMeta) {
     let h = resp.headers_mut();
     h.insert("x-consul-index", HeaderValue::from(meta.index.max(1)));
-    let known = meta.raft.leader.is_some();
+    let known = meta.contact.known_leader;
     h.insert(
         "x-consul-knownleader",
         HeaderValue::from_static(if known { "true" } else { "false" }),
     );
     h.insert(
         "x-consul-lastcontact",
-        HeaderValue::from(meta.raft.last_contact_ms),
+        HeaderValue::from(meta.contact.last_contact_ms),
     );
     h.insert(
         "x-consul-effective-consistency",

@@ -52,7 +52,7 @@ pub async fn save(
         .map_err(|e| HttpError::internal(format!("writing snapshot archive: {e}")))?;
     let meta = ReadMeta {
         index,
-        raft: app.raft_info(),
+        contact: app.leader_contact(),
         consistency,
     };
     Ok(status_read(

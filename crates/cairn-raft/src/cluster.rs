@@ -161,7 +161,9 @@ impl RaftNode {
     pub fn leads_with_quorum(&self) -> bool {
         use openraft::async_runtime::watch::WatchReceiver;
         use openraft::Instant as _;
-        let m = self.raft().metrics().borrow_watched().clone();
+        // Borrowed, not cloned: this runs on every read.
+        let rx = self.raft().metrics();
+        let m = rx.borrow_watched();
         if m.state != openraft::ServerState::Leader {
             return false;
         }

@@ -346,7 +346,9 @@ impl RaftNode {
 
     /// The current leader's advertised RPC address, if a leader is known.
     pub fn leader_addr(&self) -> Option<String> {
-        let m = self.raft.metrics().borrow_watched().clone();
+        // Borrowed, not cloned: every API response reports the leader.
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
         let leader = m.current_leader?;
         m.membership_config
             .membership()
@@ -356,7 +358,8 @@ impl RaftNode {
 
     /// Advertised RPC addresses of all voters (Consul's `/v1/status/peers`).
     pub fn peers(&self) -> Vec<String> {
-        let m = self.raft.metrics().borrow_watched().clone();
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
         let membership = m.membership_config.membership();
         membership
             .voter_ids()

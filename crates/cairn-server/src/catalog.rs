@@ -91,6 +91,13 @@ pub trait Catalog: Send + Sync + 'static {
     /// Leader, peers and contact, now.
     fn status(&self) -> ClusterStatus;
 
+    /// Whether a leader is known, and milliseconds since it was last heard from: the part
+    /// of [`Catalog::status`] every read reports, without building its lists.
+    fn leader_contact(&self) -> (bool, u64) {
+        let s = self.status();
+        (s.leader.is_some(), s.last_contact_ms)
+    }
+
     /// This node's current Raft term (0 where there is no local Raft: a client agent).
     fn raft_term(&self) -> u64 {
         0
@@ -329,6 +336,13 @@ impl Catalog for ServerCatalog {
 
     fn raft_term(&self) -> u64 {
         self.raft.current_term()
+    }
+
+    fn leader_contact(&self) -> (bool, u64) {
+        (
+            self.raft.current_leader().is_some(),
+            self.raft.last_contact_ms(),
+        )
     }
 
     fn status(&self) -> ClusterStatus {

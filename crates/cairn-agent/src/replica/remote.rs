@@ -78,6 +78,19 @@ impl RemoteCatalog {
     async fn call(&self, req: CatalogRequest) -> Result<CatalogResponse, CatalogError> {
         call(&self.client, &*self.servers, req).await
     }
+
+    /// Milliseconds since the followed server last heard from the leader, as it reported
+    /// then plus the time since (`u64::MAX` before the first report).
+    fn last_contact_ms(&self) -> u64 {
+        self.link
+            .last_contact
+            .lock()
+            .map(|(t, before)| {
+                let since = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+                since.saturating_add(before)
+            })
+            .unwrap_or(u64::MAX)
+    }
 }
 
 /// Sends a unary request to the current server; a request that was not delivered (the
@@ -234,7 +247,6 @@ impl Catalog for RemoteCatalog {
 
     fn status(&self) -> ClusterStatus {
         let following = self.link.following.lock().clone();
-        let contact = *self.link.last_contact.lock();
         let (leader, peers) = match following {
             Some(_) => self.link.leader.lock().clone(),
             None => (None, Vec::new()),
@@ -243,13 +255,13 @@ impl Catalog for RemoteCatalog {
             leader,
             peers,
             is_leader: false,
-            last_contact_ms: contact
-                .map(|(t, before)| {
-                    let since = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    since.saturating_add(before)
-                })
-                .unwrap_or(u64::MAX),
+            last_contact_ms: self.last_contact_ms(),
         }
+    }
+
+    fn leader_contact(&self) -> (bool, u64) {
+        let known = self.link.following.lock().is_some() && self.link.leader.lock().0.is_some();
+        (known, self.last_contact_ms())
     }
 
     fn session_renewed(&self, id: &str) {
