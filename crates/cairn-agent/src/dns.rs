@@ -7,12 +7,16 @@
 //!
 //! With ACLs on, answers hold only what the agent's `dns` token (else its `default` token,
 //! else the anonymous token) may read: `service:read` on the service and `node:read` on the node, as Consul
-//! filters its DNS answers.
+//! filters its DNS answers. An agent that has not heard from the leader for longer than
+//! `acl.token_ttl` answers as its `acl.down_policy` says: `deny` answers nothing, `allow`
+//! everything, `extend-cache` and `async-cache` go on with the token as the replica has it.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cairn_dns::{Catalog, Health, Instance, NodeInfo};
+use cairn_http::WhenDown;
 use cairn_state::{aggregate, State};
 use cairn_types::{HealthCheck, Node, NodeService};
 use parking_lot::RwLock;
@@ -23,6 +27,32 @@ pub struct StateCatalog {
     pub datacenter: String,
     /// ACL enforcement (`None`: ACLs off, everything is answered).
     pub acl: Option<Arc<cairn_http::AclRuntime>>,
+    /// Milliseconds since this agent last heard from the leader (`acl.down_policy`).
+    pub last_contact_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// What answers were last computed under (see [`StateCatalog::generation`]).
+    pub view: ViewEpoch,
+}
+
+/// Counts the changes of what DNS may show that no Raft entry announces: the `dns`
+/// (or `default`) token set through `/v1/agent/token/*`, and `down_policy` taking over
+/// or handing back. Added to the Raft index, it makes the resolver's cache generation
+/// move on those too.
+#[derive(Default)]
+pub struct ViewEpoch {
+    /// A fingerprint of the last (token, down decision) seen.
+    last: AtomicU64,
+    epoch: AtomicU64,
+}
+
+impl ViewEpoch {
+    /// The epoch for `fingerprint`: one more than before when it differs from the last.
+    fn at(&self, fingerprint: u64) -> u64 {
+        if self.last.swap(fingerprint, Ordering::AcqRel) != fingerprint {
+            self.epoch.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            self.epoch.load(Ordering::Acquire)
+        }
+    }
 }
 
 /// What DNS may show: every node and service when ACLs are off, else what the agent's
@@ -94,16 +124,27 @@ fn node_info(rec: &cairn_state::NodeRecord) -> NodeInfo {
 }
 
 impl StateCatalog {
-    fn visibility(&self, st: &State) -> Visibility {
-        let Some(rt) = &self.acl else {
-            return Visibility::All;
-        };
+    /// The token DNS answers with and how it resolves now.
+    fn view(rt: &cairn_http::AclRuntime, last_contact_ms: u64) -> (String, WhenDown) {
         let secret = {
             let tokens = rt.tokens().read();
             tokens.dns.clone().or_else(|| tokens.default.clone())
         }
         .unwrap_or_else(|| cairn_state::acl::ANONYMOUS_SECRET.to_string());
-        Visibility::Token(rt.resolve_in(st, &secret, crate::node::now_ms()))
+        (secret, rt.down_decision(last_contact_ms))
+    }
+
+    fn visibility(&self, st: &State) -> Visibility {
+        let Some(rt) = &self.acl else {
+            return Visibility::All;
+        };
+        match Self::view(rt, (self.last_contact_ms)()) {
+            (_, WhenDown::AllowAll) => Visibility::All,
+            (_, WhenDown::DenyAll) => Visibility::Token(None),
+            (secret, WhenDown::Replica) => {
+                Visibility::Token(rt.resolve_in(st, &secret, crate::node::now_ms()))
+            }
+        }
     }
 
     fn instances_where(&self, pred: impl Fn(&Node, &NodeService) -> bool) -> Vec<Instance> {
@@ -136,10 +177,20 @@ impl Catalog for StateCatalog {
         self.datacenter.clone()
     }
 
-    /// The last applied Raft index: it moves on every change to the catalog, so the
-    /// resolver's answer cache is exact.
+    /// The last applied Raft index, which moves on every change to the catalog, plus the
+    /// [`ViewEpoch`], which moves when the token or the down decision does: the
+    /// resolver's answer cache is exact. (A token that expires takes effect at the next
+    /// Raft entry.)
     fn generation(&self) -> u64 {
-        self.state.read().last_index()
+        let index = self.state.read().last_index();
+        let Some(rt) = &self.acl else {
+            return index;
+        };
+        let (secret, decision) = Self::view(rt, (self.last_contact_ms)());
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&secret, &mut h);
+        std::hash::Hash::hash(&(decision as u8), &mut h);
+        index + self.view.at(std::hash::Hasher::finish(&h))
     }
 
     fn service_instances(&self, service: &str) -> Vec<Instance> {
@@ -270,6 +321,8 @@ mod tests {
             state: Arc::new(RwLock::new(st)),
             datacenter: "dc1".into(),
             acl: Some(Arc::new(AclRuntime::new(default, "dc1", tokens))),
+            last_contact_ms: Arc::new(|| 0),
+            view: ViewEpoch::default(),
         }
     }
 
@@ -331,5 +384,80 @@ mod tests {
         // A default token that does not resolve shows nothing.
         let unknown = catalog(state(), DefaultPolicy::Allow, Some("nope"));
         assert!(unknown.service_instances("web").is_empty());
+    }
+
+    /// `catalog` with `down_policy` and a 30 s `token_ttl`, whose last contact with the
+    /// leader is what `contact` holds.
+    fn down(
+        st: State,
+        default: DefaultPolicy,
+        policy: cairn_http::DownPolicy,
+        contact: &Arc<AtomicU64>,
+    ) -> StateCatalog {
+        let c = catalog(st, default, None);
+        let rt = AclRuntime::new(default, "dc1", AgentTokens::default())
+            .with_down_policy(policy, std::time::Duration::from_secs(30));
+        let contact = contact.clone();
+        StateCatalog {
+            acl: Some(Arc::new(rt)),
+            last_contact_ms: Arc::new(move || contact.load(Ordering::Relaxed)),
+            ..c
+        }
+    }
+
+    #[test]
+    fn down_policy_decides_answers_once_the_leader_is_silent_past_the_ttl() {
+        use cairn_http::DownPolicy;
+        let contact = Arc::new(AtomicU64::new(0));
+        // The anonymous token may read everything under default allow, nothing under deny.
+        let deny = down(state(), DefaultPolicy::Allow, DownPolicy::Deny, &contact);
+        let allow = down(state(), DefaultPolicy::Deny, DownPolicy::Allow, &contact);
+        let extend = down(
+            state(),
+            DefaultPolicy::Allow,
+            DownPolicy::ExtendCache,
+            &contact,
+        );
+        let seen = |c: &StateCatalog| c.service_instances("web").len();
+        assert_eq!((seen(&deny), seen(&allow), seen(&extend)), (1, 0, 1));
+        let before = (deny.generation(), allow.generation(), extend.generation());
+        contact.store(30_000, Ordering::Relaxed);
+        assert_eq!(
+            (seen(&deny), seen(&allow), seen(&extend)),
+            (1, 0, 1),
+            "within the TTL nothing changes"
+        );
+        assert_eq!(
+            before,
+            (deny.generation(), allow.generation(), extend.generation())
+        );
+        contact.store(30_001, Ordering::Relaxed);
+        assert_eq!((seen(&deny), seen(&allow), seen(&extend)), (0, 1, 1));
+        assert!(deny.node("n1").is_none() && allow.node("n1").is_some());
+        assert!(
+            deny.generation() > before.0,
+            "deny: cached answers are dropped"
+        );
+        assert!(
+            allow.generation() > before.1,
+            "allow: cached answers are dropped"
+        );
+        assert_eq!(extend.generation(), before.2, "extend-cache: the same view");
+        // The leader is back: the token's own view again, under a newer generation.
+        let during = deny.generation();
+        contact.store(0, Ordering::Relaxed);
+        assert_eq!(seen(&deny), 1);
+        assert!(deny.generation() > during);
+    }
+
+    #[test]
+    fn a_new_dns_token_moves_the_generation_without_a_raft_entry() {
+        let c = catalog(state(), DefaultPolicy::Deny, None);
+        let g = c.generation();
+        assert_eq!(c.generation(), g, "nothing changed");
+        c.acl.as_ref().unwrap().tokens().write().dns = Some("other".into());
+        let moved = c.generation();
+        assert!(moved > g, "a cached answer for the old token is not served");
+        assert_eq!(c.generation(), moved);
     }
 }

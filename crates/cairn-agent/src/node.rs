@@ -553,10 +553,13 @@ impl Agent {
 
     /// A DNS catalog view over this agent's state.
     pub(crate) fn dns_catalog(&self) -> crate::dns::StateCatalog {
+        let catalog = self.inner.catalog.clone();
         crate::dns::StateCatalog {
             state: self.inner.state.clone(),
             datacenter: self.inner.cfg.datacenter.clone(),
             acl: self.inner.acl.clone(),
+            last_contact_ms: Arc::new(move || catalog.leader_contact().1),
+            view: crate::dns::ViewEpoch::default(),
         }
     }
 

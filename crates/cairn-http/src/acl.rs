@@ -205,6 +205,12 @@ impl AclRuntime {
         &self.tokens
     }
 
+    /// How tokens resolve on an agent that last heard from the leader `last_contact_ms`
+    /// ago (`down_policy` once that is longer than `token_ttl`).
+    pub fn down_decision(&self, last_contact_ms: u64) -> WhenDown {
+        crate::acl_down::decide(self.down_policy, last_contact_ms, self.token_ttl)
+    }
+
     /// Resolves `secret` against `st` at wall-clock `now_ms`; `None` when no such (live)
     /// token exists.
     pub fn resolve_in(&self, st: &State, secret: &str, now_ms: u64) -> Option<Authz> {

@@ -40,7 +40,7 @@ use axum::routing::{any, get, put};
 use axum::Router;
 
 pub use acl::{AclRuntime, AgentTokens, Authz, Persist};
-pub use acl_down::DownPolicy;
+pub use acl_down::{DownPolicy, WhenDown};
 pub use acl_json::token_hash as acl_token_hash;
 pub use backend::{Backend, BoxFut, LeaderContact, Limits, RaftInfo};
 pub use keyring::{KeyringOp, KeyringPool, MAX_RELAY_FACTOR};

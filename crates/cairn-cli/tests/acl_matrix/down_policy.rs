@@ -2,14 +2,17 @@
 //! `token_ttl = "3s"` turns its `?stale` reads with a good token into denials once it
 //! has heard from no server for longer than the TTL (its agent recovery token still
 //! works), while a client with the default `extend-cache` keeps serving them from its
-//! replica. Default-mode reads fail on both, with an error that says why.
+//! replica. Default-mode reads fail on both, with an error that says why. DNS follows the
+//! same policy with the agents' `dns` token: c67 stops answering, c64 goes on.
 
 use std::time::{Duration, Instant};
 
+use hickory_proto::rr::RecordType;
 use reqwest::Method;
+use serde_json::json;
 
-use crate::cluster::{args, Cluster, AGENT_TOKEN, WAIT};
-use crate::common::{eventually, Agent};
+use crate::cluster::{args, Cluster, AGENT_TOKEN, ROOT, WAIT};
+use crate::common::{eventually, try_dns, Agent};
 
 const RECOVERY: &str = "c67-recovery";
 
@@ -35,6 +38,17 @@ async fn get(c: &Cluster, agent: &Agent, path: &str, token: &str) -> Option<(u16
     Some((r.status, r.text(), filtered))
 }
 
+/// How many SRV records `agent`'s DNS answers for the `web` service.
+async fn web_srv(agent: &Agent) -> Option<usize> {
+    let dns = agent.dns_addr().await;
+    Some(
+        try_dns(dns, "web.service.consul.", RecordType::SRV)
+            .await?
+            .answers
+            .len(),
+    )
+}
+
 pub async fn scenario(c: &mut Cluster, c67: &Agent, kv: &str, cat: &str) {
     let step = "down_policy";
     let kv_path = "/v1/kv/app/x?stale";
@@ -47,6 +61,24 @@ pub async fn scenario(c: &mut Cluster, c67: &Agent, kv: &str, cat: &str) {
             let (cs, body, _) = get(c, c67, cat_path, cat).await?;
             (s == 200 && cs == 200 && body.contains("\"web\"")).then_some(())
         },
+    )
+    .await;
+    for agent in [c67, &c.agents[3]] {
+        let r = c
+            .call(
+                agent,
+                Method::PUT,
+                "/v1/agent/token/dns",
+                Some(ROOT),
+                Some(serde_json::to_vec(&json!({"Token": cat})).unwrap()),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{step}: set the dns token: {}", r.text());
+    }
+    eventually(
+        WAIT,
+        &format!("{step}: c67 and c64 answer web on DNS with their dns token"),
+        || async { (web_srv(c67).await? > 0 && web_srv(&c.agents[3]).await? > 0).then_some(()) },
     )
     .await;
 
@@ -78,6 +110,11 @@ pub async fn scenario(c: &mut Cluster, c67: &Agent, kv: &str, cat: &str) {
         status == 200 && filtered && !body.contains("\"web\""),
         "{step}: c67's stale catalog read must be filtered to nothing: {status} {body}"
     );
+    assert_eq!(
+        web_srv(c67).await,
+        Some(0),
+        "{step}: c67 (down_policy deny) must answer nothing on DNS past the TTL"
+    );
     let (status, body, _) = get(c, c67, "/v1/agent/self", RECOVERY)
         .await
         .expect("c67 answers");
@@ -91,6 +128,10 @@ pub async fn scenario(c: &mut Cluster, c67: &Agent, kv: &str, cat: &str) {
     assert_eq!(
         status, 200,
         "{step}: c64 (extend-cache) stale KV read: {body}"
+    );
+    assert!(
+        web_srv(c64).await.is_some_and(|n| n > 0),
+        "{step}: c64 (extend-cache) DNS must go on answering web from its replica"
     );
     let (status, body, _) = get(c, c64, cat_path, cat).await.expect("c64 answers");
     assert!(
