@@ -88,15 +88,9 @@ fn overlay(tokens: &mut AgentTokens, saved: AgentTokens) {
 /// Writes the tokens durably, readable by the agent's user only (they are secrets).
 fn save_tokens(dir: &Path, tokens: &AgentTokens) -> Result<(), String> {
     let bytes = serde_json::to_vec(tokens).map_err(|e| e.to_string())?;
-    let path =
-        cairn_storage::write_file_durably(dir, TOKENS_FILE, &bytes).map_err(|e| e.to_string())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    cairn_storage::write_private_file_durably(dir, TOKENS_FILE, &bytes)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// The command a leading server proposes to install `acl.tokens.initial_management`

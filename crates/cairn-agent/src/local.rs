@@ -430,7 +430,7 @@ impl Agent {
         // Durable first: a registration that cannot be persisted is refused before the
         // catalog sees it; if the catalog write then fails, the files go back to what the
         // local state holds.
-        self.save_service(&svc, from_config)?;
+        self.save_service(&svc, from_config, &def.token)?;
         for c in &checks {
             if let Err(e) = self.save_check(c) {
                 self.persist_service(&id);

@@ -15,6 +15,10 @@
 //! error to the caller rather than a 200 that a restart would forget. A file that cannot
 //! be decoded is skipped at start with a warning naming it, as Consul does, so one bad
 //! file never keeps the agent down.
+//!
+//! A service registered with its own ACL token keeps that token in its file (Consul does
+//! the same), so that after a restart anti-entropy still writes the service with it and
+//! not with the agent token. The files are therefore readable by their owner only.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +35,9 @@ use crate::node::Agent;
 struct PersistedService {
     service: NodeService,
     from_config: bool,
+    /// The token the service was registered with (empty: none, the agent token signs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    token: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -73,7 +80,7 @@ fn remove_durably(dir: &Path, id: &str) -> std::io::Result<()> {
 
 fn write_durably<T: Serialize>(dir: &Path, id: &str, value: &T) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    cairn_storage::write_file_durably(dir, &file_name(id), &bytes)?;
+    cairn_storage::write_private_file_durably(dir, &file_name(id), &bytes)?;
     // A file from an earlier version under the old name would restore a stale copy.
     match std::fs::remove_file(dir.join(legacy_file_name(id))) {
         Ok(()) => std::fs::File::open(dir)?.sync_all(),
@@ -130,6 +137,7 @@ impl Agent {
         &self,
         svc: &NodeService,
         from_config: bool,
+        token: &str,
     ) -> Result<(), cairn_http::HttpError> {
         let Some(dir) = self.local_dir("services") else {
             return Ok(());
@@ -137,6 +145,7 @@ impl Agent {
         let v = PersistedService {
             service: svc.clone(),
             from_config,
+            token: token.to_string(),
         };
         write_durably(&dir, &svc.id, &v).map_err(|e| persist_error("service", &svc.id, e))
     }
@@ -166,6 +175,7 @@ impl Agent {
             local.services.get(id).map(|s| PersistedService {
                 service: s.clone(),
                 from_config: local.config_services.contains(id),
+                token: local.service_tokens.get(id).cloned().unwrap_or_default(),
             })
         };
         let r = match value {
@@ -273,6 +283,9 @@ impl Agent {
         for ps in services {
             if ps.from_config {
                 local.config_services.insert(ps.service.id.clone());
+            }
+            if !ps.token.is_empty() {
+                local.service_tokens.insert(ps.service.id.clone(), ps.token);
             }
             local.services.insert(ps.service.id.clone(), ps.service);
         }

@@ -2,7 +2,8 @@
 //! names a neighbouring node and service cannot write its own node entry (its
 //! `-node-meta`) nor its configured service, says so in its log with the missing
 //! permission, yet a service registered over the API with its own token is written with
-//! that token; once `PUT /v1/agent/token/agent` gives it a good token, anti-entropy
+//! that token, and still is after c66 restarts (the token is kept with the service's
+//! definition); once `PUT /v1/agent/token/agent` gives it a good token, anti-entropy
 //! writes the rest.
 
 use reqwest::Method;
@@ -67,7 +68,7 @@ pub async fn scenario(c: &Cluster) {
         "service {\n name = \"cfg\"\n port = 7000\n}".into(),
     ]);
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let c66 = Agent::start_unready(&a).await;
+    let mut c66 = Agent::start_unready(&a).await;
 
     // The leader lists every member of the pool; what the agent writes itself is refused.
     eventually(
@@ -116,6 +117,40 @@ pub async fn scenario(c: &Cluster) {
         warnings < 20,
         "{step}: {warnings} blocked-write warnings: the agent must not retry in a loop"
     );
+
+    // After a restart tokd is still written with its own token: taken out of the catalog
+    // behind c66's back, anti-entropy puts it back (the agent token could not).
+    c66.kill9();
+    let c66 = Agent::start_unready(&a).await;
+    eventually(
+        WAIT,
+        &format!("{step}: c66 is back after its restart"),
+        || async {
+            let r = c
+                .try_call(
+                    &c66,
+                    Method::GET,
+                    "/v1/agent/service/tokd",
+                    Some(&own),
+                    None,
+                )
+                .await?;
+            (r.status == 200).then_some(())
+        },
+    )
+    .await;
+    c.admin(
+        Method::PUT,
+        "/v1/catalog/deregister",
+        &json!({"Node": "c66", "ServiceID": "tokd"}),
+    )
+    .await;
+    eventually(
+        WAIT,
+        &format!("{step}: after the restart anti-entropy rewrites tokd with its own token"),
+        || async { has_service(&c66_entry(c).await?, "tokd").then_some(()) },
+    )
+    .await;
 
     let r = c
         .call(
