@@ -3,7 +3,8 @@
 //! makes it primary and removes the old one, and after every step every member is alive
 //! on every agent and a write through a client reaches the server. Then a new agent with
 //! only the new key joins, one with only the old key cannot, and a client restarted with
-//! the old `-encrypt` still joins because its keyring file kept the new key.
+//! the old `-encrypt` still joins because its keyring file kept the new key. Last, a
+//! member that cannot save its keyring file makes the operation fail, naming it.
 
 mod common;
 
@@ -14,6 +15,7 @@ use common::*;
 
 const OLD: &str = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
 const NEW: &str = "T9jncgl9mbLus+baTTa7q7nPSUrXwbDi2dhbtqir37s=";
+const THIRD: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn server_args(dir: &Path) -> Vec<String> {
@@ -165,4 +167,21 @@ async fn rotate_the_gossip_key_with_the_cli_in_a_live_pool() {
     drop(c1);
     let c1 = start(&c1_args).await;
     pool_together(&[&server, &c1, &c2, &c3], 4, &c1, &server, "restarted").await;
+
+    // c2 cannot write its keyring file (a directory where its temporary file goes, which
+    // stops root too): the install is an error naming c2, not a success a restart
+    // would undo. The key is installed in memory everywhere, so the pool holds.
+    let blocker = root.join("c2").join("serf").join("local.keyring.tmp");
+    std::fs::create_dir_all(&blocker).unwrap();
+    let (code, out, err) = keyring(&c1, &["-install", THIRD]);
+    assert_eq!(code, 1, "an unsaved change must fail: {out}{err}");
+    assert!(
+        err.contains("c2") && err.contains("not saved"),
+        "the error names c2 and why: {err}"
+    );
+    std::fs::remove_dir(&blocker).unwrap();
+    let (code, out, err) = keyring(&c2, &["-list"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("  {THIRD} [4/4]")), "{out}");
+    pool_together(&[&server, &c1, &c2, &c3], 4, &c2, &server, "unsaved").await;
 }

@@ -30,7 +30,7 @@ pub use error::{ConfigError, DecodeError, GossipError, KeyError, PacketError};
 pub use identity::{NodeId, Tags, MAX_IDENTITY_LEN, MAX_NAME_LEN, MAX_TAG_LEN};
 pub use keyquery::{KeyOp, KeyringReport, MAX_RELAY_FACTOR};
 pub use member::{Member, MemberEvent, MemberStatus};
-pub use membership::{JoinReply, Membership, NonceSource, Plan, Stats, Timer};
+pub use membership::{JoinReply, KeyringSave, Membership, NonceSource, Plan, Stats, Timer};
 pub use rng::SeededRng;
 pub use runtime::{Gossip, GossipConfig};
 pub use transport::{

@@ -84,9 +84,19 @@ pub struct Plan {
     pub joins: Vec<JoinReply>,
     /// Finished keyring queries (see [`Membership::key_query`]).
     pub key_reports: Vec<(u64, KeyringReport)>,
-    /// The local keyring changed: its keys now (base64, primary first), to
-    /// be persisted before the plan's datagrams are sent.
-    pub keyring: Option<Vec<String>>,
+    /// The local keyring changed and must be saved: the runtime saves it and
+    /// reports the outcome with [`Membership::keyring_saved`], which sends the
+    /// answers that report the change (so none says "done" before it is on disk).
+    pub keyring: Option<KeyringSave>,
+}
+
+/// A keyring change to persist (see [`Plan::keyring`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyringSave {
+    /// Hand back to [`Membership::keyring_saved`].
+    pub ticket: u64,
+    /// The keys now (base64, primary first).
+    pub keys: Vec<String>,
 }
 
 /// Counters for operators and tests.
@@ -159,6 +169,9 @@ pub struct Membership {
     key_queries: HashMap<u64, PendingQuery>,
     /// Recent answers to keyring requests (retries are answered again).
     answered: AnswerCache,
+    /// Answers waiting for their keyring change to be saved, by ticket.
+    held: HashMap<u64, keys::Held>,
+    next_ticket: u64,
 }
 
 fn max_transmissions(mult: u32, members: usize) -> u8 {
@@ -208,6 +221,8 @@ impl Membership {
             state_window: None,
             key_queries: HashMap::new(),
             answered: AnswerCache::default(),
+            held: HashMap::new(),
+            next_ticket: 0,
             cfg,
         };
         let mut plan = Plan::default();

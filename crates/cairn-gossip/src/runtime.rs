@@ -500,16 +500,36 @@ impl<T: Transport> Driver<T> {
     }
 
     async fn execute(&mut self, now: Instant, plan: Plan) {
-        // Persisted before the answer saying it changed is sent.
-        if let (Some(keys), Some(path)) = (&plan.keyring, &self.config.keyring_file) {
-            let (keys, path) = (keys.clone(), path.clone());
-            let saved = tokio::task::spawn_blocking(move || crate::keyfile::save(&path, &keys));
-            match saved.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!("the keyring changed but was not persisted: {e}"),
-                Err(e) => tracing::error!("the keyring changed but was not persisted: {e}"),
-            }
+        let mut next = Some(plan);
+        while let Some(plan) = next.take() {
+            next = self.execute_once(now, plan).await;
         }
+    }
+
+    /// Saves the keyring change of `keys` (when this node keeps a keyring file).
+    async fn save_keyring(&self, keys: &[String]) -> Result<(), String> {
+        let Some(path) = self.config.keyring_file.clone() else {
+            return Ok(());
+        };
+        let keys = keys.to_vec();
+        let saved = tokio::task::spawn_blocking(move || crate::keyfile::save(&path, &keys)).await;
+        let r = match saved {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = &r {
+            tracing::error!("the keyring changed but could not be saved: {e}");
+        }
+        r
+    }
+
+    /// Carries out `plan`; returns the plan that follows a keyring save.
+    async fn execute_once(&mut self, now: Instant, plan: Plan) -> Option<Plan> {
+        // Saved before the answers saying it changed are sent (they wait in the core).
+        let saved = match &plan.keyring {
+            Some(save) => Some((save.ticket, self.save_keyring(&save.keys).await)),
+            None => None,
+        };
         for (to, packet) in &plan.sends {
             if let Err(e) = self.transport.send_to(*to, packet).await {
                 tracing::debug!(%to, "gossip send: {e}");
@@ -536,6 +556,7 @@ impl<T: Transport> Driver<T> {
                 let _ = l.send(());
             }
         }
+        saved.map(|(ticket, result)| lock(&self.core).keyring_saved(ticket, result))
     }
 
     fn on_join_reply(&mut self, reply: JoinReply) {

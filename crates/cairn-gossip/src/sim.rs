@@ -24,6 +24,9 @@ pub struct SimNode {
     /// The keys a restart starts with: the configured ones, then the
     /// keyring as last changed (as the runtime's keyring file does).
     pub keys: Vec<String>,
+    /// Set: saving a keyring change fails with this error (the disk is full, the
+    /// data directory read-only).
+    pub save_error: Option<String>,
     /// False once crashed (no more packets in or out, timers ignored).
     pub running: bool,
     epoch: u64,
@@ -130,6 +133,7 @@ impl Sim {
             name: name.to_owned(),
             addr,
             keys,
+            save_error: None,
             running: true,
             epoch: 0,
         });
@@ -216,11 +220,19 @@ impl Sim {
         for e in &plan.events {
             obs(self.now, node, e);
         }
-        if let (Some(keys), Some(n)) = (plan.keyring, self.nodes.get_mut(node)) {
-            n.keys = keys;
-        }
         for (id, report) in plan.key_reports {
             self.key_reports.push((node, id, report));
+        }
+        if let (Some(save), Some(n)) = (plan.keyring, self.nodes.get_mut(node)) {
+            let result = match &n.save_error {
+                Some(e) => Err(e.clone()),
+                None => {
+                    n.keys = save.keys;
+                    Ok(())
+                }
+            };
+            let next = n.core.keyring_saved(save.ticket, result);
+            self.schedule_plan(node, epoch, next, obs);
         }
     }
 

@@ -152,6 +152,37 @@ fn a_silent_member_is_named_and_the_others_still_apply() {
 }
 
 #[test]
+fn a_change_that_cannot_be_saved_is_reported_not_acknowledged() {
+    let (old, new) = (keygen(), keygen());
+    let mut sim = keyed_cluster(3, &old, 0.0);
+    let disk_full = "No space left on device (os error 28)";
+    // Another member, then the asking member itself, cannot save the change.
+    for failing in [2, 0] {
+        sim.nodes[failing].save_error = Some(disk_full.into());
+        let key = keygen();
+        let r = query(&mut sim, 0, KeyOp::Install(key.clone()), 0);
+        assert!(!r.ok(), "{r:?}");
+        assert_eq!(r.failed.len(), 1, "{r:?}");
+        let why = &r.failed[&sim_name(failing)];
+        assert!(
+            why.contains("not saved") && why.contains(disk_full),
+            "{why}"
+        );
+        // The change holds in memory everywhere, so the pool stays together; only the
+        // failing node's keys for a restart are the old ones.
+        assert_eq!(r.keys[&key], 3);
+        assert!(!sim.nodes[failing].keys.contains(&key));
+        assert!(sim.nodes[(failing + 1) % 3].keys.contains(&key));
+        sim.nodes[failing].save_error = None;
+    }
+    // Alone, the report waits for the save too.
+    let mut alone = keyed_cluster(1, &old, 0.0);
+    alone.nodes[0].save_error = Some(disk_full.into());
+    let r = query(&mut alone, 0, KeyOp::Install(new), 0);
+    assert!(r.error().is_some_and(|e| e.contains(disk_full)), "{r:?}");
+}
+
+#[test]
 fn removing_the_primary_key_is_refused_everywhere() {
     let (old, new) = (keygen(), keygen());
     let mut sim = keyed_cluster(3, &old, 0.0);

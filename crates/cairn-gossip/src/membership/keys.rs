@@ -1,19 +1,34 @@
 //! The core's side of pool-wide keyring operations (see `keyquery.rs`):
 //! starting a query, answering and relaying requests, collecting answers,
 //! retries and the deadline. Every change to the local keyring is reported
-//! in the plan so that the runtime can persist it before anything is sent.
+//! in the plan so that the runtime can persist it; the answers that report the
+//! change are held until the runtime says how the save went
+//! ([`Membership::keyring_saved`]), and a failed save is an error in them.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Membership, Plan, Timer, TimerKind};
+use super::{KeyringSave, Membership, Plan, Timer, TimerKind};
 use crate::envelope::Envelope;
 use crate::error::{GossipError, KeyError};
 use crate::keyquery::{
     KeyAction, KeyAnswer, KeyOp, PendingQuery, MAX_PENDING_QUERIES, MAX_RELAY_FACTOR,
 };
 use crate::member::MemberStatus;
+
+/// An answer held until the keyring change it reports is saved.
+pub(super) enum Held {
+    /// To member `from`'s request `id`: sent, with its relays, once saved.
+    Remote {
+        from: SocketAddr,
+        id: u64,
+        relay: u8,
+        answer: KeyAnswer,
+    },
+    /// This node's own answer to its query `id`.
+    Local { id: u64, answer: KeyAnswer },
+}
 
 impl Membership {
     /// Starts a keyring operation on every alive member, this node
@@ -58,8 +73,15 @@ impl Membership {
             deadline: now + timeout,
             retry,
         };
-        q.record(self.apply_key_action(action, &mut plan));
         let id = self.rng.next_u64();
+        match self.apply_key_action(action, &mut plan) {
+            (answer, Some(ticket)) => {
+                self.held.insert(ticket, Held::Local { id, answer });
+            }
+            (answer, None) => {
+                q.record(answer);
+            }
+        }
         if q.done() {
             plan.key_reports.push((id, q.report()));
             return Ok((id, plan));
@@ -78,8 +100,9 @@ impl Membership {
         Ok((id, plan))
     }
 
-    /// Applies an operation to the local keyring; notes a change in `plan`.
-    fn apply_key_action(&mut self, action: KeyAction, plan: &mut Plan) -> KeyAnswer {
+    /// Applies an operation to the local keyring. A change is put in `plan` to be
+    /// saved, under the returned ticket: the answer must wait for it.
+    fn apply_key_action(&mut self, action: KeyAction, plan: &mut Plan) -> (KeyAnswer, Option<u64>) {
         let before = self.keyring.raw();
         let result = if !self.keyring.enabled() {
             Err(KeyError::NotEnabled)
@@ -92,14 +115,53 @@ impl Membership {
             }
         };
         let keys = self.keyring.raw();
+        let mut ticket = None;
         if action.changes_keys() && keys != before {
-            plan.keyring = Some(self.keyring.list());
+            self.next_ticket += 1;
+            ticket = Some(self.next_ticket);
+            plan.keyring = Some(KeyringSave {
+                ticket: self.next_ticket,
+                keys: self.keyring.list(),
+            });
         }
-        KeyAnswer {
+        let answer = KeyAnswer {
             node: self.cfg.name.clone(),
             error: result.err().map(|e| e.to_string()),
             keys,
+        };
+        (answer, ticket)
+    }
+
+    /// The runtime saved the keyring change of `ticket` (`Err`: it could not): sends
+    /// the answers held for it. A failed save is an error in them, although the
+    /// change holds in memory: the node would lose it on a restart.
+    pub fn keyring_saved(&mut self, ticket: u64, result: Result<(), String>) -> Plan {
+        let mut plan = Plan::default();
+        let Some(held) = self.held.remove(&ticket) else {
+            return plan;
+        };
+        let outcome = |mut a: KeyAnswer| {
+            if let (Err(e), None) = (&result, &a.error) {
+                a.error = Some(format!(
+                    "changed in memory but not saved (lost on restart): {e}"
+                ));
+            }
+            a
+        };
+        match held {
+            Held::Remote {
+                from,
+                id,
+                relay,
+                answer,
+            } => {
+                let answer = outcome(answer);
+                self.answered.put(from, id, answer.clone());
+                self.send_key_answer(from, id, relay, answer, &mut plan);
+            }
+            Held::Local { id, answer } => self.on_key_response(id, outcome(answer), &mut plan),
         }
+        plan
     }
 
     pub(super) fn on_key_request(
@@ -119,11 +181,34 @@ impl Membership {
         let answer = match self.answered.get(from, id) {
             Some(a) => a.clone(),
             None => {
-                let a = self.apply_key_action(action, plan);
+                let (a, ticket) = self.apply_key_action(action, plan);
                 self.answered.put(from, id, a.clone());
+                if let Some(ticket) = ticket {
+                    let held = Held::Remote {
+                        from,
+                        id,
+                        relay,
+                        answer: a,
+                    };
+                    self.held.insert(ticket, held);
+                    return;
+                }
                 a
             }
         };
+        self.send_key_answer(from, id, relay, answer, plan);
+    }
+
+    /// Sends `answer` to `from`, and through `relay` other members in case the
+    /// direct path is broken.
+    fn send_key_answer(
+        &mut self,
+        from: SocketAddr,
+        id: u64,
+        relay: u8,
+        answer: KeyAnswer,
+        plan: &mut Plan,
+    ) {
         let relays: Vec<SocketAddr> = self
             .table
             .values()
