@@ -152,16 +152,7 @@ pub async fn scenario(c: &Cluster) {
     )
     .await;
 
-    let r = c
-        .call(
-            &c66,
-            Method::PUT,
-            "/v1/agent/token/agent",
-            Some(ROOT),
-            Some(serde_json::to_vec(&json!({"Token": good})).unwrap()),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{step}: set the agent token: {}", r.text());
+    c.set_agent_token(&c66, "agent", &good).await;
     eventually(
         WAIT,
         &format!("{step}: with a good agent token c66's meta and cfg reach the catalog"),

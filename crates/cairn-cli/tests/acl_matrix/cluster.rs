@@ -250,6 +250,17 @@ impl Cluster {
         self.steady_call(a, method, path, token, body).await
     }
 
+    /// Sets agent `a`'s `kind` token (`PUT /v1/agent/token/<kind>`) with the management
+    /// token.
+    pub async fn set_agent_token(&self, a: &Agent, kind: &str, token: &str) {
+        let body = serde_json::to_vec(&serde_json::json!({ "Token": token })).unwrap();
+        let path = format!("/v1/agent/token/{kind}");
+        let r = self
+            .call(a, Method::PUT, &path, Some(ROOT), Some(body))
+            .await;
+        assert_eq!(r.status, 200, "set the {kind} token: {}", r.text());
+    }
+
     /// A management write that must succeed; the JSON answer.
     pub async fn admin(&self, method: Method, path: &str, body: &Value) -> Value {
         // A leader election on a loaded machine is not what this test is about: a write

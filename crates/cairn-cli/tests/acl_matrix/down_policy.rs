@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 use reqwest::Method;
-use serde_json::json;
 
-use crate::cluster::{args, Cluster, AGENT_TOKEN, ROOT, WAIT};
+use crate::cluster::{args, Cluster, AGENT_TOKEN, WAIT};
 use crate::common::{eventually, try_dns, Agent};
 
 const RECOVERY: &str = "c67-recovery";
@@ -64,16 +63,7 @@ pub async fn scenario(c: &mut Cluster, c67: &Agent, kv: &str, cat: &str) {
     )
     .await;
     for agent in [c67, &c.agents[3]] {
-        let r = c
-            .call(
-                agent,
-                Method::PUT,
-                "/v1/agent/token/dns",
-                Some(ROOT),
-                Some(serde_json::to_vec(&json!({"Token": cat})).unwrap()),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{step}: set the dns token: {}", r.text());
+        c.set_agent_token(agent, "dns", cat).await;
     }
     eventually(
         WAIT,

@@ -17,16 +17,7 @@ async fn answers(c: &Cluster, name: &str, qtype: RecordType) -> Option<usize> {
 }
 
 async fn set_default_token(c: &Cluster, token: &str) {
-    let r = c
-        .call(
-            &c.agents[3],
-            Method::PUT,
-            "/v1/agent/token/default",
-            Some(ROOT),
-            Some(serde_json::to_vec(&json!({"Token": token})).unwrap()),
-        )
-        .await;
-    assert_eq!(r.status, 200, "set the default token: {}", r.text());
+    c.set_agent_token(&c.agents[3], "default", token).await;
     // DNS answers are cached until the next Raft entry.
     c.admin(Method::PUT, "/v1/kv/other/flush", &json!(token))
         .await;
