@@ -30,6 +30,7 @@ mod snapshot;
 pub mod snapshot_archive;
 mod status;
 mod txn;
+mod unread_body;
 
 use std::sync::Arc;
 

@@ -189,7 +189,11 @@ async fn connection<S: Stream>(
             let router = router.clone();
             let guard = InFlight::new(svc_activity.clone());
             async move {
-                let resp = tower::ServiceExt::oneshot(router, req.map(axum::body::Body::new)).await;
+                let (req, leftover) = crate::unread_body::watch(req);
+                let mut resp = tower::ServiceExt::oneshot(router, req).await;
+                if let Ok(resp) = resp.as_mut() {
+                    leftover.settle(resp).await;
+                }
                 drop(guard);
                 resp
             }
