@@ -74,7 +74,9 @@ struct Run {
     locks_checked: bool,
 }
 
-async fn run(s: &Schedule) -> Run {
+/// Runs schedule `s`; `None` if its cluster did not form (every node alive everywhere, one
+/// leader agreed) within the harness's wait: nothing was run, nothing is checked.
+async fn run(s: &Schedule) -> Option<Run> {
     let start = Instant::now();
     println!(
         "schedule seed {} ({} servers; replay with CAIRN_SEED={}){}",
@@ -101,10 +103,18 @@ async fn run(s: &Schedule) -> Run {
     let sessions_node = format!("c{}", s.servers + 2);
     c.client(&spare, hcl).await;
     c.client(&sessions_node, hcl).await;
-    c.wait_until("every node alive everywhere", members_alive(s.servers + 2))
-        .await;
-    c.wait_until("one leader, known everywhere", LeaderAgreed(None))
-        .await;
+    let formed = c
+        .try_wait_until(members_alive(s.servers + 2))
+        .await
+        .is_some()
+        && c.try_wait_until(LeaderAgreed(None)).await.is_some();
+    if !formed {
+        println!(
+            "  seed {}: the cluster did not form within {:?} (every node alive everywhere, one leader)",
+            s.seed, *WAIT
+        );
+        return None;
+    }
     let cluster = Arc::new(RwLock::new(c));
 
     // Sessions live on the client agent the nemesis never touches and have no checks,
@@ -192,10 +202,10 @@ async fn run(s: &Schedule) -> Run {
         tally.failed_reads,
         tally.indeterminate
     );
-    Run {
+    Some(Run {
         report,
         locks_checked: sessions_intact,
-    }
+    })
 }
 
 /// A `?consistent` read of `key` on a server, retried until one answers, recorded.
@@ -275,9 +285,9 @@ fn assert_linearizable(r: &Run, seed: u64) {
 
 /// Runs `n` schedules from `base` (or the replayed one) and sums them up. A violation, or a
 /// history the checker could not decide, fails at once. A schedule with fewer than
-/// [`MIN_OPS`] operations fails too, unless `thin_allowed` (the long run, which may share the
-/// machine): then it is counted and reported, and the run fails only if more than a tenth
-/// of its schedules were thin.
+/// [`MIN_OPS`] operations, or whose cluster did not form, fails too, unless `thin_allowed`
+/// (the long run, which may share the machine): then it is counted and reported, and the
+/// run fails only if more than a tenth of its schedules were thin or did not form.
 async fn schedules(n: u64, thin_allowed: bool) {
     let base = replay_seed().unwrap_or_else(|| seed("linearizable schedules"));
     let seeds: Vec<u64> = if replay_seed().is_some() {
@@ -287,9 +297,13 @@ async fn schedules(n: u64, thin_allowed: bool) {
     };
     let start = Instant::now();
     let (mut ops, mut indeterminate, mut locks_skipped) = (0, 0, 0);
-    let mut thin = Vec::new();
+    let (mut thin, mut unformed) = (Vec::new(), Vec::new());
     for seed in &seeds {
-        let r = run(&Schedule::from_seed(*seed)).await;
+        let Some(r) = run(&Schedule::from_seed(*seed)).await else {
+            assert!(thin_allowed, "seed {seed}: the cluster did not form");
+            unformed.push(*seed);
+            continue;
+        };
         assert_linearizable(&r, *seed);
         if r.report.ops < MIN_OPS {
             assert!(
@@ -305,15 +319,16 @@ async fn schedules(n: u64, thin_allowed: bool) {
         locks_skipped += usize::from(!r.locks_checked);
     }
     println!(
-        "{} schedule(s), {ops} operations checked ({indeterminate} indeterminate), 0 violations, in {:?}; the lock key was skipped in {locks_skipped} (a session vanished); {} thin schedule(s) {thin:?}",
+        "{} schedule(s), {ops} operations checked ({indeterminate} indeterminate), 0 violations, in {:?}; the lock key was skipped in {locks_skipped} (a session vanished); {} thin schedule(s) {thin:?}; {} did not form {unformed:?}",
         seeds.len(),
         start.elapsed(),
-        thin.len()
+        thin.len(),
+        unformed.len()
     );
     assert!(
-        thin.len() * 10 <= seeds.len(),
-        "{} of {} schedules had fewer than {MIN_OPS} operations: the machine is too busy for this run to mean much",
-        thin.len(),
+        (thin.len() + unformed.len()) * 10 <= seeds.len(),
+        "{} of {} schedules had fewer than {MIN_OPS} operations or no cluster: the machine is too busy for this run to mean much",
+        thin.len() + unformed.len(),
         seeds.len()
     );
 }
@@ -356,7 +371,9 @@ fn deposed_leader_schedule(seed: u64, unsafe_local_reads: bool) -> Schedule {
 async fn the_checker_catches_a_deposed_leader_serving_reads() {
     let base = replay_seed().unwrap_or_else(|| seed("planted bug"));
     for attempt in 0..3u64 {
-        let r = run(&deposed_leader_schedule(base.wrapping_add(attempt), true)).await;
+        let r = run(&deposed_leader_schedule(base.wrapping_add(attempt), true))
+            .await
+            .expect("the cluster formed");
         if let Some(v) = r.report.violations.first() {
             println!("found, as it must be:\n{v}");
             assert!(
@@ -377,7 +394,9 @@ async fn the_checker_catches_a_deposed_leader_serving_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_schedule_without_the_fault_is_linearizable() {
     let seed = replay_seed().unwrap_or_else(|| seed("control"));
-    let r = run(&deposed_leader_schedule(seed, false)).await;
+    let r = run(&deposed_leader_schedule(seed, false))
+        .await
+        .expect("the cluster formed");
     assert_linearizable(&r, seed);
     assert!(
         r.report.ops >= MIN_OPS,

@@ -428,17 +428,26 @@ impl Cluster {
 
     /// Polls `cond` every 20 ms until it holds; panics naming `what` after [`struct@WAIT`].
     pub async fn wait_until<C: Condition>(&self, what: &str, cond: C) -> Duration {
+        let limit = *WAIT;
+        match self.try_wait_until(cond).await {
+            Some(took) => took,
+            None => panic!(
+                "timed out after {limit:?} waiting until {what} (seed {})",
+                self.seed
+            ),
+        }
+    }
+
+    /// [`Cluster::wait_until`] that answers `None` instead of panicking.
+    pub async fn try_wait_until<C: Condition>(&self, cond: C) -> Option<Duration> {
         let start = Instant::now();
         loop {
             if cond.holds(self).await {
-                return start.elapsed();
+                return Some(start.elapsed());
             }
-            let limit = *WAIT;
-            assert!(
-                start.elapsed() < limit,
-                "timed out after {limit:?} waiting until {what} (seed {})",
-                self.seed
-            );
+            if start.elapsed() >= *WAIT {
+                return None;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
