@@ -24,11 +24,16 @@ const DRAIN_MAX: u64 = 64 * 1024;
 /// How long reading a leftover body may take.
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
-/// Where a request body that was dropped unfinished ends up.
-pub(crate) struct Leftover(Arc<Mutex<Option<Incoming>>>);
+/// Where a request body that was dropped unfinished ends up (`None`: the request had no
+/// body to leave).
+pub(crate) struct Leftover(Option<Arc<Mutex<Option<Incoming>>>>);
 
 /// Gives `req` a body that reports being dropped unfinished to the returned [`Leftover`].
+/// A request without a body (most reads) is passed on as it is, at no cost.
 pub(crate) fn watch(req: Request<Incoming>) -> (Request<Body>, Leftover) {
+    if req.body().is_end_stream() {
+        return (req.map(Body::new), Leftover(None));
+    }
     let slot = Arc::new(Mutex::new(None));
     let req = req.map(|inner| {
         Body::new(Watched {
@@ -36,14 +41,14 @@ pub(crate) fn watch(req: Request<Incoming>) -> (Request<Body>, Leftover) {
             slot: slot.clone(),
         })
     });
-    (req, Leftover(slot))
+    (req, Leftover(Some(slot)))
 }
 
 impl Leftover {
     /// Once the handler answered: reads what it left of a small body, or marks `resp`
     /// `Connection: close` when there is too much, it is too slow, or it fails.
     pub(crate) async fn settle<B>(self, resp: &mut Response<B>) {
-        let Some(mut body) = self.0.lock().take() else {
+        let Some(mut body) = self.0.and_then(|slot| slot.lock().take()) else {
             return;
         };
         let small = body.size_hint().upper().is_some_and(|n| n <= DRAIN_MAX);
