@@ -113,6 +113,7 @@ async fn run(s: &Schedule) -> Option<Run> {
             "  seed {}: the cluster did not form within {:?} (every node alive everywhere, one leader)",
             s.seed, *WAIT
         );
+        c.stop_all().await;
         return None;
     }
     let cluster = Arc::new(RwLock::new(c));
@@ -187,6 +188,8 @@ async fn run(s: &Schedule) -> Option<Run> {
         );
     }
     drop(c);
+    // Nothing of this schedule may run on into the next one.
+    cluster.write().await.stop_all().await;
 
     let mut entries = history.entries();
     if !sessions_intact {

@@ -276,6 +276,14 @@ impl Cluster {
         }
     }
 
+    /// Stops every running node at once, as [`Cluster::kill`] does (the cluster can be
+    /// dropped afterwards with nothing left running).
+    pub async fn stop_all(&mut self) {
+        for name in self.running() {
+            self.kill(&name).await;
+        }
+    }
+
     /// Leaves the pool gracefully, then stops.
     pub async fn leave(&mut self, name: &str) {
         let node = self.nodes.get_mut(name).expect("node");
@@ -449,6 +457,35 @@ impl Cluster {
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A cluster dropped with nodes still running stops them in the background: their tasks
+/// (gossip, Raft, leader duties) hold their own handles and would otherwise run, and keep
+/// their storage open, for the rest of the test process. The data directories go once
+/// they have stopped.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let agents: Vec<Agent> = self
+            .nodes
+            .values_mut()
+            .filter_map(|n| {
+                n.alive.store(false, Ordering::SeqCst);
+                n.agent.take()
+            })
+            .collect();
+        let dirs = self.dirs.take();
+        if agents.is_empty() {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for a in agents {
+                    a.shutdown().await;
+                }
+                drop(dirs);
+            });
         }
     }
 }
