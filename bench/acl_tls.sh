@@ -28,7 +28,7 @@
 #   WRK_THREADS [1]  KEYS [1000]  VALUE_SIZE [100]  OUT_DIR [/tmp/cairn-bench-acl-tls-<time>]
 #   SPLIT [1]: also measure the secure agent over its plain HTTP port (ACLs without TLS),
 #              to tell the cost of ACLs from the cost of TLS
-#   PERF [0]: 1 records a CPU profile (perf) of the secure agent during its first PUT run
+#   PERF [0]: 1 records a CPU profile (perf) of each agent during its first run of each workload
 #   PIN [0]: 1 runs both agents on CPU 1 and wrk on CPU 0 (taskset), so that the load
 #            generator's own TLS work does not take CPU from the agent being measured
 #   CPU_QUOTA []: a percentage of one CPU (e.g. 60) that each agent may use at most
@@ -184,7 +184,7 @@ run() { # LABEL WORKLOAD C PID URL [wrk args...]
     local t0 t1 out rps p50 p99 errs
     t0=$(proc_ticks "$pid")
     local prof=""
-    if [ "$PERF" = 1 ] && [ "$label" != plain ] && [ ! -e "$OUT_DIR/perf-$label-$work.data" ]; then
+    if [ "$PERF" = 1 ] && [ ! -e "$OUT_DIR/perf-$label-$work.data" ]; then
         perf record -q -g -F 999 -p "$pid" -o "$OUT_DIR/perf-$label-$work.data" -- sleep "$DUR" 2>/dev/null &
         prof=$!
     fi

@@ -2,7 +2,9 @@
 //! its segment files. A long fault-injection run starts, stops and restarts servers
 //! hundreds of times in one process; anything a stopped server, or a whole cluster
 //! dropped at the end of a schedule, leaves behind piles up until clusters stop forming.
-//! This file is its own test binary, so the threads it counts are its own.
+//! This file is its own test binary, so the threads it counts are its own. It reads
+//! `/proc`, so it runs on Linux only.
+#![cfg(target_os = "linux")]
 
 mod harness;
 
