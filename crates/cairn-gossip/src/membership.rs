@@ -172,6 +172,9 @@ pub struct Membership {
     /// Answers waiting for their keyring change to be saved, by ticket.
     held: HashMap<u64, keys::Held>,
     next_ticket: u64,
+    /// Whether another member's full state has been merged since this member started
+    /// (see [`Membership::state_merged`]).
+    state_merged: bool,
 }
 
 fn max_transmissions(mult: u32, members: usize) -> u8 {
@@ -223,6 +226,7 @@ impl Membership {
             answered: AnswerCache::default(),
             held: HashMap::new(),
             next_ticket: 0,
+            state_merged: false,
             cfg,
         };
         let mut plan = Plan::default();
@@ -282,6 +286,13 @@ impl Membership {
     /// The local node as a member.
     pub fn local_member(&self) -> Member {
         Member::from_id(self.foca.identity(), self.local_status)
+    }
+
+    /// Whether this member has merged another member's full state (a join's or a
+    /// push-pull's answer) since it started: until then its list may lack members the
+    /// pool has, as after a restart.
+    pub fn state_merged(&self) -> bool {
+        self.state_merged
     }
 
     /// Every known member, the local node included, sorted by name.
@@ -434,8 +445,9 @@ impl Membership {
             }),
             Envelope::State { reply, members } => {
                 let mut acc = Acc::default();
-                if let Err(e) = self.foca.apply_many(members.into_iter(), false, &mut acc) {
-                    tracing::debug!(%from, "state merge failed: {e}");
+                match self.foca.apply_many(members.into_iter(), false, &mut acc) {
+                    Ok(()) => self.state_merged = true,
+                    Err(e) => tracing::debug!(%from, "state merge failed: {e}"),
                 }
                 self.absorb(now, acc, plan);
                 if reply && self.may_answer_with_state(now) {

@@ -5,8 +5,11 @@
 //! with a `serfHealth` check: passing while it is alive, critical once it has failed (so
 //! its services leave DNS and `?passing` at once). A member that left, or was reaped after
 //! `reconnect_timeout`, is deregistered, and so is a catalog node that carries a
-//! `serfHealth` check but is no longer a member. Nodes registered through
-//! `/v1/catalog/register` without a `serfHealth` check (external services) are left alone.
+//! `serfHealth` check but is not a member, once this server's own list can be trusted
+//! to be the pool's ([`cairn_gossip::Gossip::settled`]): a server just restarted knows
+//! little more than itself, and reaping what it does not know yet would deregister live
+//! nodes and destroy their sessions. Nodes registered through `/v1/catalog/register`
+//! without a `serfHealth` check (external services) are left alone.
 //!
 //! [`plan`] is pure: members and state in, commands out. [`run`] carries plans out on
 //! every membership event and once a minute, and only while this server leads
@@ -83,7 +86,15 @@ fn consul_service(m: &Member) -> Option<NodeService> {
 }
 
 /// The commands that bring `st` in line with `members` (this datacenter's only).
-pub fn plan(members: &[Member], st: &State, dc: &str, now_ms: u64) -> Vec<Command> {
+/// Catalog nodes of the pool that `members` lacks are deregistered only if
+/// `members_complete` (the list is known to be the pool's).
+pub fn plan(
+    members: &[Member],
+    members_complete: bool,
+    st: &State,
+    dc: &str,
+    now_ms: u64,
+) -> Vec<Command> {
     let mut cmds = Vec::new();
     let mut present = BTreeSet::new();
     for m in members {
@@ -130,6 +141,9 @@ pub fn plan(members: &[Member], st: &State, dc: &str, now_ms: u64) -> Vec<Comman
     }
     // Reaped members: nodes the pool put in the catalog (they carry `serfHealth`) that
     // are no longer members.
+    if !members_complete {
+        return cmds;
+    }
     for n in st.nodes().0 {
         if present.contains(n.node.as_str()) || n.datacenter != dc {
             continue;
@@ -164,7 +178,7 @@ pub(crate) async fn run(duties: Duties) {
     loop {
         let cmds = {
             let st = duties.state.read();
-            plan(&gossip.members(), &st, &dc, now_ms())
+            plan(&gossip.members(), gossip.settled(), &st, &dc, now_ms())
         };
         let mut failed = false;
         for cmd in cmds {
@@ -250,7 +264,7 @@ mod tests {
             member("s1", "127.0.0.1", MemberStatus::Alive, "consul"),
             member("c1", "127.0.0.2", MemberStatus::Alive, "node"),
         ];
-        let cmds = plan(&ms, &st, "dc1", 1);
+        let cmds = plan(&ms, true, &st, "dc1", 1);
         apply_all(&mut st, cmds);
         assert_eq!(serf_status(&st, "c1").as_deref(), Some(PASSING));
         let s1 = st.node("s1").0.unwrap();
@@ -258,25 +272,56 @@ mod tests {
         assert_eq!(s1.node.id, "id-s1");
         assert_eq!(s1.services["consul"].port, 8300);
         // Steady state: nothing more to write.
-        assert!(plan(&ms, &st, "dc1", 2).is_empty());
+        assert!(plan(&ms, true, &st, "dc1", 2).is_empty());
 
         ms[1].status = MemberStatus::Failed;
-        let cmds = plan(&ms, &st, "dc1", 3);
+        let cmds = plan(&ms, true, &st, "dc1", 3);
         assert_eq!(cmds.len(), 1);
         apply_all(&mut st, cmds);
         assert_eq!(serf_status(&st, "c1").as_deref(), Some(CRITICAL));
-        assert!(plan(&ms, &st, "dc1", 4).is_empty());
+        assert!(plan(&ms, true, &st, "dc1", 4).is_empty());
 
         ms[1].status = MemberStatus::Alive;
-        let cmds = plan(&ms, &st, "dc1", 5);
+        let cmds = plan(&ms, true, &st, "dc1", 5);
         apply_all(&mut st, cmds);
         assert_eq!(serf_status(&st, "c1").as_deref(), Some(PASSING));
 
         ms[1].status = MemberStatus::Left;
-        let cmds = plan(&ms, &st, "dc1", 6);
+        let cmds = plan(&ms, true, &st, "dc1", 6);
         apply_all(&mut st, cmds);
         assert!(st.node("c1").0.is_none());
-        assert!(plan(&ms, &st, "dc1", 7).is_empty());
+        assert!(plan(&ms, true, &st, "dc1", 7).is_empty());
+    }
+
+    #[test]
+    fn a_list_not_yet_the_pools_reaps_nobody() {
+        let mut st = State::new();
+        let ms = vec![
+            member("s1", "127.0.0.1", MemberStatus::Alive, "consul"),
+            member("c1", "127.0.0.2", MemberStatus::Alive, "node"),
+        ];
+        let cmds = plan(&ms, true, &st, "dc1", 1);
+        apply_all(&mut st, cmds);
+        // s1 restarted and knows only itself so far: c1, alive and holding sessions
+        // elsewhere in the pool, stays.
+        let only_me = vec![ms[0].clone()];
+        assert!(plan(&only_me, false, &st, "dc1", 2).is_empty());
+        // What it does know is still acted on: a member it sees leave is deregistered.
+        let left = vec![
+            ms[0].clone(),
+            member("c1", "127.0.0.2", MemberStatus::Left, "node"),
+        ];
+        let cmds = plan(&left, false, &st, "dc1", 3);
+        assert!(
+            matches!(&cmds[..], [Command::Deregister(d)] if d.node == "c1"),
+            "{cmds:?}"
+        );
+        // Once its list is the pool's, a node missing from it is reaped.
+        let cmds = plan(&only_me, true, &st, "dc1", 4);
+        assert!(
+            matches!(&cmds[..], [Command::Deregister(d)] if d.node == "c1"),
+            "{cmds:?}"
+        );
     }
 
     #[test]
@@ -286,7 +331,7 @@ mod tests {
             member("s1", "127.0.0.1", MemberStatus::Alive, "consul"),
             member("c1", "127.0.0.2", MemberStatus::Alive, "node"),
         ];
-        let cmds = plan(&ms, &st, "dc1", 1);
+        let cmds = plan(&ms, true, &st, "dc1", 1);
         apply_all(&mut st, cmds);
         // An external node, registered by hand, without serfHealth.
         let ext = Registration {
@@ -301,7 +346,7 @@ mod tests {
         apply_all(&mut st, vec![Command::Register(ext)]);
         // c1 is reaped from the pool.
         let ms = vec![ms[0].clone()];
-        let cmds = plan(&ms, &st, "dc1", 2);
+        let cmds = plan(&ms, true, &st, "dc1", 2);
         apply_all(&mut st, cmds);
         assert!(st.node("c1").0.is_none());
         assert!(st.node("ext").0.is_some());
@@ -314,19 +359,19 @@ mod tests {
         let mut other = member("x", "127.0.0.9", MemberStatus::Alive, "node");
         other.tags.insert("dc".into(), "dc2".into());
         let leaving = member("l", "127.0.0.8", MemberStatus::Leaving, "node");
-        assert!(plan(&[other, leaving], &st, "dc1", 1).is_empty());
+        assert!(plan(&[other, leaving], true, &st, "dc1", 1).is_empty());
     }
 
     #[test]
     fn a_moved_member_gets_its_new_address_and_keeps_its_meta() {
         let mut st = State::new();
         let mut ms = vec![member("c1", "127.0.0.2", MemberStatus::Alive, "node")];
-        let cmds = plan(&ms, &st, "dc1", 1);
+        let cmds = plan(&ms, true, &st, "dc1", 1);
         apply_all(&mut st, cmds);
         ms[0].addr = "127.0.0.3:8301".parse().unwrap();
-        let cmds = plan(&ms, &st, "dc1", 2);
+        let cmds = plan(&ms, true, &st, "dc1", 2);
         apply_all(&mut st, cmds);
         assert_eq!(st.node("c1").0.unwrap().node.address, "127.0.0.3");
-        assert!(plan(&ms, &st, "dc1", 3).is_empty());
+        assert!(plan(&ms, true, &st, "dc1", 3).is_empty());
     }
 }

@@ -368,3 +368,20 @@ fn full_state_answers_are_rate_limited() {
         .handle_packet(later, addr, &plan.sends[0].1);
     assert!(answer.sends.len() > 1);
 }
+
+#[test]
+fn a_member_has_merged_the_pools_state_only_after_exchanging_it() {
+    let mut sim = Sim::new(3, SEED, Timing::lan(), lan_link());
+    sim.join(1, &[0]);
+    sim.run_until_true(secs(10.0), secs(0.05), |s| s.nodes[0].core.num_alive() == 2);
+    // Node 2 has not joined: it knows only itself, and nothing says that is the pool.
+    assert!(!sim.nodes[2].core.state_merged());
+    sim.join(2, &[1]);
+    let merged = sim.run_until_true(
+        secs(Timing::lan().push_pull_interval.as_secs_f64() * 2.0 + 5.0),
+        secs(0.1),
+        |s| s.nodes[2].core.state_merged(),
+    );
+    assert!(merged, "node 2 never merged another member's full state");
+    assert_eq!(sim.nodes[2].core.num_alive(), 3);
+}
