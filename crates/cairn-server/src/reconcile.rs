@@ -293,8 +293,8 @@ mod tests {
         assert!(plan(&ms, true, &st, "dc1", 7).is_empty());
     }
 
-    #[test]
-    fn a_list_not_yet_the_pools_reaps_nobody() {
+    /// A state holding server s1 and client c1, as the pool put them in; and the two.
+    fn server_and_client() -> (State, Vec<Member>) {
         let mut st = State::new();
         let ms = vec![
             member("s1", "127.0.0.1", MemberStatus::Alive, "consul"),
@@ -302,6 +302,12 @@ mod tests {
         ];
         let cmds = plan(&ms, true, &st, "dc1", 1);
         apply_all(&mut st, cmds);
+        (st, ms)
+    }
+
+    #[test]
+    fn a_list_not_yet_the_pools_reaps_nobody() {
+        let (st, ms) = server_and_client();
         // s1 restarted and knows only itself so far: c1, alive and holding sessions
         // elsewhere in the pool, stays.
         let only_me = vec![ms[0].clone()];
@@ -326,13 +332,7 @@ mod tests {
 
     #[test]
     fn reaped_members_are_removed_and_external_nodes_kept() {
-        let mut st = State::new();
-        let ms = vec![
-            member("s1", "127.0.0.1", MemberStatus::Alive, "consul"),
-            member("c1", "127.0.0.2", MemberStatus::Alive, "node"),
-        ];
-        let cmds = plan(&ms, true, &st, "dc1", 1);
-        apply_all(&mut st, cmds);
+        let (mut st, ms) = server_and_client();
         // An external node, registered by hand, without serfHealth.
         let ext = Registration {
             node: Node {
