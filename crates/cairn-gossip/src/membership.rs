@@ -175,6 +175,8 @@ pub struct Membership {
     /// Whether another member's full state has been merged since this member started
     /// (see [`Membership::state_merged`]).
     state_merged: bool,
+    /// When this member started (for [`Membership::settled`]).
+    started: Instant,
 }
 
 fn max_transmissions(mult: u32, members: usize) -> u8 {
@@ -195,7 +197,7 @@ fn alive_status(id: &NodeId) -> MemberStatus {
 impl Membership {
     /// Builds the core and returns the timers it needs from the start.
     pub fn new(
-        _now: Instant,
+        now: Instant,
         cfg: MembershipConfig,
         nonce: NonceSource,
     ) -> Result<(Self, Plan), ConfigError> {
@@ -227,6 +229,7 @@ impl Membership {
             held: HashMap::new(),
             next_ticket: 0,
             state_merged: false,
+            started: now,
             cfg,
         };
         let mut plan = Plan::default();
@@ -293,6 +296,18 @@ impl Membership {
     /// pool has, as after a restart.
     pub fn state_merged(&self) -> bool {
         self.state_merged
+    }
+
+    /// Whether this member's list can be taken as the pool's at `now`: it has merged
+    /// another member's full state and has run for two push-pull intervals (so it has
+    /// exchanged full state more than once), or it has run for the reconnect timeout,
+    /// after which a member it never heard of would have been reaped anyway. A member
+    /// that just restarted knows little more than itself; what it does not list may
+    /// still be alive.
+    pub fn settled(&self, now: Instant) -> bool {
+        let up = now.saturating_duration_since(self.started);
+        (self.state_merged && up >= self.push_pull_interval() * 2)
+            || up >= self.cfg.timing.reconnect_timeout
     }
 
     /// Every known member, the local node included, sorted by name.

@@ -102,8 +102,6 @@ pub struct Gossip {
     events: broadcast::Sender<MemberEvent>,
     task: Mutex<Option<JoinHandle<()>>>,
     local_addr: SocketAddr,
-    started: Instant,
-    timing: Timing,
 }
 
 fn lock(core: &Mutex<Membership>) -> MutexGuard<'_, Membership> {
@@ -134,7 +132,6 @@ impl Gossip {
             let n = os_nonce();
             u64::from_le_bytes([n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7]])
         });
-        let core_cfg_timing = config.timing.clone();
         let core_cfg = MembershipConfig {
             name: config.name.clone(),
             advertise,
@@ -168,8 +165,6 @@ impl Gossip {
             events,
             task: Mutex::new(Some(task)),
             local_addr,
-            started: now,
-            timing: core_cfg_timing,
         })
     }
 
@@ -243,16 +238,10 @@ impl Gossip {
         self.local_addr
     }
 
-    /// Whether this member's list can be taken as the pool's: it has merged another
-    /// member's full state and has run for two push-pull intervals since it started
-    /// (so it has exchanged full state more than once), or it has run for the
-    /// reconnect timeout, after which a member it never heard of would have been
-    /// reaped anyway. A member that just restarted knows little more than itself; what
-    /// it does not list may still be alive.
+    /// Whether this member's list can be taken as the pool's now (see
+    /// [`Membership::settled`]).
     pub fn settled(&self) -> bool {
-        let up = self.started.elapsed();
-        (lock(&self.core).state_merged() && up >= self.timing.push_pull_interval * 2)
-            || up >= self.timing.reconnect_timeout
+        lock(&self.core).settled(Instant::now())
     }
 
     /// Packet counters (drops by reason, last drop reason).

@@ -384,4 +384,8 @@ fn a_member_has_merged_the_pools_state_only_after_exchanging_it() {
     );
     assert!(merged, "node 2 never merged another member's full state");
     assert_eq!(sim.nodes[2].core.num_alive(), 3);
+    // Its list counts as the pool's once it has also run two push-pull intervals.
+    sim.run_for(Timing::lan().push_pull_interval * 2);
+    assert!(sim.nodes[2].core.settled(sim.instant()));
+    assert!(!sim.nodes[2].core.settled(sim.instant() - sim.now()));
 }
