@@ -29,6 +29,13 @@
 #   SPLIT [1]: also measure the secure agent over its plain HTTP port (ACLs without TLS),
 #              to tell the cost of ACLs from the cost of TLS
 #   PERF [0]: 1 records a CPU profile (perf) of each agent during its first run of each workload
+#   WORKLOADS ["put get"]: which of the two to measure
+#   SYSCALLS [0]: 1 counts each agent's system calls and context switches per request
+#            (perf stat) in every run, printed after the run's figures
+#   INSTR [0]: 1 runs both agents under valgrind's callgrind and reports the instructions
+#            each executes per request in user space (deterministic, unlike req/s on a
+#            shared machine; system calls are counted by SYSCALLS=1 instead). Use a low
+#            concurrency and no PIN/CPU_QUOTA with it, e.g. INSTR=1 CONCS=8 DUR=10 REPS=1
 #   PIN [0]: 1 runs both agents on CPU 1 and wrk on CPU 0 (taskset), so that the load
 #            generator's own TLS work does not take CPU from the agent being measured
 #   CPU_QUOTA []: a percentage of one CPU (e.g. 60) that each agent may use at most
@@ -51,11 +58,19 @@ VALUE_SIZE="${VALUE_SIZE:-100}"
 BASE_PORT="${BASE_PORT:-18600}"
 SPLIT="${SPLIT:-1}"
 PERF="${PERF:-0}"
+SYSCALLS="${SYSCALLS:-0}"
+WORKLOADS="${WORKLOADS:-put get}"
+INSTR="${INSTR:-0}"
+STAT_EVENTS="${STAT_EVENTS:-raw_syscalls:sys_enter,context-switches}"
 PIN="${PIN:-0}"
 CPU_QUOTA="${CPU_QUOTA:-}"
 AGENT_PIN=() WRK_PIN=()
 if [ "$PIN" = 1 ]; then AGENT_PIN=(taskset -c 1) WRK_PIN=(taskset -c 0); fi
 OUT_DIR="${OUT_DIR:-${TMPDIR:-/tmp}/cairn-bench-acl-tls-$(date -u +%Y%m%dT%H%M%S)}"
+if [ "$INSTR" = 1 ]; then
+    command -v callgrind_control >/dev/null || die "INSTR=1 needs valgrind (apt-get install valgrind)"
+    AGENT_PIN+=(valgrind -q --tool=callgrind --dump-instr=no --callgrind-out-file="$OUT_DIR/callgrind.%p")
+fi
 
 [ -x "$CAIRN_BIN" ] || die "no Cairn binary at $CAIRN_BIN (cargo build --release -p cairn-cli)"
 command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
@@ -129,7 +144,7 @@ SECURE="https://127.0.0.1:$S_HTTPS"
 CURL_S=(curl -s -m 5 --cacert "$CERTS/consul-agent-ca.pem")
 wait_leader() { # URL CURL...
     local url="$1" i; shift
-    for i in $(seq 1 300); do
+    for i in $(seq 1 $((INSTR == 1 ? 1200 : 300))); do
         case "$("$@" "$url/v1/status/leader" 2>/dev/null || true)" in ""|'""') sleep 0.1 ;; *) return 0 ;; esac
     done
     die "no leader at $url; see $OUT_DIR/*.log"
@@ -188,9 +203,16 @@ run() { # LABEL WORKLOAD C PID URL [wrk args...]
         perf record -q -g -F 999 -p "$pid" -o "$OUT_DIR/perf-$label-$work.data" -- sleep "$DUR" 2>/dev/null &
         prof=$!
     fi
+    local stat=""
+    if [ "$SYSCALLS" = 1 ]; then
+        perf stat -x, -e "$STAT_EVENTS" -p "$pid" -o "$OUT_DIR/stat-$label-$work.txt" -- sleep "$DUR" &
+        stat=$!
+    fi
+    [ "$INSTR" = 1 ] && callgrind_control -z "$pid" >/dev/null 2>&1
     out=$("${WRK_PIN[@]}" wrk -t "$WRK_THREADS" -c "$c" -d "${DUR}s" --latency -s "$OUT_DIR/$work.lua" "$@" "$url" 2>&1)
     t1=$(proc_ticks "$pid")
     [ -n "$prof" ] && wait "$prof"
+    [ -n "$stat" ] && wait "$stat"
     echo "$out" >"$OUT_DIR/wrk-$label-$work-$c-$(date +%s%N).txt"
     rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
@@ -198,6 +220,20 @@ run() { # LABEL WORKLOAD C PID URL [wrk args...]
     errs=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
     [ -n "$rps" ] || die "wrk printed no rate for $label $work: $out"
     echo "$label $work $c $rps $p50 $p99 $errs $(ticks_pct "$t0" "$t1")" | tee -a "$RESULTS" >&2
+    if [ "$INSTR" = 1 ]; then
+        callgrind_control -d "$label-$work" "$pid" >/dev/null 2>&1
+        local dump reqs ir
+        dump=$(ls -t "$OUT_DIR"/callgrind."$pid".* | head -1)
+        reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+        ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+        awk -v ir="$ir" -v n="$reqs" -v what="$label $work" \
+            'BEGIN {printf "  %s: %.0f instructions per request (%d requests)\n", what, ir / n, n}' | tee -a "$OUT_DIR/instructions.txt" >&2
+    fi
+    if [ -n "$stat" ]; then
+        awk -F, -v rps="$rps" -v dur="$DUR" -v what="$label $work" '$3 ~ /sys_enter/ {s = $1} $3 ~ /context-switches/ {cs = $1}
+            END {printf "  %s: %.2f system calls and %.2f context switches per request\n", what, s / (rps * dur), cs / (rps * dur)}' \
+            "$OUT_DIR/stat-$label-$work.txt" >&2
+    fi
 }
 
 log "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)${CPU_QUOTA:+; each agent held to $CPU_QUOTA% of a CPU}"
@@ -205,7 +241,7 @@ wrk -t 1 -c 8 -d 2s -s "$OUT_DIR/get.lua" "$PLAIN" >/dev/null
 wrk -t 1 -c 8 -d 2s -s "$OUT_DIR/get.lua" -H "X-Consul-Token: $TOKEN" "$SECURE" >/dev/null
 for rep in $(seq 1 "$REPS"); do
     for c in $CONCS; do
-        for work in put get; do
+        for work in $WORKLOADS; do
             run plain "$work" "$c" "$PLAIN_PID" "$PLAIN"
             run secure "$work" "$c" "$SECURE_PID" "$SECURE" -H "X-Consul-Token: $TOKEN"
             [ "$SPLIT" = 1 ] && run acl-only "$work" "$c" "$SECURE_PID" "http://127.0.0.1:$S_HTTP" -H "X-Consul-Token: $TOKEN"
@@ -233,6 +269,10 @@ for work, c in sorted({(w, c) for w, c, _ in rows}):
     print(f"{work:8} {c:>3} {mp:>12.0f} {ms:>13.0f} {ms / mp:>6.2f}  {lat(p):18} {lat(s):18} {errs:<6}  "
           f"{us(p):.1f} us, {us(s):.1f} us (x{us(s) / us(p):.2f})")
     print(f"{'':8} {'':>3} runs plain {[round(r[0]) for r in p]} secure {[round(r[0]) for r in s]}")
+    # Each repetition measures plain and secure back to back: their ratio is the steadier
+    # comparison when the machine drifts between repetitions.
+    paired = sorted(b[0] / a[0] for a, b in zip(p, s))
+    print(f"{'':8} {'':>3} paired ratios {[round(x, 2) for x in paired]}, median x{statistics.median(paired):.2f}")
     a = rows.get((work, c, "acl-only"))
     if a:
         ma = statistics.median(r[0] for r in a)

@@ -4,7 +4,8 @@
 //! not under the neighbouring `apps/` or `other/`, on the server and on the client (which
 //! authorizes from its own replica); once the token is deleted it stops working on both.
 //! A cluster bootstrapped through the API bootstraps once, and catalog and health reads
-//! show only what the token may read. The seed is printed.
+//! show only what the token may read. A read on a client asks the leader once, for its
+//! token and its data together. The seed is printed.
 
 mod harness;
 
@@ -44,9 +45,9 @@ fn with_token(path: &str, token: &str) -> String {
     format!("{path}{sep}token={token}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_prefix_token_reaches_its_prefix_only_until_deleted() {
-    let mut c = Cluster::new("a_key_prefix_token_reaches_its_prefix_only_until_deleted");
+/// A server `s1` with ACLs and the management token `ROOT` in force, and a client `c1`.
+async fn server_and_client(test: &str) -> Cluster {
+    let mut c = Cluster::new(test);
     c.server_with("s1", ACL).await;
     c.client("c1", ACL_CLIENT).await;
     c.wait_until(
@@ -58,6 +59,12 @@ async fn a_key_prefix_token_reaches_its_prefix_only_until_deleted() {
         },
     )
     .await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_prefix_token_reaches_its_prefix_only_until_deleted() {
+    let c = server_and_client("a_key_prefix_token_reaches_its_prefix_only_until_deleted").await;
 
     // The anonymous token (no token at all) is denied reads and writes.
     let (s, body) = c.http("s1", "PUT", "/v1/kv/app/x", "v").await;
@@ -229,6 +236,52 @@ async fn a_key_prefix_token_reaches_its_prefix_only_until_deleted() {
             "{body}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_read_on_a_client_asks_the_leader_once_for_token_and_data() {
+    let c = server_and_client("a_default_read_on_a_client_asks_the_leader_once_for_token_and_data")
+        .await;
+    let key = with_token("/v1/kv/app/k", ROOT);
+    let (s, body) = c.http("s1", "PUT", &key, "v").await;
+    assert_eq!(s, 200, "{body}");
+    c.wait_until(
+        "the client reads the key with the management token",
+        Answers {
+            node: "c1",
+            path: key.clone(),
+            status: 200,
+        },
+    )
+    .await;
+    let reads = |path: String, n: usize| {
+        let c = &c;
+        async move {
+            let before = c.rpc_calls_from("c1");
+            for _ in 0..n {
+                let (s, body) = c.http("c1", "GET", &path, "").await;
+                assert_eq!(s, 200, "{path}: {body}");
+            }
+            c.rpc_calls_from("c1") - before
+        }
+    };
+    // Default mode: the catch-up that resolves the token (after the request arrived)
+    // serves the read too. Each read still asks once; a few calls of the agent's own
+    // (anti-entropy) may fall in between.
+    let calls = reads(key.clone(), 20).await;
+    assert!(
+        (20..=28).contains(&calls),
+        "20 default-mode reads on a client made {calls} RPC calls, not one each"
+    );
+    // `?consistent` asks a quorum on top of the catch-up, so twice per read.
+    let calls = reads(format!("{key}&consistent"), 5).await;
+    assert!(
+        calls >= 10,
+        "5 consistent reads made only {calls} RPC calls"
+    );
+    // `?stale` reads the replica as it is: the token too.
+    let calls = reads(format!("{key}&stale"), 5).await;
+    assert!(calls <= 3, "5 stale reads made {calls} RPC calls");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

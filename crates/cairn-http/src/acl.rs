@@ -11,11 +11,14 @@
 //! With ACLs disabled the backend has no [`AclRuntime`], every `Authz` is management, and
 //! nothing changes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
+use axum::http::header::{HeaderName, AUTHORIZATION};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use cairn_acl::{
@@ -99,13 +102,37 @@ impl AgentTokens {
     }
 }
 
+/// One resolution of a token, in the cache and shared by every request that carries it.
 struct Cached {
     token_modify: u64,
+    /// The tokens table's index when the entry was last found current.
+    tokens_index: u64,
     policies_index: u64,
     roles_index: u64,
     expiration_ms: Option<u64>,
+    resolved: Arc<Resolved>,
+}
+
+/// What a request learns from its token: who it is and what it may do. Shared, so that
+/// a request whose token is cached costs one reference count, not a copy.
+struct Resolved {
     accessor_id: String,
+    secret: String,
     authorizer: Arc<Authorizer>,
+}
+
+impl Authz {
+    fn new(accessor_id: String, secret: &str, authorizer: Arc<Authorizer>) -> Authz {
+        Authz {
+            resolved: Arc::new(Resolved {
+                accessor_id,
+                secret: secret.to_string(),
+                authorizer,
+            }),
+            enabled: true,
+            caught_up: false,
+        }
+    }
 }
 
 impl AclRuntime {
@@ -214,41 +241,61 @@ impl AclRuntime {
     /// Resolves `secret` against `st` at wall-clock `now_ms`; `None` when no such (live)
     /// token exists.
     pub fn resolve_in(&self, st: &State, secret: &str, now_ms: u64) -> Option<Authz> {
-        if let Some(a) = self.recovery(secret) {
-            return Some(a);
+        self.recovery(secret)
+            .or_else(|| self.resolve_stored(st, secret, now_ms))
+    }
+
+    /// [`Self::resolve_in`] for a secret already known not to be the recovery token.
+    fn resolve_stored(&self, st: &State, secret: &str, now_ms: u64) -> Option<Authz> {
+        let tables = st.table_indexes();
+        let cached = |c: &Cached| {
+            if c.expiration_ms.is_some_and(|t| t <= now_ms) {
+                return None;
+            }
+            Some(Authz {
+                resolved: c.resolved.clone(),
+                enabled: true,
+                caught_up: false,
+            })
+        };
+        // No token, policy or role changed since the entry was last checked: it stands,
+        // without looking the token up.
+        if let Some(c) = self.cache.lock().get(secret).filter(|c| {
+            c.tokens_index == tables.acl_tokens
+                && c.policies_index == tables.acl_policies
+                && c.roles_index == tables.acl_roles
+        }) {
+            return cached(c);
         }
         let Some(token) = st.acl_token_by_secret(secret) else {
             // ACLs on but never bootstrapped: the anonymous token does not exist yet and
             // is the default policy alone.
-            return (secret == cairn_state::acl::ANONYMOUS_SECRET).then(|| Authz {
-                accessor_id: ANONYMOUS_TOKEN_ID.to_string(),
-                secret: secret.to_string(),
-                authorizer: Arc::new(Authorizer::default_only(self.default_policy)),
-                enabled: true,
+            return (secret == cairn_state::acl::ANONYMOUS_SECRET).then(|| {
+                Authz::new(
+                    ANONYMOUS_TOKEN_ID.to_string(),
+                    secret,
+                    Arc::new(Authorizer::default_only(self.default_policy)),
+                )
             });
         };
         if token.expired_at(now_ms) {
             return None;
         }
-        let tables = st.table_indexes();
-        let fresh = |c: &Cached| {
+        // Other tokens changed, this one did not: still good, and checked as of now.
+        if let Some(c) = self.cache.lock().get_mut(secret).filter(|c| {
             c.token_modify == token.modify_index
                 && c.policies_index == tables.acl_policies
                 && c.roles_index == tables.acl_roles
-        };
-        if let Some(c) = self.cache.lock().get(secret).filter(|c| fresh(c)) {
-            if c.expiration_ms.is_some_and(|t| t <= now_ms) {
-                return None;
-            }
-            return Some(Authz {
-                accessor_id: c.accessor_id.clone(),
-                secret: secret.to_string(),
-                authorizer: c.authorizer.clone(),
-                enabled: true,
-            });
+        }) {
+            c.tokens_index = tables.acl_tokens;
+            return cached(c);
         }
         let resolved = st.acl_resolve(secret)?;
-        let authorizer = Arc::new(self.compile(&resolved));
+        let authz = Authz::new(
+            resolved.accessor_id.clone(),
+            secret,
+            Arc::new(self.compile(&resolved)),
+        );
         let mut cache = self.cache.lock();
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
@@ -257,19 +304,14 @@ impl AclRuntime {
             secret.to_string(),
             Cached {
                 token_modify: resolved.modify_index,
+                tokens_index: tables.acl_tokens,
                 policies_index: tables.acl_policies,
                 roles_index: tables.acl_roles,
                 expiration_ms: resolved.expiration_ms,
-                accessor_id: resolved.accessor_id.clone(),
-                authorizer: authorizer.clone(),
+                resolved: authz.resolved.clone(),
             },
         );
-        Some(Authz {
-            accessor_id: resolved.accessor_id,
-            secret: secret.to_string(),
-            authorizer,
-            enabled: true,
-        })
+        Some(authz)
     }
 
     /// The `agent_recovery` token's permissions, when `secret` is it.
@@ -280,32 +322,32 @@ impl AclRuntime {
         let rules = Rules::new()
             .with(SegmentKind::Agent, &self.node, false, AccessLevel::Write)
             .with(SegmentKind::Node, "", true, AccessLevel::Read);
-        Some(Authz {
-            accessor_id: AGENT_RECOVERY_ACCESSOR.to_string(),
-            secret: secret.to_string(),
-            authorizer: Arc::new(Authorizer::new([&rules], DefaultPolicy::Deny)),
-            enabled: true,
-        })
+        Some(Authz::new(
+            AGENT_RECOVERY_ACCESSOR.to_string(),
+            secret,
+            Arc::new(Authorizer::new([&rules], DefaultPolicy::Deny)),
+        ))
     }
 
     /// Resolution while the servers are out of reach (`down_policy` `allow` or `deny`):
     /// the same answer for every secret, named after its token when the replica has it.
-    fn when_down(&self, st: &State, secret: &str, decision: WhenDown) -> Option<Authz> {
+    /// `None` for [`WhenDown::Replica`], without looking at the state.
+    fn when_down(&self, st: &RwLock<State>, secret: &str, decision: WhenDown) -> Option<Authz> {
         let default = match decision {
             WhenDown::Replica => return None,
             WhenDown::AllowAll => DefaultPolicy::Allow,
             WhenDown::DenyAll => DefaultPolicy::Deny,
         };
         let accessor_id = st
+            .read()
             .acl_token_by_secret(secret)
             .map(|t| t.accessor_id.clone())
             .unwrap_or_else(|| ANONYMOUS_TOKEN_ID.to_string());
-        Some(Authz {
+        Some(Authz::new(
             accessor_id,
-            secret: secret.to_string(),
-            authorizer: Arc::new(Authorizer::default_only(default)),
-            enabled: true,
-        })
+            secret,
+            Arc::new(Authorizer::default_only(default)),
+        ))
     }
 
     /// Compiles a resolved token's policies and identities.
@@ -337,32 +379,36 @@ impl AclRuntime {
     }
 }
 
-/// The secret a request carries (`None`: none given).
-pub fn request_token(parts: &Parts) -> Result<Option<String>, HttpError> {
-    let header = |name: &str| {
+/// `X-Consul-Token`, looked up without parsing the name on every request.
+static X_CONSUL_TOKEN: HeaderName = HeaderName::from_static("x-consul-token");
+
+/// The secret a request carries (`None`: none given), borrowed from a header when it
+/// comes in one.
+pub fn request_token(parts: &Parts) -> Result<Option<Cow<'_, str>>, HttpError> {
+    let header = |name: &HeaderName| {
         parts
             .headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(str::to_string)
     };
-    let token = header("x-consul-token")
+    let token = header(&X_CONSUL_TOKEN)
         .or_else(|| {
-            header("authorization").and_then(|a| {
+            header(&AUTHORIZATION).and_then(|a| {
                 let (scheme, rest) = a.split_once(' ')?;
                 scheme
                     .eq_ignore_ascii_case("bearer")
-                    .then(|| rest.trim().to_string())
+                    .then(|| rest.trim())
                     .filter(|s| !s.is_empty())
             })
         })
+        .map(Cow::Borrowed)
         .or_else(|| {
             Query::from_uri(&parts.uri)
                 .get("token")
                 .filter(|s| !s.is_empty())
-                .map(str::to_string)
+                .map(|t| Cow::Owned(t.to_string()))
         });
     if token.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_LEN) {
         return Err(HttpError::bad_request(format!(
@@ -375,10 +421,11 @@ pub fn request_token(parts: &Parts) -> Result<Option<String>, HttpError> {
 /// What the request's token may do.
 #[derive(Clone)]
 pub struct Authz {
-    accessor_id: String,
-    secret: String,
-    authorizer: Arc<Authorizer>,
+    resolved: Arc<Resolved>,
     enabled: bool,
+    /// The replica caught up with the leader while this request's token was resolved,
+    /// after the request arrived: its default-mode read needs no second catch-up.
+    caught_up: bool,
 }
 
 /// Consul's 403 for a secret that names no token.
@@ -394,30 +441,41 @@ pub fn acl_disabled() -> HttpError {
 impl Authz {
     /// ACLs off: everything is allowed.
     pub fn disabled() -> Authz {
-        static MANAGEMENT: OnceLock<Arc<Authorizer>> = OnceLock::new();
+        static MANAGEMENT: OnceLock<Arc<Resolved>> = OnceLock::new();
         Authz {
-            accessor_id: String::new(),
-            secret: String::new(),
-            authorizer: MANAGEMENT
-                .get_or_init(|| Arc::new(Authorizer::management()))
+            resolved: MANAGEMENT
+                .get_or_init(|| {
+                    Arc::new(Resolved {
+                        accessor_id: String::new(),
+                        secret: String::new(),
+                        authorizer: Arc::new(Authorizer::management()),
+                    })
+                })
                 .clone(),
             enabled: false,
+            caught_up: false,
         }
     }
 
     /// The compiled permissions.
     pub fn authorizer(&self) -> &Authorizer {
-        &self.authorizer
+        &self.resolved.authorizer
     }
 
     /// The token's AccessorID (empty with ACLs off).
     pub fn accessor_id(&self) -> &str {
-        &self.accessor_id
+        &self.resolved.accessor_id
     }
 
     /// The secret the request was resolved from.
     pub fn secret(&self) -> &str {
-        &self.secret
+        &self.resolved.secret
+    }
+
+    /// Whether this node's replica caught up with the leader (as a default-mode read
+    /// does) during this request, after it arrived.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up
     }
 
     /// Whether ACLs are enforced on this agent.
@@ -428,7 +486,7 @@ impl Authz {
     /// `Ok` when `decision` allows, else Consul's 403 "Permission denied: ...".
     pub fn allow(&self, decision: Decision) -> Result<(), HttpError> {
         decision
-            .check(&self.accessor_id)
+            .check(&self.resolved.accessor_id)
             .map_err(|e| HttpError::new(StatusCode::FORBIDDEN, e.to_string()))
     }
 
@@ -471,25 +529,26 @@ pub fn visible(authz: &Authz, v: &serde_json::Value) -> bool {
         && service.is_none_or(|s| a.service_read(s).is_allow())
 }
 
-/// Resolves the token of a request on `app` (see the module docs). `fresh`: the request
-/// is a write or a read in the default or `?consistent` mode, so the replica first
-/// catches up with the leader, and a token deleted or changed through another agent a
-/// moment ago is seen as the leader has it.
-pub async fn resolve(app: &App, token: Option<String>, fresh: bool) -> Result<Authz, HttpError> {
+/// Resolves the token of a request on `app` (see the module docs): `token` as the request
+/// carries it, `None` for the agent's `default` token. `fresh`: the request is a write or
+/// a read in the default or `?consistent` mode, so the replica first catches up with the
+/// leader, and a token deleted or changed through another agent a moment ago is seen as
+/// the leader has it.
+pub async fn resolve(app: &App, token: Option<&str>, fresh: bool) -> Result<Authz, HttpError> {
     let Some(rt) = app.acl() else {
         return Ok(Authz::disabled());
     };
+    let default_secret;
     let secret = match token {
         Some(t) => t,
-        None => rt
-            .tokens
-            .read()
-            .default
-            .clone()
-            .unwrap_or_else(|| cairn_state::acl::ANONYMOUS_SECRET.to_string()),
+        None => {
+            default_secret = rt.tokens.read().default.clone();
+            default_secret
+                .as_deref()
+                .unwrap_or(cairn_state::acl::ANONYMOUS_SECRET)
+        }
     };
-    let now = app.now_ms();
-    if let Some(a) = rt.recovery(&secret) {
+    if let Some(a) = rt.recovery(secret) {
         return Ok(a);
     }
     let contact = (fresh || matches!(rt.down_policy, DownPolicy::Allow | DownPolicy::Deny))
@@ -497,26 +556,37 @@ pub async fn resolve(app: &App, token: Option<String>, fresh: bool) -> Result<Au
     if let Some(contact) = &contact {
         let decision =
             crate::acl_down::decide(rt.down_policy, contact.last_contact_ms, rt.token_ttl);
-        if let Some(a) = rt.when_down(&app.state().read(), &secret, decision) {
+        if let Some(a) = rt.when_down(app.state(), secret, decision) {
             return Ok(a);
         }
     }
+    let now = app.now_ms();
     let leader_known = contact.is_some_and(|c| c.known_leader);
     if fresh && leader_known && app.read_ready().is_ok() {
         // A failed catch-up (the leader just went away) leaves the replica as it is; the
-        // request's own read or write then reports the cause.
-        let _ = tokio::time::timeout(CATCH_UP_WAIT, app.barrier(Consistency::Leader)).await;
-        return rt
-            .resolve_in(&app.state().read(), &secret, now)
-            .ok_or_else(acl_not_found);
+        // request's own read or write then reports the cause. A catch-up with nothing to
+        // wait for (a lone server, a leader holding its lease) sets no timer.
+        let mut catch_up = app.barrier(Consistency::Leader);
+        let caught_up = match futures::poll!(&mut catch_up) {
+            Poll::Ready(done) => done.is_ok(),
+            Poll::Pending => matches!(
+                tokio::time::timeout(CATCH_UP_WAIT, catch_up).await,
+                Ok(Ok(()))
+            ),
+        };
+        let mut authz = rt
+            .resolve_stored(&app.state().read(), secret, now)
+            .ok_or_else(acl_not_found)?;
+        authz.caught_up = caught_up;
+        return Ok(authz);
     }
-    if let Some(a) = rt.resolve_in(&app.state().read(), &secret, now) {
+    if let Some(a) = rt.resolve_stored(&app.state().read(), secret, now) {
         return Ok(a);
     }
     // A token created a moment ago may not have reached this replica yet: catch up with
     // the leader once before saying it does not exist.
     if app.barrier(Consistency::Leader).await.is_ok() {
-        if let Some(a) = rt.resolve_in(&app.state().read(), &secret, now) {
+        if let Some(a) = rt.resolve_stored(&app.state().read(), secret, now) {
             return Ok(a);
         }
     }
@@ -535,7 +605,7 @@ impl FromRequestParts<App> for Authz {
         let stale_read = (parts.method == axum::http::Method::GET
             || parts.method == axum::http::Method::HEAD)
             && (q.get("stale").is_some() || q.get("max_stale").is_some());
-        resolve(app, token, !stale_read).await
+        resolve(app, token.as_deref(), !stale_read).await
     }
 }
 
@@ -555,7 +625,11 @@ mod tests {
 
     #[test]
     fn the_token_comes_from_the_header_then_bearer_then_the_query() {
-        let t = |uri, h: &[(&str, &str)]| request_token(&parts(uri, h)).unwrap();
+        let t = |uri, h: &[(&str, &str)]| {
+            request_token(&parts(uri, h))
+                .unwrap()
+                .map(|t| t.into_owned())
+        };
         assert_eq!(t("/v1/kv/a", &[]), None);
         assert_eq!(t("/v1/kv/a?token=q", &[]).as_deref(), Some("q"));
         assert_eq!(
@@ -599,16 +673,30 @@ mod tests {
         assert!(a.authorizer().acl_write().is_allow());
         let again = rt.resolve_in(&st, "root", 0).unwrap();
         assert!(
-            Arc::ptr_eq(&a.authorizer, &again.authorizer),
-            "served from the cache"
+            Arc::ptr_eq(&a.resolved, &again.resolved),
+            "served from the cache, shared"
         );
+        // Another token changes: this one's resolution still stands, shared.
+        st.apply(
+            2,
+            &Command::AclTokenSet {
+                token: AclToken {
+                    accessor_id: "other".into(),
+                    secret_id: "other-secret".into(),
+                    ..Default::default()
+                },
+                create: true,
+            },
+        );
+        let after_other = rt.resolve_in(&st, "root", 0).unwrap();
+        assert!(Arc::ptr_eq(&a.resolved, &after_other.resolved));
         let anon = rt.resolve_in(&st, "anonymous", 0).unwrap();
         assert_eq!(anon.accessor_id(), ANONYMOUS_TOKEN_ID);
         assert!(!anon.authorizer().key_read("k").is_allow());
         assert!(rt.resolve_in(&st, "nope", 0).is_none());
         // The token loses its policy: the cached authorizer is not used.
         st.apply(
-            2,
+            3,
             &Command::AclTokenSet {
                 token: AclToken {
                     accessor_id: "acc".into(),
@@ -622,7 +710,7 @@ mod tests {
         assert!(!after.authorizer().acl_write().is_allow());
         // Expired tokens do not resolve.
         st.apply(
-            3,
+            4,
             &Command::AclTokenSet {
                 token: AclToken {
                     accessor_id: "exp".into(),
@@ -640,7 +728,7 @@ mod tests {
     #[test]
     fn while_down_allow_and_deny_answer_for_every_token() {
         let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", AgentTokens::default());
-        let st = state_with_root();
+        let st = RwLock::new(state_with_root());
         assert!(rt.when_down(&st, "root", WhenDown::Replica).is_none());
         let deny = rt.when_down(&st, "root", WhenDown::DenyAll).unwrap();
         assert_eq!(deny.accessor_id(), "acc", "named after the token");

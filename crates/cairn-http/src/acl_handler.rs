@@ -66,10 +66,11 @@ pub(crate) fn check_body_id(
 pub(crate) async fn read_one<T: Serialize>(
     app: &App,
     q: &Query,
+    authz: &crate::acl::Authz,
     missing: impl FnOnce() -> HttpError,
     find: impl Fn(&State) -> (Option<T>, u64),
 ) -> Result<Response, HttpError> {
-    let (found, meta) = blocking::read(app, q, |st| Ok(find(st))).await?;
+    let (found, meta) = blocking::read(app, q, authz, |st| Ok(find(st))).await?;
     let found = found.ok_or_else(missing)?;
     Ok(json_read(&found, q.pretty(), &meta))
 }

@@ -118,7 +118,7 @@ pub async fn policy_read(
 ) -> Result<Response, HttpError> {
     let q = begin_read(&authz, &uri)?;
     check_id(&id, "Policy")?;
-    read_one(&app, &q, policy_not_found, |st| {
+    read_one(&app, &q, &authz, policy_not_found, |st| {
         let (p, i) = st.acl_policy(&id);
         (p.map(|p| policy_json(p, true)), i)
     })
@@ -132,7 +132,7 @@ pub async fn policy_read_by_name(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     let q = begin_read(&authz, &uri)?;
-    read_one(&app, &q, policy_not_found, |st| {
+    read_one(&app, &q, &authz, policy_not_found, |st| {
         let (p, i) = st.acl_policy_by_name(&name);
         (p.map(|p| policy_json(p, true)), i)
     })
@@ -156,7 +156,7 @@ pub async fn policy_list(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     let q = begin_read(&authz, &uri)?;
-    let (list, meta) = blocking::read(&app, &q, |st| {
+    let (list, meta) = blocking::read(&app, &q, &authz, |st| {
         let (ps, i) = st.acl_policies();
         let v: Vec<Value> = ps.iter().map(|p| policy_json(p, false)).collect();
         Ok((v, i))
@@ -239,7 +239,7 @@ pub async fn role_read(
 ) -> Result<Response, HttpError> {
     let q = begin_read(&authz, &uri)?;
     check_id(&id, "Role")?;
-    read_one(&app, &q, role_not_found, |st| {
+    read_one(&app, &q, &authz, role_not_found, |st| {
         let (r, i) = st.acl_role(&id);
         (r.as_ref().map(role_json), i)
     })
@@ -253,7 +253,7 @@ pub async fn role_read_by_name(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     let q = begin_read(&authz, &uri)?;
-    read_one(&app, &q, role_not_found, |st| {
+    read_one(&app, &q, &authz, role_not_found, |st| {
         let (r, i) = st.acl_role_by_name(&name);
         (r.as_ref().map(role_json), i)
     })
@@ -278,7 +278,7 @@ pub async fn role_list(
 ) -> Result<Response, HttpError> {
     let q = begin_read(&authz, &uri)?;
     let policy = q.get("policy").unwrap_or("").to_string();
-    let (list, meta) = blocking::read(&app, &q, |st| {
+    let (list, meta) = blocking::read(&app, &q, &authz, |st| {
         let (rs, i) = st.acl_roles();
         let v: Vec<Value> = rs
             .iter()

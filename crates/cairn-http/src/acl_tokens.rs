@@ -359,7 +359,7 @@ pub async fn token_read(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     let q = begin_read(&authz, &uri)?;
-    read_one(&app, &q, acl_not_found, |st| {
+    read_one(&app, &q, &authz, acl_not_found, |st| {
         let (t, i) = st.acl_token(&id);
         (t.as_ref().map(token_json), i)
     })
@@ -402,7 +402,7 @@ pub async fn token_list(
     let role = q.get("role").unwrap_or("").to_string();
     let service = q.get("servicename").unwrap_or("").to_string();
     let method = q.get("authmethod").unwrap_or("").to_string();
-    let (list, meta) = blocking::read(&app, &q, |st| {
+    let (list, meta) = blocking::read(&app, &q, &authz, |st| {
         let (tokens, i) = st.acl_tokens();
         let list: Vec<Value> = tokens
             .iter()

@@ -16,6 +16,7 @@ use std::time::Duration;
 use cairn_state::State;
 use rand::Rng;
 
+use crate::acl::Authz;
 use crate::query::Query;
 use crate::reply::{Consistency, HttpError, ReadMeta};
 use crate::App;
@@ -61,9 +62,13 @@ fn requested_mode(app: &App, q: &Query) -> Result<(Consistency, Option<Duration>
 /// `?consistent` reads first wait until this node's replica holds everything the leader
 /// had committed (a barrier confirmed by the leader's lease or by a quorum), and again
 /// before a blocking query returns; stale reads are served from the replica as it is.
+/// A default-mode read whose token resolution already caught up (`authz`) does not
+/// wait a second time: that catch-up came after the request arrived, which is all the
+/// mode asks.
 pub async fn read<T>(
     app: &App,
     q: &Query,
+    authz: &Authz,
     read: impl Fn(&State) -> Result<(T, u64), HttpError>,
 ) -> Result<(T, ReadMeta), HttpError> {
     q.check_dc(app.datacenter())?;
@@ -79,7 +84,8 @@ pub async fn read<T>(
     }
     let min_index = q.u64("index")?.unwrap_or(0);
     let wait = q.duration("wait")?;
-    if consistency != Consistency::Stale {
+    let caught_up = consistency == Consistency::Leader && authz.caught_up();
+    if consistency != Consistency::Stale && !caught_up {
         app.barrier(consistency).await?;
     }
     let limits = app.limits();
@@ -139,12 +145,13 @@ pub async fn read<T>(
 pub async fn json_list_acl(
     app: &App,
     q: &Query,
-    authz: &crate::acl::Authz,
+    authz: &Authz,
     read_list: impl Fn(&State) -> (Vec<serde_json::Value>, u64),
 ) -> Result<axum::response::Response, HttpError> {
     json_list_where(
         app,
         q,
+        authz,
         |v| !authz.enabled() || crate::acl::visible(authz, v),
         read_list,
     )
@@ -156,11 +163,12 @@ pub async fn json_list_acl(
 pub async fn json_list_where(
     app: &App,
     q: &Query,
+    authz: &Authz,
     visible: impl Fn(&serde_json::Value) -> bool,
     read_list: impl Fn(&State) -> (Vec<serde_json::Value>, u64),
 ) -> Result<axum::response::Response, HttpError> {
     let filter = q.filter()?;
-    let ((v, filtered), meta) = read(app, q, |st| {
+    let ((v, filtered), meta) = read(app, q, authz, |st| {
         let (items, i) = read_list(st);
         let n = items.len();
         let items: Vec<serde_json::Value> = items.into_iter().filter(|v| visible(v)).collect();

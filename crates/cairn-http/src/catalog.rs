@@ -274,7 +274,7 @@ pub async fn services(
     let want = q.node_meta()?;
     let filter = q.filter()?;
     let a = authz.authorizer();
-    let ((v, filtered), meta) = blocking::read(&app, &q, |st| {
+    let ((v, filtered), meta) = blocking::read(&app, &q, &authz, |st| {
         let (inst, i) = st.all_instances();
         let n = inst.len();
         let inst: Vec<_> = inst
@@ -398,7 +398,7 @@ pub async fn node(
     let q = Query::from_uri(&uri);
     let filter = q.filter()?;
     let a = authz.authorizer();
-    let ((v, hidden), meta) = blocking::read(&app, &q, |st| {
+    let ((v, hidden), meta) = blocking::read(&app, &q, &authz, |st| {
         let (rec, i) = st.node(&node);
         let hidden = rec.is_some_and(|r| {
             !a.node_read(&r.node.node).is_allow()
@@ -439,7 +439,7 @@ pub async fn node_services(
     let q = Query::from_uri(&uri);
     q.filter()?;
     let a = authz.authorizer();
-    let ((v, hidden), meta) = blocking::read(&app, &q, |st| {
+    let ((v, hidden), meta) = blocking::read(&app, &q, &authz, |st| {
         let (rec, i) = st.node(&node);
         let hidden = rec.is_some_and(|r| {
             !a.node_read(&r.node.node).is_allow()

@@ -45,7 +45,7 @@ pub async fn get(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Respo
     let a = authz.authorizer();
     if q.get("keys").is_some() {
         let sep = q.get("separator").unwrap_or("").to_string();
-        let ((keys, filtered), meta) = blocking::read(&app, &q, |st| {
+        let ((keys, filtered), meta) = blocking::read(&app, &q, &authz, |st| {
             let (keys, i) = st.kv_keys(&key, &sep);
             let n = keys.len();
             let keys: Vec<String> = keys
@@ -66,7 +66,7 @@ pub async fn get(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Respo
         return Ok(mark_filtered(json_read(&keys, pretty, &meta), filtered));
     }
     if q.get("recurse").is_some() {
-        let ((pairs, filtered), meta) = blocking::read(&app, &q, |st| {
+        let ((pairs, filtered), meta) = blocking::read(&app, &q, &authz, |st| {
             let (v, i) = st.kv_list(&key);
             let n = v.len();
             let pairs: Vec<KvPair> = v
@@ -92,7 +92,7 @@ pub async fn get(State(app): State<App>, authz: Authz, uri: Uri) -> Result<Respo
     }
     authz.allow(a.key_read(&key))?;
     let raw = q.get("raw").is_some();
-    let (entry, meta) = blocking::read(&app, &q, |st| {
+    let (entry, meta) = blocking::read(&app, &q, &authz, |st| {
         let (e, i) = st.kv_get(&key);
         Ok((e.cloned(), i))
     })

@@ -136,7 +136,7 @@ pub async fn get_config(
     // A read like any other: the consistency mode's barrier first (a server that does not
     // lead, or a client, must not answer settings older than an acknowledged write).
     let q = Query::from_uri(&uri);
-    let (v, meta) = crate::blocking::read(&app, &q, |st| {
+    let (v, meta) = crate::blocking::read(&app, &q, &authz, |st| {
         let c = st.autopilot_config();
         Ok((config_json(&c), c.modify_index))
     })

@@ -1,7 +1,9 @@
 //! Responses: JSON bodies with Consul's headers, and plain-text errors with the status
 //! code Consul uses.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::body::Body;
+use axum::http::header::{HeaderName, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -96,20 +98,41 @@ pub struct ReadMeta {
     pub consistency: Consistency,
 }
 
+static X_CONSUL_INDEX: HeaderName = HeaderName::from_static("x-consul-index");
+static X_CONSUL_KNOWNLEADER: HeaderName = HeaderName::from_static("x-consul-knownleader");
+static X_CONSUL_LASTCONTACT: HeaderName = HeaderName::from_static("x-consul-lastcontact");
+static X_CONSUL_EFFECTIVE_CONSISTENCY: HeaderName =
+    HeaderName::from_static("x-consul-effective-consistency");
+
+/// Headers a response has room for from the start: a read's content type and four
+/// read headers, the length added on the way out and the few the middleware adds, so
+/// that no insert makes the map grow (a rehash on every request otherwise).
+const HEADER_ROOM: usize = 12;
+
+/// A response with `status`, `content_type` and `body`.
+fn response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut headers = HeaderMap::with_capacity(HEADER_ROOM);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
+}
+
 fn add_read_headers(resp: &mut Response, meta: &ReadMeta) {
     let h = resp.headers_mut();
-    h.insert("x-consul-index", HeaderValue::from(meta.index.max(1)));
+    h.insert(&X_CONSUL_INDEX, HeaderValue::from(meta.index.max(1)));
     let known = meta.contact.known_leader;
     h.insert(
-        "x-consul-knownleader",
+        &X_CONSUL_KNOWNLEADER,
         HeaderValue::from_static(if known { "true" } else { "false" }),
     );
     h.insert(
-        "x-consul-lastcontact",
+        &X_CONSUL_LASTCONTACT,
         HeaderValue::from(meta.contact.last_contact_ms),
     );
     h.insert(
-        "x-consul-effective-consistency",
+        &X_CONSUL_EFFECTIVE_CONSISTENCY,
         HeaderValue::from_static(meta.consistency.as_str()),
     );
 }
@@ -122,7 +145,7 @@ pub fn json<T: Serialize>(body: &T, pretty: bool) -> Response {
         serde_json::to_vec(body)
     };
     match bytes {
-        Ok(b) => ([("content-type", "application/json")], b).into_response(),
+        Ok(b) => response(StatusCode::OK, "application/json", b),
         Err(e) => HttpError::internal(format!("encoding response: {e}")).into_response(),
     }
 }
@@ -141,7 +164,7 @@ pub fn status_read(
     content_type: &'static str,
     meta: &ReadMeta,
 ) -> Response {
-    let mut r = (status, [("content-type", content_type)], body).into_response();
+    let mut r = response(status, content_type, body);
     add_read_headers(&mut r, meta);
     r
 }

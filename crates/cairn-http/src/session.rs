@@ -172,11 +172,21 @@ pub async fn info(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&id, "session ID")?;
-    blocking::json_list_where(&app, &Query::from_uri(&uri), readable(&authz), |st| {
+    sessions_read(&app, &uri, &authz, |st| {
         let (s, i) = st.session(&id);
         (session_values(s.into_iter()), i)
     })
     .await
+}
+
+/// A session listing as a blocking read, without the sessions `authz` may not read.
+async fn sessions_read(
+    app: &App,
+    uri: &Uri,
+    authz: &crate::acl::Authz,
+    read: impl Fn(&cairn_state::State) -> (Vec<Value>, u64),
+) -> Result<Response, HttpError> {
+    blocking::json_list_where(app, &Query::from_uri(uri), authz, readable(authz), read).await
 }
 
 /// Sessions as JSON.
@@ -201,7 +211,7 @@ pub async fn node(
     uri: Uri,
 ) -> Result<Response, HttpError> {
     check_name(&node, "node name")?;
-    blocking::json_list_where(&app, &Query::from_uri(&uri), readable(&authz), |st| {
+    sessions_read(&app, &uri, &authz, |st| {
         let (s, i) = st.node_sessions(&node);
         (session_values(s.into_iter()), i)
     })
@@ -213,7 +223,7 @@ pub async fn list(
     authz: crate::acl::Authz,
     uri: Uri,
 ) -> Result<Response, HttpError> {
-    blocking::json_list_where(&app, &Query::from_uri(&uri), readable(&authz), |st| {
+    sessions_read(&app, &uri, &authz, |st| {
         let (s, i) = st.sessions();
         (session_values(s.into_iter()), i)
     })

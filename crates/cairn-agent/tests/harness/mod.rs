@@ -403,6 +403,11 @@ impl Cluster {
         self.rpc.set_delay(delay, jitter);
     }
 
+    /// How many RPC calls `node` has made to servers so far.
+    pub fn rpc_calls_from(&self, node: &str) -> u64 {
+        self.rpc.calls_from(self.node(node).ip)
+    }
+
     /// An HTTP request with a binary body; (status, body bytes).
     pub async fn http_bytes(
         &self,

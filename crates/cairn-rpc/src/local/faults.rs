@@ -83,6 +83,15 @@ impl Faults {
         self.jitter = jitter;
     }
 
+    /// How many calls `from` made that were not refused by a partition, to any server.
+    pub fn calls_from(&self, from: std::net::IpAddr) -> u64 {
+        self.counters
+            .iter()
+            .filter(|((f, _), _)| f.ip() == from)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Draws the fate of the next call from `from` to `to`.
     pub fn decide(&mut self, from: SocketAddr, to: SocketAddr) -> Verdict {
         if self.is_partitioned(from, to) {

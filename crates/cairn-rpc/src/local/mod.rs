@@ -136,6 +136,11 @@ impl Network {
         self.inner.faults.lock().set_delay(base, jitter);
     }
 
+    /// How many calls the node at `ip` has made (partitioned ones not counted).
+    pub fn calls_from(&self, ip: std::net::IpAddr) -> u64 {
+        self.inner.faults.lock().calls_from(ip)
+    }
+
     /// The seed faults draw from.
     pub fn seed(&self) -> u64 {
         self.inner.faults.lock().seed()
