@@ -67,6 +67,10 @@ CPU_QUOTA="${CPU_QUOTA:-}"
 AGENT_PIN=() WRK_PIN=()
 if [ "$PIN" = 1 ]; then AGENT_PIN=(taskset -c 1) WRK_PIN=(taskset -c 0); fi
 OUT_DIR="${OUT_DIR:-${TMPDIR:-/tmp}/cairn-bench-acl-tls-$(date -u +%Y%m%dT%H%M%S)}"
+if [ "$SYSCALLS" = 1 ]; then
+    perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1 ||
+        die "SYSCALLS=1 needs perf with access to the raw_syscalls tracepoint (apt-get install linux-perf; run as root)"
+fi
 if [ "$INSTR" = 1 ]; then
     command -v callgrind_control >/dev/null || die "INSTR=1 needs valgrind (apt-get install valgrind)"
     AGENT_PIN+=(valgrind -q --tool=callgrind --dump-instr=no --callgrind-out-file="$OUT_DIR/callgrind.%p")
@@ -208,7 +212,9 @@ run() { # LABEL WORKLOAD C PID URL [wrk args...]
         perf stat -x, -e "$STAT_EVENTS" -p "$pid" -o "$OUT_DIR/stat-$label-$work.txt" -- sleep "$DUR" &
         stat=$!
     fi
-    [ "$INSTR" = 1 ] && callgrind_control -z "$pid" >/dev/null 2>&1
+    if [ "$INSTR" = 1 ]; then
+        callgrind_control -z "$pid" >/dev/null 2>&1 || die "callgrind_control could not zero the counts of $label ($pid)"
+    fi
     out=$("${WRK_PIN[@]}" wrk -t "$WRK_THREADS" -c "$c" -d "${DUR}s" --latency -s "$OUT_DIR/$work.lua" "$@" "$url" 2>&1)
     t1=$(proc_ticks "$pid")
     [ -n "$prof" ] && wait "$prof"
@@ -221,9 +227,10 @@ run() { # LABEL WORKLOAD C PID URL [wrk args...]
     [ -n "$rps" ] || die "wrk printed no rate for $label $work: $out"
     echo "$label $work $c $rps $p50 $p99 $errs $(ticks_pct "$t0" "$t1")" | tee -a "$RESULTS" >&2
     if [ "$INSTR" = 1 ]; then
-        callgrind_control -d "$label-$work" "$pid" >/dev/null 2>&1
+        callgrind_control -d "$label-$work" "$pid" >/dev/null 2>&1 || die "callgrind_control could not dump $label ($pid)"
         local dump reqs ir
-        dump=$(ls -t "$OUT_DIR"/callgrind."$pid".* | head -1)
+        dump=$(grep -l "^desc: Trigger: dump $label-$work\$" "$OUT_DIR"/callgrind."$pid".* 2>/dev/null | sort -V | tail -1 || true)
+        [ -n "$dump" ] || die "no callgrind dump for $label $work in $OUT_DIR"
         reqs=$(echo "$out" | awk '/requests in/ {print $1}')
         ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
         awk -v ir="$ir" -v n="$reqs" -v what="$label $work" \

@@ -258,12 +258,15 @@ impl AclRuntime {
                 caught_up: false,
             })
         };
-        // No token, policy or role changed since the entry was last checked: it stands,
-        // without looking the token up.
+        // No token, policy or role changed since the entry was last checked, and the
+        // secret still names the same token (a client's replica can be replaced by a copy
+        // from another history with the same indexes): it stands, without reading the
+        // token.
         if let Some(c) = self.cache.lock().get(secret).filter(|c| {
             c.tokens_index == tables.acl_tokens
                 && c.policies_index == tables.acl_policies
                 && c.roles_index == tables.acl_roles
+                && st.acl_accessor_by_secret(secret) == Some(c.resolved.accessor_id.as_str())
         }) {
             return cached(c);
         }
@@ -560,12 +563,11 @@ pub async fn resolve(app: &App, token: Option<&str>, fresh: bool) -> Result<Auth
             return Ok(a);
         }
     }
-    let now = app.now_ms();
     let leader_known = contact.is_some_and(|c| c.known_leader);
     if fresh && leader_known && app.read_ready().is_ok() {
         // A failed catch-up (the leader just went away) leaves the replica as it is; the
         // request's own read or write then reports the cause. A catch-up with nothing to
-        // wait for (a lone server, a leader holding its lease) sets no timer.
+        // wait for (a lone server) sets no timer.
         let mut catch_up = app.barrier(Consistency::Leader);
         let caught_up = match futures::poll!(&mut catch_up) {
             Poll::Ready(done) => done.is_ok(),
@@ -574,19 +576,20 @@ pub async fn resolve(app: &App, token: Option<&str>, fresh: bool) -> Result<Auth
                 Ok(Ok(()))
             ),
         };
+        // Expiry is judged after the catch-up, however long it took.
         let mut authz = rt
-            .resolve_stored(&app.state().read(), secret, now)
+            .resolve_stored(&app.state().read(), secret, app.now_ms())
             .ok_or_else(acl_not_found)?;
         authz.caught_up = caught_up;
         return Ok(authz);
     }
-    if let Some(a) = rt.resolve_stored(&app.state().read(), secret, now) {
+    if let Some(a) = rt.resolve_stored(&app.state().read(), secret, app.now_ms()) {
         return Ok(a);
     }
     // A token created a moment ago may not have reached this replica yet: catch up with
     // the leader once before saying it does not exist.
     if app.barrier(Consistency::Leader).await.is_ok() {
-        if let Some(a) = rt.resolve_stored(&app.state().read(), secret, now) {
+        if let Some(a) = rt.resolve_stored(&app.state().read(), secret, app.now_ms()) {
             return Ok(a);
         }
     }

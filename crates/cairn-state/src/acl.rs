@@ -555,6 +555,11 @@ impl State {
     }
 
     /// One token by SecretID (as stored).
+    /// The AccessorID of the token with `secret`, found without reading the token.
+    pub fn acl_accessor_by_secret(&self, secret: &str) -> Option<&str> {
+        self.acl.secrets.get(secret).map(String::as_str)
+    }
+
     pub fn acl_token_by_secret(&self, secret: &str) -> Option<&AclToken> {
         self.acl
             .secrets
