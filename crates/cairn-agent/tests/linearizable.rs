@@ -4,7 +4,10 @@
 //! servers and client agents, while a seeded nemesis cuts the leader off with a minority,
 //! splits the RPC network, loses and delays messages, and kills and restarts servers with
 //! their storage. The history, timed by a logical clock, must be linearizable
-//! (`cairn_lincheck`); a violation prints a minimal window of it.
+//! (`cairn_lincheck`); a violation prints a minimal window of it. Schedules with an odd
+//! seed run with ACLs on (default deny, the management token as every agent's default
+//! token), so their reads take the path where the token's catch-up with the leader also
+//! serves the read.
 //!
 //! Each schedule prints its seed; `CAIRN_SEED=<n>` replays that one schedule (the fault
 //! plan, the clients' choices and the network's fault draws; thread timing still varies).
@@ -52,7 +55,13 @@ struct Schedule {
     unsafe_local_reads: bool,
     /// Sends half the default reads to a leader while it is cut off.
     reads_on_isolated: bool,
+    /// ACLs on every agent (default deny), every request under the management token as
+    /// the agents' default token: a read then catches up once, while its token resolves.
+    acls: bool,
 }
+
+/// The management token of schedules with ACLs.
+const ROOT: &str = "5b0f1c7e-3a52-4d8e-9c1f-6e2d7a4b8c90";
 
 impl Schedule {
     fn from_seed(seed: u64) -> Schedule {
@@ -63,7 +72,36 @@ impl Schedule {
             steps: nemesis::plan(seed, servers, STEPS),
             unsafe_local_reads: false,
             reads_on_isolated: false,
+            acls: seed % 2 == 1,
         }
+    }
+
+    /// The agents' configuration.
+    fn hcl(&self) -> String {
+        let mut hcl = String::new();
+        if self.unsafe_local_reads {
+            hcl.push_str("debug_unsafe_local_reads = true\n");
+        }
+        if self.acls {
+            hcl.push_str(&format!(
+                "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  tokens {{\n    initial_management = \"{ROOT}\"\n    default = \"{ROOT}\"\n    agent = \"{ROOT}\"\n  }}\n}}\n"
+            ));
+        }
+        hcl
+    }
+}
+
+/// The management token works on every one of `nodes` (as their default token).
+struct TokenEverywhere(Vec<String>);
+
+impl Condition for TokenEverywhere {
+    async fn holds(&self, c: &Cluster) -> bool {
+        for node in &self.0 {
+            if c.http(node, "GET", "/v1/acl/token/self", "").await.0 != 200 {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -79,7 +117,7 @@ struct Run {
 async fn run(s: &Schedule) -> Option<Run> {
     let start = Instant::now();
     println!(
-        "schedule seed {} ({} servers; replay with CAIRN_SEED={}){}",
+        "schedule seed {} ({} servers; replay with CAIRN_SEED={}){}{}",
         s.seed,
         s.servers,
         s.seed,
@@ -87,13 +125,11 @@ async fn run(s: &Schedule) -> Option<Run> {
             " with debug_unsafe_local_reads"
         } else {
             ""
-        }
+        },
+        if s.acls { " with ACLs" } else { "" }
     );
-    let hcl = if s.unsafe_local_reads {
-        "debug_unsafe_local_reads = true"
-    } else {
-        ""
-    };
+    let hcl = s.hcl();
+    let hcl = hcl.as_str();
     let mut c = Cluster::with_seed(s.seed);
     let servers: Vec<String> = (1..=s.servers).map(|i| format!("s{i}")).collect();
     for name in &servers {
@@ -107,10 +143,18 @@ async fn run(s: &Schedule) -> Option<Run> {
         .try_wait_until(members_alive(s.servers + 2))
         .await
         .is_some()
-        && c.try_wait_until(LeaderAgreed(None)).await.is_some();
+        && c.try_wait_until(LeaderAgreed(None)).await.is_some()
+        && (!s.acls || {
+            let nodes: Vec<String> = servers
+                .iter()
+                .cloned()
+                .chain([spare.clone(), sessions_node.clone()])
+                .collect();
+            c.try_wait_until(TokenEverywhere(nodes)).await.is_some()
+        });
     if !formed {
         println!(
-            "  seed {}: the cluster did not form within {:?} (every node alive everywhere, one leader)",
+            "  seed {}: the cluster did not form within {:?} (every node alive everywhere, one leader, the token everywhere with ACLs)",
             s.seed, *WAIT
         );
         c.stop_all().await;
@@ -367,6 +411,7 @@ fn deposed_leader_schedule(seed: u64, unsafe_local_reads: bool) -> Schedule {
         ],
         unsafe_local_reads,
         reads_on_isolated: true,
+        acls: false,
     }
 }
 
@@ -397,13 +442,30 @@ async fn the_checker_catches_a_deposed_leader_serving_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_schedule_without_the_fault_is_linearizable() {
     let seed = replay_seed().unwrap_or_else(|| seed("control"));
-    let r = run(&deposed_leader_schedule(seed, false))
-        .await
-        .expect("the cluster formed");
+    run_control(&deposed_leader_schedule(seed, false)).await;
+}
+
+/// Runs a schedule that must be linearizable, with enough operations to mean something.
+async fn run_control(schedule: &Schedule) {
+    let seed = schedule.seed;
+    let r = run(schedule).await.expect("the cluster formed");
     assert_linearizable(&r, seed);
     assert!(
         r.report.ops >= MIN_OPS,
         "seed {seed}: too few operations to mean anything ({})",
         r.report.ops
     );
+}
+
+/// The same schedule with ACLs: reads sent to the cut-off leader resolve their token
+/// first, and the catch-up that resolution makes must refuse them just as a read's own
+/// barrier does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_on_a_deposed_leader_with_acls_are_linearizable() {
+    let seed = replay_seed().unwrap_or_else(|| seed("control with ACLs"));
+    run_control(&Schedule {
+        acls: true,
+        ..deposed_leader_schedule(seed, false)
+    })
+    .await;
 }
