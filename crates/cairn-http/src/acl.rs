@@ -102,7 +102,7 @@ impl AgentTokens {
     }
 }
 
-/// One resolution of a token, in the cache and shared by every request that carries it.
+/// A cache entry: a token's resolution and the indexes it was last found valid against.
 struct Cached {
     token_modify: u64,
     /// The tokens table's index when the entry was last found current.
@@ -119,20 +119,6 @@ struct Resolved {
     accessor_id: String,
     secret: String,
     authorizer: Arc<Authorizer>,
-}
-
-impl Authz {
-    fn new(accessor_id: String, secret: &str, authorizer: Arc<Authorizer>) -> Authz {
-        Authz {
-            resolved: Arc::new(Resolved {
-                accessor_id,
-                secret: secret.to_string(),
-                authorizer,
-            }),
-            enabled: true,
-            caught_up: false,
-        }
-    }
 }
 
 impl AclRuntime {
@@ -442,6 +428,19 @@ pub fn acl_disabled() -> HttpError {
 }
 
 impl Authz {
+    /// A token resolved to `authorizer`, with ACLs enforced.
+    fn new(accessor_id: String, secret: &str, authorizer: Arc<Authorizer>) -> Authz {
+        Authz {
+            resolved: Arc::new(Resolved {
+                accessor_id,
+                secret: secret.to_string(),
+                authorizer,
+            }),
+            enabled: true,
+            caught_up: false,
+        }
+    }
+
     /// ACLs off: everything is allowed.
     pub fn disabled() -> Authz {
         static MANAGEMENT: OnceLock<Arc<Resolved>> = OnceLock::new();
