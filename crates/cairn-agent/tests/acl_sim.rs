@@ -4,8 +4,8 @@
 //! not under the neighbouring `apps/` or `other/`, on the server and on the client (which
 //! authorizes from its own replica); once the token is deleted it stops working on both.
 //! A cluster bootstrapped through the API bootstraps once, and catalog and health reads
-//! show only what the token may read. A read on a client asks the leader once, for its
-//! token and its data together. The seed is printed.
+//! show only what the token may read. A read on a client agent or a follower asks the
+//! leader once, for its token and its data together. The seed is printed.
 
 mod harness;
 
@@ -242,46 +242,78 @@ async fn a_key_prefix_token_reaches_its_prefix_only_until_deleted() {
 async fn a_default_read_on_a_client_asks_the_leader_once_for_token_and_data() {
     let c = server_and_client("a_default_read_on_a_client_asks_the_leader_once_for_token_and_data")
         .await;
+    reads_ask_the_leader_once(&c, "s1", "c1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_read_on_a_follower_asks_the_leader_once_for_token_and_data() {
+    let mut c =
+        Cluster::new("a_default_read_on_a_follower_asks_the_leader_once_for_token_and_data");
+    // The harness's own waits ask without a token: the management token is every
+    // server's default token here.
+    let hcl = format!(
+        "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  tokens {{\n    initial_management = \"{ROOT}\"\n    default = \"{ROOT}\"\n    agent = \"{ROOT}\"\n  }}\n}}\n"
+    );
+    for name in ["s1", "s2", "s3"] {
+        c.cluster_server_with(name, 3, &hcl).await;
+    }
+    c.wait_until("three servers alive everywhere", members_alive(3))
+        .await;
+    c.wait_until("one leader agreed", LeaderAgreed(None)).await;
+    let leader = c.leader_name("s1").await.expect("a leader");
+    let follower = ["s1", "s2", "s3"]
+        .into_iter()
+        .find(|n| *n != leader)
+        .unwrap();
+    c.wait_until(
+        "the management token works on the follower",
+        Answers {
+            node: follower,
+            path: with_token("/v1/acl/token/self", ROOT),
+            status: 200,
+        },
+    )
+    .await;
+    reads_ask_the_leader_once(&c, &leader, follower).await;
+}
+
+/// Default-mode reads on `node` (a client agent or a follower) ask the leader once each:
+/// the catch-up that resolves the token (after the request arrived) serves the read too.
+/// `?consistent` asks a quorum on top; `?stale` asks nobody.
+async fn reads_ask_the_leader_once(c: &Cluster, leader: &str, node: &'static str) {
     let key = with_token("/v1/kv/app/k", ROOT);
-    let (s, body) = c.http("s1", "PUT", &key, "v").await;
+    let (s, body) = c.http(leader, "PUT", &key, "v").await;
     assert_eq!(s, 200, "{body}");
     c.wait_until(
-        "the client reads the key with the management token",
+        "the node reads the key with the management token",
         Answers {
-            node: "c1",
+            node,
             path: key.clone(),
             status: 200,
         },
     )
     .await;
-    let reads = |path: String, n: usize| {
-        let c = &c;
-        async move {
-            let before = c.rpc_calls_from("c1");
-            for _ in 0..n {
-                let (s, body) = c.http("c1", "GET", &path, "").await;
-                assert_eq!(s, 200, "{path}: {body}");
-            }
-            c.rpc_calls_from("c1") - before
+    let reads = |path: String, n: usize| async move {
+        let before = c.rpc_calls_from(node);
+        for _ in 0..n {
+            let (s, body) = c.http(node, "GET", &path, "").await;
+            assert_eq!(s, 200, "{path}: {body}");
         }
+        c.rpc_calls_from(node) - before
     };
-    // Default mode: the catch-up that resolves the token (after the request arrived)
-    // serves the read too. Each read still asks once; a few calls of the agent's own
-    // (anti-entropy) may fall in between.
+    // A few calls of the agent's own (anti-entropy) may fall in between.
     let calls = reads(key.clone(), 20).await;
     assert!(
         (20..=28).contains(&calls),
-        "20 default-mode reads on a client made {calls} RPC calls, not one each"
+        "20 default-mode reads on {node} made {calls} RPC calls, not one each"
     );
-    // `?consistent` asks a quorum on top of the catch-up, so twice per read.
     let calls = reads(format!("{key}&consistent"), 5).await;
     assert!(
         calls >= 10,
-        "5 consistent reads made only {calls} RPC calls"
+        "5 consistent reads on {node} made only {calls} RPC calls"
     );
-    // `?stale` reads the replica as it is: the token too.
     let calls = reads(format!("{key}&stale"), 5).await;
-    assert!(calls <= 3, "5 stale reads made {calls} RPC calls");
+    assert!(calls <= 3, "5 stale reads on {node} made {calls} RPC calls");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
