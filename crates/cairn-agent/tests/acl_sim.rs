@@ -251,9 +251,7 @@ async fn a_default_read_on_a_follower_asks_the_leader_once_for_token_and_data() 
         Cluster::new("a_default_read_on_a_follower_asks_the_leader_once_for_token_and_data");
     // The harness's own waits ask without a token: the management token is every
     // server's default token here.
-    let hcl = format!(
-        "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  tokens {{\n    initial_management = \"{ROOT}\"\n    default = \"{ROOT}\"\n    agent = \"{ROOT}\"\n  }}\n}}\n"
-    );
+    let hcl = acl_managed_by(ROOT);
     for name in ["s1", "s2", "s3"] {
         c.cluster_server_with(name, 3, &hcl).await;
     }

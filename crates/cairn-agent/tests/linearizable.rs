@@ -83,9 +83,7 @@ impl Schedule {
             hcl.push_str("debug_unsafe_local_reads = true\n");
         }
         if self.acls {
-            hcl.push_str(&format!(
-                "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  tokens {{\n    initial_management = \"{ROOT}\"\n    default = \"{ROOT}\"\n    agent = \"{ROOT}\"\n  }}\n}}\n"
-            ));
+            hcl.push_str(&acl_managed_by(ROOT));
         }
         hcl
     }

@@ -620,6 +620,15 @@ pub fn passing_everywhere(service: &str, n: usize) -> Passing {
 }
 
 /// A service definition in HCL.
+/// ACLs on (default deny) with `root` as the management token and as the agent's
+/// `default` and `agent` tokens: requests without a token, the harness's waits
+/// included, act as management.
+pub fn acl_managed_by(root: &str) -> String {
+    format!(
+        "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  tokens {{\n    initial_management = \"{root}\"\n    default = \"{root}\"\n    agent = \"{root}\"\n  }}\n}}\n"
+    )
+}
+
 pub fn service(name: &str, port: u16) -> String {
     format!("service {{\n name = \"{name}\"\n port = {port}\n}}")
 }
