@@ -24,7 +24,7 @@ mod tls;
 mod unbuilt;
 
 pub use duration::{format_duration, parse_duration, DurationError};
-pub use tls::{TlsConfig, TlsFiles, TlsInterface};
+pub use tls::{TlsConfig, TlsFiles, TlsInterface, TlsVersion, TLS12_CIPHER_SUITES};
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -1084,7 +1084,7 @@ fn build(
         _ => Vec::new(),
     };
 
-    let tls_config = tls::read(&r, ports.https.is_enabled(), server)?;
+    let tls_config = tls::read(&r, ports.https.is_enabled(), server, &mut warnings)?;
 
     Ok(Config {
         dev,

@@ -109,6 +109,46 @@ async fn https_serves_clients_that_trust_the_ca() {
 }
 
 #[tokio::test]
+async fn a_tls_1_3_minimum_refuses_tls_1_2_clients_and_ca_path_verifies_them() {
+    let (_tmp, dir) = tempdir();
+    make_certs(&dir);
+    // The CA comes from a directory (ca_path) and HTTPS takes TLS 1.3 only.
+    let cas = dir.join("cas");
+    std::fs::create_dir(&cas).unwrap();
+    std::fs::copy(dir.join("consul-agent-ca.pem"), cas.join("ca.pem")).unwrap();
+    let p = |n: &str| dir.join(n).display().to_string();
+    let hcl = format!(
+        "tls {{\n defaults {{\n ca_path = \"{}\"\n cert_file = \"{}\"\n key_file = \"{}\"\n }}\n https {{\n verify_incoming = true\n tls_min_version = \"TLSv1_3\"\n }}\n}}",
+        cas.display(),
+        p("dc1-server-consul-0.pem"),
+        p("dc1-server-consul-0-key.pem"),
+    );
+    let agent = Agent::dev_with(&["-https-port", "0", "-hcl", &hcl]).await;
+    let addr = agent.https_addr().await;
+
+    let l = leader(&https_client(Some(&dir), Some(&dir)), addr)
+        .await
+        .unwrap();
+    assert!(!l.is_empty());
+    let mut pem = read(&dir, "dc1-client-consul-0.pem");
+    pem.extend(read(&dir, "dc1-client-consul-0-key.pem"));
+    let tls12 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&read(&dir, "consul-agent-ca.pem")).unwrap(),
+        )
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let e = leader(&tls12, addr).await.unwrap_err();
+    assert!(e.to_lowercase().contains("version"), "{e}");
+    // Without a certificate from the CA in ca_path, refused as before.
+    assert!(leader(&https_client(Some(&dir), None), addr).await.is_err());
+}
+
+#[tokio::test]
 async fn verify_incoming_requires_a_client_certificate_from_the_ca() {
     let (_tmp, dir) = tempdir();
     make_certs(&dir);

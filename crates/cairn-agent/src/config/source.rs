@@ -148,6 +148,8 @@ pub(crate) const SCHEMA: Schema = Obj(&[
     ("skip_leave_on_interrupt", Leaf),
     ("start_join", Leaf),
     ("tls", super::tls::SCHEMA),
+    // Pre-1.12 and ignored by Consul since Go chooses the order itself; read by nothing.
+    ("tls_prefer_server_cipher_suites", Leaf),
     ("ui", Leaf),
     ("ui_config", Obj(&[("enabled", Leaf)])),
 ]);

@@ -5,6 +5,9 @@
 //!
 //! Combinations that would run with less security than written are errors naming the key:
 //! verifying without a CA, a certificate without its key, HTTPS without a certificate.
+//!
+//! `tls_min_version` and `tls_cipher_suites` are checked here against Consul's names;
+//! which rustls suites they select, and in what order, is the agent's `tls::suites`.
 
 use std::path::PathBuf;
 
@@ -13,24 +16,31 @@ use super::{bad, ConfigError, Reader};
 
 use Schema::{Leaf, Obj};
 
-/// The keys of one `tls` interface block (`defaults`, `https`, `internal_rpc`).
-const FILE_AND_VERIFY_KEYS: &[(&str, Schema)] = &[
+/// The keys of one `tls` interface block (`defaults`, `internal_rpc`).
+const INTERFACE_KEYS: &[(&str, Schema)] = &[
     ("ca_file", Leaf),
+    ("ca_path", Leaf),
     ("cert_file", Leaf),
     ("key_file", Leaf),
+    ("tls_min_version", Leaf),
+    ("tls_cipher_suites", Leaf),
     ("verify_incoming", Leaf),
     ("verify_outgoing", Leaf),
 ];
 
 /// The shape of `tls { }` for the configuration schema.
 pub(crate) const SCHEMA: Schema = Obj(&[
-    ("defaults", Obj(FILE_AND_VERIFY_KEYS)),
+    ("defaults", Obj(INTERFACE_KEYS)),
+    // HTTPS has no outgoing side here (Consul's `verify_outgoing` there is for watches).
     (
         "https",
         Obj(&[
             ("ca_file", Leaf),
+            ("ca_path", Leaf),
             ("cert_file", Leaf),
             ("key_file", Leaf),
+            ("tls_min_version", Leaf),
+            ("tls_cipher_suites", Leaf),
             ("verify_incoming", Leaf),
         ]),
     ),
@@ -38,8 +48,11 @@ pub(crate) const SCHEMA: Schema = Obj(&[
         "internal_rpc",
         Obj(&[
             ("ca_file", Leaf),
+            ("ca_path", Leaf),
             ("cert_file", Leaf),
             ("key_file", Leaf),
+            ("tls_min_version", Leaf),
+            ("tls_cipher_suites", Leaf),
             ("verify_incoming", Leaf),
             ("verify_outgoing", Leaf),
             ("verify_server_hostname", Leaf),
@@ -50,6 +63,15 @@ pub(crate) const SCHEMA: Schema = Obj(&[
 /// Consul's pre-1.12 top-level TLS keys, and where they live now.
 pub(crate) const LEGACY_KEYS: &[(&[&str], &[&str])] = &[
     (&["ca_file"], &["tls", "defaults", "ca_file"]),
+    (&["ca_path"], &["tls", "defaults", "ca_path"]),
+    (
+        &["tls_min_version"],
+        &["tls", "defaults", "tls_min_version"],
+    ),
+    (
+        &["tls_cipher_suites"],
+        &["tls", "defaults", "tls_cipher_suites"],
+    ),
     (&["cert_file"], &["tls", "defaults", "cert_file"]),
     (&["key_file"], &["tls", "defaults", "key_file"]),
     (
@@ -74,11 +96,41 @@ pub(crate) const LEGACY_KEYS: &[(&[&str], &[&str])] = &[
     ),
 ];
 
+/// The lowest TLS version an interface accepts (`tls_min_version`). rustls speaks TLS 1.2
+/// and 1.3 only, so Consul's `TLSv1_0` and `TLSv1_1` floors are met by TLS 1.2 (with a
+/// warning at start-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3 (Consul's default, `TLSv1_2`).
+    #[default]
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// Consul's agent TLS 1.2 cipher suites (IANA names), and whether Cairn offers each. The
+/// CBC suites are Consul's but not rustls's: a list naming them is accepted (with a
+/// warning) as long as one suite it names is offered.
+pub const TLS12_CIPHER_SUITES: &[(&str, bool)] = &[
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", true),
+    ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", true),
+    ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", true),
+    ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", true),
+    ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", true),
+    ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", true),
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", false),
+    ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", false),
+    ("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", false),
+    ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", false),
+];
+
 /// The files of one interface.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsFiles {
     /// PEM CA certificate(s) that peers' certificates must chain to.
     pub ca_file: Option<PathBuf>,
+    /// A directory of PEM CA files, used when `ca_file` is not set (as Consul).
+    pub ca_path: Option<PathBuf>,
     /// PEM certificate (chain) this agent presents.
     pub cert_file: Option<PathBuf>,
     /// PEM private key of `cert_file`.
@@ -86,6 +138,11 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
+    /// Whether a CA is configured (`ca_file` or `ca_path`).
+    pub fn has_ca(&self) -> bool {
+        self.ca_file.is_some() || self.ca_path.is_some()
+    }
+
     /// Whether a certificate and its key are configured.
     pub fn has_cert(&self) -> bool {
         self.cert_file.is_some() && self.key_file.is_some()
@@ -101,6 +158,12 @@ pub struct TlsInterface {
     pub verify_incoming: bool,
     /// Outgoing connections use TLS and check the peer's certificate against the CA.
     pub verify_outgoing: bool,
+    /// The lowest version accepted, both ways.
+    pub min_version: TlsVersion,
+    /// TLS 1.2 suites by IANA name, in the order given, only those offered (see
+    /// [`TLS12_CIPHER_SUITES`]); empty: the default set. TLS 1.3 suites are not
+    /// configurable, as in Consul.
+    pub cipher_suites: Vec<String>,
 }
 
 /// `tls { }`, resolved.
@@ -138,6 +201,7 @@ pub(crate) fn read(
     r: &Reader,
     https_enabled: bool,
     server: bool,
+    warnings: &mut Vec<String>,
 ) -> Result<TlsConfig, ConfigError> {
     for key in ["tls", "tls.defaults", "tls.https", "tls.internal_rpc"] {
         if let Some(v) = r.get(key) {
@@ -146,8 +210,8 @@ pub(crate) fn read(
             }
         }
     }
-    let https = interface(r, "https")?;
-    let mut internal_rpc = interface(r, "internal_rpc")?;
+    let https = interface(r, "https", warnings)?;
+    let mut internal_rpc = interface(r, "internal_rpc", warnings)?;
     let verify_server_hostname = r.bool("tls.internal_rpc.verify_server_hostname", false)?;
     // As Consul: checking the server's name means checking its certificate.
     internal_rpc.verify_outgoing |= verify_server_hostname;
@@ -164,11 +228,11 @@ pub(crate) fn read(
             ("verify_incoming", i.verify_incoming),
             ("verify_outgoing", i.verify_outgoing),
         ] {
-            if on && f.ca_file.is_none() {
+            if on && !f.has_ca() {
                 return Err(bad(
                     &format!("tls.{name}.{what}"),
                     format!(
-                        "needs a CA to verify against: set tls.{name}.ca_file or tls.defaults.ca_file"
+                        "needs a CA to verify against: set ca_file or ca_path in tls.{name} or tls.defaults"
                     ),
                 ));
             }
@@ -194,32 +258,118 @@ pub(crate) fn read(
 }
 
 /// One interface block with `tls.defaults` under it.
-fn interface(r: &Reader, name: &str) -> Result<TlsInterface, ConfigError> {
-    let path = |key: &str| -> Result<Option<PathBuf>, ConfigError> {
+fn interface(
+    r: &Reader,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<TlsInterface, ConfigError> {
+    // The key that applies: the interface's own, else the default's.
+    let key = |key: &str| {
         let own = format!("tls.{name}.{key}");
-        let value = match r.string(&own)? {
-            Some(v) => Some(v),
-            None => r.string(&format!("tls.defaults.{key}"))?,
-        };
-        Ok(value.filter(|v| !v.is_empty()).map(PathBuf::from))
-    };
-    let flag = |key: &str| -> Result<bool, ConfigError> {
-        let own = format!("tls.{name}.{key}");
-        match r.get(&own) {
-            Some(_) => r.bool(&own, false),
-            None => r.bool(&format!("tls.defaults.{key}"), false),
+        if r.get(&own).is_some() {
+            own
+        } else {
+            format!("tls.defaults.{key}")
         }
     };
+    let path = |k: &str| -> Result<Option<PathBuf>, ConfigError> {
+        Ok(r.string(&key(k))?
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from))
+    };
+    let min_key = key("tls_min_version");
+    let min_version = match r.string(&min_key)? {
+        None => TlsVersion::default(),
+        Some(v) => min_version(&min_key, &v, warnings)?,
+    };
+    let suites_key = key("tls_cipher_suites");
+    let cipher_suites = match r.string(&suites_key)? {
+        None => Vec::new(),
+        Some(list) => cipher_suites(&suites_key, &list, warnings)?,
+    };
+    if min_version == TlsVersion::Tls13 && !cipher_suites.is_empty() {
+        return Err(bad(
+            &suites_key,
+            format!(
+                "cipher suites apply to TLS 1.2 only, and {min_key} is TLSv1_3: remove one of them"
+            ),
+        ));
+    }
     Ok(TlsInterface {
         files: TlsFiles {
             ca_file: path("ca_file")?,
+            ca_path: path("ca_path")?,
             cert_file: path("cert_file")?,
             key_file: path("key_file")?,
         },
-        verify_incoming: flag("verify_incoming")?,
+        verify_incoming: r.bool(&key("verify_incoming"), false)?,
         // HTTPS has no outgoing side.
-        verify_outgoing: name != "https" && flag("verify_outgoing")?,
+        verify_outgoing: name != "https" && r.bool(&key("verify_outgoing"), false)?,
+        min_version,
+        cipher_suites,
     })
+}
+
+/// `tls_min_version`: Consul's `TLSv1_x` names, `TLS_AUTO`, and the deprecated `tls1x`.
+fn min_version(
+    key: &str,
+    value: &str,
+    warnings: &mut Vec<String>,
+) -> Result<TlsVersion, ConfigError> {
+    match value {
+        "TLSv1_2" | "tls12" | "TLS_AUTO" | "" => Ok(TlsVersion::Tls12),
+        "TLSv1_3" | "tls13" => Ok(TlsVersion::Tls13),
+        "TLSv1_0" | "TLSv1_1" | "tls10" | "tls11" => {
+            warnings.push(format!(
+                "{key} = {value:?}: TLS 1.0 and 1.1 are not offered; connections use TLS 1.2 or 1.3"
+            ));
+            Ok(TlsVersion::Tls12)
+        }
+        _ => Err(bad(
+            key,
+            format!("{value:?} is not a TLS version: use TLSv1_2 or TLSv1_3 (or TLSv1_0, TLSv1_1)"),
+        )),
+    }
+}
+
+/// `tls_cipher_suites`: a comma-separated list of Consul's names. Unknown names are errors;
+/// known ones Cairn does not offer (CBC) are dropped with a warning, and a list left empty
+/// is an error rather than a silent fall back to the defaults.
+fn cipher_suites(
+    key: &str,
+    list: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut chosen: Vec<String> = Vec::new();
+    let mut dropped = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match TLS12_CIPHER_SUITES.iter().find(|(n, _)| *n == name) {
+            Some((_, true)) if !chosen.iter().any(|c| c == name) => chosen.push(name.to_string()),
+            Some((_, true)) => {}
+            Some((_, false)) => dropped.push(name),
+            None => {
+                let known: Vec<&str> = TLS12_CIPHER_SUITES.iter().map(|(n, _)| *n).collect();
+                return Err(bad(
+                    key,
+                    format!("unknown cipher suite {name:?}; known: {}", known.join(", ")),
+                ));
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err(bad(
+            key,
+            "names no cipher suite Cairn offers (AES-GCM or ChaCha20-Poly1305 with ECDHE)",
+        ));
+    }
+    if !dropped.is_empty() {
+        warnings.push(format!(
+            "{key}: {} not offered (CBC suites are not built); using {}",
+            dropped.join(", "),
+            chosen.join(", ")
+        ));
+    }
+    Ok(chosen)
 }
 
 #[cfg(test)]
@@ -279,6 +429,92 @@ mod tests {
             c.tls.internal_rpc.files.ca_file,
             Some(PathBuf::from("/ca.pem"))
         );
+    }
+
+    #[test]
+    fn versions_suites_and_ca_path_fold_like_the_files() {
+        let c = cfg(
+            r#"tls {
+                defaults {
+                    ca_path = "/cas"
+                    tls_min_version = "TLSv1_3"
+                    verify_outgoing = true
+                }
+                https {
+                    tls_min_version = "TLSv1_2"
+                    tls_cipher_suites = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+                }
+            }"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.tls.internal_rpc.min_version, TlsVersion::Tls13);
+        assert!(c.tls.internal_rpc.cipher_suites.is_empty());
+        assert_eq!(
+            c.tls.internal_rpc.files.ca_path,
+            Some(PathBuf::from("/cas"))
+        );
+        assert_eq!(c.tls.https.min_version, TlsVersion::Tls12);
+        assert_eq!(
+            c.tls.https.cipher_suites,
+            [
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+            ]
+        );
+        // The CBC suite is Consul's but not offered: dropped, and said so.
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA")),
+            "{:?}",
+            c.warnings
+        );
+
+        // The pre-1.12 spellings, and TLS 1.0 taken as TLS 1.2 with a warning.
+        let c = cfg(
+            r#"tls_min_version = "tls10"
+               tls_prefer_server_cipher_suites = true
+               tls_cipher_suites = "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256""#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.tls.https.min_version, TlsVersion::Tls12);
+        assert_eq!(c.tls.internal_rpc.cipher_suites.len(), 1);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("TLS 1.0")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn bad_versions_and_suites_are_errors_naming_the_key() {
+        for (hcl, key, needle) in [
+            (
+                "tls {\n defaults {\n tls_min_version = \"TLSv9\"\n }\n}",
+                "tls.defaults.tls_min_version",
+                "TLSv1_3",
+            ),
+            (
+                "tls {\n https {\n tls_cipher_suites = \"TLS_RSA_WITH_RC4_128_SHA\"\n }\n}",
+                "tls.https.tls_cipher_suites",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            ),
+            (
+                "tls {\n https {\n tls_cipher_suites = \"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\"\n }\n}",
+                "tls.https.tls_cipher_suites",
+                "no cipher suite",
+            ),
+            (
+                "tls {\n defaults {\n tls_min_version = \"TLSv1_3\"\n tls_cipher_suites = \"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"\n }\n}",
+                "tls.defaults.tls_cipher_suites",
+                "TLS 1.2 only",
+            ),
+        ] {
+            let e = cfg(hcl, &[]).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(needle), "{hcl}: {e}");
+        }
     }
 
     #[test]

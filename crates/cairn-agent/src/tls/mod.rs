@@ -11,9 +11,13 @@
 //!   the CA, and with `verify_server_hostname` that it names `server.<dc>.<domain>`; the
 //!   agent's own certificate, if it has one, is presented.
 //!
+//! - `tls_min_version`, `tls_cipher_suites` and the server's suite order: `suites`.
+//! - `ca_path` (a directory of CAs) is read when `ca_file` is not set, as in Consul.
+//!
 //! Only ring is used as the crypto provider.
 
 mod pem;
+mod suites;
 mod verify;
 
 use std::io;
@@ -23,7 +27,6 @@ use std::sync::Arc;
 
 use cairn_rpc::tcp::tls::{shared, Incoming, Shared, TlsAcceptor, TlsConnector};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, ServerConfig};
@@ -31,10 +34,6 @@ use tokio::net::TcpStream;
 
 use crate::config::{Config, TlsFiles, TlsInterface};
 pub use pem::{TlsError, MAX_PEM_BYTES};
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
 
 /// The rustls configurations one configuration asks for (`None`: that side runs without
 /// TLS).
@@ -190,43 +189,59 @@ fn pair_error(files: &TlsFiles, e: rustls::Error) -> TlsError {
     }
 }
 
+/// The CA of `files` as trust roots (`ca_file`, else every file under `ca_path`) and the
+/// path to name in errors; `None` when neither is set.
+fn ca_roots(
+    files: &TlsFiles,
+) -> Result<Option<(Arc<rustls::RootCertStore>, std::path::PathBuf)>, TlsError> {
+    Ok(match (&files.ca_file, &files.ca_path) {
+        (Some(file), _) => Some((Arc::new(pem::roots(file)?), file.clone())),
+        (None, Some(dir)) => Some((Arc::new(pem::roots_in(dir)?), dir.clone())),
+        (None, None) => None,
+    })
+}
+
 fn server_config(i: &TlsInterface) -> Result<Arc<ServerConfig>, TlsError> {
-    let builder = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
+    let provider = suites::provider(i);
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(suites::versions(i))
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let builder = match (&i.files.ca_file, i.verify_incoming) {
-        (Some(ca), true) => {
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(pem::roots(ca)?), provider())
-                    .build()
-                    .map_err(|e| TlsError::BadCa {
-                        path: ca.clone(),
-                        reason: e.to_string(),
-                    })?;
+    let builder = match ca_roots(&i.files)? {
+        Some((roots, path)) if i.verify_incoming => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| TlsError::BadCa {
+                    path,
+                    reason: e.to_string(),
+                })?;
             builder.with_client_cert_verifier(verifier)
         }
         _ => builder.with_no_client_auth(),
     };
     let (chain, key) = identity(&i.files)?;
-    let config = builder
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| pair_error(&i.files, e))?;
+    // The server's suite order decides, as a Go server's does.
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 
 fn client_config(i: &TlsInterface, check_name: bool) -> Result<Arc<ClientConfig>, TlsError> {
-    let Some(ca) = &i.files.ca_file else {
-        return Err(TlsError::Config("verify_outgoing needs ca_file".into()));
+    let Some((roots, path)) = ca_roots(&i.files)? else {
+        return Err(TlsError::Config(
+            "verify_outgoing needs ca_file or ca_path".into(),
+        ));
     };
-    let roots = Arc::new(pem::roots(ca)?);
-    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
+    let provider = suites::provider(i);
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .map_err(|e| TlsError::BadCa {
-            path: ca.clone(),
+            path,
             reason: e.to_string(),
         })?;
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(suites::versions(i))
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let builder = if check_name {
         builder.with_webpki_verifier(webpki)
@@ -285,7 +300,10 @@ mod tests {
         let ca_cert = ca_params().self_signed(&ca_key).unwrap();
         std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
         let ca = rcgen::Issuer::new(ca_params(), ca_key);
-        let other = rcgen::Issuer::new(ca_params(), rcgen::KeyPair::generate().unwrap());
+        let other_key = rcgen::KeyPair::generate().unwrap();
+        let other_cert = ca_params().self_signed(&other_key).unwrap();
+        std::fs::write(dir.join("other-ca.pem"), other_cert.pem()).unwrap();
+        let other = rcgen::Issuer::new(ca_params(), other_key);
         for (name, issuer) in [("a", &ca), ("b", &other)] {
             let key = rcgen::KeyPair::generate().unwrap();
             let cert = rcgen::CertificateParams::new(vec!["server.dc1.consul".to_string()])
@@ -337,6 +355,157 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("restart"), "{e}");
+    }
+
+    /// The server's side of `tls.https` from `hcl` (files of [`files`] in `dir`).
+    fn https_server(dir: &Path, hcl: &str) -> Arc<ServerConfig> {
+        let p = |n: &str| dir.join(n).display().to_string();
+        let hcl = format!(
+            "tls {{\n https {{\n cert_file = \"{}\"\n key_file = \"{}\"\n {hcl}\n }}\n}}",
+            p("a.pem"),
+            p("a-key.pem"),
+        );
+        let args: Vec<String> = ["-dev", "-https-port", "0", "-hcl", &hcl]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        build(&crate::config::load(&args).unwrap())
+            .unwrap()
+            .https
+            .unwrap()
+    }
+
+    /// A client trusting `ca.pem` that offers `suites` in that order over `versions`.
+    fn client(
+        dir: &Path,
+        suites: &[rustls::SupportedCipherSuite],
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> ClientConfig {
+        let provider = rustls::crypto::CryptoProvider {
+            cipher_suites: suites.to_vec(),
+            ..rustls::crypto::ring::default_provider()
+        };
+        ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(pem::roots(&dir.join("ca.pem")).unwrap())
+            .with_no_client_auth()
+    }
+
+    /// Runs a handshake in memory: the version and suite agreed, or the first error.
+    fn handshake(
+        server: Arc<ServerConfig>,
+        client: ClientConfig,
+    ) -> Result<(rustls::ProtocolVersion, rustls::CipherSuite), rustls::Error> {
+        let name = ServerName::try_from("server.dc1.consul").unwrap();
+        let mut c = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+        let mut s = rustls::ServerConnection::new(server).unwrap();
+        for _ in 0..20 {
+            let mut wire = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut wire).unwrap();
+            }
+            s.read_tls(&mut wire.as_slice()).unwrap();
+            s.process_new_packets()?;
+            let mut wire = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut wire).unwrap();
+            }
+            c.read_tls(&mut wire.as_slice()).unwrap();
+            c.process_new_packets()?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                let suite = s.negotiated_cipher_suite().unwrap().suite();
+                return Ok((s.protocol_version().unwrap(), suite));
+            }
+        }
+        panic!("the handshake did not finish");
+    }
+
+    #[test]
+    fn versions_and_suites_follow_the_configuration_and_the_server_order() {
+        use rustls::crypto::ring::cipher_suite::*;
+        use rustls::version::{TLS12, TLS13};
+        use rustls::{CipherSuite, ProtocolVersion};
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path());
+        let d = dir.path();
+
+        // A client preferring AES-256 gets AES-128: the server's order, as Go's.
+        let both = [TLS13_AES_256_GCM_SHA384, TLS13_AES_128_GCM_SHA256];
+        assert_eq!(
+            handshake(https_server(d, ""), client(d, &both, &[&TLS13])).unwrap(),
+            (
+                ProtocolVersion::TLSv1_3,
+                CipherSuite::TLS13_AES_128_GCM_SHA256
+            )
+        );
+        // TLS 1.2 by default; not with a TLS 1.3 minimum.
+        let ecdsa12 = [
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ];
+        assert_eq!(
+            handshake(https_server(d, ""), client(d, &ecdsa12, &[&TLS12]))
+                .unwrap()
+                .0,
+            ProtocolVersion::TLSv1_2
+        );
+        let only13 = https_server(d, "tls_min_version = \"TLSv1_3\"");
+        assert!(handshake(only13, client(d, &ecdsa12, &[&TLS12])).is_err());
+
+        // A configured TLS 1.2 list is all that is offered.
+        let aes256 = https_server(
+            d,
+            "tls_cipher_suites = \"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\"",
+        );
+        assert_eq!(
+            handshake(aes256.clone(), client(d, &ecdsa12, &[&TLS12]))
+                .unwrap()
+                .1,
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        );
+        let aes128 = [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256];
+        assert!(handshake(aes256, client(d, &aes128, &[&TLS12])).is_err());
+    }
+
+    #[test]
+    fn ca_path_trusts_every_ca_in_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path());
+        let d = dir.path();
+        let cas = d.join("cas");
+        std::fs::create_dir_all(cas.join("nested")).unwrap();
+        std::fs::copy(d.join("other-ca.pem"), cas.join("1-other.pem")).unwrap();
+
+        // The server's certificate is signed by ca.pem, which the directory lacks.
+        let interface = |ca_path: &Path| TlsInterface {
+            files: TlsFiles {
+                ca_path: Some(ca_path.to_path_buf()),
+                ..TlsFiles::default()
+            },
+            verify_outgoing: true,
+            ..TlsInterface::default()
+        };
+        let rpc_client = |ca_path: &Path| {
+            Arc::unwrap_or_clone(client_config(&interface(ca_path), true).unwrap())
+        };
+        let server = https_server(d, "");
+        assert!(handshake(server.clone(), rpc_client(&cas)).is_err());
+        std::fs::copy(d.join("ca.pem"), cas.join("nested/2-ca.pem")).unwrap();
+        assert!(handshake(server, rpc_client(&cas)).is_ok());
+
+        // A file that is not a certificate, or an empty directory, is named.
+        std::fs::write(cas.join("README"), "not a certificate").unwrap();
+        let e = client_config(&interface(&cas), true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("README"), "{e}");
+        let empty = d.join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let e = client_config(&interface(&empty), true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty"), "{e}");
     }
 
     #[test]

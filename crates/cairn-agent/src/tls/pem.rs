@@ -10,6 +10,11 @@ use rustls::RootCertStore;
 /// A PEM file larger than this is not a certificate or a key: refused unread.
 pub const MAX_PEM_BYTES: u64 = 1 << 20;
 
+/// `ca_path` is read down to this many files (and this many directory levels): a
+/// directory beyond that is not a set of CAs.
+const MAX_CA_PATH_FILES: usize = 1024;
+const MAX_CA_PATH_DEPTH: usize = 8;
+
 /// Why the TLS files could not be turned into a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -89,13 +94,75 @@ pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 /// The CA certificates in `path` as trust roots.
 pub fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
+    add_roots(&mut store, path)?;
+    Ok(store)
+}
+
+fn add_roots(store: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
     for cert in certificates(path)? {
         store.add(cert).map_err(|e| TlsError::BadCa {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
     }
+    Ok(())
+}
+
+/// The CA certificates of every file under the directory `dir` (as Consul's `ca_path`:
+/// subdirectories included, each file must hold a PEM certificate), in name order.
+/// Symbolic links to files are followed, to directories not.
+pub fn roots_in(dir: &Path) -> Result<RootCertStore, TlsError> {
+    let mut files = Vec::new();
+    collect_files(dir, 0, &mut files)?;
+    if files.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut store = RootCertStore::empty();
+    for file in files {
+        add_roots(&mut store, &file)?;
+    }
     Ok(store)
+}
+
+fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), TlsError> {
+    let read_err = |source| TlsError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read_err)?;
+    entries.sort();
+    for path in entries {
+        let is_dir = std::fs::symlink_metadata(&path)
+            .map_err(|source| TlsError::Read {
+                path: path.clone(),
+                source,
+            })?
+            .is_dir();
+        if is_dir {
+            if depth + 1 >= MAX_CA_PATH_DEPTH {
+                return Err(TlsError::Config(format!(
+                    "ca_path {}: directories nest deeper than {MAX_CA_PATH_DEPTH} levels",
+                    dir.display()
+                )));
+            }
+            collect_files(&path, depth + 1, out)?;
+        } else {
+            if out.len() == MAX_CA_PATH_FILES {
+                return Err(TlsError::Config(format!(
+                    "ca_path {}: more than {MAX_CA_PATH_FILES} files",
+                    dir.display()
+                )));
+            }
+            out.push(path);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

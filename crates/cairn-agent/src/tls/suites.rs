@@ -1,0 +1,124 @@
+//! Which TLS versions and cipher suites an interface offers, and in what order.
+//!
+//! Consul's agent is a Go TLS stack, and Cairn makes the same choices with rustls:
+//! - TLS 1.3 suites are not configurable; the server picks AES-128-GCM, then AES-256-GCM,
+//!   then ChaCha20-Poly1305 (Go's order on processors with AES instructions).
+//! - TLS 1.2 suites are `tls_cipher_suites` in the order written, or by default the
+//!   ECDHE AEAD suites, AES-128-GCM first.
+//! - The server's order decides, not the client's (rustls's `ignore_client_order`, set
+//!   where the server configuration is built).
+//! - `tls_min_version = "TLSv1_3"` turns TLS 1.2 off, both ways.
+
+use std::sync::Arc;
+
+use rustls::crypto::ring::{cipher_suite, default_provider, ALL_CIPHER_SUITES};
+use rustls::crypto::CryptoProvider;
+use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
+
+use crate::config::{TlsInterface, TlsVersion, TLS12_CIPHER_SUITES};
+
+/// TLS 1.3 suites, in the order a server prefers them.
+const TLS13_ORDER: [SupportedCipherSuite; 3] = [
+    cipher_suite::TLS13_AES_128_GCM_SHA256,
+    cipher_suite::TLS13_AES_256_GCM_SHA384,
+    cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+];
+
+/// The ring provider with `i`'s suites, in preference order.
+pub(super) fn provider(i: &TlsInterface) -> Arc<CryptoProvider> {
+    let mut suites = TLS13_ORDER.to_vec();
+    if i.min_version == TlsVersion::Tls12 {
+        let offered = TLS12_CIPHER_SUITES
+            .iter()
+            .filter(|(_, offered)| *offered)
+            .map(|(name, _)| *name);
+        let names: Vec<&str> = if i.cipher_suites.is_empty() {
+            offered.collect()
+        } else {
+            i.cipher_suites.iter().map(String::as_str).collect()
+        };
+        suites.extend(names.into_iter().filter_map(by_name));
+    }
+    Arc::new(CryptoProvider {
+        cipher_suites: suites,
+        ..default_provider()
+    })
+}
+
+static TLS13_ONLY: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+
+/// The protocol versions `i` allows.
+pub(super) fn versions(i: &TlsInterface) -> &'static [&'static SupportedProtocolVersion] {
+    match i.min_version {
+        TlsVersion::Tls12 => rustls::ALL_VERSIONS,
+        TlsVersion::Tls13 => &TLS13_ONLY,
+    }
+}
+
+/// The ring suite with this IANA name.
+fn by_name(name: &str) -> Option<SupportedCipherSuite> {
+    ALL_CIPHER_SUITES
+        .iter()
+        .find(|s| s.suite().as_str() == Some(name))
+        .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_suite_the_configuration_offers_exists_in_ring() {
+        for (name, offered) in TLS12_CIPHER_SUITES {
+            assert_eq!(by_name(name).is_some(), *offered, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_default_prefers_aes_128_and_keeps_tls_1_2() {
+        let p = provider(&TlsInterface::default());
+        let names: Vec<_> = p
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite().as_str().unwrap())
+            .collect();
+        assert_eq!(names[0], "TLS13_AES_128_GCM_SHA256");
+        assert_eq!(names[3], "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+        assert_eq!(names.len(), 9);
+        assert_eq!(versions(&TlsInterface::default()).len(), 2);
+    }
+
+    #[test]
+    fn configured_suites_replace_the_tls_1_2_list_in_their_order() {
+        let i = TlsInterface {
+            cipher_suites: vec![
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256".into(),
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".into(),
+            ],
+            ..TlsInterface::default()
+        };
+        let names: Vec<_> = provider(&i)
+            .cipher_suites
+            .iter()
+            .skip(3)
+            .map(|s| s.suite().as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+            ]
+        );
+    }
+
+    #[test]
+    fn tls_1_3_minimum_drops_tls_1_2() {
+        let i = TlsInterface {
+            min_version: TlsVersion::Tls13,
+            ..TlsInterface::default()
+        };
+        assert_eq!(provider(&i).cipher_suites.len(), 3);
+        assert_eq!(versions(&i).len(), 1);
+    }
+}
