@@ -10,6 +10,7 @@
 mod acl;
 mod acl_writes;
 mod antientropy;
+mod backend;
 mod catalog;
 mod checks;
 pub mod config;
