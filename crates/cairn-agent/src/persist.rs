@@ -80,7 +80,7 @@ fn remove_durably(dir: &Path, id: &str) -> std::io::Result<()> {
 
 fn write_durably<T: Serialize>(dir: &Path, id: &str, value: &T) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    cairn_storage::write_private_file_durably(dir, &file_name(id), &bytes)?;
+    cairn_durable::write_private_file_durably(dir, &file_name(id), &bytes)?;
     // A file from an earlier version under the old name would restore a stale copy.
     match std::fs::remove_file(dir.join(legacy_file_name(id))) {
         Ok(()) => std::fs::File::open(dir)?.sync_all(),

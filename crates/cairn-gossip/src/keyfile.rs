@@ -4,7 +4,6 @@
 //! (temporary file, fsync, rename, fsync of the directory) and, when it
 //! exists, wins over the configured `encrypt` key at start.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::crypto::{decode_key, MAX_KEYS};
@@ -85,45 +84,23 @@ fn parse(text: &str) -> Result<Vec<String>, String> {
     Ok(keys)
 }
 
-/// Writes the keyring file durably (temporary file, fsync, rename, fsync of
-/// the directory), creating the directory if needed.
+/// Writes the keyring file durably and readable by its owner only (the keys are
+/// secrets), creating the directory if needed.
 pub fn save(path: &Path, keys: &[String]) -> Result<(), KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.display().to_string(),
         source,
     };
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io(std::io::Error::other("the keyring path has no file name")))?;
     let quoted: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
     let body = format!("[{}]\n", quoted.join(","));
-    let tmp = path.with_extension("keyring.tmp");
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io)?;
-        restrict(&f);
-        f.write_all(body.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    cairn_durable::write_private_file_durably(dir, name, body.as_bytes()).map_err(io)?;
     Ok(())
 }
-
-/// The keys are secrets: only the owner may read the file.
-#[cfg(unix)]
-fn restrict(f: &std::fs::File) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
-}
-
-#[cfg(not(unix))]
-fn restrict(_: &std::fs::File) {}
 
 #[cfg(test)]
 mod tests {

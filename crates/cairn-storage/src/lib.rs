@@ -23,9 +23,6 @@ pub mod wal;
 
 pub use hold::WriteHold;
 pub use mem_store::MemLogStore;
-pub use snapshot_file::{
-    prune_snapshots, read_latest_snapshot, write_file_durably, write_private_file_durably,
-    write_snapshot_file,
-};
+pub use snapshot_file::{prune_snapshots, read_latest_snapshot, write_snapshot_file};
 pub use stats::syncs;
 pub use wal::{WalLogStore, WalOptions};

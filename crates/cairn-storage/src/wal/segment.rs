@@ -66,10 +66,7 @@ pub(crate) fn create(dir: &Path, seq: u64, size: u64, start: &[u8]) -> io::Resul
     Ok(file)
 }
 
-/// Makes the directory's entries (created, renamed, removed files) durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+pub(crate) use cairn_durable::sync_dir;
 
 /// Where and why a segment's records stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
