@@ -408,6 +408,9 @@ impl Agent {
         let mut cfg = crate::config::load(&self.inner.args).map_err(|e| {
             HttpError::bad_request(format!("reload failed, configuration unchanged: {e}"))
         })?;
+        for w in &cfg.warnings {
+            tracing::warn!("config (reload): {w}");
+        }
         let mut services = Vec::new();
         for v in std::mem::take(&mut cfg.services) {
             let def: ServiceDefinition = serde_json::from_value(cairn_types::input::normalize(v))

@@ -160,8 +160,8 @@ pub struct TlsInterface {
     pub verify_outgoing: bool,
     /// The lowest version accepted, both ways.
     pub min_version: TlsVersion,
-    /// TLS 1.2 suites by IANA name, in the order given, only those offered (see
-    /// [`TLS12_CIPHER_SUITES`]); empty: the default set. TLS 1.3 suites are not
+    /// TLS 1.2 suites by IANA name, only those offered (see [`TLS12_CIPHER_SUITES`],
+    /// whose order the server keeps); empty: all of them. TLS 1.3 suites are not
     /// configurable, as in Consul.
     pub cipher_suites: Vec<String>,
 }
@@ -283,9 +283,10 @@ fn interface(
         Some(v) => min_version(&min_key, &v, warnings)?,
     };
     let suites_key = key("tls_cipher_suites");
+    // Empty, as unset: the default suites (as Consul).
     let cipher_suites = match r.string(&suites_key)? {
-        None => Vec::new(),
-        Some(list) => cipher_suites(&suites_key, &list, warnings)?,
+        Some(list) if !list.trim().is_empty() => cipher_suites(&suites_key, &list, warnings)?,
+        _ => Vec::new(),
     };
     if min_version == TlsVersion::Tls13 && !cipher_suites.is_empty() {
         return Err(bad(
@@ -471,16 +472,36 @@ mod tests {
             c.warnings
         );
 
-        // The pre-1.12 spellings, and TLS 1.0 taken as TLS 1.2 with a warning.
+        // The pre-1.12 spellings at the top level.
         let c = cfg(
-            r#"tls_min_version = "tls10"
+            r#"tls_min_version = "tls13"
                tls_prefer_server_cipher_suites = true
-               tls_cipher_suites = "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256""#,
+               ca_path = "/cas""#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.tls.https.min_version, TlsVersion::Tls13);
+        assert_eq!(c.tls.internal_rpc.min_version, TlsVersion::Tls13);
+        assert_eq!(c.tls.https.files.ca_path, Some(PathBuf::from("/cas")));
+        let c = cfg(
+            r#"tls_cipher_suites = "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256""#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.tls.internal_rpc.cipher_suites.len(), 1);
+        // TLS 1.0 is taken as TLS 1.2, with a warning; an empty list as the defaults.
+        let c = cfg(
+            r#"tls {
+                defaults {
+                    tls_min_version = "TLSv1_0"
+                    tls_cipher_suites = ""
+                }
+            }"#,
             &[],
         )
         .unwrap();
         assert_eq!(c.tls.https.min_version, TlsVersion::Tls12);
-        assert_eq!(c.tls.internal_rpc.cipher_suites.len(), 1);
+        assert!(c.tls.https.cipher_suites.is_empty());
         assert!(
             c.warnings.iter().any(|w| w.contains("TLS 1.0")),
             "{:?}",

@@ -357,13 +357,19 @@ mod tests {
         assert!(e.contains("restart"), "{e}");
     }
 
-    /// The server's side of `tls.https` from `hcl` (files of [`files`] in `dir`).
+    /// The server's side of `tls.https` from `hcl`, presenting `a.pem` (files of [`files`]
+    /// in `dir`).
     fn https_server(dir: &Path, hcl: &str) -> Arc<ServerConfig> {
+        https_server_as(dir, "a", hcl)
+    }
+
+    /// [`https_server`] presenting `<cert>.pem`.
+    fn https_server_as(dir: &Path, cert: &str, hcl: &str) -> Arc<ServerConfig> {
         let p = |n: &str| dir.join(n).display().to_string();
         let hcl = format!(
             "tls {{\n https {{\n cert_file = \"{}\"\n key_file = \"{}\"\n {hcl}\n }}\n}}",
-            p("a.pem"),
-            p("a-key.pem"),
+            p(&format!("{cert}.pem")),
+            p(&format!("{cert}-key.pem")),
         );
         let args: Vec<String> = ["-dev", "-https-port", "0", "-hcl", &hcl]
             .iter()
@@ -468,6 +474,39 @@ mod tests {
         assert!(handshake(aes256, client(d, &aes128, &[&TLS12])).is_err());
     }
 
+    /// The RPC client honours `tls_min_version` too: a TLS 1.2-only server is refused.
+    #[test]
+    fn the_rpc_client_keeps_to_its_minimum_version() {
+        use crate::config::TlsVersion;
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path());
+        let d = dir.path();
+        let (chain, key) = identity(&TlsFiles {
+            cert_file: Some(d.join("a.pem")),
+            key_file: Some(d.join("a-key.pem")),
+            ..TlsFiles::default()
+        })
+        .unwrap();
+        let tls12_only = Arc::new(
+            ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap(),
+        );
+        let interface = |min_version| TlsInterface {
+            files: TlsFiles {
+                ca_file: Some(d.join("ca.pem")),
+                ..TlsFiles::default()
+            },
+            verify_outgoing: true,
+            min_version,
+            ..TlsInterface::default()
+        };
+        let rpc_client = |min| Arc::unwrap_or_clone(client_config(&interface(min), true).unwrap());
+        assert!(handshake(tls12_only.clone(), rpc_client(TlsVersion::Tls12)).is_ok());
+        assert!(handshake(tls12_only, rpc_client(TlsVersion::Tls13)).is_err());
+    }
+
     #[test]
     fn ca_path_trusts_every_ca_in_the_directory() {
         let dir = tempfile::tempdir().unwrap();
@@ -491,6 +530,8 @@ mod tests {
         };
         let server = https_server(d, "");
         assert!(handshake(server.clone(), rpc_client(&cas)).is_err());
+        // b.pem is signed by the CA the directory holds.
+        assert!(handshake(https_server_as(d, "b", ""), rpc_client(&cas)).is_ok());
         std::fs::copy(d.join("ca.pem"), cas.join("nested/2-ca.pem")).unwrap();
         assert!(handshake(server, rpc_client(&cas)).is_ok());
 

@@ -10,8 +10,8 @@ use rustls::RootCertStore;
 /// A PEM file larger than this is not a certificate or a key: refused unread.
 pub const MAX_PEM_BYTES: u64 = 1 << 20;
 
-/// `ca_path` is read down to this many files (and this many directory levels): a
-/// directory beyond that is not a set of CAs.
+/// `ca_path` is read down to this many entries, files and directories (and this many
+/// levels): a directory beyond that is not a set of CAs.
 const MAX_CA_PATH_FILES: usize = 1024;
 const MAX_CA_PATH_DEPTH: usize = 8;
 
@@ -31,7 +31,7 @@ pub enum TlsError {
     BadPem { path: PathBuf, reason: String },
     #[error("TLS: {} holds no PEM private key", path.display())]
     NoKey { path: PathBuf },
-    #[error("TLS: CA file {}: {reason}", path.display())]
+    #[error("TLS: CA {}: {reason}", path.display())]
     BadCa { path: PathBuf, reason: String },
     #[error("TLS: the key {} cannot be used with the certificate {}: {reason}", key.display(), cert.display())]
     Pair {
@@ -43,21 +43,36 @@ pub enum TlsError {
     Config(String),
 }
 
+/// Reads a regular file (links followed) of at most [`MAX_PEM_BYTES`]: a device or a FIFO
+/// (which would never end, or never start) is refused unread, and the read itself stops
+/// past the limit whatever the file's size said.
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    let meta = std::fs::metadata(path).map_err(|source| TlsError::Read {
+    use std::io::Read;
+    let err = |source| TlsError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    if meta.len() > MAX_PEM_BYTES {
-        return Err(TlsError::TooLarge {
-            path: path.to_path_buf(),
-            limit: MAX_PEM_BYTES,
-        });
+    };
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if !meta.is_file() {
+        return Err(err(std::io::Error::other("not a regular file")));
     }
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    let too_large = || TlsError::TooLarge {
         path: path.to_path_buf(),
-        source,
-    })
+        limit: MAX_PEM_BYTES,
+    };
+    if meta.len() > MAX_PEM_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(err)?
+        .take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(err)?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// Every certificate in `path`, in order (a chain: the leaf first).
@@ -127,15 +142,33 @@ pub fn roots_in(dir: &Path) -> Result<RootCertStore, TlsError> {
 }
 
 fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), TlsError> {
+    let mut seen = 0;
+    collect_into(dir, depth, out, &mut seen)
+}
+
+/// Walks `dir`, counting every entry against [`MAX_CA_PATH_FILES`] as it goes (a huge
+/// directory is refused without being listed in full).
+fn collect_into(
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<PathBuf>,
+    seen: &mut usize,
+) -> Result<(), TlsError> {
     let read_err = |source| TlsError::Read {
         path: dir.to_path_buf(),
         source,
     };
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(read_err)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read_err)?;
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        *seen += 1;
+        if *seen > MAX_CA_PATH_FILES {
+            return Err(TlsError::Config(format!(
+                "ca_path {}: more than {MAX_CA_PATH_FILES} entries",
+                dir.display()
+            )));
+        }
+        entries.push(entry.map_err(read_err)?.path());
+    }
     entries.sort();
     for path in entries {
         let is_dir = std::fs::symlink_metadata(&path)
@@ -151,14 +184,8 @@ fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(),
                     dir.display()
                 )));
             }
-            collect_files(&path, depth + 1, out)?;
+            collect_into(&path, depth + 1, out, seen)?;
         } else {
-            if out.len() == MAX_CA_PATH_FILES {
-                return Err(TlsError::Config(format!(
-                    "ca_path {}: more than {MAX_CA_PATH_FILES} files",
-                    dir.display()
-                )));
-            }
             out.push(path);
         }
     }
@@ -189,5 +216,30 @@ mod tests {
         let e = roots(&big).unwrap_err();
         assert!(matches!(e, TlsError::TooLarge { .. }), "{e}");
         assert!(e.to_string().contains("big.pem"));
+    }
+
+    /// A link to a device (size 0, endless) or a directory is not read.
+    #[test]
+    #[cfg(unix)]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let zero = dir.path().join("zero.pem");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let e = certificates(&zero).unwrap_err().to_string();
+        assert!(e.contains("zero.pem") && e.contains("regular file"), "{e}");
+        let e = roots_in(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("zero.pem"), "{e}");
+        let e = certificates(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_ca_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..=MAX_CA_PATH_FILES {
+            std::fs::create_dir(dir.path().join(i.to_string())).unwrap();
+        }
+        let e = roots_in(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("more than"), "{e}");
     }
 }

@@ -3,10 +3,12 @@
 //! Consul's agent is a Go TLS stack, and Cairn makes the same choices with rustls:
 //! - TLS 1.3 suites are not configurable; the server picks AES-128-GCM, then AES-256-GCM,
 //!   then ChaCha20-Poly1305 (Go's order on processors with AES instructions).
-//! - TLS 1.2 suites are `tls_cipher_suites` in the order written, or by default the
-//!   ECDHE AEAD suites, AES-128-GCM first.
+//! - TLS 1.2 suites are the ECDHE AEAD suites, AES-128-GCM first, or those of them
+//!   `tls_cipher_suites` names, in that same order: as in Go (and so Consul since 1.11),
+//!   the order a list is written in does not matter.
 //! - The server's order decides, not the client's (rustls's `ignore_client_order`, set
-//!   where the server configuration is built).
+//!   where the server configuration is built). Unlike Go, a client that lists
+//!   ChaCha20-Poly1305 first (one without AES instructions) still gets AES-GCM.
 //! - `tls_min_version = "TLSv1_3"` turns TLS 1.2 off, both ways.
 
 use std::sync::Arc;
@@ -28,16 +30,14 @@ const TLS13_ORDER: [SupportedCipherSuite; 3] = [
 pub(super) fn provider(i: &TlsInterface) -> Arc<CryptoProvider> {
     let mut suites = TLS13_ORDER.to_vec();
     if i.min_version == TlsVersion::Tls12 {
-        let offered = TLS12_CIPHER_SUITES
-            .iter()
-            .filter(|(_, offered)| *offered)
-            .map(|(name, _)| *name);
-        let names: Vec<&str> = if i.cipher_suites.is_empty() {
-            offered.collect()
-        } else {
-            i.cipher_suites.iter().map(String::as_str).collect()
-        };
-        suites.extend(names.into_iter().filter_map(by_name));
+        let chosen =
+            |name: &str| i.cipher_suites.is_empty() || i.cipher_suites.iter().any(|c| c == name);
+        suites.extend(
+            TLS12_CIPHER_SUITES
+                .iter()
+                .filter(|(name, offered)| *offered && chosen(name))
+                .filter_map(|(name, _)| by_name(name)),
+        );
     }
     Arc::new(CryptoProvider {
         cipher_suites: suites,
@@ -89,7 +89,7 @@ mod tests {
     }
 
     #[test]
-    fn configured_suites_replace_the_tls_1_2_list_in_their_order() {
+    fn configured_suites_replace_the_tls_1_2_list_in_the_servers_order() {
         let i = TlsInterface {
             cipher_suites: vec![
                 "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256".into(),
@@ -106,8 +106,8 @@ mod tests {
         assert_eq!(
             names,
             [
-                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
             ]
         );
     }
