@@ -73,7 +73,7 @@ fn remove_durably(dir: &Path, id: &str) -> std::io::Result<()> {
         }
     }
     if removed {
-        std::fs::File::open(dir)?.sync_all()?;
+        cairn_durable::sync_dir(dir)?;
     }
     Ok(())
 }
@@ -83,7 +83,7 @@ fn write_durably<T: Serialize>(dir: &Path, id: &str, value: &T) -> std::io::Resu
     cairn_durable::write_private_file_durably(dir, &file_name(id), &bytes)?;
     // A file from an earlier version under the old name would restore a stale copy.
     match std::fs::remove_file(dir.join(legacy_file_name(id))) {
-        Ok(()) => std::fs::File::open(dir)?.sync_all(),
+        Ok(()) => cairn_durable::sync_dir(dir),
         Err(_) => Ok(()),
     }
 }

@@ -34,14 +34,19 @@ fn write_durably_with(dir: &Path, name: &str, bytes: &[u8], private: bool) -> io
     let final_path = dir.join(name);
     let tmp_path = dir.join(format!("{name}.tmp"));
     {
+        // A temporary file left by a crash (or put there: a link) is not reused: it would
+        // keep its mode, or send the write elsewhere. `create_new` then refuses anything
+        // that appears in between.
+        match fs::remove_file(&tmp_path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         if private {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
-            // A temporary file left by a crash keeps its mode: start from none.
-            let _ = fs::remove_file(&tmp_path);
         }
         #[cfg(not(unix))]
         let _ = private;
@@ -97,5 +102,18 @@ mod tests {
             (0o600, b"three".to_vec())
         );
         assert!(write_private_file_durably(dir.path(), "a/b", b"x").is_err());
+    }
+
+    /// A leftover temporary file that is a link does not redirect the write.
+    #[test]
+    #[cfg(unix)]
+    fn a_temporary_file_left_as_a_link_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, b"keep").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("f.tmp")).unwrap();
+        let p = write_file_durably(dir.path(), "f", b"new").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(fs::read(&elsewhere).unwrap(), b"keep");
     }
 }

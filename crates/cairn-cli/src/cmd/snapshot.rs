@@ -141,19 +141,19 @@ fn verify(bytes: &[u8]) -> Result<Meta, archive::ArchiveError> {
     Ok(v.meta)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` atomically and durably (a crash leaves the old file or the
+/// new one).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     let name = path
         .file_name()
-        .ok_or_else(|| std::io::Error::other("not a file name"))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+        .ok_or_else(|| std::io::Error::other("not a file name"))?
+        .to_str()
+        .ok_or_else(|| std::io::Error::other("the file name is not UTF-8"))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    cairn_durable::write_file_durably(dir, name, bytes).map(drop)
 }
 
 /// Bytes as Consul prints them (`344B`, `1.7KB`, `2.3MB`).
