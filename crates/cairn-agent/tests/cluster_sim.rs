@@ -5,6 +5,8 @@
 mod harness;
 
 use harness::*;
+use serde_json::{json, Value};
+use std::time::Duration;
 
 /// One server, four clients each with a service.
 async fn five(test: &str) -> Cluster {
@@ -196,4 +198,76 @@ impl Condition for Following {
     async fn holds(&self, c: &Cluster) -> bool {
         c.get(self.0, "/v1/catalog/services").await.is_some()
     }
+}
+
+/// `node`'s own copy of `k` (a `?stale` read) is `value`.
+struct ReplicaHas(&'static str, Value);
+
+impl Condition for ReplicaHas {
+    async fn holds(&self, c: &Cluster) -> bool {
+        c.http(self.0, "GET", "/v1/kv/k?raw&stale", "").await == (200, self.1.clone())
+    }
+}
+
+/// Writes `1`, `2`, ... on the server while the RPC network is slowed by `LAG`, until a
+/// `?stale` read on the client shows its replica behind the write; then answers the
+/// value a default-mode read on the client gives at that moment and the one written.
+async fn default_read_on_a_lagging_client(test: &str, client_hcl: &str) -> (Value, Value) {
+    const LAG: Duration = Duration::from_millis(400);
+    let mut c = Cluster::new(test);
+    c.server("s1").await;
+    c.client("c2", client_hcl).await;
+    c.wait_until("both alive everywhere", members_alive(2))
+        .await;
+    let (s, body) = c.http("s1", "PUT", "/v1/kv/k", "0").await;
+    assert_eq!(s, 200, "{body}");
+    c.wait_until("c2's replica has k", ReplicaHas("c2", json!(0)))
+        .await;
+
+    // Every RPC message, and every item of the stream c2's replica follows, is late.
+    c.rpc_faults(0.0, LAG, Duration::ZERO);
+    for n in 1..=5 {
+        let (s, body) = c.http("s1", "PUT", "/v1/kv/k", &n.to_string()).await;
+        assert_eq!(s, 200, "{body}");
+        let (_, stale) = c.http("c2", "GET", "/v1/kv/k?raw&stale", "").await;
+        if stale == json!(n) {
+            // This machine took longer than the lag between the two requests.
+            println!("attempt {n}: c2's replica was not behind; again");
+            continue;
+        }
+        let (s, read) = c.http("c2", "GET", "/v1/kv/k?raw", "").await;
+        assert_eq!(s, 200, "{read}");
+        c.rpc_faults(0.0, Duration::ZERO, Duration::ZERO);
+        return (read, json!(n));
+    }
+    panic!("a {LAG:?} delay never put c2's replica behind the server");
+}
+
+/// A client answers reads from its replica of the catalog, which follows the servers'
+/// stream. With the network slowed, the replica lags; a default-mode read on the client
+/// must still answer what the leader has (it first learns the leader's index and waits
+/// for its replica to reach it), while `?stale` may show the old value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_read_on_a_lagging_client_sees_the_latest_write() {
+    let (read, written) = default_read_on_a_lagging_client(
+        "a_default_read_on_a_lagging_client_sees_the_latest_write",
+        "",
+    )
+    .await;
+    assert_eq!(
+        read, written,
+        "a default read on c2 answered its lagging copy"
+    );
+}
+
+/// The control: with the planted bug (`debug_unsafe_local_reads`: default reads skip the
+/// catch-up), the same client answers the old value, so the scenario above can fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_without_the_catch_up_a_lagging_client_answers_old_data() {
+    let (read, written) = default_read_on_a_lagging_client(
+        "control_without_the_catch_up_a_lagging_client_answers_old_data",
+        "debug_unsafe_local_reads = true",
+    )
+    .await;
+    assert_ne!(read, written, "the planted bug went unseen");
 }

@@ -175,6 +175,49 @@ async fn added_delay_applies_each_way_and_counts_against_the_deadline() {
     assert_eq!(err, RpcError::Timeout { request_sent: true });
 }
 
+/// Streamed items arrive the base delay after the server sent them, in order and
+/// pipelined (not one delay per item in turn), and a delay set while a stream is open
+/// applies to its later items: a stream's follower lags by the delay.
+#[tokio::test]
+async fn stream_items_arrive_the_delay_after_they_were_sent() {
+    let (net, _probe, _server) = setup(5);
+    let client = Client::new(net.client::<TestProto>(addr(2), ClientConfig::default()));
+    let count = |limit| Req::Count {
+        limit: Some(limit),
+        pad: 0,
+        fail_after: None,
+    };
+    let items = |s: cairn_rpc::RpcStream<Tick>| async move {
+        s.map(|t| t.unwrap().n).collect::<Vec<_>>().await
+    };
+
+    net.set_delay(Duration::from_millis(100), Duration::from_millis(30));
+    let started = tokio::time::Instant::now();
+    let s = client.subscribe(addr(1), count(20)).await.unwrap();
+    let opened = started.elapsed();
+    assert!(opened >= Duration::from_millis(100), "{opened:?}");
+    assert_eq!(items(s).await, (0..20).collect::<Vec<_>>());
+    let items_took = started.elapsed() - opened;
+    // One delay in all: 20 delays one after the other would take 2 s.
+    assert!(
+        items_took >= Duration::from_millis(90) && items_took < Duration::from_millis(1500),
+        "20 items took {items_took:?} after the open"
+    );
+
+    // Set while the stream is open: the next item, already sent, arrives late.
+    net.set_delay(Duration::ZERO, Duration::ZERO);
+    let mut s = client.subscribe(addr(1), count(3)).await.unwrap();
+    assert_eq!(s.next().await.unwrap().unwrap().n, 0);
+    net.set_delay(Duration::from_millis(500), Duration::ZERO);
+    let before = tokio::time::Instant::now();
+    assert_eq!(s.next().await.unwrap().unwrap().n, 1);
+    assert!(
+        before.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        before.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_partition_breaks_waiting_calls_and_idle_streams_at_once() {
     let (net, probe, _server) = setup(11);

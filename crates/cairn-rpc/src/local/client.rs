@@ -183,6 +183,11 @@ impl<P: Protocol> ClientInner<P> {
         }
     }
 
+    /// How late a streamed item arrives now.
+    pub(super) fn item_delay(&self) -> Duration {
+        self.net.faults.lock().item_delay()
+    }
+
     pub(super) fn partitioned(&self, peer: SocketAddr) -> bool {
         self.net.faults.lock().is_partitioned(self.local, peer)
     }

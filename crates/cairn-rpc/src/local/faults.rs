@@ -46,6 +46,11 @@ impl Faults {
         }
     }
 
+    /// How late a streamed item arrives: the base delay, whatever the jitter.
+    pub fn item_delay(&self) -> Duration {
+        self.delay
+    }
+
     pub fn seed(&self) -> u64 {
         self.seed
     }
@@ -77,7 +82,9 @@ impl Faults {
         self.drop_probability = p.clamp(0.0, 1.0);
     }
 
-    /// Each message is delayed by `base` plus a uniform `0..=jitter`.
+    /// Each message is delayed by `base` plus a uniform `0..=jitter`. The items of a
+    /// server stream are delayed by `base` alone, counted from when each was sent, so
+    /// they arrive in order and a stream's follower lags by `base`.
     pub fn set_delay(&mut self, base: Duration, jitter: Duration) {
         self.delay = base;
         self.jitter = jitter;

@@ -1,12 +1,15 @@
 //! In-process server streams: a pump task on the server side that pulls items only when the
 //! bounded channel to the client has room (the stand-in for HTTP/2 flow control), and the
 //! client's stream of items, which fails (rather than ends) if the server or the link goes away.
+//! An item reaches the client the network's delay after the server sent it (items stay in
+//! order), so a test can make a stream's follower, such as a client's replica, lag.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use super::client::ClientInner;
 use crate::client::RpcStream;
@@ -21,7 +24,8 @@ pub(super) const STREAM_BUFFER: usize = 16;
 
 /// One message of an in-process stream.
 pub(super) enum Pumped {
-    Item(Vec<u8>),
+    /// An encoded item and when the server sent it.
+    Item(Vec<u8>, Instant),
     /// The handler's stream ended normally.
     End,
     Status(Status),
@@ -52,12 +56,12 @@ pub(super) async fn pump<P: Protocol>(
         let msg = match next {
             None => Pumped::End,
             Some(Ok(item)) => match encode_payload::<P::Codec, _>(&item, limit) {
-                Ok(bytes) => Pumped::Item(bytes),
+                Ok(bytes) => Pumped::Item(bytes, Instant::now()),
                 Err(e) => Pumped::Status(e.into_status()),
             },
             Some(Err(status)) => Pumped::Status(status),
         };
-        let last = !matches!(msg, Pumped::Item(_));
+        let last = !matches!(msg, Pumped::Item(..));
         tokio::select! {
             sent = tx.send(msg) => if sent.is_err() { return },
             _ = stopped(stop.clone()) => {
@@ -93,7 +97,17 @@ pub(super) fn item_stream<P: Protocol>(
             };
             match msg {
                 Pumped::End => None,
-                Pumped::Item(bytes) => {
+                Pumped::Item(bytes, sent) => {
+                    let delay = inner.item_delay();
+                    if !delay.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(sent + delay) => {}
+                            _ = inner.cut(peer) => {}
+                        }
+                        if inner.partitioned(peer) {
+                            return Some((Err(inner.lost(peer, "partitioned")), None));
+                        }
+                    }
                     let item = inner.client_decode::<P::Item>(&bytes);
                     let next = item.is_ok().then_some(rx);
                     Some((item, next))
