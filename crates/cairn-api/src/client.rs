@@ -15,9 +15,6 @@ use std::time::Duration;
 /// The agent address used when neither the caller nor the environment names one.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8500";
 
-/// A CA or certificate file larger than this is refused unread.
-const MAX_PEM_BYTES: u64 = 1 << 20;
-
 /// HTTPS settings: Consul's `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`/`CONSUL_CLIENT_KEY` and
 /// `CONSUL_HTTP_SSL_VERIFY`, as PEM bytes rather than paths.
 #[derive(Debug, Clone, Default)]
@@ -91,65 +88,6 @@ impl Client {
             token: None,
             http,
         })
-    }
-
-    /// A client configured from the environment: address from `CAIRN_HTTP_ADDR`, then
-    /// `CONSUL_HTTP_ADDR`, then [`DEFAULT_HTTP_ADDR`]; token from `CAIRN_HTTP_TOKEN`, then
-    /// `CONSUL_HTTP_TOKEN`. Empty variables count as unset. HTTPS as Consul's CLI:
-    /// `CONSUL_HTTP_SSL=true` (or an `https://` address) uses HTTPS, trusting the CA in
-    /// the file `CONSUL_CACERT` and presenting `CONSUL_CLIENT_CERT` with
-    /// `CONSUL_CLIENT_KEY`; `CONSUL_HTTP_SSL_VERIFY=false` skips the server's check.
-    pub fn from_env() -> Result<Self, ApiError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Like [`Client::from_env`], reading variables through `lookup` (for tests and for
-    /// callers layering flags over the environment).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ApiError> {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let mut addr = get("CAIRN_HTTP_ADDR")
-            .or_else(|| get("CONSUL_HTTP_ADDR"))
-            .unwrap_or_else(|| DEFAULT_HTTP_ADDR.to_string());
-        let token = get("CAIRN_HTTP_TOKEN").or_else(|| get("CONSUL_HTTP_TOKEN"));
-        let flag = |k: &str| -> Result<Option<bool>, ApiError> {
-            match get(k) {
-                None => Ok(None),
-                Some(v) => parse_bool(v.trim())
-                    .map(Some)
-                    .ok_or_else(|| ApiError::Tls(format!("{k}={v:?} is not a boolean"))),
-            }
-        };
-        if flag("CONSUL_HTTP_SSL")? == Some(true) {
-            let bare = addr.trim();
-            let bare = bare
-                .strip_prefix("http://")
-                .or_else(|| bare.strip_prefix("https://"))
-                .unwrap_or(bare);
-            addr = format!("https://{bare}");
-        }
-        let read = |k: &str| -> Result<Option<Vec<u8>>, ApiError> {
-            get(k).map(|path| read_pem(k, &path)).transpose()
-        };
-        let identity_pem = match (read("CONSUL_CLIENT_CERT")?, read("CONSUL_CLIENT_KEY")?) {
-            (Some(mut cert), Some(key)) => {
-                cert.push(b'\n');
-                cert.extend(key);
-                Some(cert)
-            }
-            (None, None) => None,
-            _ => {
-                return Err(ApiError::Tls(
-                    "CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY go together: set both or neither"
-                        .into(),
-                ))
-            }
-        };
-        let tls = TlsOptions {
-            ca_pem: read("CONSUL_CACERT")?,
-            identity_pem,
-            skip_verify: flag("CONSUL_HTTP_SSL_VERIFY")? == Some(false),
-        };
-        Ok(Self::with_tls(&addr, &tls)?.with_token(token))
     }
 
     /// Sets (or clears) the ACL token sent as `X-Consul-Token`.
@@ -600,25 +538,6 @@ fn normalize_addr(addr: &str) -> Result<String, ApiError> {
     Ok(base)
 }
 
-/// Go's `strconv.ParseBool`, as Consul reads its boolean variables.
-fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// Reads the PEM file named by the variable `var`, within [`MAX_PEM_BYTES`].
-fn read_pem(var: &str, path: &str) -> Result<Vec<u8>, ApiError> {
-    let fail = |e: &dyn std::fmt::Display| ApiError::Tls(format!("{var}={path}: {e}"));
-    let meta = std::fs::metadata(path).map_err(|e| fail(&e))?;
-    if meta.len() > MAX_PEM_BYTES {
-        return Err(fail(&format!("larger than {MAX_PEM_BYTES} bytes")));
-    }
-    std::fs::read(path).map_err(|e| fail(&e))
-}
-
 /// Parses `X-Consul-Index`, 0 when absent or malformed.
 fn index_of(resp: &Response) -> u64 {
     resp.headers()
@@ -756,80 +675,6 @@ mod tests {
         assert!(normalize_addr("unix:///tmp/s").is_err());
         assert!(normalize_addr("http://").is_err());
         assert!(normalize_addr("h:1/path").is_err());
-    }
-
-    #[test]
-    fn env_precedence() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        let c = Client::from_lookup(env(&[])).unwrap();
-        assert_eq!(c.base(), "http://127.0.0.1:8500");
-        assert_eq!(c.token(), None);
-        let c = Client::from_lookup(env(&[
-            ("CONSUL_HTTP_ADDR", "consul:1"),
-            ("CAIRN_HTTP_ADDR", "cairn:2"),
-            ("CONSUL_HTTP_TOKEN", "t1"),
-        ]))
-        .unwrap();
-        assert_eq!(c.base(), "http://cairn:2");
-        assert_eq!(c.token(), Some("t1"));
-        let c = Client::from_lookup(env(&[
-            ("CAIRN_HTTP_ADDR", ""),
-            ("CONSUL_HTTP_ADDR", "https://consul:1"),
-            ("CAIRN_HTTP_TOKEN", "t2"),
-            ("CONSUL_HTTP_TOKEN", "t1"),
-        ]))
-        .unwrap();
-        assert_eq!(c.base(), "https://consul:1");
-        assert_eq!(c.token(), Some("t2"));
-        let c = Client::from_lookup(env(&[
-            ("CONSUL_HTTP_ADDR", "127.0.0.1:8501"),
-            ("CONSUL_HTTP_SSL", "true"),
-        ]))
-        .unwrap();
-        assert_eq!(c.base(), "https://127.0.0.1:8501");
-        let c = Client::from_lookup(env(&[("CONSUL_HTTP_SSL", "false")])).unwrap();
-        assert_eq!(c.base(), "http://127.0.0.1:8500");
-    }
-
-    #[test]
-    fn tls_environment_errors_name_the_variable() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        for (pairs, needle) in [
-            (&[("CONSUL_HTTP_SSL", "maybe")][..], "CONSUL_HTTP_SSL"),
-            (
-                &[("CONSUL_CACERT", "/nonexistent/ca.pem")][..],
-                "CONSUL_CACERT",
-            ),
-            (
-                &[("CONSUL_CLIENT_CERT", "/nonexistent/c.pem")][..],
-                "CONSUL_CLIENT_CERT",
-            ),
-        ] {
-            let e = Client::from_lookup(env(pairs)).unwrap_err().to_string();
-            assert!(e.contains(needle), "{e}");
-        }
-        let tls = TlsOptions {
-            ca_pem: Some(b"not pem".to_vec()),
-            ..TlsOptions::default()
-        };
-        assert!(matches!(
-            Client::with_tls("https://h:1", &tls),
-            Err(ApiError::Tls(_))
-        ));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 mod acl;
 mod client;
 mod encode;
+mod env;
 mod error;
 mod keyring;
 pub mod types;

@@ -291,6 +291,38 @@ async fn the_cli_speaks_https_from_consul_environment_variables() {
         &[],
     );
     assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+    // A directory of CAs: CONSUL_CAPATH, or -ca-path.
+    let cas = dir.join("cas");
+    std::fs::create_dir(&cas).unwrap();
+    std::fs::copy(&ca, cas.join("ca.pem")).unwrap();
+    let cas = cas.display().to_string();
+    let (code, out, err) = run_cli(
+        &["kv", "get", "tls/k"],
+        &[
+            ("CONSUL_HTTP_ADDR", &url),
+            ("CONSUL_CAPATH", &cas),
+            ("CONSUL_CLIENT_CERT", &cert),
+            ("CONSUL_CLIENT_KEY", &key),
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+    let (code, out, err) = run_cli(
+        &[
+            "kv",
+            "get",
+            "-http-addr",
+            &url,
+            "-ca-path",
+            &cas,
+            "-client-cert",
+            &cert,
+            "-client-key",
+            &key,
+            "tls/k",
+        ],
+        &[],
+    );
+    assert_eq!((code, out.trim()), (0, "v1"), "{err}");
     // Without the client certificate the agent refuses; without the CA the CLI does.
     let (code, _, err) = run_cli(
         &["kv", "get", "tls/k"],

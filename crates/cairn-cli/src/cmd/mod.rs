@@ -55,10 +55,11 @@ Available commands are:
 
 Client commands honour -http-addr and -token, and the environment variables
 CAIRN_HTTP_ADDR / CONSUL_HTTP_ADDR (default 127.0.0.1:8500) and
-CAIRN_HTTP_TOKEN / CONSUL_HTTP_TOKEN. For HTTPS: an https:// address or
-CONSUL_HTTP_SSL=true, CONSUL_CACERT (CA file, or -ca-file), CONSUL_CLIENT_CERT
-and CONSUL_CLIENT_KEY (client certificate, or -client-cert and -client-key),
-CONSUL_HTTP_SSL_VERIFY=false.";
+CAIRN_HTTP_TOKEN / CONSUL_HTTP_TOKEN, or CONSUL_HTTP_TOKEN_FILE (or -token-file),
+which wins when set. For HTTPS: an https:// address or CONSUL_HTTP_SSL=true,
+CONSUL_CACERT (CA file, or -ca-file) or CONSUL_CAPATH (a directory of CA files, or
+-ca-path), CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY (client certificate, or
+-client-cert and -client-key), CONSUL_HTTP_SSL_VERIFY=false.";
 
 /// Flags every command that talks to an agent accepts.
 pub const HTTP_FLAGS: &[Spec] = &[
@@ -76,12 +77,18 @@ pub const HTTP_FLAGS: &[Spec] = &[
     flags::spec(
         "token-file",
         Kind::Value,
-        "File containing the ACL token to use.",
+        "File containing the ACL token to use; wins over -token, as in Consul. Defaults \
+         to CONSUL_HTTP_TOKEN_FILE.",
     ),
     flags::spec(
         "ca-file",
         Kind::Value,
         "CA file to verify the agent's HTTPS certificate with. Defaults to CONSUL_CACERT.",
+    ),
+    flags::spec(
+        "ca-path",
+        Kind::Value,
+        "Directory of CA files, used without -ca-file. Defaults to CONSUL_CAPATH.",
     ),
     flags::spec(
         "client-cert",
@@ -157,28 +164,21 @@ pub fn flag_value<T>(r: Result<T, flags::FlagError>, text: &str) -> Result<T, Cl
     })
 }
 
-/// Builds the HTTP client: `-http-addr`/`-token`/`-token-file` and the TLS file flags win
-/// over the environment.
+/// Builds the HTTP client: each flag stands in for its environment variable
+/// (`-http-addr`, `-token`, `-token-file`, `-ca-file`, `-ca-path`, `-client-cert`,
+/// `-client-key`), and the client applies Consul's precedence between them.
 pub fn client(flags: &Flags) -> Result<Client, CliError> {
-    let file_token = match flags.str("token-file") {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| CliError::failed(format!("Error reading token file {path}: {e}")))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
-    let addr = flags.str("http-addr").map(str::to_string);
-    let token = flags.str("token").map(str::to_string).or(file_token);
-    let flag = |name: &str| flags.str(name).map(str::to_string);
-    let (ca, cert, key) = (flag("ca-file"), flag("client-cert"), flag("client-key"));
-    Client::from_lookup(|k| match k {
-        "CAIRN_HTTP_ADDR" if addr.is_some() => addr.clone(),
-        "CAIRN_HTTP_TOKEN" if token.is_some() => token.clone(),
-        "CONSUL_CACERT" if ca.is_some() => ca.clone(),
-        "CONSUL_CLIENT_CERT" if cert.is_some() => cert.clone(),
-        "CONSUL_CLIENT_KEY" if key.is_some() => key.clone(),
+    let by_flag = [
+        ("CAIRN_HTTP_ADDR", "http-addr"),
+        ("CAIRN_HTTP_TOKEN", "token"),
+        ("CONSUL_HTTP_TOKEN_FILE", "token-file"),
+        ("CONSUL_CACERT", "ca-file"),
+        ("CONSUL_CAPATH", "ca-path"),
+        ("CONSUL_CLIENT_CERT", "client-cert"),
+        ("CONSUL_CLIENT_KEY", "client-key"),
+    ];
+    Client::from_lookup(|k| match by_flag.iter().find(|(var, _)| *var == k) {
+        Some((_, flag)) if flags.str(flag).is_some() => flags.str(flag).map(str::to_string),
         _ => std::env::var(k).ok(),
     })
     .map_err(CliError::ctx("Error connecting to agent"))
