@@ -198,7 +198,8 @@ async fn stream_items_arrive_the_delay_after_they_were_sent() {
     assert!(opened >= Duration::from_millis(100), "{opened:?}");
     assert_eq!(items(s).await, (0..20).collect::<Vec<_>>());
     let items_took = started.elapsed() - opened;
-    // One delay in all: 20 delays one after the other would take 2 s.
+    // Pipelined: the 16-item window lets 20 items through in two delays; 20 delays one
+    // after the other would take 2 s.
     assert!(
         items_took >= Duration::from_millis(90) && items_took < Duration::from_millis(1500),
         "20 items took {items_took:?} after the open"
@@ -216,6 +217,19 @@ async fn stream_items_arrive_the_delay_after_they_were_sent() {
         "{:?}",
         before.elapsed()
     );
+
+    // A partition while an item is on its way breaks the stream at once.
+    net.set_stream_delay(Some(Duration::from_secs(30)));
+    let waiting = tokio::spawn(async move { s.next().await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    net.partition(addr(1), addr(2));
+    let err = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the stream broke before the item's delay ran out")
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, RpcError::ConnectionLost { .. }), "{err}");
 }
 
 #[tokio::test]

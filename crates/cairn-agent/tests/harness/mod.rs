@@ -403,6 +403,12 @@ impl Cluster {
         self.rpc.set_delay(delay, jitter);
     }
 
+    /// Streamed RPC items (the stream a client's replica follows) arrive `delay` after
+    /// they were sent, whatever the calls' delay (`None`: as the calls).
+    pub fn rpc_stream_delay(&self, delay: Option<Duration>) {
+        self.rpc.set_stream_delay(delay);
+    }
+
     /// How many RPC calls `node` has made to servers so far.
     pub fn rpc_calls_from(&self, node: &str) -> u64 {
         self.rpc.calls_from(self.node(node).ip)

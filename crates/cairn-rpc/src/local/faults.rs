@@ -31,6 +31,8 @@ pub struct Faults {
     drop_probability: f64,
     delay: Duration,
     jitter: Duration,
+    /// Streamed items' delay, when not the base delay.
+    stream_delay: Option<Duration>,
     counters: HashMap<(SocketAddr, SocketAddr), u64>,
 }
 
@@ -42,13 +44,22 @@ impl Faults {
             drop_probability: 0.0,
             delay: Duration::ZERO,
             jitter: Duration::ZERO,
+            stream_delay: None,
             counters: HashMap::new(),
         }
     }
 
-    /// How late a streamed item arrives: the base delay, whatever the jitter.
+    /// How late a streamed item arrives: the stream delay if set, else the base delay
+    /// (whatever the jitter).
     pub fn item_delay(&self) -> Duration {
-        self.delay
+        self.stream_delay.unwrap_or(self.delay)
+    }
+
+    /// Delays streamed items by `delay` instead of the base delay (`None`: the base
+    /// delay again), e.g. to make a stream's follower lag by more than a call's round
+    /// trip.
+    pub fn set_stream_delay(&mut self, delay: Option<Duration>) {
+        self.stream_delay = delay;
     }
 
     pub fn seed(&self) -> u64 {

@@ -136,6 +136,12 @@ impl Network {
         self.inner.faults.lock().set_delay(base, jitter);
     }
 
+    /// Streamed items arrive `delay` after they were sent instead of the base delay
+    /// (`None`: the base delay again).
+    pub fn set_stream_delay(&self, delay: Option<Duration>) {
+        self.inner.faults.lock().set_stream_delay(delay);
+    }
+
     /// How many calls the node at `ip` has made (partitioned ones not counted).
     pub fn calls_from(&self, ip: std::net::IpAddr) -> u64 {
         self.inner.faults.lock().calls_from(ip)

@@ -44,14 +44,28 @@ pub(super) async fn pump<P: Protocol>(
     limit: usize,
     stop: watch::Receiver<bool>,
 ) {
+    const SHUT_DOWN: &str = "server shut down";
     loop {
-        let next = tokio::select! {
-            n = items.next() => n,
-            _ = tx.closed() => return,
+        // Room first, then the item: an item is pulled, and stamped as sent, only when
+        // the window lets it go.
+        let permit = tokio::select! {
+            p = tx.reserve() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
             _ = stopped(stop.clone()) => {
-                let _ = tx.try_send(Pumped::Lost("server shut down".into()));
+                let _ = tx.try_send(Pumped::Lost(SHUT_DOWN.into()));
                 return;
             }
+        };
+        let next = tokio::select! {
+            n = items.next() => Some(n),
+            _ = tx.closed() => return,
+            _ = stopped(stop.clone()) => None,
+        };
+        let Some(next) = next else {
+            permit.send(Pumped::Lost(SHUT_DOWN.into()));
+            return;
         };
         let msg = match next {
             None => Pumped::End,
@@ -62,13 +76,7 @@ pub(super) async fn pump<P: Protocol>(
             Some(Err(status)) => Pumped::Status(status),
         };
         let last = !matches!(msg, Pumped::Item(..));
-        tokio::select! {
-            sent = tx.send(msg) => if sent.is_err() { return },
-            _ = stopped(stop.clone()) => {
-                let _ = tx.try_send(Pumped::Lost("server shut down".into()));
-                return;
-            }
-        }
+        permit.send(msg);
         if last {
             return;
         }
