@@ -88,7 +88,7 @@ fn overlay(tokens: &mut AgentTokens, saved: AgentTokens) {
 /// Writes the tokens durably, readable by the agent's user only (they are secrets).
 fn save_tokens(dir: &Path, tokens: &AgentTokens) -> Result<(), String> {
     let bytes = serde_json::to_vec(tokens).map_err(|e| e.to_string())?;
-    cairn_durable::write_private_file_durably(dir, TOKENS_FILE, &bytes)
+    cairn_fs::write_private_file_durably(dir, TOKENS_FILE, &bytes)
         .map(drop)
         .map_err(|e| e.to_string())
 }

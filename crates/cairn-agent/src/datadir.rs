@@ -82,7 +82,7 @@ pub(crate) fn node_id(configured: Option<&str>, data_dir: Option<&Path>) -> anyh
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
     }
-    cairn_durable::write_file_durably(dir, NODE_ID_FILE, fresh.as_bytes())
+    cairn_fs::write_file_durably(dir, NODE_ID_FILE, fresh.as_bytes())
         .map_err(|e| anyhow::anyhow!("cannot persist the node ID to {}: {e}", path.display()))?;
     Ok(fresh)
 }

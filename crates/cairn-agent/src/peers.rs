@@ -55,7 +55,7 @@ pub(crate) async fn keep(gossip: Arc<Gossip>, data_dir: PathBuf) {
         if now != written && !now.is_empty() {
             let d = dir(&data_dir);
             let saved = std::fs::create_dir_all(&d).and_then(|_| {
-                cairn_durable::write_file_durably(&d, "peers", now.as_bytes()).map(|_| ())
+                cairn_fs::write_file_durably(&d, "peers", now.as_bytes()).map(|_| ())
             });
             match saved {
                 Ok(()) => written = now,

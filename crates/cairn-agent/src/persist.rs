@@ -73,17 +73,17 @@ fn remove_durably(dir: &Path, id: &str) -> std::io::Result<()> {
         }
     }
     if removed {
-        cairn_durable::sync_dir(dir)?;
+        cairn_fs::sync_dir(dir)?;
     }
     Ok(())
 }
 
 fn write_durably<T: Serialize>(dir: &Path, id: &str, value: &T) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    cairn_durable::write_private_file_durably(dir, &file_name(id), &bytes)?;
+    cairn_fs::write_private_file_durably(dir, &file_name(id), &bytes)?;
     // A file from an earlier version under the old name would restore a stale copy.
     match std::fs::remove_file(dir.join(legacy_file_name(id))) {
-        Ok(()) => cairn_durable::sync_dir(dir),
+        Ok(()) => cairn_fs::sync_dir(dir),
         Err(_) => Ok(()),
     }
 }

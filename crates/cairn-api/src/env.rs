@@ -6,17 +6,18 @@
 //! `CONSUL_CLIENT_KEY`) and `CONSUL_HTTP_SSL_VERIFY`. Files are read within size limits,
 //! and only regular files: a device or a FIFO named by mistake is an error, not a hang.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::client::{Client, TlsOptions, DEFAULT_HTTP_ADDR};
 use crate::error::ApiError;
 
 /// A CA, certificate or token file larger than this is refused.
 const MAX_FILE_BYTES: u64 = 1 << 20;
-/// `CONSUL_CAPATH` is read down to this many entries (files and directories) and levels.
+/// `CONSUL_CAPATH` is read down to this many entries (files and directories) and levels,
+/// and this many bytes in all.
 const MAX_CA_PATH_ENTRIES: usize = 1024;
 const MAX_CA_PATH_DEPTH: usize = 8;
+const MAX_CA_PATH_BYTES: usize = 16 << 20;
 
 impl Client {
     /// A client configured from the environment (see the module docs): address from
@@ -35,10 +36,10 @@ impl Client {
             .unwrap_or_else(|| DEFAULT_HTTP_ADDR.to_string());
         let mut token = get("CAIRN_HTTP_TOKEN").or_else(|| get("CONSUL_HTTP_TOKEN"));
         if let Some(path) = get("CONSUL_HTTP_TOKEN_FILE") {
-            let bytes = read_file("CONSUL_HTTP_TOKEN_FILE", Path::new(&path))?;
-            let text = String::from_utf8(bytes).map_err(|_| {
-                ApiError::Tls(format!("CONSUL_HTTP_TOKEN_FILE={path}: not UTF-8 text"))
-            })?;
+            let bytes = cairn_fs::read_regular(Path::new(&path), MAX_FILE_BYTES)
+                .map_err(|e| ApiError::TokenFile(e.to_string()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| ApiError::TokenFile(format!("{path}: not UTF-8 text")))?;
             if !text.trim().is_empty() {
                 token = Some(text.trim().to_string());
             }
@@ -102,91 +103,68 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// Reads the regular file (links followed) named by the variable `var`, within
-/// [`MAX_FILE_BYTES`].
+/// The file named by the variable `var`: a regular file within [`MAX_FILE_BYTES`].
 fn read_file(var: &str, path: &Path) -> Result<Vec<u8>, ApiError> {
-    let fail = |e: &dyn std::fmt::Display| ApiError::Tls(format!("{var}={}: {e}", path.display()));
-    let meta = std::fs::metadata(path).map_err(|e| fail(&e))?;
-    if !meta.is_file() {
-        return Err(fail(&"not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| fail(&e))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(fail(&format!("larger than {MAX_FILE_BYTES} bytes")));
-    }
-    Ok(bytes)
+    cairn_fs::read_regular(path, MAX_FILE_BYTES).map_err(|e| ApiError::Tls(format!("{var}: {e}")))
 }
 
-/// The PEM files under `dir` (subdirectories included, in name order), concatenated.
+/// The CA files under `dir` (subdirectories included, in name order), each of which
+/// must hold a certificate, concatenated.
 fn read_ca_dir(dir: &Path) -> Result<Vec<u8>, ApiError> {
-    let mut files = Vec::new();
-    let mut seen = 0;
-    walk(dir, 0, &mut files, &mut seen)?;
+    let fail = |e: &dyn std::fmt::Display| ApiError::Tls(format!("CONSUL_CAPATH: {e}"));
+    let files =
+        cairn_fs::files_under(dir, MAX_CA_PATH_ENTRIES, MAX_CA_PATH_DEPTH).map_err(|e| fail(&e))?;
     if files.is_empty() {
-        return Err(ApiError::Tls(format!(
-            "CONSUL_CAPATH={}: no CA files found",
-            dir.display()
-        )));
+        return Err(fail(&format!("{}: no CA files found", dir.display())));
     }
     let mut pem = Vec::new();
     for f in files {
-        pem.extend(read_file("CONSUL_CAPATH", &f)?);
+        let bytes = read_file("CONSUL_CAPATH", &f)?;
+        if reqwest::Certificate::from_pem_bundle(&bytes).map_or(true, |c| c.is_empty()) {
+            return Err(fail(&format!("{}: holds no PEM certificate", f.display())));
+        }
+        pem.extend(bytes);
         pem.push(b'\n');
+        if pem.len() > MAX_CA_PATH_BYTES {
+            return Err(fail(&format!(
+                "{}: more than {MAX_CA_PATH_BYTES} bytes of CA files",
+                dir.display()
+            )));
+        }
     }
     Ok(pem)
-}
-
-fn walk(
-    dir: &Path,
-    depth: usize,
-    out: &mut Vec<PathBuf>,
-    seen: &mut usize,
-) -> Result<(), ApiError> {
-    let fail =
-        |e: &dyn std::fmt::Display| ApiError::Tls(format!("CONSUL_CAPATH: {}: {e}", dir.display()));
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| fail(&e))? {
-        *seen += 1;
-        if *seen > MAX_CA_PATH_ENTRIES {
-            return Err(fail(&format!("more than {MAX_CA_PATH_ENTRIES} entries")));
-        }
-        entries.push(entry.map_err(|e| fail(&e))?.path());
-    }
-    entries.sort();
-    for path in entries {
-        let is_dir = std::fs::symlink_metadata(&path)
-            .map_err(|e| fail(&e))?
-            .is_dir();
-        if !is_dir {
-            out.push(path);
-        } else if depth + 1 >= MAX_CA_PATH_DEPTH {
-            return Err(fail(&format!(
-                "nested deeper than {MAX_CA_PATH_DEPTH} levels"
-            )));
-        } else {
-            walk(&path, depth + 1, out, seen)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A CA certificate made once by `cairn tls ca create` (its key was not kept).
+    const TEST_CA: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIBszCCAVigAwIBAgIIbCqqznEWm7QwCgYIKoZIzj0EAwIwPTErMCkGA1UEAwwi\n\
+Q2Fpcm4gQWdlbnQgQ0EgNzc5NDIyOTkwODc1NTM1NjU5NjEOMAwGA1UECgwFQ2Fp\n\
+cm4wHhcNMjYxMjAxMDQzNzMyWhcNMzExMTMwMDQzODMyWjA9MSswKQYDVQQDDCJD\n\
+YWlybiBBZ2VudCBDQSA3Nzk0MjI5OTA4NzU1MzU2NTk2MQ4wDAYDVQQKDAVDYWly\n\
+bjBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABDFvwStg14eL9PfPvpsPzPY3DZAk\n\
+2UmBPA380JroKj31Sh6a9H8DMCMV7h8k8lukyQpQ3+CkuZvMfvov5TzuB6OjQjBA\n\
+MA4GA1UdDwEB/wQEAwIBhjAdBgNVHQ4EFgQU57WSWmO2DcR0XR3tzsgVuWOHKiAw\n\
+DwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEAx8lRNjFIvhtO1t7O\n\
+Q74qfekOyXjFrtXp+hymFY9/udECIQCycLnFkq18SvcAFyToCPTCNtGIFqQuLqS2\n\
+m+SQ+KxFBQ==\n\
+-----END CERTIFICATE-----\n";
+
+    /// A lookup answering from `pairs`.
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
     #[test]
     fn env_precedence() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         let c = Client::from_lookup(env(&[])).unwrap();
         assert_eq!(c.base(), "http://127.0.0.1:8500");
         assert_eq!(c.token(), None);
@@ -219,14 +197,6 @@ mod tests {
 
     #[test]
     fn tls_environment_errors_name_the_variable() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         for (pairs, needle) in [
             (&[("CONSUL_HTTP_SSL", "maybe")][..], "CONSUL_HTTP_SSL"),
             (
@@ -254,23 +224,19 @@ mod tests {
     #[test]
     fn a_token_file_wins_and_capath_is_read_when_cacert_is_not_set() {
         let dir = tempfile::tempdir().unwrap();
-        let token = dir.path().join("token");
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let (token, empty, cas, ca) = (path("token"), path("empty"), path("cas"), path("ca.pem"));
         std::fs::write(&token, "  from-file\n").unwrap();
-        let token = token.display().to_string();
-        let lookup = |pairs: Vec<(&'static str, String)>| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
-        };
-        let c = Client::from_lookup(lookup(vec![
-            ("CONSUL_HTTP_TOKEN", "from-env".into()),
-            ("CONSUL_HTTP_TOKEN_FILE", token.clone()),
+        std::fs::write(&empty, "\n").unwrap();
+        let c = Client::from_lookup(env(&[
+            ("CONSUL_HTTP_TOKEN", "from-env"),
+            ("CONSUL_HTTP_TOKEN_FILE", &token),
         ]))
         .unwrap();
         assert_eq!(c.token(), Some("from-file"));
-        let empty = dir.path().join("empty");
-        std::fs::write(&empty, "\n").unwrap();
-        let c = Client::from_lookup(lookup(vec![
-            ("CONSUL_HTTP_TOKEN", "from-env".into()),
-            ("CONSUL_HTTP_TOKEN_FILE", empty.display().to_string()),
+        let c = Client::from_lookup(env(&[
+            ("CONSUL_HTTP_TOKEN", "from-env"),
+            ("CONSUL_HTTP_TOKEN_FILE", &empty),
         ]))
         .unwrap();
         assert_eq!(
@@ -278,26 +244,38 @@ mod tests {
             Some("from-env"),
             "an empty file leaves the token"
         );
+        // A missing token file is named as such.
+        let e = Client::from_lookup(env(&[("CONSUL_HTTP_TOKEN_FILE", "/nonexistent/token")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("Error loading token file"), "{e}");
 
-        // CONSUL_CAPATH: a directory with no certificate in it is refused by name; a
-        // directory, a device or a missing file as a file variable likewise.
-        let cas = dir.path().join("cas");
-        std::fs::create_dir_all(cas.join("sub")).unwrap();
-        std::fs::write(cas.join("sub/junk.pem"), "no certificate here").unwrap();
-        let e = Client::from_lookup(lookup(vec![
-            ("CONSUL_HTTP_ADDR", "https://h:1".into()),
-            ("CONSUL_CAPATH", cas.display().to_string()),
+        // CONSUL_CAPATH: a file with no certificate in it is refused by name.
+        std::fs::create_dir_all(dir.path().join("cas/sub")).unwrap();
+        std::fs::write(dir.path().join("cas/sub/junk.pem"), "no certificate here").unwrap();
+        let e = Client::from_lookup(env(&[
+            ("CONSUL_HTTP_ADDR", "https://h:1"),
+            ("CONSUL_CAPATH", &cas),
         ]))
         .unwrap_err()
         .to_string();
-        assert!(e.contains("CA"), "{e}");
-        for path in [dir.path().display().to_string(), "/dev/zero".to_string()] {
-            let e = Client::from_lookup(lookup(vec![("CONSUL_CACERT", path.clone())]))
+        assert!(e.contains("CONSUL_CAPATH") && e.contains("junk.pem"), "{e}");
+        // CONSUL_CACERT, when set, is used and CONSUL_CAPATH is not read.
+        std::fs::write(&ca, TEST_CA).unwrap();
+        Client::from_lookup(env(&[
+            ("CONSUL_HTTP_ADDR", "https://h:1"),
+            ("CONSUL_CACERT", &ca),
+            ("CONSUL_CAPATH", &cas),
+        ]))
+        .unwrap();
+        // A directory or a device named as a file is refused unread.
+        for bad in [path(""), "/dev/zero".to_string()] {
+            let e = Client::from_lookup(env(&[("CONSUL_CACERT", &bad)]))
                 .unwrap_err()
                 .to_string();
             assert!(
                 e.contains("CONSUL_CACERT") && e.contains("regular file"),
-                "{path}: {e}"
+                "{bad}: {e}"
             );
         }
     }

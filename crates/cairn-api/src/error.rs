@@ -48,6 +48,9 @@ pub enum ApiError {
     /// The TLS settings (CA file, client certificate) could not be used.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The token file could not be used.
+    #[error("Error loading token file: {0}")]
+    TokenFile(String),
     /// A request body could not be serialised.
     #[error("cannot encode request body: {0}")]
     Encode(#[source] serde_json::Error),

@@ -98,7 +98,7 @@ pub fn save(path: &Path, keys: &[String]) -> Result<(), KeyFileError> {
         .ok_or_else(|| io(std::io::Error::other("the keyring file name is not UTF-8")))?;
     let quoted: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
     let body = format!("[{}]\n", quoted.join(","));
-    cairn_durable::write_private_file_durably(dir, name, body.as_bytes()).map_err(io)?;
+    cairn_fs::write_private_file_durably(dir, name, body.as_bytes()).map_err(io)?;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use cairn_durable::{sync_dir, write_file_durably};
+use cairn_fs::{sync_dir, write_file_durably};
 use sha2::{Digest, Sha256};
 
 /// Extension of complete snapshot files.

@@ -43,36 +43,24 @@ pub enum TlsError {
     Config(String),
 }
 
-/// Reads a regular file (links followed) of at most [`MAX_PEM_BYTES`]: a device or a FIFO
-/// (which would never end, or never start) is refused unread, and the read itself stops
-/// past the limit whatever the file's size said.
+/// Reads a regular file (links followed) of at most [`MAX_PEM_BYTES`].
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    use std::io::Read;
-    let err = |source| TlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(err)?;
-    if !meta.is_file() {
-        return Err(err(std::io::Error::other("not a regular file")));
+    cairn_fs::read_regular(path, MAX_PEM_BYTES).map_err(read_error)
+}
+
+fn read_error(e: cairn_fs::ReadError) -> TlsError {
+    use cairn_fs::ReadError;
+    match e {
+        ReadError::Io { path, source } => TlsError::Read { path, source },
+        ReadError::NotRegular { path } => TlsError::Read {
+            path,
+            source: std::io::Error::other("not a regular file"),
+        },
+        ReadError::TooLarge { path, limit } => TlsError::TooLarge { path, limit },
+        ReadError::TooMany { path, reason } => {
+            TlsError::Config(format!("ca_path {}: {reason}", path.display()))
+        }
     }
-    let too_large = || TlsError::TooLarge {
-        path: path.to_path_buf(),
-        limit: MAX_PEM_BYTES,
-    };
-    if meta.len() > MAX_PEM_BYTES {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .map_err(err)?
-        .take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(err)?;
-    if bytes.len() as u64 > MAX_PEM_BYTES {
-        return Err(too_large());
-    }
-    Ok(bytes)
 }
 
 /// Every certificate in `path`, in order (a chain: the leaf first).
@@ -127,8 +115,8 @@ fn add_roots(store: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
 /// subdirectories included, each file must hold a PEM certificate), in name order.
 /// Symbolic links to files are followed, to directories not.
 pub fn roots_in(dir: &Path) -> Result<RootCertStore, TlsError> {
-    let mut files = Vec::new();
-    collect_files(dir, 0, &mut files)?;
+    let files =
+        cairn_fs::files_under(dir, MAX_CA_PATH_FILES, MAX_CA_PATH_DEPTH).map_err(read_error)?;
     if files.is_empty() {
         return Err(TlsError::NoCertificate {
             path: dir.to_path_buf(),
@@ -139,57 +127,6 @@ pub fn roots_in(dir: &Path) -> Result<RootCertStore, TlsError> {
         add_roots(&mut store, &file)?;
     }
     Ok(store)
-}
-
-fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), TlsError> {
-    let mut seen = 0;
-    collect_into(dir, depth, out, &mut seen)
-}
-
-/// Walks `dir`, counting every entry against [`MAX_CA_PATH_FILES`] as it goes (a huge
-/// directory is refused without being listed in full).
-fn collect_into(
-    dir: &Path,
-    depth: usize,
-    out: &mut Vec<PathBuf>,
-    seen: &mut usize,
-) -> Result<(), TlsError> {
-    let read_err = |source| TlsError::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(read_err)? {
-        *seen += 1;
-        if *seen > MAX_CA_PATH_FILES {
-            return Err(TlsError::Config(format!(
-                "ca_path {}: more than {MAX_CA_PATH_FILES} entries",
-                dir.display()
-            )));
-        }
-        entries.push(entry.map_err(read_err)?.path());
-    }
-    entries.sort();
-    for path in entries {
-        let is_dir = std::fs::symlink_metadata(&path)
-            .map_err(|source| TlsError::Read {
-                path: path.clone(),
-                source,
-            })?
-            .is_dir();
-        if is_dir {
-            if depth + 1 >= MAX_CA_PATH_DEPTH {
-                return Err(TlsError::Config(format!(
-                    "ca_path {}: directories nest deeper than {MAX_CA_PATH_DEPTH} levels",
-                    dir.display()
-                )));
-            }
-            collect_into(&path, depth + 1, out, seen)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -164,11 +164,22 @@ pub fn flag_value<T>(r: Result<T, flags::FlagError>, text: &str) -> Result<T, Cl
     })
 }
 
-/// Builds the HTTP client: each flag stands in for its environment variable
-/// (`-http-addr`, `-token`, `-token-file`, `-ca-file`, `-ca-path`, `-client-cert`,
-/// `-client-key`), and the client applies Consul's precedence between them.
+/// Builds the HTTP client from the flags and the environment (see [`with_flags`]).
 pub fn client(flags: &Flags) -> Result<Client, CliError> {
-    let by_flag = [
+    Client::from_lookup(with_flags(flags, |k| std::env::var(k).ok()))
+        .map_err(CliError::ctx("Error connecting to agent"))
+}
+
+/// The variables the client reads, with the flags standing in for theirs (`-http-addr`,
+/// `-token`, `-token-file`, `-ca-file`, `-ca-path`, `-client-cert`, `-client-key`). A
+/// flag given on the command line also hides the variables it competes with: `-token` or
+/// `-token-file` every token variable (a token file in the environment would otherwise
+/// win over `-token`), `-ca-file` or `-ca-path` both CA variables.
+fn with_flags<'a>(
+    flags: &'a Flags,
+    env: impl Fn(&str) -> Option<String> + 'a,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    const BY_FLAG: [(&str, &str); 7] = [
         ("CAIRN_HTTP_ADDR", "http-addr"),
         ("CAIRN_HTTP_TOKEN", "token"),
         ("CONSUL_HTTP_TOKEN_FILE", "token-file"),
@@ -177,11 +188,30 @@ pub fn client(flags: &Flags) -> Result<Client, CliError> {
         ("CONSUL_CLIENT_CERT", "client-cert"),
         ("CONSUL_CLIENT_KEY", "client-key"),
     ];
-    Client::from_lookup(|k| match by_flag.iter().find(|(var, _)| *var == k) {
-        Some((_, flag)) if flags.str(flag).is_some() => flags.str(flag).map(str::to_string),
-        _ => std::env::var(k).ok(),
-    })
-    .map_err(CliError::ctx("Error connecting to agent"))
+    const TOKEN: [&str; 3] = [
+        "CAIRN_HTTP_TOKEN",
+        "CONSUL_HTTP_TOKEN",
+        "CONSUL_HTTP_TOKEN_FILE",
+    ];
+    const CA: [&str; 2] = ["CONSUL_CACERT", "CONSUL_CAPATH"];
+    let given = |names: &[&str]| names.iter().any(|n| flags.str(n).is_some());
+    let (token_flag, ca_flag) = (
+        given(&["token", "token-file"]),
+        given(&["ca-file", "ca-path"]),
+    );
+    move |k| {
+        if let Some((_, flag)) = BY_FLAG.iter().find(|(var, _)| *var == k) {
+            if let Some(v) = flags.str(flag) {
+                return Some(v.to_string());
+            }
+        }
+        let hidden = (token_flag && TOKEN.contains(&k)) || (ca_flag && CA.contains(&k));
+        if hidden {
+            None
+        } else {
+            env(k)
+        }
+    }
 }
 
 /// Rejects positional arguments for commands that take none.
@@ -216,6 +246,46 @@ mod tests {
 
     fn v(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_stand_in_for_variables_and_hide_their_rivals() {
+        let env = |k: &str| match k {
+            "CONSUL_HTTP_TOKEN_FILE" => Some("/env/token".to_string()),
+            "CONSUL_HTTP_TOKEN" => Some("env-token".to_string()),
+            "CONSUL_CAPATH" => Some("/env/cas".to_string()),
+            "CONSUL_HTTP_ADDR" => Some("env:1".to_string()),
+            _ => None,
+        };
+        let parsed = |a: &[&str]| parse_flags("", &[], true, &v(a)).unwrap();
+        let none = parsed(&[]);
+        let look = with_flags(&none, env);
+        assert_eq!(
+            look("CONSUL_HTTP_TOKEN_FILE").as_deref(),
+            Some("/env/token")
+        );
+        assert_eq!(look("CONSUL_CAPATH").as_deref(), Some("/env/cas"));
+
+        let f = parsed(&["-token", "flag-token", "-ca-file", "/flag/ca.pem"]);
+        let look = with_flags(&f, env);
+        assert_eq!(look("CAIRN_HTTP_TOKEN").as_deref(), Some("flag-token"));
+        assert_eq!(
+            look("CONSUL_HTTP_TOKEN_FILE"),
+            None,
+            "-token hides the token file"
+        );
+        assert_eq!(look("CONSUL_HTTP_TOKEN"), None);
+        assert_eq!(look("CONSUL_CACERT").as_deref(), Some("/flag/ca.pem"));
+        assert_eq!(look("CONSUL_CAPATH"), None, "-ca-file hides CONSUL_CAPATH");
+        assert_eq!(look("CONSUL_HTTP_ADDR").as_deref(), Some("env:1"));
+
+        let f = parsed(&["-token-file", "/flag/token"]);
+        let look = with_flags(&f, env);
+        assert_eq!(
+            look("CONSUL_HTTP_TOKEN_FILE").as_deref(),
+            Some("/flag/token")
+        );
+        assert_eq!(look("CONSUL_HTTP_TOKEN"), None);
     }
 
     #[tokio::test]

@@ -153,7 +153,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    cairn_durable::write_file_durably(dir, name, bytes).map(drop)
+    cairn_fs::write_file_durably(dir, name, bytes).map(drop)
 }
 
 /// Bytes as Consul prints them (`344B`, `1.7KB`, `2.3MB`).

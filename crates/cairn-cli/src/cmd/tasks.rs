@@ -149,23 +149,14 @@ async fn run_task(args: Vec<String>) -> Result<(), CliError> {
             .map_err(|_| bad(format!("-ip {ip:?} is not an IP address")))?;
     }
 
-    let meta =
-        std::fs::metadata(&file).map_err(|e| CliError::failed(format!("error: {file}: {e}")))?;
-    if meta.len() > taskdef::MAX_FILE_BYTES as u64 {
-        return Err(CliError::failed(format!(
-            "error: {file}: {} bytes; the limit is {}",
-            meta.len(),
-            taskdef::MAX_FILE_BYTES
-        )));
-    }
-    let bytes =
-        std::fs::read(&file).map_err(|e| CliError::failed(format!("error: {file}: {e}")))?;
+    let bytes = cairn_fs::read_regular(std::path::Path::new(&file), taskdef::MAX_FILE_BYTES as u64)
+        .map_err(|e| CliError::failed(format!("error: {e}")))?;
     let td = taskdef::parse(&bytes).map_err(|e| CliError::failed(format!("error: {file}: {e}")))?;
 
     // The HTTP flags of either group, then the environment.
     let http = second
         .as_ref()
-        .filter(|f| f.is_set("http-addr") || f.is_set("token") || f.is_set("token-file"))
+        .filter(|f| super::HTTP_FLAGS.iter().any(|s| f.is_set(s.name)))
         .unwrap_or(&first);
     let client = super::client(http)?;
 

@@ -66,7 +66,7 @@ pub(crate) fn create(dir: &Path, seq: u64, size: u64, start: &[u8]) -> io::Resul
     Ok(file)
 }
 
-pub(crate) use cairn_durable::sync_dir;
+pub(crate) use cairn_fs::sync_dir;
 
 /// Where and why a segment's records stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
