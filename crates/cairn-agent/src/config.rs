@@ -14,7 +14,7 @@
 //! Sources merge as in Consul: later scalars replace earlier ones, lists append, maps merge.
 //! Keys Cairn does not implement, bad values and invalid combinations are a
 //! [`ConfigError`] naming the key; settings that parse but whose feature is not built yet
-//! (ACL enforcement, HTTPS, ...) are refused by [`Config::check_supported`] before the agent
+//! (`ports.grpc`, ...) are refused by [`Config::check_supported`] before the agent
 //! starts. The result is a fully typed [`Config`].
 
 pub use cairn_types::duration;

@@ -6,7 +6,7 @@ use super::reader::*;
 use super::*;
 
 /// The host name as a DNS-safe node name.
-pub(super) fn default_node_name(warnings: &mut Vec<String>) -> String {
+fn default_node_name(warnings: &mut Vec<String>) -> String {
     let raw = hostname::get()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -136,7 +136,7 @@ impl Reader<'_> {
     }
 }
 
-pub(super) fn parse_ip(key: &str, s: &str) -> Result<IpAddr, ConfigError> {
+fn parse_ip(key: &str, s: &str) -> Result<IpAddr, ConfigError> {
     let trimmed = s.trim();
     if trimmed.contains("{{") {
         return Err(bad(key, "go-sockaddr templates are not supported"));

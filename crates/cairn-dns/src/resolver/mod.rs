@@ -35,7 +35,7 @@
 //! written directly — header, the question as sent, records whose owner is
 //! the question name compressed to it — byte-for-byte what hickory would
 //! write. Only when that message does not fit the transport's limit does the
-//! answer go through hickory's trimming below. Transport and size limit are
+//! answer go through hickory's trimming (`encode.rs`). Transport and size limit are
 //! therefore not part of the key: they only change the encoding, done per
 //! answer.
 //!
