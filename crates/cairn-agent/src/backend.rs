@@ -315,3 +315,33 @@ impl Backend for Agent {
         ))
     }
 }
+
+/// What only the HTTP layer asks of the agent.
+impl Agent {
+    /// A server's node ID as the pool knows it (tag `id`).
+    fn server_id(&self, name: &str) -> String {
+        self.inner
+            .gossip
+            .as_ref()
+            .and_then(|g| g.member(name))
+            .and_then(|m| m.tags.get("id").cloned())
+            .unwrap_or_default()
+    }
+
+    /// This agent as a member, in `/v1/agent/members` shape.
+    fn member(&self) -> Value {
+        match &self.inner.gossip {
+            Some(g) => crate::lan::member_json(&g.local_member()),
+            None => {
+                let c = &self.inner.cfg;
+                let tags = crate::lan::tags(c, &self.inner.node_id, self.inner.rpc_port);
+                json!({
+                    "Name": c.node_name, "Addr": self.inner.address, "Port": 0,
+                    "Tags": tags, "Status": 1,
+                    "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+                    "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
+                })
+            }
+        }
+    }
+}

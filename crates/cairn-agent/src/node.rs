@@ -11,7 +11,6 @@ use cairn_state::{Command, Outcome, Registration, State};
 use cairn_types::definition::{CheckDefinition, ServiceDefinition};
 use cairn_types::{HealthCheck, Node, NodeService, PASSING, SERF_CHECK_ID, SERF_CHECK_NAME};
 use parking_lot::RwLock;
-use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::catalog::{Catalog, CatalogError, ServerCatalog};
@@ -621,16 +620,6 @@ impl Agent {
         }
     }
 
-    /// A server's node ID as the pool knows it (tag `id`).
-    pub(crate) fn server_id(&self, name: &str) -> String {
-        self.inner
-            .gossip
-            .as_ref()
-            .and_then(|g| g.member(name))
-            .and_then(|m| m.tags.get("id").cloned())
-            .unwrap_or_default()
-    }
-
     /// The serf LAN address other members reach this agent at, if gossip runs.
     pub fn serf_advertised(&self) -> Option<std::net::SocketAddr> {
         self.inner.gossip.as_ref().map(|g| g.local_member().addr)
@@ -656,22 +645,5 @@ impl Agent {
             g.shutdown().await;
         }
         self.inner.catalog.shutdown().await;
-    }
-
-    /// This agent as a member, in `/v1/agent/members` shape.
-    pub(crate) fn member(&self) -> Value {
-        match &self.inner.gossip {
-            Some(g) => crate::lan::member_json(&g.local_member()),
-            None => {
-                let c = &self.inner.cfg;
-                let tags = crate::lan::tags(c, &self.inner.node_id, self.inner.rpc_port);
-                json!({
-                    "Name": c.node_name, "Addr": self.inner.address, "Port": 0,
-                    "Tags": tags, "Status": 1,
-                    "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
-                    "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
-                })
-            }
-        }
     }
 }

@@ -20,8 +20,10 @@ Usage: cairn registrator [options] consul://HOST:PORT
   are owned by the agent's node name, reconciled both ways on start, on every
   engine event and every -resync. See docs/registrator.md.
 
-  URI schemes: consul:// (HTTP) and consul-tls:// (HTTPS). The ACL token is
-  read from CAIRN_HTTP_TOKEN or CONSUL_HTTP_TOKEN.";
+  URI schemes: consul:// (HTTP) and consul-tls:// (HTTPS, trusting CONSUL_CACERT
+  or CONSUL_CAPATH and presenting CONSUL_CLIENT_CERT/CONSUL_CLIENT_KEY). The ACL
+  token is read from CAIRN_HTTP_TOKEN or CONSUL_HTTP_TOKEN, or from the file
+  CONSUL_HTTP_TOKEN_FILE, which wins.";
 
 const SPECS: &[Spec] = &[
     spec("ip", Kind::Value, "IP address to register every service with (unless -useIpFromLabel names one)."),
@@ -130,14 +132,16 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// An agent client for `addr` with the token from the environment.
+/// An agent client for `addr` (from the registry URI, whose scheme alone decides HTTP or
+/// HTTPS), with the token and the TLS files from the environment as the other commands
+/// read them.
 pub fn agent_client(addr: &str) -> Result<Client, CliError> {
-    let token = ["CAIRN_HTTP_TOKEN", "CONSUL_HTTP_TOKEN"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
-    Ok(Client::new(addr)
-        .map_err(CliError::ctx("Error connecting to agent"))?
-        .with_token(token))
+    Client::from_lookup(|k| match k {
+        "CAIRN_HTTP_ADDR" => Some(addr.to_string()),
+        "CONSUL_HTTP_ADDR" | "CONSUL_HTTP_SSL" => None,
+        _ => std::env::var(k).ok(),
+    })
+    .map_err(CliError::ctx("Error connecting to agent"))
 }
 
 /// Runs `cairn registrator ...` until SIGINT/SIGTERM.
