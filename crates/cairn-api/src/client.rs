@@ -25,6 +25,9 @@ pub struct TlsOptions {
     pub identity_pem: Option<Vec<u8>>,
     /// Accept any server certificate (`CONSUL_HTTP_SSL_VERIFY=false`).
     pub skip_verify: bool,
+    /// The name the server's certificate must carry, when not the address's host
+    /// (`CONSUL_TLS_SERVER_NAME`; a `:port` is ignored).
+    pub server_name: Option<String>,
 }
 
 /// Response header carrying the blocking-query index.
@@ -57,10 +60,22 @@ impl Client {
 
     /// [`Client::new`] with HTTPS settings (they apply to `https://` addresses).
     pub fn with_tls(addr: &str, tls: &TlsOptions) -> Result<Self, ApiError> {
-        let base = normalize_addr(addr)?;
+        let mut base = normalize_addr(addr)?;
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(Duration::from_secs(10));
+        if let (Some(name), Some(host)) = (&tls.server_name, base.strip_prefix("https://")) {
+            // The certificate is checked against the URL's host: ask for `name` and pin it
+            // to where the address points.
+            let name = server_name_host(name);
+            let addrs = resolve(host).map_err(|e| ApiError::InvalidAddress {
+                addr: addr.to_string(),
+                reason: e,
+            })?;
+            let port = addrs[0].port();
+            builder = builder.resolve_to_addrs(name, &addrs);
+            base = format!("https://{}", join_host_port(name, port));
+        }
         if let Some(pem) = &tls.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| ApiError::Tls(format!("the CA certificate: {e}")))?;
@@ -507,6 +522,44 @@ impl Client {
     }
 }
 
+/// The host part of a `CONSUL_TLS_SERVER_NAME` (which may carry a port).
+fn server_name_host(name: &str) -> &str {
+    let name = name.trim();
+    match name.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => host,
+        _ => name,
+    }
+}
+
+/// The socket addresses of `host[:port]` (port 443 when none), looked up now.
+fn resolve(host: &str) -> Result<Vec<std::net::SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    let with_port = if host
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| (!h.contains(':') || h.ends_with(']')) && p.parse::<u16>().is_ok())
+    {
+        host.to_string()
+    } else {
+        format!("{host}:443")
+    };
+    let addrs: Vec<_> = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("{host} resolves to no address"));
+    }
+    Ok(addrs)
+}
+
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Turns a user-supplied address into a base URL without a trailing slash.
 fn normalize_addr(addr: &str) -> Result<String, ApiError> {
     let invalid = |reason: &str| ApiError::InvalidAddress {
@@ -675,6 +728,25 @@ mod tests {
         assert!(normalize_addr("unix:///tmp/s").is_err());
         assert!(normalize_addr("http://").is_err());
         assert!(normalize_addr("h:1/path").is_err());
+    }
+
+    #[test]
+    fn a_server_name_replaces_the_host_and_keeps_the_port() {
+        assert_eq!(
+            server_name_host("server.dc1.consul:8501"),
+            "server.dc1.consul"
+        );
+        assert_eq!(server_name_host(" server.dc1.consul "), "server.dc1.consul");
+        assert_eq!(server_name_host("::1"), "::1");
+        let tls = TlsOptions {
+            server_name: Some("server.dc1.consul:9".into()),
+            ..TlsOptions::default()
+        };
+        let c = Client::with_tls("https://127.0.0.1:8501", &tls).unwrap();
+        assert_eq!(c.base(), "https://server.dc1.consul:8501");
+        // Plain HTTP has no certificate to check: the address stays.
+        let c = Client::with_tls("http://127.0.0.1:8500", &tls).unwrap();
+        assert_eq!(c.base(), "http://127.0.0.1:8500");
     }
 
     #[test]

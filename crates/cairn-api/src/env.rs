@@ -3,7 +3,7 @@
 //! (`CAIRN_HTTP_TOKEN`, `CONSUL_HTTP_TOKEN`, and `CONSUL_HTTP_TOKEN_FILE`, which wins when
 //! set, as in Consul's Go client), the CA (`CONSUL_CACERT`, else every file under
 //! `CONSUL_CAPATH`), the client certificate (`CONSUL_CLIENT_CERT` with
-//! `CONSUL_CLIENT_KEY`) and `CONSUL_HTTP_SSL_VERIFY`. Files are read within size limits,
+//! `CONSUL_CLIENT_KEY`), `CONSUL_TLS_SERVER_NAME` and `CONSUL_HTTP_SSL_VERIFY`. Files are read within size limits,
 //! and only regular files: a device or a FIFO named by mistake is an error, not a hang.
 
 use std::path::Path;
@@ -89,6 +89,7 @@ impl Client {
             ca_pem,
             identity_pem,
             skip_verify: flag("CONSUL_HTTP_SSL_VERIFY")? == Some(false),
+            server_name: get("CONSUL_TLS_SERVER_NAME"),
         };
         Ok(Self::with_tls(&addr, &tls)?.with_token(token))
     }

@@ -291,6 +291,31 @@ async fn the_cli_speaks_https_from_consul_environment_variables() {
         &[],
     );
     assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+    // CONSUL_TLS_SERVER_NAME: the certificate is checked for that name, not the address.
+    for (name, ok) in [
+        ("server.dc1.consul:8501", true),
+        ("elsewhere.example", false),
+    ] {
+        let (code, out, err) = run_cli(
+            &["kv", "get", "tls/k"],
+            &[
+                ("CONSUL_HTTP_ADDR", &url),
+                ("CONSUL_TLS_SERVER_NAME", name),
+                ("CONSUL_CACERT", &ca),
+                ("CONSUL_CLIENT_CERT", &cert),
+                ("CONSUL_CLIENT_KEY", &key),
+            ],
+        );
+        if ok {
+            assert_eq!((code, out.trim()), (0, "v1"), "{name}: {err}");
+        } else {
+            assert_eq!(code, 1, "{name}: {out}");
+            assert!(
+                err.contains("elsewhere.example") || err.contains("certificate"),
+                "{err}"
+            );
+        }
+    }
     // A directory of CAs: CONSUL_CAPATH, or -ca-path.
     let cas = dir.join("cas");
     std::fs::create_dir(&cas).unwrap();

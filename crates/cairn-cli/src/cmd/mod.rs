@@ -59,7 +59,8 @@ CAIRN_HTTP_TOKEN / CONSUL_HTTP_TOKEN, or CONSUL_HTTP_TOKEN_FILE (or -token-file)
 which wins when set. For HTTPS: an https:// address or CONSUL_HTTP_SSL=true,
 CONSUL_CACERT (CA file, or -ca-file) or CONSUL_CAPATH (a directory of CA files, or
 -ca-path), CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY (client certificate, or
--client-cert and -client-key), CONSUL_HTTP_SSL_VERIFY=false.";
+-client-cert and -client-key), CONSUL_TLS_SERVER_NAME (the name the agent's
+certificate must carry), CONSUL_HTTP_SSL_VERIFY=false.";
 
 /// Flags every command that talks to an agent accepts.
 pub const HTTP_FLAGS: &[Spec] = &[
