@@ -261,93 +261,68 @@ async fn the_cli_speaks_https_from_consul_environment_variables() {
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = run_cli(&["kv", "get", "tls/k"], full);
     assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+    // `kv get tls/k` with `args` before the key and `env`, presenting the client
+    // certificate (through the variables, or the flags when `flags`).
+    let get = |args: &[&str], env: &[(&str, &str)], flags: bool| {
+        let mut argv = vec!["kv", "get"];
+        argv.extend(args);
+        let mut env = env.to_vec();
+        if flags {
+            argv.extend(["-client-cert", cert.as_str(), "-client-key", key.as_str()]);
+        } else {
+            env.extend([
+                ("CONSUL_CLIENT_CERT", cert.as_str()),
+                ("CONSUL_CLIENT_KEY", key.as_str()),
+            ]);
+        }
+        argv.push("tls/k");
+        run_cli(&argv, &env)
+    };
+    let served = |(code, out, err): (i32, String, String)| {
+        assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+    };
     // CONSUL_HTTP_SSL turns a bare address into HTTPS.
-    let (code, out, err) = run_cli(
-        &["kv", "get", "tls/k"],
+    served(get(
+        &[],
         &[
             ("CONSUL_HTTP_ADDR", &addr),
             ("CONSUL_HTTP_SSL", "true"),
             ("CONSUL_CACERT", &ca),
-            ("CONSUL_CLIENT_CERT", &cert),
-            ("CONSUL_CLIENT_KEY", &key),
         ],
-    );
-    assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+        false,
+    ));
     // Consul's flags instead of the variables.
-    let (code, out, err) = run_cli(
-        &[
-            "kv",
-            "get",
-            "-http-addr",
-            &url,
-            "-ca-file",
-            &ca,
-            "-client-cert",
-            &cert,
-            "-client-key",
-            &key,
-            "tls/k",
-        ],
-        &[],
-    );
-    assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+    served(get(&["-http-addr", &url, "-ca-file", &ca], &[], true));
     // CONSUL_TLS_SERVER_NAME: the certificate is checked for that name, not the address.
-    for (name, ok) in [
-        ("server.dc1.consul:8501", true),
-        ("elsewhere.example", false),
-    ] {
-        let (code, out, err) = run_cli(
-            &["kv", "get", "tls/k"],
+    let named = |name| {
+        get(
+            &[],
             &[
                 ("CONSUL_HTTP_ADDR", &url),
                 ("CONSUL_TLS_SERVER_NAME", name),
                 ("CONSUL_CACERT", &ca),
-                ("CONSUL_CLIENT_CERT", &cert),
-                ("CONSUL_CLIENT_KEY", &key),
             ],
-        );
-        if ok {
-            assert_eq!((code, out.trim()), (0, "v1"), "{name}: {err}");
-        } else {
-            assert_eq!(code, 1, "{name}: {out}");
-            assert!(
-                err.contains("elsewhere.example") || err.contains("certificate"),
-                "{err}"
-            );
-        }
-    }
+            false,
+        )
+    };
+    served(named("server.dc1.consul:8501"));
+    let (code, out, err) = named("elsewhere.example");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("elsewhere.example") || err.contains("certificate"),
+        "{err}"
+    );
     // A directory of CAs: CONSUL_CAPATH, or -ca-path.
     let cas = dir.join("cas");
     std::fs::create_dir(&cas).unwrap();
     std::fs::copy(&ca, cas.join("ca.pem")).unwrap();
     let cas = cas.display().to_string();
-    let (code, out, err) = run_cli(
-        &["kv", "get", "tls/k"],
-        &[
-            ("CONSUL_HTTP_ADDR", &url),
-            ("CONSUL_CAPATH", &cas),
-            ("CONSUL_CLIENT_CERT", &cert),
-            ("CONSUL_CLIENT_KEY", &key),
-        ],
-    );
-    assert_eq!((code, out.trim()), (0, "v1"), "{err}");
-    let (code, out, err) = run_cli(
-        &[
-            "kv",
-            "get",
-            "-http-addr",
-            &url,
-            "-ca-path",
-            &cas,
-            "-client-cert",
-            &cert,
-            "-client-key",
-            &key,
-            "tls/k",
-        ],
+    served(get(
         &[],
-    );
-    assert_eq!((code, out.trim()), (0, "v1"), "{err}");
+        &[("CONSUL_HTTP_ADDR", &url), ("CONSUL_CAPATH", &cas)],
+        false,
+    ));
+    served(get(&["-http-addr", &url, "-ca-path", &cas], &[], true));
     // Without the client certificate the agent refuses; without the CA the CLI does.
     let (code, _, err) = run_cli(
         &["kv", "get", "tls/k"],
