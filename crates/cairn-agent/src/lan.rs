@@ -7,7 +7,7 @@
 //! `build`, `vsn*`, and for servers the RPC `port`, `bootstrap` and `expect`. Client agents
 //! find their servers from these tags ([`server_addr`]).
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,20 +69,7 @@ pub(crate) fn resolve(addr: &str) -> Result<Vec<SocketAddr>, String> {
     if a.is_empty() {
         return Err("empty join address".into());
     }
-    if let Ok(sa) = a.parse::<SocketAddr>() {
-        return Ok(vec![sa]);
-    }
-    if let Ok(ip) = a.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, DEFAULT_SERF_LAN_PORT)]);
-    }
-    let with_port = if a
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        a.to_string()
-    } else {
-        format!("{a}:{DEFAULT_SERF_LAN_PORT}")
-    };
+    let with_port = cairn_types::net::with_default_port(a, DEFAULT_SERF_LAN_PORT);
     let found: Vec<SocketAddr> = with_port
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve join address {a:?}: {e}"))?

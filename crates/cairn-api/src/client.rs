@@ -74,7 +74,10 @@ impl Client {
             })?;
             let port = addrs[0].port();
             builder = builder.resolve_to_addrs(name, &addrs);
-            base = format!("https://{}", join_host_port(name, port));
+            base = format!(
+                "https://{}",
+                cairn_types::net::with_default_port(name, port)
+            );
         }
         if let Some(pem) = &tls.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
@@ -534,14 +537,7 @@ fn server_name_host(name: &str) -> &str {
 /// The socket addresses of `host[:port]` (port 443 when none), looked up now.
 fn resolve(host: &str) -> Result<Vec<std::net::SocketAddr>, String> {
     use std::net::ToSocketAddrs;
-    let with_port = if host
-        .rsplit_once(':')
-        .is_some_and(|(h, p)| (!h.contains(':') || h.ends_with(']')) && p.parse::<u16>().is_ok())
-    {
-        host.to_string()
-    } else {
-        format!("{host}:443")
-    };
+    let with_port = cairn_types::net::with_default_port(host, 443);
     let addrs: Vec<_> = with_port
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
@@ -550,14 +546,6 @@ fn resolve(host: &str) -> Result<Vec<std::net::SocketAddr>, String> {
         return Err(format!("{host} resolves to no address"));
     }
     Ok(addrs)
-}
-
-fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 /// Turns a user-supplied address into a base URL without a trailing slash.

@@ -9,5 +9,6 @@ pub mod definition;
 pub mod duration;
 pub mod input;
 pub mod model;
+pub mod net;
 
 pub use model::*;
