@@ -428,7 +428,7 @@ impl Agent {
         }
         // Vet everything before changing anything: a bad definition leaves the agent as it was.
         for def in &services {
-            self.prepare_service(def, true).map_err(|e| {
+            crate::local::prepare_service(&self.inner.cfg, def, true).map_err(|e| {
                 HttpError::bad_request(format!(
                     "reload failed, configuration unchanged: {}",
                     e.message
@@ -437,7 +437,7 @@ impl Agent {
         }
         let mut check_ids = std::collections::BTreeSet::new();
         for def in &checks {
-            let c = self.prepare_check(def, true).map_err(|e| {
+            let c = crate::local::prepare_check(&self.inner.cfg, def, true).map_err(|e| {
                 HttpError::bad_request(format!(
                     "reload failed, configuration unchanged: {}",
                     e.message
