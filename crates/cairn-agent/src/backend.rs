@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::catalog::ReadMode;
+use crate::local::LocalError;
 use crate::node::{catalog_error, now_ms, Agent};
 
 impl Backend for Agent {
@@ -28,7 +29,7 @@ impl Backend for Agent {
     }
 
     fn write(&self, cmd: Command) -> BoxFut<'_, Result<(u64, Outcome), HttpError>> {
-        Box::pin(self.write_cmd(cmd))
+        Box::pin(async move { self.write_cmd(cmd).await.map_err(catalog_error) })
     }
 
     fn barrier(&self, mode: Consistency) -> BoxFut<'_, Result<(), HttpError>> {
@@ -138,11 +139,11 @@ impl Backend for Agent {
         def: ServiceDefinition,
         replace_checks: bool,
     ) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(self.do_register_service(def, replace_checks, false))
+        Box::pin(async move { Ok(self.do_register_service(def, replace_checks, false).await?) })
     }
 
     fn deregister_service(&self, id: String) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(self.do_deregister_service(id))
+        Box::pin(async move { Ok(self.do_deregister_service(id).await?) })
     }
 
     fn local_services(&self) -> Vec<NodeService> {
@@ -160,11 +161,11 @@ impl Backend for Agent {
     }
 
     fn register_check(&self, def: CheckDefinition) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(self.do_register_check(def, false))
+        Box::pin(async move { Ok(self.do_register_check(def, false).await?) })
     }
 
     fn deregister_check(&self, id: String) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(self.do_deregister_check(id))
+        Box::pin(async move { Ok(self.do_deregister_check(id).await?) })
     }
 
     fn update_check(
@@ -173,7 +174,7 @@ impl Backend for Agent {
         status: String,
         output: String,
     ) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(self.do_update_ttl(id, status, output))
+        Box::pin(async move { Ok(self.do_update_ttl(id, status, output).await?) })
     }
 
     fn service_maintenance(
@@ -182,11 +183,11 @@ impl Backend for Agent {
         enable: bool,
         reason: String,
     ) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(self.do_service_maintenance(id, enable, reason))
+        Box::pin(async move { Ok(self.do_service_maintenance(id, enable, reason).await?) })
     }
 
     fn node_maintenance(&self, enable: bool, reason: String) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(self.do_node_maintenance(enable, reason))
+        Box::pin(async move { Ok(self.do_node_maintenance(enable, reason).await?) })
     }
 
     fn members(&self) -> Vec<Value> {
@@ -342,6 +343,20 @@ impl Agent {
                     "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
                 })
             }
+        }
+    }
+}
+
+/// The HTTP edge's statuses for a refused or failed local change, as Consul answers
+/// them: 400 for a bad definition or a write the state machine refused, 404 for an
+/// unknown ID, 500 when the change could not be saved or written.
+impl From<LocalError> for HttpError {
+    fn from(e: LocalError) -> Self {
+        match e {
+            LocalError::Invalid(m) | LocalError::Refused(m) => HttpError::bad_request(m),
+            LocalError::Unknown(m) => HttpError::not_found(m),
+            LocalError::Persist(m) => HttpError::internal(m),
+            LocalError::Catalog(e) => catalog_error(e),
         }
     }
 }

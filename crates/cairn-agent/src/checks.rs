@@ -361,9 +361,9 @@ impl Reporter {
                 self.retry = false;
                 true
             }
-            Err(e) if e.status.as_u16() == 404 => false,
+            Err(crate::local::LocalError::Unknown(_)) => false,
             Err(e) => {
-                tracing::warn!(check = %self.id, "could not update check status: {}", e.message);
+                tracing::warn!(check = %self.id, "could not update check status: {e}");
                 // The local state already has the new status; the catalog does not.
                 self.retry = true;
                 true

@@ -429,19 +429,13 @@ impl Agent {
         // Vet everything before changing anything: a bad definition leaves the agent as it was.
         for def in &services {
             crate::local::prepare_service(&self.inner.cfg, def, true).map_err(|e| {
-                HttpError::bad_request(format!(
-                    "reload failed, configuration unchanged: {}",
-                    e.message
-                ))
+                HttpError::bad_request(format!("reload failed, configuration unchanged: {e}"))
             })?;
         }
         let mut check_ids = std::collections::BTreeSet::new();
         for def in &checks {
             let c = crate::local::prepare_check(&self.inner.cfg, def, true).map_err(|e| {
-                HttpError::bad_request(format!(
-                    "reload failed, configuration unchanged: {}",
-                    e.message
-                ))
+                HttpError::bad_request(format!("reload failed, configuration unchanged: {e}"))
             })?;
             check_ids.insert(c.check.check_id.clone());
         }
@@ -503,7 +497,7 @@ impl Agent {
                 .map_err(|e| anyhow::anyhow!("invalid service definition in config: {e}"))?;
             self.do_register_service(def, false, true)
                 .await
-                .map_err(|e| anyhow::anyhow!("registering service from config: {}", e.message))?;
+                .map_err(|e| anyhow::anyhow!("registering service from config: {e}"))?;
         }
         for v in self.inner.cfg.checks.clone() {
             let v = cairn_types::input::normalize(v);
@@ -511,24 +505,24 @@ impl Agent {
                 .map_err(|e| anyhow::anyhow!("invalid check definition in config: {e}"))?;
             self.do_register_check(def, true)
                 .await
-                .map_err(|e| anyhow::anyhow!("registering check from config: {}", e.message))?;
+                .map_err(|e| anyhow::anyhow!("registering check from config: {e}"))?;
         }
         Ok(())
     }
 
     /// Proposes a command; refusals of the state machine come back as `Outcome::Error`.
-    pub(crate) async fn write_cmd(&self, cmd: Command) -> Result<(u64, Outcome), HttpError> {
+    pub(crate) async fn write_cmd(&self, cmd: Command) -> Result<(u64, Outcome), CatalogError> {
         cairn_http::metrics::global()
             .raft_writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.catalog.write(cmd).await.map_err(catalog_error)
+        self.inner.catalog.write(cmd).await
     }
 
     /// Writes one of this node's own registrations (services, checks, their statuses).
     /// On a client agent, or a server of a cluster, the local state is the truth and
     /// anti-entropy carries it to the catalog, as in Consul: when no server (no leader)
     /// can take the write now, it is deferred (the next sync makes it) rather than failed.
-    pub(crate) async fn write_local(&self, cmd: Command) -> Result<(u64, Outcome), HttpError> {
+    pub(crate) async fn write_local(&self, cmd: Command) -> Result<(u64, Outcome), CatalogError> {
         if !self.acl_allows(&cmd) {
             // Kept locally; anti-entropy writes it once a token allows.
             return Ok((0, Outcome::Bool(true)));

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::local::LocalCheck;
+use crate::local::{LocalCheck, LocalError};
 use crate::node::Agent;
 
 #[derive(Serialize, Deserialize)]
@@ -117,8 +117,8 @@ fn read_all<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<Vec<T>
 }
 
 /// An error to the caller when a registration cannot be made durable.
-fn persist_error(what: &str, id: &str, e: std::io::Error) -> cairn_http::HttpError {
-    cairn_http::HttpError::internal(format!(
+fn persist_error(what: &str, id: &str, e: std::io::Error) -> LocalError {
+    LocalError::Persist(format!(
         "could not persist {what} {id:?} to the data directory, so it was not registered: {e}"
     ))
 }
@@ -138,7 +138,7 @@ impl Agent {
         svc: &NodeService,
         from_config: bool,
         token: &str,
-    ) -> Result<(), cairn_http::HttpError> {
+    ) -> Result<(), LocalError> {
         let Some(dir) = self.local_dir("services") else {
             return Ok(());
         };
@@ -151,7 +151,7 @@ impl Agent {
     }
 
     /// Writes check `c` before it is registered; an error means "do not register".
-    pub(crate) fn save_check(&self, c: &LocalCheck) -> Result<(), cairn_http::HttpError> {
+    pub(crate) fn save_check(&self, c: &LocalCheck) -> Result<(), LocalError> {
         let Some(dir) = self.local_dir("checks") else {
             return Ok(());
         };

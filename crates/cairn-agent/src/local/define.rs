@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cairn_http::HttpError;
 use cairn_types::definition::{CheckDefinition, ServiceDefinition};
 use cairn_types::duration::parse_duration;
 use cairn_types::{
@@ -15,7 +14,7 @@ use cairn_types::{
 };
 use tokio::time::Instant;
 
-use super::{LocalCheck, LocalState};
+use super::{LocalCheck, LocalError, LocalState};
 use crate::config::Config;
 
 /// Whether this agent runs a script check from this source, as Consul decides it:
@@ -39,8 +38,8 @@ const MAX_META_PAIRS: usize = 64;
 const MAX_META_KEY: usize = 128;
 const MAX_META_VALUE: usize = 512;
 
-pub(super) fn bad(m: impl Into<String>) -> HttpError {
-    HttpError::bad_request(m)
+pub(super) fn bad(m: impl Into<String>) -> LocalError {
+    LocalError::Invalid(m.into())
 }
 
 /// Cuts a check output to [`MAX_CHECK_OUTPUT`] bytes (at a character boundary) plus a
@@ -57,7 +56,7 @@ pub(crate) fn truncate_output(mut s: String) -> String {
     s
 }
 
-fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), HttpError> {
+fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), LocalError> {
     if meta.len() > MAX_META_PAIRS {
         return Err(bad(format!(
             "Invalid Meta: more than {MAX_META_PAIRS} pairs"
@@ -83,7 +82,7 @@ fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), HttpError> {
     Ok(())
 }
 
-pub(super) fn dur(field: &str, s: &str) -> Result<Option<Duration>, HttpError> {
+pub(super) fn dur(field: &str, s: &str) -> Result<Option<Duration>, LocalError> {
     if s.is_empty() {
         return Ok(None);
     }
@@ -101,7 +100,7 @@ fn build_check(
     default_id: String,
     default_name: String,
     from_config: bool,
-) -> Result<LocalCheck, HttpError> {
+) -> Result<LocalCheck, LocalError> {
     let kind = def.check_type().ok_or_else(|| {
         bad("Invalid check: one of TTL, HTTP, TCP, UDP, GRPC, H2PING, Args (script) or AliasService/AliasNode must be set")
     })?;
@@ -183,7 +182,7 @@ pub(crate) fn prepare_service(
     cfg: &Config,
     def: &ServiceDefinition,
     from_config: bool,
-) -> Result<(NodeService, Vec<LocalCheck>), HttpError> {
+) -> Result<(NodeService, Vec<LocalCheck>), LocalError> {
     if def.name.is_empty() {
         return Err(bad("Missing service name"));
     }
@@ -249,7 +248,7 @@ pub(crate) fn prepare_check(
     cfg: &Config,
     def: &CheckDefinition,
     from_config: bool,
-) -> Result<LocalCheck, HttpError> {
+) -> Result<LocalCheck, LocalError> {
     if def.name.is_empty() {
         return Err(bad("Missing check name"));
     }
@@ -324,10 +323,11 @@ mod tests {
         }
     }
 
-    fn message<T: std::fmt::Debug>(r: Result<T, HttpError>) -> String {
-        let e = r.expect_err("refused");
-        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
-        e.message
+    fn message<T: std::fmt::Debug>(r: Result<T, LocalError>) -> String {
+        match r.expect_err("refused") {
+            LocalError::Invalid(m) => m,
+            other => panic!("not a bad definition: {other:?}"),
+        }
     }
 
     #[test]

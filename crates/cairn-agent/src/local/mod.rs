@@ -11,6 +11,7 @@ mod timers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use cairn_server::CatalogError;
 use cairn_types::definition::CheckDefinition;
 use cairn_types::{HealthCheck, NodeService};
 use tokio::time::Instant;
@@ -19,6 +20,27 @@ pub(crate) use define::{
     prepare_check, prepare_service, script_allowed, truncate_output, MAX_CHECK_OUTPUT,
 };
 pub(crate) use timers::ttl_loop;
+
+/// Why a change to the local services and checks was refused or did not happen. Only
+/// the HTTP edge (`backend.rs`) turns these into statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The definition or the request is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such service or check on this agent.
+    #[error("{0}")]
+    Unknown(String),
+    /// The state machine refused the write.
+    #[error("{0}")]
+    Refused(String),
+    /// The definition could not be saved in the data directory, so it was not registered.
+    #[error("{0}")]
+    Persist(String),
+    /// The catalog could not take the write.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
 
 /// A local check and its runtime state.
 #[derive(Debug)]

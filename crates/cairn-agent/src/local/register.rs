@@ -4,14 +4,13 @@
 //! the ones before it, so the files, the catalog and the local state never disagree
 //! about what this node runs. One change at a time (`local_lock`).
 
-use cairn_http::HttpError;
 use cairn_state::{CheckUpdate, Command, Deregistration, Outcome, Registration};
 use cairn_types::definition::{CheckDefinition, ServiceDefinition};
 use cairn_types::{HealthCheck, CRITICAL, NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX};
 use tokio::time::Instant;
 
 use super::define::{bad, carry_over, prepare_check, prepare_service, truncate_output};
-use super::LocalCheck;
+use super::{LocalCheck, LocalError};
 use crate::node::{now_ms, Agent};
 
 impl Agent {
@@ -20,7 +19,7 @@ impl Agent {
         def: ServiceDefinition,
         replace_checks: bool,
         from_config: bool,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(), LocalError> {
         let (svc, mut checks) = prepare_service(&self.inner.cfg, &def, from_config)?;
         let id = svc.id.clone();
         let _guard = self.inner.local_lock.lock().await;
@@ -56,7 +55,7 @@ impl Agent {
                 local.service_tokens.insert(id.clone(), def.token.clone())
             }
         };
-        let written = self.write_local(Command::Register(reg)).await.and_then(ok);
+        let written = self.write_own(Command::Register(reg)).await;
         if let Err(e) = written {
             let mut local = self.inner.local.lock();
             match previous_token {
@@ -111,10 +110,10 @@ impl Agent {
         Ok(())
     }
 
-    pub(crate) async fn do_deregister_service(&self, id: String) -> Result<(), HttpError> {
+    pub(crate) async fn do_deregister_service(&self, id: String) -> Result<(), LocalError> {
         let _guard = self.inner.local_lock.lock().await;
         if !self.inner.local.lock().services.contains_key(&id) {
-            return Err(HttpError::not_found(format!("Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name.")));
+            return Err(LocalError::Unknown(format!("Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name.")));
         }
         let d = Deregistration {
             node: self.inner.cfg.node_name.clone(),
@@ -122,7 +121,7 @@ impl Agent {
             check_id: None,
             now_ms: now_ms(),
         };
-        ok(self.write_local(Command::Deregister(d)).await?)?;
+        self.write_own(Command::Deregister(d)).await?;
         let mut local = self.inner.local.lock();
         local.services.remove(&id);
         local.service_tokens.remove(&id);
@@ -146,14 +145,14 @@ impl Agent {
         &self,
         def: CheckDefinition,
         from_config: bool,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(), LocalError> {
         let mut c = prepare_check(&self.inner.cfg, &def, from_config)?;
         let _guard = self.inner.local_lock.lock().await;
         if !c.check.service_id.is_empty() {
             let local = self.inner.local.lock();
             let Some(svc) = local.services.get(&c.check.service_id) else {
                 // Consul answers 404 here (clients treat it as "not registered").
-                return Err(HttpError::not_found(format!(
+                return Err(LocalError::Unknown(format!(
                     "ServiceID {:?} does not exist",
                     c.check.service_id
                 )));
@@ -175,7 +174,7 @@ impl Agent {
             now_ms: now_ms(),
         };
         self.save_check(&c)?;
-        if let Err(e) = self.write_local(Command::Register(reg)).await.and_then(ok) {
+        if let Err(e) = self.write_own(Command::Register(reg)).await {
             self.persist_check(&c.check.check_id);
             return Err(e);
         }
@@ -186,21 +185,21 @@ impl Agent {
         Ok(())
     }
 
-    async fn deregister_check_catalog(&self, id: &str) -> Result<(), HttpError> {
+    async fn deregister_check_catalog(&self, id: &str) -> Result<(), LocalError> {
         let d = Deregistration {
             node: self.inner.cfg.node_name.clone(),
             service_id: None,
             check_id: Some(id.to_string()),
             now_ms: now_ms(),
         };
-        ok(self.write_local(Command::Deregister(d)).await?)?;
+        self.write_own(Command::Deregister(d)).await?;
         Ok(())
     }
 
-    pub(crate) async fn do_deregister_check(&self, id: String) -> Result<(), HttpError> {
+    pub(crate) async fn do_deregister_check(&self, id: String) -> Result<(), LocalError> {
         let _guard = self.inner.local_lock.lock().await;
         if !self.inner.local.lock().checks.contains_key(&id) {
-            return Err(HttpError::not_found(format!(
+            return Err(LocalError::Unknown(format!(
                 "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
             )));
         }
@@ -217,14 +216,14 @@ impl Agent {
         status: &str,
         output: String,
         renew_ttl: bool,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(), LocalError> {
         let output = truncate_output(output);
         {
             let mut local = self.inner.local.lock();
             let c = local
                 .checks
                 .get_mut(id)
-                .ok_or_else(|| HttpError::not_found(format!("Unknown check ID {id:?}")))?;
+                .ok_or_else(|| LocalError::Unknown(format!("Unknown check ID {id:?}")))?;
             c.check.status = status.to_string();
             c.check.output = output.clone();
             c.critical_since = match (status == CRITICAL, c.critical_since) {
@@ -243,7 +242,7 @@ impl Agent {
             output,
             now_ms: now_ms(),
         };
-        ok(self.write_local(Command::UpdateCheck(u)).await?)?;
+        self.write_own(Command::UpdateCheck(u)).await?;
         Ok(())
     }
 
@@ -252,14 +251,14 @@ impl Agent {
         id: String,
         status: String,
         output: String,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(), LocalError> {
         let _guard = self.inner.local_lock.lock().await;
         {
             let local = self.inner.local.lock();
             let c = local
                 .checks
                 .get(&id)
-                .ok_or_else(|| HttpError::not_found(format!("Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name.")))?;
+                .ok_or_else(|| LocalError::Unknown(format!("Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name.")))?;
             if c.ttl.is_none() {
                 return Err(bad(format!("Check {id:?} is not a TTL check")));
             }
@@ -272,9 +271,9 @@ impl Agent {
         id: String,
         enable: bool,
         reason: String,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(), LocalError> {
         if !self.inner.local.lock().services.contains_key(&id) {
-            return Err(HttpError::not_found(format!(
+            return Err(LocalError::Unknown(format!(
                 "No service registered with ID {id:?}"
             )));
         }
@@ -292,7 +291,7 @@ impl Agent {
         &self,
         enable: bool,
         reason: String,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(), LocalError> {
         let reason = if reason.is_empty() {
             "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.".to_string()
         } else {
@@ -315,7 +314,7 @@ impl Agent {
         name: &str,
         enable: bool,
         reason: String,
-    ) -> Result<(), HttpError> {
+    ) -> Result<(), LocalError> {
         let _guard = self.inner.local_lock.lock().await;
         let exists = self.inner.local.lock().checks.contains_key(&check_id);
         if !enable {
@@ -353,7 +352,7 @@ impl Agent {
             critical_since: None,
         };
         self.save_check(&local_check)?;
-        if let Err(e) = self.write_local(Command::Register(reg)).await.and_then(ok) {
+        if let Err(e) = self.write_own(Command::Register(reg)).await {
             self.persist_check(&check_id);
             return Err(e);
         }
@@ -362,9 +361,13 @@ impl Agent {
     }
 }
 
-fn ok((_, o): (u64, Outcome)) -> Result<Outcome, HttpError> {
-    match o {
-        Outcome::Error(e) => Err(HttpError::bad_request(e.to_string())),
-        o => Ok(o),
+impl Agent {
+    /// Writes a change to this node's own entries in the catalog; a refusal of the
+    /// state machine is an error.
+    async fn write_own(&self, cmd: Command) -> Result<Outcome, LocalError> {
+        match self.write_local(cmd).await? {
+            (_, Outcome::Error(e)) => Err(LocalError::Refused(e.to_string())),
+            (_, o) => Ok(o),
+        }
     }
 }

@@ -90,7 +90,7 @@ pub(crate) async fn ttl_loop(agent: Agent) {
         for (service, check) in reap_now {
             tracing::info!(%service, %check, "check critical for longer than DeregisterCriticalServiceAfter; deregistering the service");
             if let Err(e) = agent.do_deregister_service(service.clone()).await {
-                tracing::warn!(%service, "could not reap service: {}", e.message);
+                tracing::warn!(%service, "could not reap service: {e}");
             }
         }
         // After the reaping: the checks of a reaped service are gone and not expired.
