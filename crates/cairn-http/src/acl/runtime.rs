@@ -1,46 +1,27 @@
-//! ACL enforcement: which token a request carries, what it may do, and the 403s.
-//!
-//! A request's token comes from `X-Consul-Token`, `Authorization: Bearer <token>` or
-//! `?token=` (in that order); a request without one uses the agent's `default` token, and
-//! without that the anonymous token. The token is resolved against this agent's own replica
-//! of the state (clients follow a replica, so no request leaves the node to be authorized),
-//! and the compiled [`Authorizer`] is cached per secret, valid while the token's
-//! ModifyIndex and the policies and roles tables are unchanged.
-//!
-//! Handlers take an [`Authz`] argument and ask it (`authz.allow(authz.authorizer().key_read(k))?`).
-//! With ACLs disabled the backend has no [`AclRuntime`], every `Authz` is management, and
-//! nothing changes.
+//! The agent's ACL runtime: its settings (default and down policies, datacenter, node),
+//! the tokens it holds itself (`acl.tokens` and `/v1/agent/token/*`, saved when
+//! persistence is on), and the cache of compiled authorizers per secret, valid while the
+//! token's ModifyIndex and the policies and roles tables are unchanged. Resolution here
+//! is synchronous, against a given state; `request.rs` decides when to catch up first.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
-use axum::http::header::{HeaderName, AUTHORIZATION};
-use axum::http::request::Parts;
-use axum::http::StatusCode;
 use cairn_acl::{
-    builtin_policy_rules, AccessLevel, Authorizer, Decision, DefaultPolicy, Rules, SegmentKind,
+    builtin_policy_rules, AccessLevel, Authorizer, DefaultPolicy, Rules, SegmentKind,
     ANONYMOUS_TOKEN_ID,
 };
 use cairn_state::{ResolvedToken, State};
 use parking_lot::{Mutex, RwLock};
 
+use super::{Authz, Resolved};
 use crate::acl_down::{DownPolicy, WhenDown};
-use crate::query::Query;
-use crate::reply::{Consistency, HttpError};
-use crate::App;
 
 /// Most resolved tokens kept; the cache starts over when full.
 const CACHE_LIMIT: usize = 4096;
 /// The AccessorID denials name for the `agent_recovery` token (it is not a stored token).
 pub const AGENT_RECOVERY_ACCESSOR: &str = "agent-recovery-token";
-/// Longest token accepted from a request.
-const MAX_TOKEN_LEN: usize = 512;
-/// Longest wait for the replica to catch up before a token is resolved.
-const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
 /// The agent's ACL settings, its configured tokens and the authorizer cache.
 pub struct AclRuntime {
@@ -111,14 +92,6 @@ struct Cached {
     roles_index: u64,
     expiration_ms: Option<u64>,
     resolved: Arc<Resolved>,
-}
-
-/// What a request learns from its token: who it is and what it may do. Shared, so that
-/// a request whose token is cached costs one reference count, not a copy.
-struct Resolved {
-    accessor_id: String,
-    secret: String,
-    authorizer: Arc<Authorizer>,
 }
 
 impl AclRuntime {
@@ -218,6 +191,11 @@ impl AclRuntime {
         &self.tokens
     }
 
+    /// `acl.down_policy`.
+    pub fn down_policy(&self) -> DownPolicy {
+        self.down_policy
+    }
+
     /// How tokens resolve on an agent that last heard from the leader `last_contact_ms`
     /// ago (`down_policy` once that is longer than `token_ttl`).
     pub fn down_decision(&self, last_contact_ms: u64) -> WhenDown {
@@ -232,7 +210,7 @@ impl AclRuntime {
     }
 
     /// [`Self::resolve_in`] for a secret already known not to be the recovery token.
-    fn resolve_stored(&self, st: &State, secret: &str, now_ms: u64) -> Option<Authz> {
+    pub(super) fn resolve_stored(&self, st: &State, secret: &str, now_ms: u64) -> Option<Authz> {
         let tables = st.table_indexes();
         let cached = |c: &Cached| {
             if c.expiration_ms.is_some_and(|t| t <= now_ms) {
@@ -304,7 +282,7 @@ impl AclRuntime {
     }
 
     /// The `agent_recovery` token's permissions, when `secret` is it.
-    fn recovery(&self, secret: &str) -> Option<Authz> {
+    pub(super) fn recovery(&self, secret: &str) -> Option<Authz> {
         if self.node.is_empty() || self.tokens.read().agent_recovery.as_deref() != Some(secret) {
             return None;
         }
@@ -321,7 +299,12 @@ impl AclRuntime {
     /// Resolution while the servers are out of reach (`down_policy` `allow` or `deny`):
     /// the same answer for every secret, named after its token when the replica has it.
     /// `None` for [`WhenDown::Replica`], without looking at the state.
-    fn when_down(&self, st: &RwLock<State>, secret: &str, decision: WhenDown) -> Option<Authz> {
+    pub(super) fn when_down(
+        &self,
+        st: &RwLock<State>,
+        secret: &str,
+        decision: WhenDown,
+    ) -> Option<Authz> {
         let default = match decision {
             WhenDown::Replica => return None,
             WhenDown::AllowAll => DefaultPolicy::Allow,
@@ -368,304 +351,11 @@ impl AclRuntime {
     }
 }
 
-/// `X-Consul-Token`, looked up without parsing the name on every request.
-static X_CONSUL_TOKEN: HeaderName = HeaderName::from_static("x-consul-token");
-
-/// The secret a request carries (`None`: none given), borrowed from a header when it
-/// comes in one.
-pub fn request_token(parts: &Parts) -> Result<Option<Cow<'_, str>>, HttpError> {
-    let header = |name: &HeaderName| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
-    let token = header(&X_CONSUL_TOKEN)
-        .or_else(|| {
-            header(&AUTHORIZATION).and_then(|a| {
-                let (scheme, rest) = a.split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then(|| rest.trim())
-                    .filter(|s| !s.is_empty())
-            })
-        })
-        .map(Cow::Borrowed)
-        .or_else(|| {
-            Query::from_uri(&parts.uri)
-                .get("token")
-                .filter(|s| !s.is_empty())
-                .map(|t| Cow::Owned(t.to_string()))
-        });
-    if token.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_LEN) {
-        return Err(HttpError::bad_request(format!(
-            "ACL token longer than {MAX_TOKEN_LEN} bytes"
-        )));
-    }
-    Ok(token)
-}
-
-/// What the request's token may do.
-#[derive(Clone)]
-pub struct Authz {
-    resolved: Arc<Resolved>,
-    enabled: bool,
-    /// The replica caught up with the leader while this request's token was resolved,
-    /// after the request arrived: its default-mode read needs no second catch-up.
-    caught_up: bool,
-}
-
-/// Consul's 403 for a secret that names no token.
-pub fn acl_not_found() -> HttpError {
-    HttpError::new(StatusCode::FORBIDDEN, "ACL not found")
-}
-
-/// Consul's 401 for ACL endpoints on an agent without ACLs.
-pub fn acl_disabled() -> HttpError {
-    HttpError::new(StatusCode::UNAUTHORIZED, "ACL support disabled")
-}
-
-impl Authz {
-    /// A token resolved to `authorizer`, with ACLs enforced.
-    fn new(accessor_id: String, secret: &str, authorizer: Arc<Authorizer>) -> Authz {
-        Authz {
-            resolved: Arc::new(Resolved {
-                accessor_id,
-                secret: secret.to_string(),
-                authorizer,
-            }),
-            enabled: true,
-            caught_up: false,
-        }
-    }
-
-    /// ACLs off: everything is allowed.
-    pub fn disabled() -> Authz {
-        static MANAGEMENT: OnceLock<Arc<Resolved>> = OnceLock::new();
-        Authz {
-            resolved: MANAGEMENT
-                .get_or_init(|| {
-                    Arc::new(Resolved {
-                        accessor_id: String::new(),
-                        secret: String::new(),
-                        authorizer: Arc::new(Authorizer::management()),
-                    })
-                })
-                .clone(),
-            enabled: false,
-            caught_up: false,
-        }
-    }
-
-    /// The compiled permissions.
-    pub fn authorizer(&self) -> &Authorizer {
-        &self.resolved.authorizer
-    }
-
-    /// The token's AccessorID (empty with ACLs off).
-    pub fn accessor_id(&self) -> &str {
-        &self.resolved.accessor_id
-    }
-
-    /// The secret the request was resolved from.
-    pub fn secret(&self) -> &str {
-        &self.resolved.secret
-    }
-
-    /// Whether this node's replica caught up with the leader (as a default-mode read
-    /// does) during this request, after it arrived.
-    pub fn caught_up(&self) -> bool {
-        self.caught_up
-    }
-
-    /// Whether ACLs are enforced on this agent.
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    /// `Ok` when `decision` allows, else Consul's 403 "Permission denied: ...".
-    pub fn allow(&self, decision: Decision) -> Result<(), HttpError> {
-        decision
-            .check(&self.resolved.accessor_id)
-            .map_err(|e| HttpError::new(StatusCode::FORBIDDEN, e.to_string()))
-    }
-
-    /// Whether `decision` allows (for filtering lists).
-    pub fn permits(&self, decision: Decision) -> bool {
-        decision.is_allow()
-    }
-
-    /// The ACL endpoints answer 401 on an agent without ACLs.
-    pub fn require_enabled(&self) -> Result<(), HttpError> {
-        if self.enabled {
-            Ok(())
-        } else {
-            Err(acl_disabled())
-        }
-    }
-}
-
-/// Whether `authz` may see one element of a catalog or health listing: `node:read` on
-/// its node and `service:read` on its service, wherever the element's shape puts them
-/// (`"Node": "n"` or `"Node": {"Node": "n"}`, `"ServiceName": "s"` or
-/// `"Service": {"Service": "s"}`).
-pub fn visible(authz: &Authz, v: &serde_json::Value) -> bool {
-    let a = authz.authorizer();
-    let node = match v.get("Node") {
-        Some(serde_json::Value::String(n)) => Some(n.as_str()),
-        Some(o) => o.get("Node").and_then(serde_json::Value::as_str),
-        None => None,
-    };
-    let service = v
-        .get("ServiceName")
-        .and_then(serde_json::Value::as_str)
-        .or_else(|| {
-            v.get("Service")
-                .and_then(|s| s.get("Service"))
-                .and_then(serde_json::Value::as_str)
-        })
-        .filter(|s| !s.is_empty());
-    node.is_none_or(|n| a.node_read(n).is_allow())
-        && service.is_none_or(|s| a.service_read(s).is_allow())
-}
-
-/// Resolves the token of a request on `app` (see the module docs): `token` as the request
-/// carries it, `None` for the agent's `default` token. `fresh`: the request is a write or
-/// a read in the default or `?consistent` mode, so the replica first catches up with the
-/// leader, and a token deleted or changed through another agent a moment ago is seen as
-/// the leader has it.
-pub async fn resolve(app: &App, token: Option<&str>, fresh: bool) -> Result<Authz, HttpError> {
-    let Some(rt) = app.acl() else {
-        return Ok(Authz::disabled());
-    };
-    let default_secret;
-    let secret = match token {
-        Some(t) => t,
-        None => {
-            default_secret = rt.tokens.read().default.clone();
-            default_secret
-                .as_deref()
-                .unwrap_or(cairn_state::acl::ANONYMOUS_SECRET)
-        }
-    };
-    if let Some(a) = rt.recovery(secret) {
-        return Ok(a);
-    }
-    let contact = (fresh || matches!(rt.down_policy, DownPolicy::Allow | DownPolicy::Deny))
-        .then(|| app.leader_contact());
-    if let Some(contact) = &contact {
-        let decision =
-            crate::acl_down::decide(rt.down_policy, contact.last_contact_ms, rt.token_ttl);
-        if let Some(a) = rt.when_down(app.state(), secret, decision) {
-            return Ok(a);
-        }
-    }
-    let leader_known = contact.is_some_and(|c| c.known_leader);
-    if fresh && leader_known && app.read_ready().is_ok() {
-        // A failed catch-up (the leader just went away) leaves the replica as it is; the
-        // request's own read or write then reports the cause. A catch-up with nothing to
-        // wait for (a lone server) sets no timer.
-        let mut catch_up = app.barrier(Consistency::Leader);
-        let caught_up = match futures::poll!(&mut catch_up) {
-            Poll::Ready(done) => done.is_ok(),
-            Poll::Pending => matches!(
-                tokio::time::timeout(CATCH_UP_WAIT, catch_up).await,
-                Ok(Ok(()))
-            ),
-        };
-        // Expiry is judged after the catch-up, however long it took.
-        let mut authz = rt
-            .resolve_stored(&app.state().read(), secret, app.now_ms())
-            .ok_or_else(acl_not_found)?;
-        authz.caught_up = caught_up;
-        return Ok(authz);
-    }
-    if let Some(a) = rt.resolve_stored(&app.state().read(), secret, app.now_ms()) {
-        return Ok(a);
-    }
-    // A token created a moment ago may not have reached this replica yet: catch up with
-    // the leader once before saying it does not exist.
-    if app.barrier(Consistency::Leader).await.is_ok() {
-        if let Some(a) = rt.resolve_stored(&app.state().read(), secret, app.now_ms()) {
-            return Ok(a);
-        }
-    }
-    Err(acl_not_found())
-}
-
-impl FromRequestParts<App> for Authz {
-    type Rejection = HttpError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        if app.acl().is_none() {
-            return Ok(Authz::disabled());
-        }
-        let token = request_token(parts)?;
-        let q = Query::from_uri(&parts.uri);
-        let stale_read = (parts.method == axum::http::Method::GET
-            || parts.method == axum::http::Method::HEAD)
-            && (q.get("stale").is_some() || q.get("max_stale").is_some());
-        resolve(app, token.as_deref(), !stale_read).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::tests::state_with_root;
     use super::*;
-    use cairn_state::{AclBootstrap, AclToken, Command};
-    use serde_json::json;
-
-    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
-        let mut b = axum::http::Request::builder().uri(uri);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn the_token_comes_from_the_header_then_bearer_then_the_query() {
-        let t = |uri, h: &[(&str, &str)]| {
-            request_token(&parts(uri, h))
-                .unwrap()
-                .map(|t| t.into_owned())
-        };
-        assert_eq!(t("/v1/kv/a", &[]), None);
-        assert_eq!(t("/v1/kv/a?token=q", &[]).as_deref(), Some("q"));
-        assert_eq!(
-            t("/v1/kv/a?token=q", &[("authorization", "Bearer b")]).as_deref(),
-            Some("b")
-        );
-        assert_eq!(
-            t(
-                "/v1/kv/a?token=q",
-                &[("authorization", "Bearer b"), ("x-consul-token", "h")]
-            )
-            .as_deref(),
-            Some("h")
-        );
-        assert_eq!(t("/v1/kv/a", &[("authorization", "Basic xyz")]), None);
-        let long = format!("/v1/kv/a?token={}", "x".repeat(MAX_TOKEN_LEN + 1));
-        assert!(request_token(&parts(&long, &[])).is_err());
-    }
-
-    fn state_with_root() -> State {
-        let mut st = State::new();
-        st.apply(
-            1,
-            &Command::AclBootstrap(AclBootstrap {
-                token: AclToken {
-                    accessor_id: "acc".into(),
-                    secret_id: "root".into(),
-                    ..Default::default()
-                },
-                initial: true,
-            }),
-        );
-        st
-    }
+    use cairn_state::{AclToken, Command};
 
     #[test]
     fn resolution_caches_until_the_token_changes_and_refuses_unknown_or_expired() {
@@ -770,53 +460,5 @@ mod tests {
         assert!(!a.authorizer().agent_write("n2").is_allow());
         assert!(a.authorizer().node_read("n2").is_allow());
         assert!(!a.authorizer().key_read("k").is_allow());
-    }
-
-    #[test]
-    fn listing_elements_are_visible_by_node_and_service() {
-        let rt = AclRuntime::new(DefaultPolicy::Deny, "dc1", AgentTokens::default());
-        let mut st = state_with_root();
-        st.apply(
-            2,
-            &Command::AclPolicySet {
-                policy: cairn_state::AclPolicy {
-                    id: "p".into(),
-                    name: "web".into(),
-                    rules:
-                        "service \"web\" { policy = \"read\" }\nnode \"n1\" { policy = \"read\" }"
-                            .into(),
-                    ..Default::default()
-                },
-                create: true,
-            },
-        );
-        st.apply(
-            3,
-            &Command::AclTokenSet {
-                token: AclToken {
-                    accessor_id: "t".into(),
-                    secret_id: "s".into(),
-                    policies: vec![cairn_state::AclLink {
-                        id: "p".into(),
-                        name: String::new(),
-                    }],
-                    ..Default::default()
-                },
-                create: true,
-            },
-        );
-        let a = rt.resolve_in(&st, "s", 0).unwrap();
-        assert!(visible(&a, &json!({"Node": "n1", "ServiceName": "web"})));
-        assert!(visible(&a, &json!({"Node": "n1", "ServiceName": ""})));
-        assert!(!visible(&a, &json!({"Node": "n2", "ServiceName": "web"})));
-        assert!(!visible(&a, &json!({"Node": "n1", "ServiceName": "db"})));
-        assert!(visible(
-            &a,
-            &json!({"Node": {"Node": "n1"}, "Service": {"Service": "web"}})
-        ));
-        assert!(!visible(
-            &a,
-            &json!({"Node": {"Node": "n1"}, "Service": {"Service": "db"}})
-        ));
     }
 }
