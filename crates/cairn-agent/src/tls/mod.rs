@@ -139,12 +139,12 @@ fn server_name(cfg: &Config) -> Result<ServerName<'static>, TlsError> {
 fn build(cfg: &Config) -> Result<Built, TlsError> {
     let tls = &cfg.tls;
     let https = if cfg.ports.https.is_enabled() {
-        Some(server_config(&tls.https)?)
+        Some(server_config("https", &tls.https)?)
     } else {
         None
     };
     let rpc_server = if cfg.server && tls.internal_rpc.files.has_cert() {
-        Some(server_config(&tls.internal_rpc)?)
+        Some(server_config("internal_rpc", &tls.internal_rpc)?)
     } else {
         None
     };
@@ -201,14 +201,15 @@ fn ca_roots(
     })
 }
 
-fn server_config(i: &TlsInterface) -> Result<Arc<ServerConfig>, TlsError> {
+/// The server side of interface `name` (`https`, `internal_rpc`).
+fn server_config(name: &str, i: &TlsInterface) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = suites::provider(i);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(suites::versions(i))
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let builder = match ca_roots(&i.files)? {
         Some((roots, path)) if i.verify_incoming => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider)
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
                 .build()
                 .map_err(|e| TlsError::BadCa {
                     path,
@@ -219,6 +220,13 @@ fn server_config(i: &TlsInterface) -> Result<Arc<ServerConfig>, TlsError> {
         _ => builder.with_no_client_auth(),
     };
     let (chain, key) = identity(&i.files)?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|e| pair_error(&i.files, e))?;
+    if let Some(why) = suites::unusable_with_key(&provider, signing.algorithm()) {
+        tracing::warn!(interface = name, "{why}");
+    }
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| pair_error(&i.files, e))?;

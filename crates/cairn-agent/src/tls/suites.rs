@@ -10,12 +10,15 @@
 //!   where the server configuration is built). Unlike Go, a client that lists
 //!   ChaCha20-Poly1305 first (one without AES instructions) still gets AES-GCM.
 //! - `tls_min_version = "TLSv1_3"` turns TLS 1.2 off, both ways.
+//! - A TLS 1.2 suite names the key it signs with (ECDSA or RSA). A list that offers TLS 1.2
+//!   only with the other kind of key than the certificate's is accepted, as Go accepts it,
+//!   but named in a warning: TLS 1.2 clients could agree on nothing.
 
 use std::sync::Arc;
 
 use rustls::crypto::ring::{cipher_suite, default_provider, ALL_CIPHER_SUITES};
 use rustls::crypto::CryptoProvider;
-use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
+use rustls::{SignatureAlgorithm, SupportedCipherSuite, SupportedProtocolVersion};
 
 use crate::config::{TlsInterface, TlsVersion, TLS12_CIPHER_SUITES};
 
@@ -53,6 +56,28 @@ pub(super) fn versions(i: &TlsInterface) -> &'static [&'static SupportedProtocol
         TlsVersion::Tls12 => rustls::ALL_VERSIONS,
         TlsVersion::Tls13 => &TLS13_ONLY,
     }
+}
+
+/// Why `provider`'s TLS 1.2 suites cannot serve a certificate whose key signs with
+/// `key`, when that is so: every TLS 1.2 suite offered needs the other kind of key, so
+/// a TLS 1.2 client finds no suite in common (TLS 1.3 suites work with any key).
+pub(super) fn unusable_with_key(
+    provider: &CryptoProvider,
+    key: SignatureAlgorithm,
+) -> Option<String> {
+    let tls12: Vec<&SupportedCipherSuite> = provider
+        .cipher_suites
+        .iter()
+        .filter(|s| matches!(s, SupportedCipherSuite::Tls12(_)))
+        .collect();
+    if tls12.is_empty() || tls12.iter().any(|s| s.usable_for_signature_algorithm(key)) {
+        return None;
+    }
+    let names: Vec<&str> = tls12.iter().filter_map(|s| s.suite().as_str()).collect();
+    Some(format!(
+        "tls_cipher_suites offers TLS 1.2 only with {} but the certificate's key is {key:?}: TLS 1.2 clients will find no cipher suite in common (TLS 1.3 clients are not affected)",
+        names.join(", ")
+    ))
 }
 
 /// The ring suite with this IANA name.
@@ -120,5 +145,37 @@ mod tests {
         };
         assert_eq!(provider(&i).cipher_suites.len(), 3);
         assert_eq!(versions(&i).len(), 1);
+    }
+
+    #[test]
+    fn suites_for_the_other_kind_of_key_are_named() {
+        let only = |names: &[&str]| {
+            provider(&TlsInterface {
+                cipher_suites: names.iter().map(|n| n.to_string()).collect(),
+                ..TlsInterface::default()
+            })
+        };
+        let ecdsa = only(&["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]);
+        let warning = unusable_with_key(&ecdsa, SignatureAlgorithm::RSA).expect("a warning");
+        assert!(
+            warning.contains("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256") && warning.contains("RSA"),
+            "{warning}"
+        );
+        assert_eq!(unusable_with_key(&ecdsa, SignatureAlgorithm::ECDSA), None);
+        let rsa = only(&["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]);
+        assert!(unusable_with_key(&rsa, SignatureAlgorithm::ECDSA).is_some());
+        let both = only(&[
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        ]);
+        assert_eq!(unusable_with_key(&both, SignatureAlgorithm::RSA), None);
+        let default = provider(&TlsInterface::default());
+        assert_eq!(unusable_with_key(&default, SignatureAlgorithm::RSA), None);
+        let tls13 = provider(&TlsInterface {
+            min_version: TlsVersion::Tls13,
+            cipher_suites: vec![],
+            ..TlsInterface::default()
+        });
+        assert_eq!(unusable_with_key(&tls13, SignatureAlgorithm::ED25519), None);
     }
 }
