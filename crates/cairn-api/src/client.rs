@@ -1,15 +1,12 @@
-//! The [`Client`]: address and token handling, one method per Consul endpoint that Cairn's
-//! tools need, and a generic JSON escape hatch for the rest.
+//! The [`Client`]: address, TLS and token handling, the plumbing every call goes through
+//! (bounded response reads, Consul's error bodies, `X-Consul-Index`), and a generic JSON
+//! escape hatch. The typed endpoint methods live by family beside it (`agent.rs`,
+//! `catalog.rs`, `kv.rs`, `status.rs`, `acl.rs`, `keyring.rs`).
 
-use crate::encode::{encode_component, encode_key_path, format_wait, Query};
 use crate::error::ApiError;
-use crate::types::{
-    AgentService, CatalogService, KvPair, Member, Node, ServiceDefinition, ServiceEntry,
-};
 use reqwest::{Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The agent address used when neither the caller nor the environment names one.
@@ -36,7 +33,7 @@ const INDEX_HEADER: &str = "X-Consul-Index";
 const TOKEN_HEADER: &str = "X-Consul-Token";
 
 /// A body to send with a request.
-enum Body {
+pub(crate) enum Body {
     None,
     Json(Vec<u8>),
     Raw(Vec<u8>),
@@ -126,7 +123,7 @@ impl Client {
 
     // ---- plumbing -------------------------------------------------------------------------
 
-    fn url(&self, path_and_query: &str) -> String {
+    pub(crate) fn url(&self, path_and_query: &str) -> String {
         let p = path_and_query.trim_start_matches('/');
         if p.starts_with("v1/") || p == "v1" {
             format!("{}/{p}", self.base)
@@ -136,7 +133,12 @@ impl Client {
     }
 
     /// Sends a request and returns the response whatever its status.
-    async fn send(&self, method: Method, path: &str, body: Body) -> Result<Response, ApiError> {
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<Response, ApiError> {
         let url = self.url(path);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -153,12 +155,17 @@ impl Client {
     }
 
     /// Sends a request; non-2xx statuses become [`ApiError::Status`].
-    async fn send_ok(&self, method: Method, path: &str, body: Body) -> Result<Response, ApiError> {
+    pub(crate) async fn send_ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<Response, ApiError> {
         check_status(self.send(method, path, body).await?).await
     }
 
     /// Like [`Client::send`], but a 404 becomes `Ok(None)`.
-    async fn send_optional(&self, path: &str) -> Result<Option<Response>, ApiError> {
+    pub(crate) async fn send_optional(&self, path: &str) -> Result<Option<Response>, ApiError> {
         let resp = self.send(Method::GET, path, Body::None).await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -166,7 +173,7 @@ impl Client {
         check_status(resp).await.map(Some)
     }
 
-    fn json_body<B: Serialize + ?Sized>(body: &B) -> Result<Body, ApiError> {
+    pub(crate) fn json_body<B: Serialize + ?Sized>(body: &B) -> Result<Body, ApiError> {
         serde_json::to_vec(body)
             .map(Body::Json)
             .map_err(ApiError::Encode)
@@ -262,267 +269,6 @@ impl Client {
             .await?;
         decode(resp).await
     }
-
-    // ---- agent ----------------------------------------------------------------------------
-
-    /// `GET /v1/agent/self`: the agent's configuration and member record.
-    pub async fn agent_self(&self) -> Result<serde_json::Value, ApiError> {
-        self.get_json("/v1/agent/self").await
-    }
-
-    /// `GET /v1/agent/members`: the LAN gossip members.
-    pub async fn agent_members(&self) -> Result<Vec<Member>, ApiError> {
-        self.agent_members_opts(false).await
-    }
-
-    /// `GET /v1/agent/members[?wan]`.
-    pub async fn agent_members_opts(&self, wan: bool) -> Result<Vec<Member>, ApiError> {
-        let path = Query::new()
-            .flag_if("wan", wan)
-            .to_path("/v1/agent/members");
-        self.get_json(&path).await
-    }
-
-    /// `PUT /v1/agent/service/register`.
-    pub async fn agent_service_register(&self, def: &ServiceDefinition) -> Result<(), ApiError> {
-        self.send_ok(
-            Method::PUT,
-            "/v1/agent/service/register",
-            Self::json_body(def)?,
-        )
-        .await
-        .map(drop)
-    }
-
-    /// `PUT /v1/agent/service/deregister/:id` (a no-op for unknown IDs on Consul).
-    pub async fn agent_service_deregister(&self, id: &str) -> Result<(), ApiError> {
-        let path = format!("/v1/agent/service/deregister/{}", encode_component(id));
-        self.send_ok(Method::PUT, &path, Body::None).await.map(drop)
-    }
-
-    /// `GET /v1/agent/services`: service ID → service, for this agent only.
-    pub async fn agent_services(&self) -> Result<BTreeMap<String, AgentService>, ApiError> {
-        self.get_json("/v1/agent/services").await
-    }
-
-    // ---- catalog / health -----------------------------------------------------------------
-
-    /// `GET /v1/catalog/services`: service name → union of its tags.
-    pub async fn catalog_services(&self) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
-        let raw: BTreeMap<String, Option<Vec<String>>> =
-            self.get_json("/v1/catalog/services").await?;
-        Ok(raw
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap_or_default()))
-            .collect())
-    }
-
-    /// `GET /v1/catalog/nodes`.
-    pub async fn catalog_nodes(&self) -> Result<Vec<Node>, ApiError> {
-        self.get_json("/v1/catalog/nodes").await
-    }
-
-    /// `GET /v1/catalog/service/:name`: every registered instance, healthy or not.
-    pub async fn catalog_service(&self, name: &str) -> Result<Vec<CatalogService>, ApiError> {
-        let path = format!("/v1/catalog/service/{}", encode_component(name));
-        self.get_json(&path).await
-    }
-
-    /// `GET /v1/health/service/:name[?passing]`.
-    pub async fn health_service(
-        &self,
-        name: &str,
-        passing: bool,
-    ) -> Result<Vec<ServiceEntry>, ApiError> {
-        Ok(self
-            .health_service_query(name, passing, None, None)
-            .await?
-            .0)
-    }
-
-    /// A blocking `GET /v1/health/service/:name?index=&wait=`: returns when the result may
-    /// have changed since `index` or after `wait`, with the new `X-Consul-Index`.
-    ///
-    /// An `index` of 0 means "don't block": the current result is returned immediately,
-    /// with the index to pass on the next call.
-    pub async fn health_service_blocking(
-        &self,
-        name: &str,
-        index: u64,
-        wait: Duration,
-    ) -> Result<(Vec<ServiceEntry>, u64), ApiError> {
-        self.health_service_query(name, false, Some(index), Some(wait))
-            .await
-    }
-
-    /// The general form of the health-service query: `passing`, and optional blocking
-    /// `index`/`wait`. Returns the entries and `X-Consul-Index`.
-    pub async fn health_service_query(
-        &self,
-        name: &str,
-        passing: bool,
-        index: Option<u64>,
-        wait: Option<Duration>,
-    ) -> Result<(Vec<ServiceEntry>, u64), ApiError> {
-        let path = Query::new()
-            .flag_if("passing", passing)
-            .opt("index", index.filter(|i| *i > 0))
-            .opt(
-                "wait",
-                wait.filter(|_| index.unwrap_or(0) > 0).map(format_wait),
-            )
-            .to_path(&format!("/v1/health/service/{}", encode_component(name)));
-        self.get_json_with_index(&path).await
-    }
-
-    // ---- KV -------------------------------------------------------------------------------
-
-    fn kv_path(key: &str) -> String {
-        format!("/v1/kv/{}", encode_key_path(key))
-    }
-
-    /// `GET /v1/kv/:key`; `None` when the key does not exist.
-    pub async fn kv_get(&self, key: &str) -> Result<Option<KvPair>, ApiError> {
-        Ok(self.kv_get_with_index(key).await?.0)
-    }
-
-    /// `GET /v1/kv/:key` returning `X-Consul-Index` too (present on 404 as well).
-    pub async fn kv_get_with_index(&self, key: &str) -> Result<(Option<KvPair>, u64), ApiError> {
-        let resp = self
-            .send(Method::GET, &Self::kv_path(key), Body::None)
-            .await?;
-        let index = index_of(&resp);
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok((None, index));
-        }
-        let pairs: Vec<KvPair> = decode(check_status(resp).await?).await?;
-        // A plain GET returns exactly the key; guard against servers answering a prefix.
-        let want = key.strip_prefix('/').unwrap_or(key);
-        let pair = pairs
-            .iter()
-            .position(|p| p.key == want)
-            .map(|i| pairs[i].clone())
-            .or_else(|| pairs.into_iter().next());
-        Ok((pair, index))
-    }
-
-    /// `GET /v1/kv/:key?raw`: just the value bytes; `None` when the key does not exist.
-    pub async fn kv_get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
-        let path = Query::new().flag("raw").to_path(&Self::kv_path(key));
-        match self.send_optional(&path).await? {
-            None => Ok(None),
-            Some(resp) => Ok(Some(read_limited(resp, MAX_RESPONSE_BYTES).await?)),
-        }
-    }
-
-    /// `GET /v1/kv/:prefix?recurse`: every pair under `prefix` (empty when none).
-    pub async fn kv_list(&self, prefix: &str) -> Result<Vec<KvPair>, ApiError> {
-        let path = Query::new().flag("recurse").to_path(&Self::kv_path(prefix));
-        match self.send_optional(&path).await? {
-            None => Ok(Vec::new()),
-            Some(resp) => decode(resp).await,
-        }
-    }
-
-    /// `GET /v1/kv/:prefix?keys[&separator=]`: the key names under `prefix`, rolled up at
-    /// `separator` when given (empty when none).
-    pub async fn kv_keys(
-        &self,
-        prefix: &str,
-        separator: Option<&str>,
-    ) -> Result<Vec<String>, ApiError> {
-        let path = Query::new()
-            .flag("keys")
-            .opt("separator", separator.filter(|s| !s.is_empty()))
-            .to_path(&Self::kv_path(prefix));
-        match self.send_optional(&path).await? {
-            None => Ok(Vec::new()),
-            Some(resp) => decode::<Option<Vec<String>>>(resp)
-                .await
-                .map(Option::unwrap_or_default),
-        }
-    }
-
-    /// `PUT /v1/kv/:key[?flags=][&cas=]` with the raw value. Returns the server's verdict:
-    /// `false` when a check-and-set did not apply.
-    pub async fn kv_put(
-        &self,
-        key: &str,
-        value: &[u8],
-        flags: Option<u64>,
-        cas: Option<u64>,
-    ) -> Result<bool, ApiError> {
-        let path = Query::new()
-            .opt("flags", flags)
-            .opt("cas", cas)
-            .to_path(&Self::kv_path(key));
-        let resp = self
-            .send_ok(Method::PUT, &path, Body::Raw(value.to_vec()))
-            .await?;
-        decode(resp).await
-    }
-
-    /// `DELETE /v1/kv/:key[?recurse]`.
-    pub async fn kv_delete(&self, key: &str, recurse: bool) -> Result<bool, ApiError> {
-        let path = Query::new()
-            .flag_if("recurse", recurse)
-            .to_path(&Self::kv_path(key));
-        self.kv_delete_path(&path).await
-    }
-
-    /// `DELETE /v1/kv/:key?cas=index`: deletes only if `ModifyIndex` still equals `index`.
-    pub async fn kv_delete_cas(&self, key: &str, index: u64) -> Result<bool, ApiError> {
-        let path = Query::new()
-            .pair("cas", index.to_string())
-            .to_path(&Self::kv_path(key));
-        self.kv_delete_path(&path).await
-    }
-
-    async fn kv_delete_path(&self, path: &str) -> Result<bool, ApiError> {
-        let resp = self.send_ok(Method::DELETE, path, Body::None).await?;
-        // Older servers answer an empty body; treat that as success.
-        Ok(decode::<Option<bool>>(resp).await?.unwrap_or(true))
-    }
-
-    // ---- status ---------------------------------------------------------------------------
-
-    /// `GET /v1/status/leader`: the leader's RPC address, empty when there is none.
-    pub async fn status_leader(&self) -> Result<String, ApiError> {
-        Ok(self
-            .get_json::<Option<String>>("/v1/status/leader")
-            .await?
-            .unwrap_or_default())
-    }
-
-    /// `GET /v1/status/peers`: the Raft peers' RPC addresses.
-    pub async fn status_peers(&self) -> Result<Vec<String>, ApiError> {
-        Ok(self
-            .get_json::<Option<Vec<String>>>("/v1/status/peers")
-            .await?
-            .unwrap_or_default())
-    }
-
-    // ---- snapshot -------------------------------------------------------------------------
-
-    /// `GET /v1/snapshot[?stale]`: the archive's bytes and `X-Consul-Index`.
-    pub async fn snapshot_save(&self, stale: bool) -> Result<(Vec<u8>, u64), ApiError> {
-        let path = Query::new().flag_if("stale", stale).to_path("/v1/snapshot");
-        let resp = self.send_ok(Method::GET, &path, Body::None).await?;
-        let index = index_of(&resp);
-        let url = self.url(&path);
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|source| ApiError::Transport { url, source })?;
-        Ok((bytes.to_vec(), index))
-    }
-
-    /// `PUT /v1/snapshot` with an archive from [`Client::snapshot_save`].
-    pub async fn snapshot_restore(&self, archive: Vec<u8>) -> Result<(), ApiError> {
-        self.send_ok(Method::PUT, "/v1/snapshot", Body::Raw(archive))
-            .await
-            .map(|_| ())
-    }
 }
 
 /// The host part of a `CONSUL_TLS_SERVER_NAME` (which may carry a port).
@@ -580,7 +326,7 @@ fn normalize_addr(addr: &str) -> Result<String, ApiError> {
 }
 
 /// Parses `X-Consul-Index`, 0 when absent or malformed.
-fn index_of(resp: &Response) -> u64 {
+pub(crate) fn index_of(resp: &Response) -> u64 {
     resp.headers()
         .get(INDEX_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -589,7 +335,7 @@ fn index_of(resp: &Response) -> u64 {
 }
 
 /// Turns a non-2xx response into [`ApiError::Status`] carrying the server's message.
-async fn check_status(resp: Response) -> Result<Response, ApiError> {
+pub(crate) async fn check_status(resp: Response) -> Result<Response, ApiError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -616,7 +362,7 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 const MAX_ERROR_BYTES: usize = 64 * 1024;
 
 /// Reads a response body, refusing one larger than `limit` bytes.
-async fn read_limited(mut resp: Response, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_limited(mut resp: Response, limit: usize) -> Result<Vec<u8>, ApiError> {
     let url = resp.url().to_string();
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(ApiError::TooLarge { url, limit });
@@ -637,7 +383,7 @@ async fn read_limited(mut resp: Response, limit: usize) -> Result<Vec<u8>, ApiEr
 }
 
 /// Decodes a JSON body; an empty body decodes as `null`.
-async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
+pub(crate) async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
     let url = resp.url().to_string();
     let bytes = read_limited(resp, MAX_RESPONSE_BYTES).await?;
     let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {

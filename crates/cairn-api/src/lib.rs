@@ -15,11 +15,15 @@
 //! ```
 
 mod acl;
+mod agent;
+mod catalog;
 mod client;
 mod encode;
 mod env;
 mod error;
 mod keyring;
+mod kv;
+mod status;
 pub mod types;
 
 pub use cairn_types::KeyringResponse;
