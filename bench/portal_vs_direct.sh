@@ -177,6 +177,11 @@ d, f, s = med["direct"], med["portal-fixed"], med["portal-srv"]
 print(f"\nportal (SRV lookup + proxy) vs direct: {100 * (1 - s / d):.1f}% fewer req/s")
 print(f"SRV lookup alone (portal-srv vs portal-fixed): {100 * (1 - s / f):.1f}% fewer req/s, "
       f"+{us['portal-srv'] - us['portal-fixed']:.0f}us CPU per request")
+# Each repetition measures portal-fixed and portal-srv back to back: the ratio within a
+# repetition is less exposed to the machine's drift than the ratio of the medians.
+paired = [100 * (1 - rs[0] / rf[0]) for rf, rs in zip(rows["portal-fixed"], rows["portal-srv"])]
+print(f"  paired, per repetition: {', '.join(f'{x:.1f}%' for x in paired)}; "
+      f"median {statistics.median(paired):.1f}%")
 dg = statistics.median(r[6] for r in rows["portal-srv"])
 print(f"UDP datagrams received per portal-srv request: {dg:.3f}, about {dg / 2:.3f} SRV lookups "
       f"per request (direct: {statistics.median(r[6] for r in rows['direct']):.3f}, other UDP traffic)")
