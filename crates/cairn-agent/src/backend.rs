@@ -139,11 +139,11 @@ impl Backend for Agent {
         def: ServiceDefinition,
         replace_checks: bool,
     ) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move { Ok(self.do_register_service(def, replace_checks, false).await?) })
+        local_change(self.do_register_service(def, replace_checks, false))
     }
 
     fn deregister_service(&self, id: String) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move { Ok(self.do_deregister_service(id).await?) })
+        local_change(self.do_deregister_service(id))
     }
 
     fn local_services(&self) -> Vec<NodeService> {
@@ -161,11 +161,11 @@ impl Backend for Agent {
     }
 
     fn register_check(&self, def: CheckDefinition) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move { Ok(self.do_register_check(def, false).await?) })
+        local_change(self.do_register_check(def, false))
     }
 
     fn deregister_check(&self, id: String) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move { Ok(self.do_deregister_check(id).await?) })
+        local_change(self.do_deregister_check(id))
     }
 
     fn update_check(
@@ -174,7 +174,7 @@ impl Backend for Agent {
         status: String,
         output: String,
     ) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move { Ok(self.do_update_ttl(id, status, output).await?) })
+        local_change(self.do_update_ttl(id, status, output))
     }
 
     fn service_maintenance(
@@ -183,11 +183,11 @@ impl Backend for Agent {
         enable: bool,
         reason: String,
     ) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move { Ok(self.do_service_maintenance(id, enable, reason).await?) })
+        local_change(self.do_service_maintenance(id, enable, reason))
     }
 
     fn node_maintenance(&self, enable: bool, reason: String) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(async move { Ok(self.do_node_maintenance(enable, reason).await?) })
+        local_change(self.do_node_maintenance(enable, reason))
     }
 
     fn members(&self) -> Vec<Value> {
@@ -347,6 +347,13 @@ impl Agent {
     }
 }
 
+/// A local change as the HTTP layer calls it, its error given a status (below).
+fn local_change<'a>(
+    change: impl std::future::Future<Output = Result<(), LocalError>> + Send + 'a,
+) -> BoxFut<'a, Result<(), HttpError>> {
+    Box::pin(async move { Ok(change.await?) })
+}
+
 /// The HTTP edge's statuses for a refused or failed local change, as Consul answers
 /// them: 400 for a bad definition or a write the state machine refused, 404 for an
 /// unknown ID, 500 when the change could not be saved or written.
@@ -358,5 +365,35 @@ impl From<LocalError> for HttpError {
             LocalError::Persist(m) => HttpError::internal(m),
             LocalError::Catalog(e) => catalog_error(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_errors_get_consul_s_statuses_and_keep_their_text() {
+        let status = |e: LocalError| {
+            let h = HttpError::from(e);
+            (h.status.as_u16(), h.message)
+        };
+        assert_eq!(
+            status(LocalError::Invalid("bad".into())),
+            (400, "bad".into())
+        );
+        assert_eq!(status(LocalError::Refused("no".into())), (400, "no".into()));
+        assert_eq!(
+            status(LocalError::Unknown("who".into())),
+            (404, "who".into())
+        );
+        assert_eq!(
+            status(LocalError::Persist("disk".into())),
+            (500, "disk".into())
+        );
+        assert_eq!(
+            status(LocalError::Catalog(cairn_server::CatalogError::NoLeader)),
+            (500, "No cluster leader".into())
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Check runners: the agent runs HTTP, TCP, UDP, gRPC, H2PING, script and alias checks
 //! on their interval and reports status changes to the catalog. (TTL checks are driven
-//! by their update endpoints; see `local.rs`.)
+//! by their update endpoints and expire in `local/timers.rs`.)
 //!
 //! Timing follows Consul: `Interval` is clamped to at least 1s; the first run comes
 //! after a random delay within one interval (so checks registered together do not fire

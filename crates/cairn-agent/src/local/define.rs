@@ -1,8 +1,9 @@
 //! What a service or check definition becomes on this agent, decided without touching
 //! the agent: validation (Consul's limits and messages), default IDs and names, the
 //! catalog entries, and what a re-registration carries over from the checks already
-//! there. Pure functions of the definition, the agent's configuration and its local
-//! state, so registration, config reload and tests all use the same rules.
+//! there (for a service's checks and for a standalone check). Functions of the
+//! definition, the agent's configuration and its local state (and the clock, for a TTL
+//! check's first deadline), so registration, config reload and tests share the rules.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -31,8 +32,6 @@ pub(crate) fn script_allowed(cfg: &Config, from_config: bool) -> Result<(), &'st
     }
 }
 
-/// Longest check output kept (Consul's default `check_output_max_size`).
-pub const MAX_CHECK_OUTPUT: usize = 4096;
 /// Node meta / service meta limits (Consul's structs.go).
 const MAX_META_PAIRS: usize = 64;
 const MAX_META_KEY: usize = 128;
@@ -40,20 +39,6 @@ const MAX_META_VALUE: usize = 512;
 
 pub(super) fn bad(m: impl Into<String>) -> LocalError {
     LocalError::Invalid(m.into())
-}
-
-/// Cuts a check output to [`MAX_CHECK_OUTPUT`] bytes (at a character boundary) plus a
-/// marker. Idempotent, so runners can compare a fresh output with the stored one.
-pub(crate) fn truncate_output(mut s: String) -> String {
-    if s.len() > MAX_CHECK_OUTPUT {
-        let mut cut = MAX_CHECK_OUTPUT;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push_str(" ... (output truncated)");
-    }
-    s
 }
 
 fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), LocalError> {
@@ -266,7 +251,7 @@ pub(crate) fn prepare_check(
 /// already for the same service keeps its status, output and TTL deadline (registering
 /// again must not reset health). Returns the service's checks that the new definition
 /// drops, which go when `replace_checks` is set (and are kept otherwise).
-pub(crate) fn carry_over(
+pub(super) fn carry_over(
     local: &LocalState,
     id: &str,
     checks: &mut [LocalCheck],
@@ -292,6 +277,19 @@ pub(crate) fn carry_over(
         })
         .map(|c| c.check.check_id.clone())
         .collect()
+}
+
+/// Prepares a re-registration of the standalone check `c`: when its definition gives no
+/// `Status`, an existing check with the same ID keeps its status and output (Consul's
+/// rule; a TTL check still starts a fresh TTL).
+pub(super) fn carry_over_check(local: &LocalState, c: &mut LocalCheck, status_given: bool) {
+    if status_given {
+        return;
+    }
+    if let Some(old) = local.checks.get(&c.check.check_id) {
+        c.check.status = old.check.status.clone();
+        c.check.output = old.check.output.clone();
+    }
 }
 
 #[cfg(test)]
@@ -433,17 +431,56 @@ mod tests {
         other.check.status = "passing".into();
         local.checks.insert("shared".into(), other);
 
+        // A TTL check whose TTL had run out (no deadline left) starts a fresh one.
+        let mut expired = check("service:web:3", "web", Some(10), "");
+        expired.check.status = CRITICAL.into();
+        local.checks.insert("service:web:3".into(), expired);
+
+        let fresh = Instant::now() + Duration::from_secs(10);
         let mut new = vec![
             check("service:web:1", "web", Some(30), ""),
             check("shared", "web", None, ""),
+            check("service:web:3", "web", Some(10), ""),
         ];
         new[1].check.status = CRITICAL.into();
+        new[2].check.status = "passing".into();
+        new[2].deadline = Some(fresh);
         let stale = carry_over(&local, "web", &mut new, true);
         assert_eq!(stale, ["service:web:2"]);
         assert_eq!(new[0].check.status, "passing");
         assert_eq!(new[0].check.output, "fine");
         assert_eq!(new[0].deadline, Some(deadline));
         assert_eq!(new[1].check.status, CRITICAL);
+        assert_eq!(new[1].check.output, "");
+        assert_eq!(new[2].check.status, CRITICAL, "health is kept");
+        assert_eq!(new[2].deadline, Some(fresh), "but the TTL starts again");
         assert!(carry_over(&local, "web", &mut new, false).is_empty());
+    }
+
+    #[test]
+    fn a_standalone_check_keeps_its_health_unless_a_status_is_given() {
+        let mut local = LocalState::default();
+        let mut old = check("disk", "", None, "");
+        old.check.status = "warning".into();
+        old.check.output = "80% full".into();
+        local.checks.insert("disk".into(), old);
+        let mut again = check("disk", "", None, "");
+        again.check.status = CRITICAL.into();
+        carry_over_check(&local, &mut again, false);
+        assert_eq!(
+            (again.check.status.as_str(), again.check.output.as_str()),
+            ("warning", "80% full")
+        );
+        let mut given = check("disk", "", None, "");
+        given.check.status = "passing".into();
+        carry_over_check(&local, &mut given, true);
+        assert_eq!(
+            (given.check.status.as_str(), given.check.output.as_str()),
+            ("passing", "")
+        );
+        let mut new = check("new", "", None, "");
+        new.check.status = CRITICAL.into();
+        carry_over_check(&local, &mut new, false);
+        assert_eq!(new.check.status, CRITICAL);
     }
 }

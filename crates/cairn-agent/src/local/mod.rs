@@ -16,10 +16,24 @@ use cairn_types::definition::CheckDefinition;
 use cairn_types::{HealthCheck, NodeService};
 use tokio::time::Instant;
 
-pub(crate) use define::{
-    prepare_check, prepare_service, script_allowed, truncate_output, MAX_CHECK_OUTPUT,
-};
+pub(crate) use define::{prepare_check, prepare_service, script_allowed};
 pub(crate) use timers::ttl_loop;
+
+/// Longest check output kept (Consul's default `check_output_max_size`).
+pub const MAX_CHECK_OUTPUT: usize = 4096;
+/// Cuts a check output to [`MAX_CHECK_OUTPUT`] bytes (at a character boundary) plus a
+/// marker. Idempotent, so runners can compare a fresh output with the stored one.
+pub(crate) fn truncate_output(mut s: String) -> String {
+    if s.len() > MAX_CHECK_OUTPUT {
+        let mut cut = MAX_CHECK_OUTPUT;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str(" ... (output truncated)");
+    }
+    s
+}
 
 /// Why a change to the local services and checks was refused or did not happen. Only
 /// the HTTP edge (`backend.rs`) turns these into statuses.

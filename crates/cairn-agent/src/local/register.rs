@@ -1,16 +1,25 @@
-//! Changes to the agent's local services and checks, carried out: each is validated
-//! first (see `define`), made durable in the agent's data directory, written to the
-//! catalog through Raft, and only then applied to the local state; a failed step undoes
-//! the ones before it, so the files, the catalog and the local state never disagree
-//! about what this node runs. One change at a time (`local_lock`).
+//! Changes to the agent's local services and checks, carried out, one at a time
+//! (`local_lock`), after `define` has validated them:
+//! - a registration is saved in the data directory first, then written to the catalog,
+//!   then applied to the local state; a failed save or catalog write puts the files back
+//!   as the local state has them, so a refused registration leaves nothing behind. The
+//!   checks a replacing registration drops go last, from the catalog too;
+//! - a deregistration is written to the catalog first, then the local state and the
+//!   files follow;
+//! - a status (a TTL update, a check runner's result) changes the local state first and
+//!   then the catalog: the local state is the truth, and a failed write is retried by
+//!   the check runner or made by anti-entropy.
+//!
+//! On a client agent or a server of a cluster, a catalog write that no server can take
+//! now is left to anti-entropy rather than failed (`Agent::write_local`).
 
 use cairn_state::{CheckUpdate, Command, Deregistration, Outcome, Registration};
 use cairn_types::definition::{CheckDefinition, ServiceDefinition};
 use cairn_types::{HealthCheck, CRITICAL, NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX};
 use tokio::time::Instant;
 
-use super::define::{bad, carry_over, prepare_check, prepare_service, truncate_output};
-use super::{LocalCheck, LocalError};
+use super::define::{bad, carry_over, carry_over_check, prepare_check, prepare_service};
+use super::{truncate_output, LocalCheck, LocalError};
 use crate::node::{now_ms, Agent};
 
 impl Agent {
@@ -69,43 +78,45 @@ impl Agent {
             }
             return Err(e);
         }
-        for cid in &stale {
-            self.deregister_check_catalog(cid).await?;
-        }
-        let persisted_stale = stale.clone();
-        let mut local = self.inner.local.lock();
-        for cid in stale {
-            local.checks.remove(&cid);
-        }
-        for c in local
-            .checks
-            .values_mut()
-            .filter(|c| c.check.service_id == id)
         {
-            c.check.service_name = svc.service.clone();
-            c.check.service_tags = svc.tags.clone();
-        }
-        if from_config {
-            local.config_services.insert(id.clone());
-        } else {
-            local.config_services.remove(&id);
-        }
-        local.services.insert(id.clone(), svc);
-        for mut c in checks {
-            if c.check.status == CRITICAL {
-                c.critical_since = local
-                    .checks
-                    .get(&c.check.check_id)
-                    .and_then(|o| o.critical_since)
-                    .or(Some(Instant::now()));
+            let mut local = self.inner.local.lock();
+            for cid in &stale {
+                local.checks.remove(cid);
             }
-            c.runner = crate::checks::spawn_runner(self, &c);
-            local.checks.insert(c.check.check_id.clone(), c);
+            for c in local
+                .checks
+                .values_mut()
+                .filter(|c| c.check.service_id == id)
+            {
+                c.check.service_name = svc.service.clone();
+                c.check.service_tags = svc.tags.clone();
+            }
+            if from_config {
+                local.config_services.insert(id.clone());
+            } else {
+                local.config_services.remove(&id);
+            }
+            local.services.insert(id.clone(), svc);
+            for mut c in checks {
+                if c.check.status == CRITICAL {
+                    c.critical_since = local
+                        .checks
+                        .get(&c.check.check_id)
+                        .and_then(|o| o.critical_since)
+                        .or(Some(Instant::now()));
+                }
+                c.runner = crate::checks::spawn_runner(self, &c);
+                local.checks.insert(c.check.check_id.clone(), c);
+            }
         }
-        drop(local);
         self.inner.ttl_changed.notify_one();
-        for cid in &persisted_stale {
+        // The registration stands; the checks it drops are gone locally, so a catalog
+        // write that fails here is made by anti-entropy.
+        for cid in &stale {
             self.unpersist_check(cid);
+            if let Err(e) = self.deregister_check_catalog(cid).await {
+                tracing::warn!(check = %cid, "check dropped by a re-registration is still in the catalog; anti-entropy will remove it: {e}");
+            }
         }
         Ok(())
     }
@@ -160,12 +171,7 @@ impl Agent {
             c.check.service_name = svc.service.clone();
             c.check.service_tags = svc.tags.clone();
         }
-        if let Some(old) = self.inner.local.lock().checks.get(&c.check.check_id) {
-            if def.status.is_empty() {
-                c.check.status = old.check.status.clone();
-                c.check.output = old.check.output.clone();
-            }
-        }
+        carry_over_check(&self.inner.local.lock(), &mut c, !def.status.is_empty());
         let reg = Registration {
             node: self.self_node(),
             service: None,
@@ -359,9 +365,7 @@ impl Agent {
         self.inner.local.lock().checks.insert(check_id, local_check);
         Ok(())
     }
-}
 
-impl Agent {
     /// Writes a change to this node's own entries in the catalog; a refusal of the
     /// state machine is an error.
     async fn write_own(&self, cmd: Command) -> Result<Outcome, LocalError> {

@@ -24,7 +24,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// The services to deregister at `now`, each with the check that has been critical for
 /// longer than its `DeregisterCriticalServiceAfter` (one entry per service).
-pub(crate) fn to_reap(checks: &Checks, now: Instant) -> Vec<(String, String)> {
+fn to_reap(checks: &Checks, now: Instant) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for c in checks.timed() {
         let (Some(since), Some(after)) = (c.critical_since, c.reap_after()) else {
@@ -43,7 +43,7 @@ pub(crate) fn to_reap(checks: &Checks, now: Instant) -> Vec<(String, String)> {
 /// The TTL checks whose deadline has passed at `now`, with their TTL (for the output
 /// they get). Their deadlines are cleared, so each expiry is reported once; an update
 /// through the API sets a new one.
-pub(crate) fn take_expired(checks: &mut Checks, now: Instant) -> Vec<(String, Duration)> {
+fn take_expired(checks: &mut Checks, now: Instant) -> Vec<(String, Duration)> {
     let mut expired = Vec::new();
     checks.for_each_timed(|c| {
         if let (Some(d), Some(ttl)) = (c.deadline, c.ttl) {
@@ -58,7 +58,7 @@ pub(crate) fn take_expired(checks: &mut Checks, now: Instant) -> Vec<(String, Du
 
 /// When the loop must look again at the latest, from `now`: the nearest TTL deadline,
 /// but never later than [`MAX_SLEEP`].
-pub(crate) fn next_wake(checks: &Checks, now: Instant) -> Instant {
+fn next_wake(checks: &Checks, now: Instant) -> Instant {
     let far = now + MAX_SLEEP;
     checks
         .timed()
@@ -140,7 +140,11 @@ mod tests {
             to_reap(&checks, t0 + 30 * S),
             [("web".to_string(), "web-check-2".to_string())]
         );
-        assert_eq!(to_reap(&checks, t0 + 300 * S).len(), 1);
+        assert_eq!(
+            to_reap(&checks, t0 + 300 * S),
+            [("web".to_string(), "web-check".to_string())],
+            "one entry for the service, however many of its checks are due"
+        );
     }
 
     #[test]

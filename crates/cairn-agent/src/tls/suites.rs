@@ -162,6 +162,8 @@ mod tests {
             "{warning}"
         );
         assert_eq!(unusable_with_key(&ecdsa, SignatureAlgorithm::ECDSA), None);
+        // ECDSA suites sign with Ed25519 keys too.
+        assert_eq!(unusable_with_key(&ecdsa, SignatureAlgorithm::ED25519), None);
         let rsa = only(&["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]);
         assert!(unusable_with_key(&rsa, SignatureAlgorithm::ECDSA).is_some());
         let both = only(&[

@@ -192,7 +192,7 @@ impl AclRuntime {
     }
 
     /// `acl.down_policy`.
-    pub fn down_policy(&self) -> DownPolicy {
+    pub(super) fn down_policy(&self) -> DownPolicy {
         self.down_policy
     }
 
