@@ -11,9 +11,9 @@ use parking_lot::RwLock;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::catalog::ReadMode;
+use crate::catalog::{CatalogError, ReadMode};
 use crate::local::LocalError;
-use crate::node::{catalog_error, now_ms, Agent};
+use crate::node::{now_ms, Agent};
 
 impl Backend for Agent {
     fn state(&self) -> &RwLock<State> {
@@ -277,7 +277,7 @@ impl Backend for Agent {
     }
 
     fn reload(&self) -> BoxFut<'_, Result<(), HttpError>> {
-        Box::pin(self.do_reload())
+        local_change(self.do_reload())
     }
 
     fn leave(&self) -> BoxFut<'_, ()> {
@@ -347,6 +347,11 @@ impl Agent {
     }
 }
 
+/// The HTTP edge's rendering of a catalog error (Consul answers these with a 500).
+pub(crate) fn catalog_error(e: CatalogError) -> HttpError {
+    HttpError::internal(e.to_string())
+}
+
 /// A local change as the HTTP layer calls it, its error given a status (below).
 fn local_change<'a>(
     change: impl std::future::Future<Output = Result<(), LocalError>> + Send + 'a,
@@ -392,7 +397,7 @@ mod tests {
             (500, "disk".into())
         );
         assert_eq!(
-            status(LocalError::Catalog(cairn_server::CatalogError::NoLeader)),
+            status(LocalError::Catalog(CatalogError::NoLeader)),
             (500, "No cluster leader".into())
         );
     }

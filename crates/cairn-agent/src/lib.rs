@@ -222,7 +222,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<()> {
             };
             while hup.recv().await.is_some() {
                 if let Err(e) = agent.do_reload().await {
-                    warn!("reload on SIGHUP failed: {}", e.message);
+                    warn!("reload on SIGHUP failed: {e}");
                 }
             }
         })

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cairn_http::{HttpError, Limits};
+use cairn_http::Limits;
 use cairn_raft::{RaftNode, RaftOptions};
 use cairn_state::{Command, Outcome, Registration, State};
 use cairn_types::definition::{CheckDefinition, ServiceDefinition};
@@ -77,11 +77,6 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// The HTTP edge's rendering of a catalog error (Consul answers these with a 500).
-pub(crate) fn catalog_error(e: CatalogError) -> HttpError {
-    HttpError::internal(e.to_string())
 }
 
 impl Agent {
@@ -395,98 +390,6 @@ impl Agent {
         self.write_cmd(cmd)
             .await
             .map_err(|e| anyhow::anyhow!("registering this node: {e}"))?;
-        Ok(())
-    }
-
-    /// Re-reads the config files and applies their service and check definitions:
-    /// new ones are registered, removed ones deregistered, unchanged ones keep their
-    /// check state (re-registration keeps a check's status and writes nothing).
-    /// TLS certificates are read again and used by new connections.
-    /// Other settings need a restart.
-    pub async fn do_reload(&self) -> Result<(), HttpError> {
-        let mut cfg = crate::config::load(&self.inner.args).map_err(|e| {
-            HttpError::bad_request(format!("reload failed, configuration unchanged: {e}"))
-        })?;
-        for w in &cfg.warnings {
-            tracing::warn!("config (reload): {w}");
-        }
-        let mut services = Vec::new();
-        for v in std::mem::take(&mut cfg.services) {
-            let def: ServiceDefinition = serde_json::from_value(cairn_types::input::normalize(v))
-                .map_err(|e| {
-                HttpError::bad_request(format!("reload failed: invalid service definition: {e}"))
-            })?;
-            services.push(def);
-        }
-        let mut checks = Vec::new();
-        for v in std::mem::take(&mut cfg.checks) {
-            let def: CheckDefinition = serde_json::from_value(cairn_types::input::normalize(v))
-                .map_err(|e| {
-                    HttpError::bad_request(format!("reload failed: invalid check definition: {e}"))
-                })?;
-            checks.push(def);
-        }
-        // Vet everything before changing anything: a bad definition leaves the agent as it was.
-        for def in &services {
-            crate::local::prepare_service(&self.inner.cfg, def, true).map_err(|e| {
-                HttpError::bad_request(format!("reload failed, configuration unchanged: {e}"))
-            })?;
-        }
-        let mut check_ids = std::collections::BTreeSet::new();
-        for def in &checks {
-            let c = crate::local::prepare_check(&self.inner.cfg, def, true).map_err(|e| {
-                HttpError::bad_request(format!("reload failed, configuration unchanged: {e}"))
-            })?;
-            check_ids.insert(c.check.check_id.clone());
-        }
-        // Certificates last among the checks: the swap is all or nothing.
-        self.inner.tls.reload(&cfg).map_err(|e| {
-            HttpError::bad_request(format!("reload failed, configuration unchanged: {e}"))
-        })?;
-        let keep: std::collections::BTreeSet<String> = services
-            .iter()
-            .map(|d| {
-                if d.id.is_empty() {
-                    d.name.clone()
-                } else {
-                    d.id.clone()
-                }
-            })
-            .collect();
-        let (gone_services, gone_checks): (Vec<String>, Vec<String>) = {
-            let local = self.inner.local.lock();
-            (
-                local
-                    .config_services
-                    .iter()
-                    .filter(|id| !keep.contains(*id))
-                    .cloned()
-                    .collect(),
-                local
-                    .checks
-                    .values()
-                    .filter(|c| {
-                        c.from_config
-                            && c.check.service_id.is_empty()
-                            && !check_ids.contains(&c.check.check_id)
-                    })
-                    .map(|c| c.check.check_id.clone())
-                    .collect(),
-            )
-        };
-        for id in gone_services {
-            self.do_deregister_service(id).await?;
-        }
-        for id in gone_checks {
-            self.do_deregister_check(id).await?;
-        }
-        for def in services {
-            self.do_register_service(def, true, true).await?;
-        }
-        for def in checks {
-            self.do_register_check(def, true).await?;
-        }
-        tracing::info!("configuration reloaded");
         Ok(())
     }
 

@@ -19,7 +19,8 @@ use cairn_server::bootstrap::{raft_id, servers_in};
 use cairn_server::{OperatorRequest, OperatorResponse};
 use serde_json::Value;
 
-use crate::node::{catalog_error, now_ms, Agent};
+use crate::backend::catalog_error;
+use crate::node::{now_ms, Agent};
 
 /// How long a leaving server tries to get itself out of the Raft configuration.
 const LEAVE_RAFT_WITHIN: Duration = Duration::from_secs(10);

@@ -2,10 +2,12 @@
 //! by its API and config files. The agent is the source of truth for its node's entries
 //! in the catalog. This module holds the local state itself; `define` decides what a
 //! definition becomes (pure), `register` carries a change out (files, catalog, state),
-//! and `timers` expires TTL checks and reaps long-critical services.
+//! `timers` expires TTL checks and reaps long-critical services, and `reload` applies the
+//! configuration files' services and checks again.
 
 mod define;
 mod register;
+mod reload;
 mod timers;
 
 use std::collections::{BTreeMap, BTreeSet};
