@@ -17,6 +17,21 @@ fn unchanged(e: impl std::fmt::Display) -> LocalError {
     LocalError::Invalid(format!("reload failed, configuration unchanged: {e}"))
 }
 
+/// The configuration's `kind` definitions (`service`, `check`) as typed values.
+fn definitions<T: serde::de::DeserializeOwned>(
+    values: Vec<serde_json::Value>,
+    kind: &str,
+) -> Result<Vec<T>, LocalError> {
+    values
+        .into_iter()
+        .map(|v| {
+            serde_json::from_value(cairn_types::input::normalize(v)).map_err(|e| {
+                LocalError::Invalid(format!("reload failed: invalid {kind} definition: {e}"))
+            })
+        })
+        .collect()
+}
+
 /// The services and standalone checks that came from the configuration files and that
 /// the new files no longer hold (`services`: IDs of the files' services, `checks`: IDs
 /// of their standalone checks). Entries registered through the API are not touched, and
@@ -51,22 +66,9 @@ impl Agent {
         for w in &cfg.warnings {
             tracing::warn!("config (reload): {w}");
         }
-        let mut services = Vec::new();
-        for v in std::mem::take(&mut cfg.services) {
-            let def: ServiceDefinition = serde_json::from_value(cairn_types::input::normalize(v))
-                .map_err(|e| {
-                LocalError::Invalid(format!("reload failed: invalid service definition: {e}"))
-            })?;
-            services.push(def);
-        }
-        let mut checks = Vec::new();
-        for v in std::mem::take(&mut cfg.checks) {
-            let def: CheckDefinition = serde_json::from_value(cairn_types::input::normalize(v))
-                .map_err(|e| {
-                    LocalError::Invalid(format!("reload failed: invalid check definition: {e}"))
-                })?;
-            checks.push(def);
-        }
+        let services: Vec<ServiceDefinition> =
+            definitions(std::mem::take(&mut cfg.services), "service")?;
+        let checks: Vec<CheckDefinition> = definitions(std::mem::take(&mut cfg.checks), "check")?;
         // Vet everything before changing anything.
         let mut service_ids = BTreeSet::new();
         for def in &services {

@@ -220,16 +220,15 @@ fn server_config(name: &str, i: &TlsInterface) -> Result<Arc<ServerConfig>, TlsE
         _ => builder.with_no_client_auth(),
     };
     let (chain, key) = identity(&i.files)?;
-    let signing = provider
-        .key_provider
-        .load_private_key(key.clone_key())
+    // Loaded once: the key's type for the check below, and the pair rustls serves (the
+    // same checks as `with_single_cert`, a key that does not match the certificate too).
+    let certified = rustls::sign::CertifiedKey::from_der(chain, key, &provider)
         .map_err(|e| pair_error(&i.files, e))?;
-    if let Some(why) = suites::unusable_with_key(&provider, signing.algorithm()) {
+    if let Some(why) = suites::unusable_with_key(&provider, certified.key.algorithm()) {
         tracing::warn!(interface = name, "{why}");
     }
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| pair_error(&i.files, e))?;
+    let mut config =
+        builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     // The server's suite order decides, as a Go server's does.
     config.ignore_client_order = true;
     Ok(Arc::new(config))
